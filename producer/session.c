@@ -1,0 +1,660 @@
+/* SPDX-License-Identifier: MIT */
+/* session.c: libfuguelog — session open/close, level resolution, lane claiming, typed emits. */
+#define _GNU_SOURCE
+#include "fuguelog.h"
+
+#include <errno.h>
+#include <ini.h>
+#include <linux/membarrier.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "encode.h"
+#include "ring.h"
+
+#if defined(__SANITIZE_THREAD__)
+#define FL_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define FL_TSAN 1
+#endif
+#endif
+
+#define TLS_SLOTS 8
+
+struct lane_guard {
+	_Alignas(FL_CACHELINE) _Atomic uint32_t busy; /* owner is inside an emit */
+	_Atomic uint32_t shared;                      /* overflow threads write here too: lock */
+	pthread_mutex_t lock;
+};
+
+struct fl_session {
+	struct fl__session_head head; /* first: the inline level check reads it */
+	struct fl_ring ring;
+	uint64_t gen; /* unique per open, so stale thread-local slots never match */
+	uint32_t pid;
+	uint32_t max_record;
+	int block;
+	uint64_t block_timeout_ns;
+	struct fl_session *next; /* in the list of open sessions */
+	char id[FL_RING_ID_MAX + 1];
+	char shm_name[FL_RING_ID_MAX + 80];
+	struct lane_guard guard[];
+};
+
+struct tls_slot {
+	const fl_session *s;
+	uint64_t gen;
+	uint32_t lane;
+	uint32_t shared;
+};
+
+static __thread struct tls_slot tls_slots[TLS_SLOTS];
+static __thread unsigned tls_next;
+static __thread uint32_t tls_tid;
+static __thread int tls_registered;
+
+static pthread_mutex_t open_lock = PTHREAD_MUTEX_INITIALIZER;
+static fl_session *open_list;
+static uint64_t open_gen;
+static pthread_key_t exit_key;
+static pthread_once_t exit_once = PTHREAD_ONCE_INIT;
+static int membarrier_cmd = -1;
+
+static void say(char *why, size_t whylen, const char *fmt, ...)
+{
+	if (!why || !whylen)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(why, whylen, fmt, ap);
+	va_end(ap);
+}
+
+/* ---- names, levels, kinds ----------------------------------------------------------- */
+
+static const char *const level_names[] = {NULL, "spawns", "signals", "prompts", "full"};
+
+static const struct {
+	const char *name;
+	int min;
+	int cls;
+} kinds[] = {
+	[FL_KIND_SPAWN] = {"spawn", FL_LEVEL_SPAWNS, FL_CLASS_SYSTEM},
+	[FL_KIND_EXIT] = {"exit", FL_LEVEL_SPAWNS, FL_CLASS_SYSTEM},
+	[FL_KIND_ACTION] = {"action", FL_LEVEL_SPAWNS, FL_CLASS_USER},
+	[FL_KIND_COMMAND] = {"command", FL_LEVEL_SPAWNS, FL_CLASS_USER},
+	[FL_KIND_COMPLETION] = {"completion", FL_LEVEL_SIGNALS, FL_CLASS_SYSTEM},
+	[FL_KIND_ERROR] = {"error", FL_LEVEL_SIGNALS, FL_CLASS_SYSTEM},
+	[FL_KIND_STATE] = {"state", FL_LEVEL_SIGNALS, FL_CLASS_SYSTEM},
+	[FL_KIND_PROMPT] = {"prompt", FL_LEVEL_PROMPTS, FL_CLASS_USER},
+	[FL_KIND_TRANSCRIPT] = {"transcript", FL_LEVEL_FULL, FL_CLASS_SYSTEM},
+	[FL_KIND_INPUT] = {"input", FL_LEVEL_FULL, FL_CLASS_USER},
+	[FL_KIND_LEVEL] = {"level", FL_LEVEL_SPAWNS, FL_CLASS_SYSTEM},
+	[FL_KIND_DROPPED] = {"dropped", FL_LEVEL_SPAWNS, FL_CLASS_SYSTEM},
+};
+
+int fl_level_parse(const char *name)
+{
+	if (!name)
+		return -EINVAL;
+	for (int l = FL_LEVEL_SPAWNS; l <= FL_LEVEL_FULL; l++)
+		if (!strcmp(name, level_names[l]) || (name[0] == '0' + l && !name[1]))
+			return l;
+	return -EINVAL;
+}
+
+const char *fl_level_name(int level)
+{
+	return level >= FL_LEVEL_SPAWNS && level <= FL_LEVEL_FULL ? level_names[level] : "?";
+}
+
+const char *fl_kind_name(int kind)
+{
+	return kind >= 1 && kind <= FL_KIND_MAX ? kinds[kind].name : NULL;
+}
+
+int fl_kind_min_level(int kind)
+{
+	return kind >= 1 && kind <= FL_KIND_MAX ? kinds[kind].min : 0;
+}
+
+int fl_kind_class(int kind)
+{
+	return kind >= 1 && kind <= FL_KIND_MAX ? kinds[kind].cls : -1;
+}
+
+int fl_kind_parse(const char *name)
+{
+	for (int k = 1; name && k <= FL_KIND_MAX; k++)
+		if (!strcmp(name, kinds[k].name))
+			return k;
+	return -EINVAL;
+}
+
+int fl_id_check(const char *id)
+{
+	if (!id)
+		return -EINVAL;
+	size_t n = strnlen(id, FL_RING_ID_MAX + 1);
+	if (n == 0 || n > FL_RING_ID_MAX)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		char c = id[i];
+		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' ||
+		      c == '_' || c == '-'))
+			return -EINVAL;
+	}
+	if (!strcmp(id, ".") || !strcmp(id, ".."))
+		return -EINVAL;
+	return 0;
+}
+
+void fl_id_new(char out[37])
+{
+	uint8_t b[16];
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	uint64_t ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	if (getrandom(b, sizeof b, 0) != (ssize_t)sizeof b) {
+		/* no entropy source: mix the clock and pid, still unique enough per host */
+		uint64_t x = (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 32) ^ (uintptr_t)&b;
+		for (int i = 0; i < 16; i++) {
+			x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+			b[i] = (uint8_t)x;
+		}
+	}
+	for (int i = 0; i < 6; i++)
+		b[i] = (uint8_t)(ms >> (40 - 8 * i));
+	b[6] = (uint8_t)(0x70 | (b[6] & 0x0f)); /* version 7 */
+	b[8] = (uint8_t)(0x80 | (b[8] & 0x3f)); /* RFC 9562 variant */
+	static const char hex[] = "0123456789abcdef";
+	char *p = out;
+	for (int i = 0; i < 16; i++) {
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			*p++ = '-';
+		*p++ = hex[b[i] >> 4];
+		*p++ = hex[b[i] & 15];
+	}
+	*p = 0;
+}
+
+/* ---- level resolution: FUGUE_SESSION_LOG > option > config default_level > signals -------- */
+
+struct conf_level {
+	int level;
+	char bad[128];
+};
+
+static int conf_handler(void *user, const char *section, const char *name, const char *value)
+{
+	struct conf_level *c = user;
+	if ((!*section || !strcmp(section, "fuguelog")) && !strcmp(name, "default_level")) {
+		c->level = fl_level_parse(value);
+		if (c->level < 0)
+			snprintf(c->bad, sizeof c->bad, "%s", value);
+	}
+	return 1; /* other keys are the drainer's */
+}
+
+static int resolve_level(const struct fl_session_opts *o, char *why, size_t whylen)
+{
+	const char *env = getenv("FUGUE_SESSION_LOG");
+	if (env && *env) {
+		int l = fl_level_parse(env);
+		if (l < 0)
+			say(why, whylen, "FUGUE_SESSION_LOG=%s is not a level; use spawns, signals, prompts or full",
+			    env);
+		return l;
+	}
+	if (o->level) {
+		if (o->level < FL_LEVEL_SPAWNS || o->level > FL_LEVEL_FULL) {
+			say(why, whylen, "level %d is not a level; use 1 (spawns) .. 4 (full)", o->level);
+			return -EINVAL;
+		}
+		return o->level;
+	}
+	char path[4096];
+	const char *cfg = o->config_path;
+	if (!cfg) {
+		const char *home = getenv("HOME");
+		if (!home)
+			return FL_LEVEL_SIGNALS;
+		snprintf(path, sizeof path, "%s/.fugue/logging.conf", home);
+		cfg = path;
+	}
+	struct conf_level c = {0, ""};
+	int rc = ini_parse(cfg, conf_handler, &c);
+	if (rc == -1) /* no file: the built-in default */
+		return FL_LEVEL_SIGNALS;
+	if (rc != 0) {
+		say(why, whylen, "%s: syntax error on line %d; fix or remove the file", cfg, rc);
+		return -EINVAL;
+	}
+	if (c.level < 0) {
+		say(why, whylen, "%s: default_level=%s is not a level; use spawns, signals, prompts or full", cfg,
+		    c.bad);
+		return -EINVAL;
+	}
+	return c.level ? c.level : FL_LEVEL_SIGNALS;
+}
+
+/* ---- lanes ------------------------------------------------------------------------- */
+
+static uint32_t my_tid(void)
+{
+	if (!tls_tid)
+		tls_tid = (uint32_t)syscall(SYS_gettid);
+	return tls_tid;
+}
+
+/* Thread exit: give back every lane this thread owns in a still-open session. */
+static void release_lanes(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&open_lock);
+	for (unsigned i = 0; i < TLS_SLOTS; i++) {
+		struct tls_slot *t = &tls_slots[i];
+		if (!t->s || t->shared)
+			continue;
+		for (fl_session *s = open_list; s; s = s->next) {
+			if (s != t->s || s->gen != t->gen)
+				continue;
+			uint32_t me = tls_tid;
+			atomic_compare_exchange_strong(&s->ring.lanes[t->lane].owner, &me, 0);
+		}
+		t->s = NULL;
+	}
+	pthread_mutex_unlock(&open_lock);
+}
+
+static void exit_key_init(void)
+{
+	pthread_key_create(&exit_key, release_lanes);
+	if (syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0) == 0)
+		membarrier_cmd = MEMBARRIER_CMD_PRIVATE_EXPEDITED;
+	else if (syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0) > 0)
+		membarrier_cmd = MEMBARRIER_CMD_GLOBAL;
+}
+
+static int owner_gone(uint32_t pid, uint32_t tid)
+{
+	return tid && syscall(SYS_tgkill, pid, tid, 0) < 0 && errno == ESRCH;
+}
+
+static int lane_drained(const struct fl_lane_ctl *c)
+{
+	return fl_load_acquire(&c->head) == fl_load_acquire(&c->tail);
+}
+
+/* Slow path of the first emit of a thread into a session. */
+static struct tls_slot *claim_lane(fl_session *s)
+{
+	uint32_t me = my_tid();
+	uint32_t n = s->ring.lane_count;
+	int lane = -1;
+
+	if (!tls_registered) {
+		pthread_setspecific(exit_key, (void *)1); /* any non-NULL value runs the destructor */
+		tls_registered = 1;
+	}
+	/* ours already (slot evicted), then free and drained, then free, then owner gone */
+	for (int pass = 0; pass < 4 && lane < 0; pass++) {
+		for (uint32_t l = 0; l < n && lane < 0; l++) {
+			struct fl_lane_ctl *c = &s->ring.lanes[l];
+			uint32_t o = atomic_load(&c->owner);
+			int want = pass == 0   ? o == me
+				   : pass == 1 ? o == 0 && lane_drained(c)
+				   : pass == 2 ? o == 0
+					       : o != me && owner_gone(s->pid, o) && lane_drained(c);
+			if (want && (o == me || atomic_compare_exchange_strong(&c->owner, &o, me)))
+				lane = (int)l;
+		}
+	}
+	int shared = 0;
+	if (lane < 0) {
+		/* more threads than lanes: share one under its lock, correct but slower */
+		lane = (int)(me % n);
+		shared = 1;
+		struct lane_guard *g = &s->guard[lane];
+		pthread_mutex_lock(&g->lock);
+		if (!atomic_load(&g->shared)) {
+			atomic_store(&g->shared, 1);
+			/* make the owner's busy flag visible, or make it see shared on its next emit */
+			if (membarrier_cmd >= 0)
+				syscall(SYS_membarrier, membarrier_cmd, 0);
+			else
+				fl_smp_mb();
+			while (atomic_load_explicit(&g->busy, memory_order_acquire))
+				fl_cpu_relax();
+		}
+		pthread_mutex_unlock(&g->lock);
+	}
+	struct tls_slot *t = &tls_slots[tls_next++ % TLS_SLOTS];
+	t->s = s;
+	t->gen = s->gen;
+	t->lane = (uint32_t)lane;
+	t->shared = (uint32_t)shared;
+	return t;
+}
+
+static inline struct tls_slot *lane_for(fl_session *s)
+{
+	for (unsigned i = 0; i < TLS_SLOTS; i++)
+		if (tls_slots[i].s == s && tls_slots[i].gen == s->gen)
+			return &tls_slots[i];
+	return claim_lane(s);
+}
+
+/* Enter the lane: the owner raises busy and checks shared; sharers take the lock. */
+static inline int lane_enter(fl_session *s, struct tls_slot *t)
+{
+	struct lane_guard *g = &s->guard[t->lane];
+	if (!t->shared) {
+#ifdef FL_TSAN
+		atomic_exchange(&g->busy, 1); /* a full barrier TSan understands */
+		if (!atomic_load_explicit(&g->shared, memory_order_acquire))
+			return 0;
+#else
+		/* paired with membarrier() in claim_lane: no fence needed on this side */
+		fl_store_relaxed(&g->busy, 1);
+		fl_compiler_barrier();
+		if (!fl_load_relaxed(&g->shared))
+			return 0;
+#endif
+		fl_store_release(&g->busy, 0);
+		t->shared = 1; /* the lane became shared: from now on, lock like everyone */
+	}
+	pthread_mutex_lock(&g->lock);
+	return 1;
+}
+
+static inline void lane_leave(fl_session *s, struct tls_slot *t, int locked)
+{
+	struct lane_guard *g = &s->guard[t->lane];
+	if (locked)
+		pthread_mutex_unlock(&g->lock);
+	else
+		fl_store_release(&g->busy, 0); /* pairs with the acquire spin in claim_lane */
+}
+
+/* ---- open / close ------------------------------------------------------------------- */
+
+int fl_session_open(fl_session **out, const struct fl_session_opts *opts, char *why, size_t whylen)
+{
+	struct fl_session_opts none = {0};
+	const struct fl_session_opts *o = opts ? opts : &none;
+	char idbuf[40];
+	const char *id = o->id;
+
+	*out = NULL;
+	pthread_once(&exit_once, exit_key_init);
+	if (id) {
+		if (fl_id_check(id) < 0) {
+			say(why, whylen,
+			    "session id '%.80s' refused: use 1 to 64 of A-Z a-z 0-9 . _ - (not '.' or '..')", id);
+			return -EINVAL;
+		}
+	} else {
+		fl_id_new(idbuf);
+		id = idbuf;
+	}
+	int level = resolve_level(o, why, whylen);
+	if (level < 0)
+		return level;
+	if (o->full_policy != FL_FULL_DROP && o->full_policy != FL_FULL_BLOCK) {
+		say(why, whylen, "full_policy %d is neither FL_FULL_DROP nor FL_FULL_BLOCK", o->full_policy);
+		return -EINVAL;
+	}
+	uint32_t lanes = o->lanes ? o->lanes : 4;
+	uint64_t lane_size = o->lane_size ? o->lane_size : (1ull << 20);
+	if (!fl_ring_size(lanes, lane_size)) {
+		say(why, whylen, "%u lanes of %llu bytes: lanes must be a power of two up to %u, lane size a power "
+				 "of two from 4 KiB to 1 GiB",
+		    lanes, (unsigned long long)lane_size, FL_RING_MAX_LANES);
+		return -EINVAL;
+	}
+
+	fl_session *s = calloc(1, sizeof *s + lanes * sizeof(struct lane_guard));
+	if (!s)
+		return -ENOMEM;
+	snprintf(s->id, sizeof s->id, "%s", id);
+	int rc = fl_ring_name(s->shm_name, sizeof s->shm_name, o->shm_prefix, id);
+	if (rc == 0) {
+		struct fl_ring_params p = {.id = id,
+					   .lane_count = lanes,
+					   .lane_size = lane_size,
+					   .flags = o->full_policy == FL_FULL_BLOCK ? FL_RING_F_BLOCK : 0,
+					   .level = (uint8_t)level};
+		rc = fl_ring_create(&s->ring, s->shm_name, &p);
+	}
+	if (rc < 0) {
+		if (rc == -EEXIST)
+			say(why, whylen, "a ring for session '%s' exists (%s): pick another id, or let the drainer "
+					 "finish the old one",
+			    id, s->shm_name);
+		else
+			say(why, whylen, "cannot create ring %s: %s", s->shm_name, strerror(-rc));
+		free(s);
+		return rc;
+	}
+	for (uint32_t l = 0; l < lanes; l++)
+		pthread_mutex_init(&s->guard[l].lock, NULL);
+	s->head.level_word = &s->ring.hdr->level;
+	s->pid = (uint32_t)getpid();
+	s->max_record = fl_ring_max_record(&s->ring);
+	s->block = o->full_policy == FL_FULL_BLOCK;
+	s->block_timeout_ns = o->block_timeout_ns;
+
+	pthread_mutex_lock(&open_lock);
+	s->gen = ++open_gen;
+	s->next = open_list;
+	open_list = s;
+	pthread_mutex_unlock(&open_lock);
+	*out = s;
+	return 0;
+}
+
+int fl_session_close(fl_session *s)
+{
+	if (!s)
+		return -EINVAL;
+	pthread_mutex_lock(&open_lock);
+	for (fl_session **pp = &open_list; *pp; pp = &(*pp)->next)
+		if (*pp == s) {
+			*pp = s->next;
+			break;
+		}
+	pthread_mutex_unlock(&open_lock);
+	/* pairs with the drainer's load-acquire of closed: every head store is before it */
+	fl_store_release(&s->ring.hdr->closed, 1);
+	fl_ring_detach(&s->ring);
+	for (uint32_t l = 0; l < s->ring.lane_count; l++)
+		pthread_mutex_destroy(&s->guard[l].lock);
+	free(s);
+	return 0;
+}
+
+const char *fl_session_id(const fl_session *s)
+{
+	return s->id;
+}
+
+int fl_set_level(fl_session *s, int level)
+{
+	if (level < FL_LEVEL_SPAWNS || level > FL_LEVEL_FULL)
+		return -EINVAL;
+	return FL_LEVEL_VALUE(fl_ring_level_set(&s->ring, (uint8_t)level));
+}
+
+int fl_get_level(const fl_session *s)
+{
+	return FL_LEVEL_VALUE(fl_ring_level_word(&s->ring));
+}
+
+int fl_session_stats(const fl_session *s, struct fl_stats *st)
+{
+	memset(st, 0, sizeof *st);
+	for (uint32_t l = 0; l < s->ring.lane_count; l++) {
+		uint64_t seq, head, drops;
+		fl_lane_snapshot(&s->ring, l, &seq, &head, &drops);
+		st->emitted += seq;
+		st->dropped += drops;
+	}
+	st->admitted = st->emitted - st->dropped;
+	st->lanes = s->ring.lane_count;
+	st->lane_size = s->ring.lane_size;
+	return 0;
+}
+
+/* ---- emit --------------------------------------------------------------------------- */
+
+static inline uint64_t now_realtime(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Encodes Event{ts,id,ref,pid,tid,body} straight into the lane. */
+static int64_t emit(fl_session *s, int kind, uint64_t ref, const struct fl_field *f, int nf)
+{
+	struct tls_slot *t = lane_for(s);
+	uint32_t lane = t->lane;
+	uint32_t tid = tls_tid;
+	size_t body = fl_fields_size(f, nf);
+	unsigned body_field = (unsigned)kind + 5;
+	int locked = lane_enter(s, t);
+	uint64_t seq = fl_load_relaxed(&s->ring.lanes[lane].seq); /* ours while entered */
+	uint64_t id = ((seq + 1) << 6) | lane; /* never 0: 0 means no ref */
+	size_t len = 9 + 1 + pb_varint_size(id) + (ref ? 1 + pb_varint_size(ref) : 0) + 1 +
+		     pb_varint_size(s->pid) + 1 + pb_varint_size(tid) + pb_len_size(body_field, body);
+	int64_t ret;
+	struct fl_reservation res = {0};
+
+	if (len > s->max_record) {
+		fl_lane_drop(&s->ring, lane);
+		ret = -EMSGSIZE;
+		goto out;
+	}
+	int rc = fl_lane_reserve(&s->ring, lane, (uint32_t)len, &res);
+	if (rc < 0 && s->block && fl_lane_wait_room(&s->ring, lane, (uint32_t)len, s->block_timeout_ns) == 0)
+		rc = fl_lane_reserve(&s->ring, lane, (uint32_t)len, &res);
+	if (rc < 0) {
+		fl_lane_drop(&s->ring, lane);
+		ret = -ENOBUFS;
+		goto out;
+	}
+	uint8_t *p = res.payload;
+	uint64_t ts = now_realtime();
+	*p++ = (uint8_t)pb_tag(1, PB_FIXED64);
+	memcpy(p, &ts, 8); /* little-endian hosts only: fixed64 is little-endian on the wire */
+	p += 8;
+	*p++ = (uint8_t)pb_tag(2, PB_VARINT);
+	p = pb_varint(p, id);
+	if (ref) {
+		*p++ = (uint8_t)pb_tag(3, PB_VARINT);
+		p = pb_varint(p, ref);
+	}
+	*p++ = (uint8_t)pb_tag(4, PB_VARINT);
+	p = pb_varint(p, s->pid);
+	*p++ = (uint8_t)pb_tag(5, PB_VARINT);
+	p = pb_varint(p, tid);
+	p = pb_varint(p, pb_tag(body_field, PB_LEN));
+	p = pb_varint(p, body);
+	fl_fields_write(p, f, nf);
+	fl_lane_commit(&s->ring, &res);
+	ret = (int64_t)id;
+out:
+	lane_leave(s, t, locked);
+	return ret;
+}
+
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "fixed64 timestamps are copied as is");
+
+#define STR(n, s) {.num = (n), .type = F_BYTES, .len = (s) ? (uint32_t)strlen(s) : 0, .p = (s)}
+#define BYTES(n, d, l) {.num = (n), .type = F_BYTES, .len = (uint32_t)(l), .p = (d)}
+#define U64(n, v) {.num = (n), .type = F_U64, .u = (uint64_t)(v)}
+#define I32(n, v) {.num = (n), .type = F_I32, .u = (uint64_t)(uint32_t)(int32_t)(v)}
+#define REP(n, a, c) {.num = (n), .type = F_REP, .len = (a) ? (c) : 0, .p = (a)}
+#define EMIT(kind, ...)                                                                                        \
+	do {                                                                                                   \
+		const struct fl_field f_[] = {__VA_ARGS__};                                                    \
+		return emit(s, (kind), ref, f_, (int)(sizeof f_ / sizeof f_[0]));                              \
+	} while (0)
+
+/* Payloads beyond 4 GiB cannot be one record: count the loss like any oversize event. */
+static int64_t too_big(fl_session *s)
+{
+	struct tls_slot *t = lane_for(s);
+	int locked = lane_enter(s, t);
+	fl_lane_drop(&s->ring, t->lane);
+	lane_leave(s, t, locked);
+	return -EMSGSIZE;
+}
+
+int64_t fl__emit_spawn(fl_session *s, uint64_t ref, uint32_t pid, uint32_t ppid, const char *const *argv,
+		       uint32_t argc, const char *cwd)
+{
+	EMIT(FL_KIND_SPAWN, U64(1, pid), U64(2, ppid), REP(3, argv, argc), STR(4, cwd));
+}
+
+int64_t fl__emit_exit(fl_session *s, uint64_t ref, int32_t status, int32_t sig, uint64_t duration_ns)
+{
+	EMIT(FL_KIND_EXIT, I32(1, status), I32(2, sig), U64(3, duration_ns));
+}
+
+int64_t fl__emit_action(fl_session *s, uint64_t ref, const char *action, const char *target, const char *detail)
+{
+	EMIT(FL_KIND_ACTION, STR(1, action), STR(2, target), STR(3, detail));
+}
+
+int64_t fl__emit_command(fl_session *s, uint64_t ref, const char *name, const char *const *args, uint32_t nargs)
+{
+	EMIT(FL_KIND_COMMAND, STR(1, name), REP(2, args, nargs));
+}
+
+int64_t fl__emit_completion(fl_session *s, uint64_t ref, const char *task, const char *outcome,
+			    uint64_t duration_ns)
+{
+	EMIT(FL_KIND_COMPLETION, STR(1, task), STR(2, outcome), U64(3, duration_ns));
+}
+
+int64_t fl__emit_error(fl_session *s, uint64_t ref, int32_t code, const char *message, const char *origin)
+{
+	EMIT(FL_KIND_ERROR, I32(1, code), STR(2, message), STR(3, origin));
+}
+
+int64_t fl__emit_state(fl_session *s, uint64_t ref, const char *from, const char *to, const char *reason)
+{
+	EMIT(FL_KIND_STATE, STR(1, from), STR(2, to), STR(3, reason));
+}
+
+int64_t fl__emit_prompt(fl_session *s, uint64_t ref, const void *text, size_t len)
+{
+	if (len > UINT32_MAX)
+		return too_big(s);
+	EMIT(FL_KIND_PROMPT, BYTES(1, text, len));
+}
+
+int64_t fl__emit_transcript(fl_session *s, uint64_t ref, uint32_t stream, const void *data, size_t len)
+{
+	if (len > UINT32_MAX)
+		return too_big(s);
+	EMIT(FL_KIND_TRANSCRIPT, U64(1, stream), BYTES(2, data, len));
+}
+
+int64_t fl__emit_input(fl_session *s, uint64_t ref, const void *data, size_t len)
+{
+	if (len > UINT32_MAX)
+		return too_big(s);
+	EMIT(FL_KIND_INPUT, BYTES(1, data, len));
+}

@@ -1,0 +1,410 @@
+/* SPDX-License-Identifier: MIT */
+/* ring.c: slow paths of the shared-memory ring — create, attach, validate, wait, consume. */
+#define _GNU_SOURCE
+#include "ring.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+_Static_assert(sizeof(struct fl_lane_ctl) == 2 * FL_CACHELINE, "lane control is two cache lines");
+_Static_assert(offsetof(struct fl_lane_ctl, tail) == FL_CACHELINE, "tail on its own line");
+_Static_assert(offsetof(struct fl_ring_hdr, level) % FL_CACHELINE == 0, "level word on its own line");
+_Static_assert(sizeof(struct fl_ring_hdr) % FL_CACHELINE == 0, "header ends on a line");
+_Static_assert(sizeof(struct fl_rec_hdr) == FL_REC_HDR, "record header is 16 bytes");
+_Static_assert(-105 == -ENOBUFS, "fl_lane_reserve hard-codes ENOBUFS");
+
+#define PAGE 4096ull
+
+static void say(char *why, size_t whylen, const char *fmt, ...)
+{
+	if (!why || !whylen)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(why, whylen, fmt, ap);
+	va_end(ap);
+}
+
+static int pow2(uint64_t v)
+{
+	return v && !(v & (v - 1));
+}
+
+static uint64_t lanes_off(void)
+{
+	return sizeof(struct fl_ring_hdr);
+}
+
+static uint64_t data_off(uint32_t lane_count)
+{
+	uint64_t end = lanes_off() + (uint64_t)lane_count * sizeof(struct fl_lane_ctl);
+	return (end + PAGE - 1) & ~(PAGE - 1);
+}
+
+uint64_t fl_ring_size(uint32_t lane_count, uint64_t lane_size)
+{
+	if (!pow2(lane_count) || lane_count > FL_RING_MAX_LANES)
+		return 0;
+	if (!pow2(lane_size) || lane_size < FL_RING_MIN_LANE_SIZE || lane_size > FL_RING_MAX_LANE_SIZE)
+		return 0;
+	return data_off(lane_count) + (uint64_t)lane_count * lane_size;
+}
+
+const char *fl_ring_prefix(void)
+{
+	const char *p = getenv("FUGUE_SHM_PREFIX");
+	if (!p || !*p || strlen(p) > 64 || strchr(p, '/'))
+		return "fugue-";
+	return p;
+}
+
+int fl_ring_name(char *out, size_t cap, const char *prefix, const char *id)
+{
+	if (!prefix)
+		prefix = fl_ring_prefix();
+	int n = snprintf(out, cap, "/%s%s", prefix, id);
+	return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
+}
+
+/* starttime (field 22) of /proc/<pid>/stat: with the pid it names one process for good. */
+static uint64_t proc_start(pid_t pid)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	ssize_t n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = 0;
+	char *p = strrchr(buf, ')'); /* comm may hold spaces and parentheses */
+	if (!p)
+		return 0;
+	for (int field = 2; field < 22 && p; field++)
+		p = strchr(p + 1, ' ');
+	return p ? strtoull(p + 1, NULL, 10) : 0;
+}
+
+static int64_t now_ns(clockid_t c)
+{
+	struct timespec ts;
+	clock_gettime(c, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void fill_handle(struct fl_ring *r, void *base, uint64_t size)
+{
+	r->hdr = base;
+	r->lanes = (struct fl_lane_ctl *)((uint8_t *)base + r->hdr->lanes_off);
+	r->data = (uint8_t *)base + r->hdr->data_off;
+	r->map_size = size;
+}
+
+int fl_ring_create(struct fl_ring *r, const char *name, const struct fl_ring_params *p)
+{
+	uint32_t lanes = p->lane_count ? p->lane_count : 4;
+	uint64_t lane_size = p->lane_size ? p->lane_size : (1ull << 20);
+	uint64_t size = fl_ring_size(lanes, lane_size);
+	if (!size || !p->id || strlen(p->id) > FL_RING_ID_MAX)
+		return -EINVAL;
+
+	int fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	/* fchmod: the umask must not widen or narrow what DESIGN.md fixes */
+	if (fchmod(fd, 0600) < 0 || ftruncate(fd, (off_t)size) < 0) {
+		int e = -errno;
+		close(fd);
+		shm_unlink(name);
+		return e;
+	}
+	void *base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (base == MAP_FAILED) {
+		int e = -errno;
+		close(fd);
+		shm_unlink(name);
+		return e;
+	}
+	struct fl_ring_hdr *h = base; /* ftruncate zeroed it */
+	h->version = FL_RING_VERSION;
+	h->hdr_size = sizeof *h;
+	h->total_size = size;
+	h->lane_size = lane_size;
+	h->lanes_off = lanes_off();
+	h->data_off = data_off(lanes);
+	h->lane_count = lanes;
+	h->flags = p->flags;
+	h->pid = (uint32_t)getpid();
+	h->clock = 0;
+	h->pid_start = proc_start(getpid());
+	h->start_realtime_ns = now_ns(CLOCK_REALTIME);
+	h->start_monotonic_ns = now_ns(CLOCK_MONOTONIC);
+	snprintf(h->id, sizeof h->id, "%s", p->id);
+	atomic_init(&h->level, p->level);
+	/* magic last: an attacher racing creation sees a bad magic, never a half header */
+	atomic_thread_fence(memory_order_release);
+	h->magic = FL_RING_MAGIC;
+
+	r->fd = fd;
+	r->lane_count = lanes;
+	r->lane_size = lane_size;
+	fill_handle(r, base, size);
+	return 0;
+}
+
+int fl_ring_validate(struct fl_ring *r, void *base, uint64_t size, char *why, size_t whylen)
+{
+	const struct fl_ring_hdr *h = base;
+	if (size < sizeof *h) {
+		say(why, whylen, "mapping of %llu bytes is smaller than a ring header", (unsigned long long)size);
+		return -EBADF;
+	}
+	if (h->magic != FL_RING_MAGIC) {
+		say(why, whylen, "bad magic %#llx: not a fuguelog ring", (unsigned long long)h->magic);
+		return -EBADF;
+	}
+	if (h->version != FL_RING_VERSION || h->hdr_size != sizeof *h) {
+		say(why, whylen, "layout version %u (header %u bytes); this build reads version %u (%zu bytes)",
+		    h->version, h->hdr_size, FL_RING_VERSION, sizeof *h);
+		return -EPROTO;
+	}
+	uint32_t lanes = h->lane_count;
+	uint64_t lane_size = h->lane_size;
+	uint64_t want = fl_ring_size(lanes, lane_size);
+	if (!want) {
+		say(why, whylen, "bad geometry: %u lanes of %llu bytes", lanes, (unsigned long long)lane_size);
+		return -EPROTO;
+	}
+	if (h->lanes_off != lanes_off() || h->data_off != data_off(lanes)) {
+		say(why, whylen, "bad offsets: lanes at %llu, data at %llu", (unsigned long long)h->lanes_off,
+		    (unsigned long long)h->data_off);
+		return -EPROTO;
+	}
+	if (h->total_size != want || size < want) {
+		say(why, whylen, "size mismatch: header says %llu, layout needs %llu, mapping has %llu",
+		    (unsigned long long)h->total_size, (unsigned long long)want, (unsigned long long)size);
+		return -EPROTO;
+	}
+	if (!memchr(h->id, 0, sizeof h->id)) {
+		say(why, whylen, "session id is not NUL-terminated");
+		return -EPROTO;
+	}
+	r->lane_count = lanes;
+	r->lane_size = lane_size;
+	r->hdr = base;
+	r->lanes = (struct fl_lane_ctl *)((uint8_t *)base + lanes_off());
+	r->data = (uint8_t *)base + data_off(lanes);
+	r->map_size = size;
+	return 0;
+}
+
+int fl_ring_attach(struct fl_ring *r, const char *name, char *why, size_t whylen)
+{
+	memset(r, 0, sizeof *r);
+	r->fd = -1;
+	int fd = shm_open(name, O_RDWR | O_CLOEXEC | O_NOFOLLOW, 0);
+	if (fd < 0) {
+		int e = -errno;
+		say(why, whylen, "cannot open shm %s: %s", name, strerror(-e));
+		return e;
+	}
+	struct stat st;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		say(why, whylen, "shm %s is not a regular object", name);
+		close(fd);
+		return -EBADF;
+	}
+	if ((uint64_t)st.st_size < sizeof(struct fl_ring_hdr) ||
+	    (uint64_t)st.st_size > data_off(FL_RING_MAX_LANES) + FL_RING_MAX_LANES * FL_RING_MAX_LANE_SIZE) {
+		say(why, whylen, "shm %s has an impossible size of %lld bytes", name, (long long)st.st_size);
+		close(fd);
+		return -EBADF;
+	}
+	uint64_t size = (uint64_t)st.st_size;
+	void *base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (base == MAP_FAILED) {
+		int e = -errno;
+		say(why, whylen, "cannot map shm %s: %s", name, strerror(-e));
+		close(fd);
+		return e;
+	}
+	int rc = fl_ring_validate(r, base, size, why, whylen);
+	if (rc < 0) {
+		munmap(base, size);
+		close(fd);
+		memset(r, 0, sizeof *r);
+		r->fd = -1;
+		return rc;
+	}
+	r->fd = fd;
+	return 0;
+}
+
+void fl_ring_detach(struct fl_ring *r)
+{
+	if (r->hdr)
+		munmap(r->hdr, r->map_size);
+	if (r->fd > 0)
+		close(r->fd);
+	memset(r, 0, sizeof *r);
+	r->fd = -1;
+}
+
+int fl_ring_unlink(const char *name)
+{
+	return shm_unlink(name) < 0 ? -errno : 0;
+}
+
+uint64_t fl_ring_level_set(struct fl_ring *r, uint8_t value)
+{
+	uint64_t old = atomic_load_explicit(&r->hdr->level, memory_order_relaxed);
+	uint64_t next;
+	do
+		next = ((FL_LEVEL_GEN(old) + 1) << 8) | value;
+	while (!atomic_compare_exchange_weak_explicit(&r->hdr->level, &old, next, memory_order_acq_rel,
+						      memory_order_relaxed));
+	return old;
+}
+
+static long futex(_Atomic uint32_t *uaddr, int op, uint32_t val, const struct timespec *ts)
+{
+	/* shared futex (no FUTEX_PRIVATE_FLAG): waiter and waker live in different processes */
+	return syscall(SYS_futex, (uint32_t *)uaddr, op, val, ts, NULL, 0);
+}
+
+int fl_lane_wait_room(struct fl_ring *r, uint32_t lane, uint32_t len, uint64_t timeout_ns)
+{
+	struct fl_lane_ctl *c = &r->lanes[lane];
+	uint64_t size = r->lane_size;
+	/* worst case: a pad to the end of the lane, then the record */
+	uint64_t need = fl_rec_space(len) + fl_rec_space(fl_ring_max_record(r));
+	if (need > size)
+		need = size;
+	int64_t deadline = timeout_ns ? now_ns(CLOCK_MONOTONIC) + (int64_t)timeout_ns : 0;
+
+	for (unsigned spin = 0; spin < 256; spin++) {
+		/* pairs with the store-release of tail in fl_lane_release */
+		c->cached_tail = fl_load_acquire(&c->tail);
+		if (fl_load_relaxed(&c->head) + need - c->cached_tail <= size)
+			return 0;
+		fl_cpu_relax();
+	}
+	for (;;) {
+		atomic_fetch_add_explicit(&c->waiters, 1, memory_order_seq_cst);
+		uint32_t w = atomic_load_explicit(&c->wake, memory_order_seq_cst);
+		c->cached_tail = atomic_load_explicit(&c->tail, memory_order_seq_cst);
+		int room = fl_load_relaxed(&c->head) + need - c->cached_tail <= size;
+		if (!room) {
+			struct timespec ts = {0, 10 * 1000 * 1000}; /* re-check: the drainer may be gone */
+			if (deadline) {
+				int64_t left = deadline - now_ns(CLOCK_MONOTONIC);
+				if (left <= 0) {
+					atomic_fetch_sub_explicit(&c->waiters, 1, memory_order_relaxed);
+					return -ETIMEDOUT;
+				}
+				if (left < 10 * 1000 * 1000)
+					ts.tv_nsec = left;
+			}
+			futex(&c->wake, FUTEX_WAIT, w, &ts);
+		}
+		atomic_fetch_sub_explicit(&c->waiters, 1, memory_order_relaxed);
+		if (room)
+			return 0;
+	}
+}
+
+int fl_lane_peek(struct fl_ring *r, uint32_t lane, struct fl_rec *out, unsigned max,
+		 uint64_t *next_tail, char *why, size_t whylen)
+{
+	struct fl_lane_ctl *c = &r->lanes[lane];
+	uint64_t size = r->lane_size;
+	uint64_t tail = fl_load_relaxed(&c->tail); /* our own store, but shared memory: validate */
+	/* pairs with the store-release of head in fl_lane_commit */
+	uint64_t head = fl_load_acquire(&c->head);
+	uint8_t *base = r->data + (uint64_t)lane * size;
+	unsigned n = 0;
+
+	*next_tail = tail;
+	if ((head | tail) & (FL_REC_ALIGN - 1)) {
+		say(why, whylen, "lane %u: unaligned head %llu or tail %llu", lane, (unsigned long long)head,
+		    (unsigned long long)tail);
+		return -EBADMSG;
+	}
+	if (head - tail > size) {
+		say(why, whylen, "lane %u: head %llu is %lld bytes from tail %llu, lane holds %llu", lane,
+		    (unsigned long long)head, (long long)(head - tail), (unsigned long long)tail,
+		    (unsigned long long)size);
+		return -EBADMSG;
+	}
+	uint64_t pos = tail;
+	while (pos != head && n < max) {
+		uint64_t off = pos & (size - 1);
+		uint64_t room = size - off;
+		if (room < FL_REC_HDR) {
+			if (head - pos < room)
+				goto torn;
+			pos += room; /* implicit skip at the wrap */
+			continue;
+		}
+		if (head - pos < FL_REC_HDR)
+			goto torn;
+		struct fl_rec_hdr h;
+		memcpy(&h, base + off, sizeof h); /* one read: the producer may change the bytes */
+		if (h.type == FL_REC_PAD) {
+			if ((uint64_t)h.len + FL_REC_HDR != room || head - pos < room) {
+				say(why, whylen, "lane %u: pad record at %llu of %u bytes does not reach the end", lane,
+				    (unsigned long long)pos, h.len);
+				return -EBADMSG;
+			}
+			pos += room;
+			continue;
+		}
+		if (h.type != FL_REC_DATA) {
+			say(why, whylen, "lane %u: record at %llu has unknown type %#x", lane, (unsigned long long)pos,
+			    h.type);
+			return -EBADMSG;
+		}
+		uint64_t space = fl_rec_space(h.len);
+		if (h.len > size / 4 || space > room || space > head - pos) {
+			say(why, whylen, "lane %u: record at %llu claims %u bytes, beyond the lane or the head", lane,
+			    (unsigned long long)pos, h.len);
+			return -EBADMSG;
+		}
+		out[n].data = base + off + FL_REC_HDR;
+		out[n].len = h.len;
+		out[n].seq = h.seq;
+		n++;
+		pos += space;
+		*next_tail = pos;
+	}
+	if (pos == head)
+		*next_tail = pos; /* trailing pads are consumed with the batch */
+	return (int)n;
+torn:
+	say(why, whylen, "lane %u: head %llu stops inside a record header at %llu", lane, (unsigned long long)head,
+	    (unsigned long long)pos);
+	return -EBADMSG;
+}
+
+void fl_lane_release(struct fl_ring *r, uint32_t lane, uint64_t new_tail)
+{
+	struct fl_lane_ctl *c = &r->lanes[lane];
+	/* pairs with the load-acquire of tail in fl_lane_reserve/fl_lane_wait_room */
+	fl_store_release(&c->tail, new_tail);
+	fl_smp_mb(); /* order the tail store before reading waiters (Dekker with fl_lane_wait_room) */
+	if (atomic_load_explicit(&c->waiters, memory_order_relaxed)) {
+		atomic_fetch_add_explicit(&c->wake, 1, memory_order_seq_cst);
+		futex(&c->wake, FUTEX_WAKE, INT32_MAX, NULL);
+	}
+}

@@ -1,0 +1,29 @@
+# SPDX-License-Identifier: MIT
+# deps.sh: sourced by the entry scripts; installs the Debian packages fuguelog needs, quietly.
+FL_PACKAGES=(cmake make gcc pkg-config python3 lz4 liburcu-dev liblz4-dev libprotobuf-c-dev
+             protobuf-c-compiler libcmocka-dev libinih-dev)
+
+# fl_install_deps [extra packages...]: installs what is missing; fast when nothing is.
+fl_install_deps() {
+  local want=("${FL_PACKAGES[@]}" "$@") missing=() p
+  for p in "${want[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "fuguelog needs these Debian packages: ${missing[*]}" >&2
+    echo "install them as root: apt-get install -y ${missing[*]}" >&2
+    return 1
+  fi
+  echo "installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# fl_build DIR [cmake args...]: configures (once) and builds into DIR.
+fl_build() {
+  local dir=$1; shift
+  cmake -S "$FL_ROOT" -B "$dir" "$@" >/dev/null
+  cmake --build "$dir" -j"$(nproc)"
+}
