@@ -76,7 +76,7 @@ int fl_ring_name(char *out, size_t cap, const char *prefix, const char *id)
 }
 
 /* starttime (field 22) of /proc/<pid>/stat: with the pid it names one process for good. */
-static uint64_t proc_start(pid_t pid)
+uint64_t fl_proc_start(int pid)
 {
 	char path[64], buf[1024];
 	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
@@ -147,7 +147,7 @@ int fl_ring_create(struct fl_ring *r, const char *name, const struct fl_ring_par
 	h->flags = p->flags;
 	h->pid = (uint32_t)getpid();
 	h->clock = 0;
-	h->pid_start = proc_start(getpid());
+	h->pid_start = fl_proc_start(getpid());
 	h->start_realtime_ns = now_ns(CLOCK_REALTIME);
 	h->start_monotonic_ns = now_ns(CLOCK_MONOTONIC);
 	snprintf(h->id, sizeof h->id, "%s", p->id);
@@ -259,6 +259,15 @@ void fl_ring_detach(struct fl_ring *r)
 		close(r->fd);
 	memset(r, 0, sizeof *r);
 	r->fd = -1;
+}
+
+int fl_ring_owner_alive(const struct fl_ring *r)
+{
+	uint32_t pid = r->hdr->pid;
+	if (!pid || pid > INT32_MAX)
+		return 0;
+	uint64_t st = fl_proc_start((int)pid);
+	return st != 0 && st == r->hdr->pid_start;
 }
 
 int fl_ring_unlink(const char *name)

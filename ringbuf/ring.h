@@ -145,6 +145,15 @@ void fl_ring_detach(struct fl_ring *r);
 /* Removes the shm object by name. */
 int fl_ring_unlink(const char *name);
 
+/*
+ * 1 while the process that created the ring lives: its pid exists and has the
+ * start time recorded in the header (so a reused pid does not count), else 0.
+ */
+int fl_ring_owner_alive(const struct fl_ring *r);
+
+/* starttime of a process from /proc/<pid>/stat in clock ticks, 0 when it is gone. */
+uint64_t fl_proc_start(int pid);
+
 /* ---- level word ---------------------------------------------------------------- */
 
 static inline uint64_t fl_ring_level_word(const struct fl_ring *r)

@@ -2,15 +2,12 @@
 /* test_producer: libfuguelog sessions, levels and typed emits, decoded back with protobuf-c. */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include <cmocka.h>
+#include "fl_test.h"
 
 #include "fuguelog.h"
 #include "fugue_event.pb-c.h"
@@ -50,10 +47,8 @@ static void test_roundtrip_action(void **state)
 	fl_ring_unlink(name);
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_roundtrip_action),
-	};
-	return cmocka_run_group_tests_name("producer", tests, NULL, NULL);
-}
+static const struct CMUnitTest tests[] = {
+	cmocka_unit_test(test_roundtrip_action),
+};
+
+FL_TEST_MAIN("producer", tests)

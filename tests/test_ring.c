@@ -2,15 +2,12 @@
 /* test_ring: the shared-memory ring alone — layout, publish/consume, wrap, full lanes, validation. */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include <cmocka.h>
+#include "fl_test.h"
 
 #include "ring.h"
 
@@ -83,12 +80,10 @@ static void test_bad_magic_refused(void **state)
 	assert_non_null(strstr(why, "magic"));
 }
 
-int main(void)
-{
-	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_publish_consume, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_attach_sees_same, setup, teardown),
-		cmocka_unit_test(test_bad_magic_refused),
-	};
-	return cmocka_run_group_tests_name("ring", tests, NULL, NULL);
-}
+static const struct CMUnitTest tests[] = {
+	cmocka_unit_test_setup_teardown(test_publish_consume, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_attach_sees_same, setup, teardown),
+	cmocka_unit_test(test_bad_magic_refused),
+};
+
+FL_TEST_MAIN("ring", tests)

@@ -1,0 +1,211 @@
+/* SPDX-License-Identifier: MIT */
+/* config.c: parse and validate logging.conf (inih) and the environment overrides. */
+#define _GNU_SOURCE
+#include "config.h"
+
+#include <errno.h>
+#include <ini.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "fuguelog.h"
+
+void fl_config_defaults(struct fl_config *c)
+{
+	memset(c, 0, sizeof *c);
+	const char *home = getenv("HOME");
+	snprintf(c->root, sizeof c->root, "%s/.fugue/logs", home && *home ? home : ".");
+	snprintf(c->shm_prefix, sizeof c->shm_prefix, "fugue-");
+	c->default_level = FL_LEVEL_SIGNALS;
+	c->max_file_size = 10ull << 20;
+	c->retention_s = 7ull * 86400;
+	c->max_session_size = 1ull << 30;
+}
+
+int fl_parse_size(const char *s, uint64_t *out)
+{
+	char *end;
+	if (!s || !*s || *s == '-')
+		return -EINVAL;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || end == s)
+		return -EINVAL;
+	unsigned shift = 0;
+	switch (*end) {
+	case 'k': case 'K': shift = 10; end++; break;
+	case 'm': case 'M': shift = 20; end++; break;
+	case 'g': case 'G': shift = 30; end++; break;
+	case 't': case 'T': shift = 40; end++; break;
+	}
+	if (!strcasecmp(end, "ib") && shift)
+		end += 2;
+	else if (!strcasecmp(end, "b"))
+		end++;
+	if (*end || (shift && v > (UINT64_MAX >> shift)))
+		return -EINVAL;
+	*out = (uint64_t)v << shift;
+	return 0;
+}
+
+int fl_parse_duration(const char *s, uint64_t *out_s)
+{
+	char *end;
+	if (!s || !*s || *s == '-')
+		return -EINVAL;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || end == s)
+		return -EINVAL;
+	uint64_t mul = 1;
+	switch (*end) {
+	case 0: case 's': break;
+	case 'm': mul = 60; break;
+	case 'h': mul = 3600; break;
+	case 'd': mul = 86400; break;
+	case 'w': mul = 7 * 86400; break;
+	default: return -EINVAL;
+	}
+	if (*end && end[1])
+		return -EINVAL;
+	if (v > UINT64_MAX / mul)
+		return -EINVAL;
+	*out_s = v * mul;
+	return 0;
+}
+
+int fl_parse_bool(const char *s, int *out)
+{
+	static const char *const yes[] = {"1", "yes", "true", "on"}, *const no[] = {"0", "no", "false", "off"};
+	for (unsigned i = 0; s && i < 4; i++) {
+		if (!strcasecmp(s, yes[i]))
+			return *out = 1, 0;
+		if (!strcasecmp(s, no[i]))
+			return *out = 0, 0;
+	}
+	return -EINVAL;
+}
+
+struct load {
+	struct fl_config *c;
+	char *why;
+	size_t whylen;
+	int line;
+	int bad;
+};
+
+static int refuse(struct load *l, const char *key, const char *value, const char *allowed)
+{
+	snprintf(l->why, l->whylen, "%s: %s=%s is refused: %s", l->c->path, key, value, allowed);
+	l->bad = 1;
+	return 0; /* stop parsing */
+}
+
+static int handler(void *user, const char *section, const char *key, const char *value)
+{
+	struct load *l = user;
+	struct fl_config *c = l->c;
+	if (*section && strcmp(section, "fuguelog"))
+		return refuse(l, key, value, "keys belong at the top level or under [fuguelog]");
+	if (!strcmp(key, "default_level")) {
+		int v = fl_level_parse(value);
+		if (v < 0)
+			return refuse(l, key, value, "use spawns, signals, prompts or full");
+		c->default_level = v;
+	} else if (!strcmp(key, "root")) {
+		if (!*value || strlen(value) >= sizeof c->root)
+			return refuse(l, key, value, "use a directory path");
+		snprintf(c->root, sizeof c->root, "%s", value);
+	} else if (!strcmp(key, "workers")) {
+		char *end;
+		long v = strtol(value, &end, 10);
+		if (*end || end == value || v < 0 || v > 64)
+			return refuse(l, key, value, "use 0 (one per core, at most 4) to 64");
+		c->workers = (unsigned)v;
+	} else if (!strcmp(key, "max_file_size") || !strcmp(key, "max_session_size") ||
+		   !strcmp(key, "max_total_size")) {
+		uint64_t v;
+		if (fl_parse_size(value, &v) < 0)
+			return refuse(l, key, value, "use a size like 4096, 512K, 10M or 1G (0 turns it off)");
+		if (!strcmp(key, "max_file_size")) {
+			if (v && v < 4096)
+				return refuse(l, key, value, "use at least 4K, or 0 for no rotation");
+			c->max_file_size = v;
+		} else if (!strcmp(key, "max_session_size")) {
+			c->max_session_size = v;
+		} else {
+			c->max_total_size = v;
+		}
+	} else if (!strcmp(key, "retention")) {
+		if (fl_parse_duration(value, &c->retention_s) < 0)
+			return refuse(l, key, value, "use a duration like 30s, 10m, 12h or 7d (0 keeps forever)");
+	} else if (!strcmp(key, "cleanup_on_exit")) {
+		if (fl_parse_bool(value, &c->cleanup_on_exit) < 0)
+			return refuse(l, key, value, "use yes or no");
+	} else {
+		return refuse(l, key, value,
+			      "unknown key; known: default_level, root, workers, max_file_size, retention, "
+			      "max_session_size, max_total_size, cleanup_on_exit");
+	}
+	return 1;
+}
+
+int fl_config_load(struct fl_config *c, const char *path, char *why, size_t whylen)
+{
+	char dflt[PATH_MAX];
+	char scratch[8];
+	if (!why) {
+		why = scratch;
+		whylen = sizeof scratch;
+	}
+	fl_config_defaults(c);
+	if (!path) {
+		const char *home = getenv("HOME");
+		snprintf(dflt, sizeof dflt, "%s/.fugue/logging.conf", home && *home ? home : ".");
+	}
+	const char *file = path ? path : dflt;
+	if (access(file, F_OK) == 0) {
+		snprintf(c->path, sizeof c->path, "%s", file);
+		struct load l = {c, why, whylen, 0, 0};
+		int rc = ini_parse(file, handler, &l);
+		if (l.bad)
+			return -EINVAL;
+		if (rc < 0) {
+			snprintf(why, whylen, "%s: cannot read it (%s)", file, strerror(errno));
+			return -EINVAL;
+		}
+		if (rc > 0) {
+			snprintf(why, whylen, "%s: line %d is not 'key = value' or '[section]'", file, rc);
+			return -EINVAL;
+		}
+	} else if (path) {
+		snprintf(why, whylen, "%s: config file not found; create it or drop --config", path);
+		return -ENOENT;
+	}
+
+	const char *v = getenv("FUGUE_LOG_DIR");
+	if (v && *v)
+		snprintf(c->root, sizeof c->root, "%s", v);
+	v = getenv("FUGUE_SESSION_LOG");
+	if (v && *v) {
+		int lv = fl_level_parse(v);
+		if (lv < 0) {
+			snprintf(why, whylen, "FUGUE_SESSION_LOG=%s is refused: use spawns, signals, prompts or full",
+				 v);
+			return -EINVAL;
+		}
+		c->default_level = lv;
+	}
+	v = getenv("FUGUE_SHM_PREFIX");
+	if (v && *v) {
+		if (strlen(v) >= sizeof c->shm_prefix - 1 || strchr(v, '/')) {
+			snprintf(why, whylen, "FUGUE_SHM_PREFIX=%s is refused: use up to 64 characters, no '/'", v);
+			return -EINVAL;
+		}
+		snprintf(c->shm_prefix, sizeof c->shm_prefix, "%s", v);
+	}
+	return 0;
+}

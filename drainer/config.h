@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: MIT */
+/* config.h: logging.conf, environment overrides and the value parsers shared by fugue-logd and fugue-log. */
+#ifndef FL_CONFIG_H
+#define FL_CONFIG_H
+
+#include <limits.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * Precedence, lowest first: built-in defaults < config file < environment
+ * (FUGUE_LOG_DIR, FUGUE_SESSION_LOG, FUGUE_SHM_PREFIX) < command line (the
+ * caller overrides fields after fl_config_load). Keys live at the top level of
+ * the file or under [fuguelog]; unknown keys and bad values are refused.
+ */
+struct fl_config {
+	char path[PATH_MAX];       /* the file read ("" when none existed) */
+	char root[PATH_MAX];       /* log root; default ~/.fugue/logs */
+	char shm_prefix[72];       /* default "fugue-" */
+	int default_level;         /* 1..4; default 2 (signals) */
+	unsigned workers;          /* 0: one per core, at most 4 */
+	uint64_t max_file_size;    /* bytes; default 10M; 0 = no rotation */
+	uint64_t retention_s;      /* seconds; default 7d; 0 = keep forever */
+	uint64_t max_session_size; /* bytes; default 1G; 0 = off */
+	uint64_t max_total_size;   /* bytes; default 0 = off */
+	int cleanup_on_exit;       /* 0/1; default 0 */
+};
+
+/* Fills the built-in defaults (root from $HOME). */
+void fl_config_defaults(struct fl_config *c);
+
+/*
+ * Defaults, then the file (path, or $HOME/.fugue/logging.conf when NULL; a
+ * missing default file is fine, a missing explicit one is not), then the
+ * environment. Returns 0, or -EINVAL/-ENOENT with why saying the file, line,
+ * key, value and what is allowed.
+ */
+int fl_config_load(struct fl_config *c, const char *path, char *why, size_t whylen);
+
+/* "10M", "512K", "1G", "4096" (bytes; K/M/G are powers of 1024, optional B/iB). -EINVAL if bad. */
+int fl_parse_size(const char *s, uint64_t *out);
+
+/* "30s", "10m", "2h", "7d", "0" (plain numbers are seconds). -EINVAL if bad. */
+int fl_parse_duration(const char *s, uint64_t *out_s);
+
+/* "yes/no/true/false/on/off/1/0". -EINVAL if bad. */
+int fl_parse_bool(const char *s, int *out);
+
+#endif
