@@ -11,6 +11,30 @@
 
 #include <cmocka.h>
 
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/* The test's own scratch directory ($FL_TEST_TMP, set per ctest test), created on first use. */
+static inline const char *fl_test_tmp(void)
+{
+	static char dir[1024];
+	if (!dir[0]) {
+		const char *t = getenv("FL_TEST_TMP");
+		snprintf(dir, sizeof dir, "%s", t && *t ? t : "/tmp/fuguelog-test");
+		for (char *p = dir + 1; *p; p++)
+			if (*p == '/') {
+				*p = 0;
+				mkdir(dir, 0700);
+				*p = '/';
+			}
+		if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+			fail_msg("cannot create scratch dir %s: %s", dir, strerror(errno));
+	}
+	return dir;
+}
+
 /*
  * FL_TEST_MAIN("group", tests): runs every case, or only those matching argv[1]
  * (a cmocka pattern), which is how tests/CMakeLists.txt registers each case as

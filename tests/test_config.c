@@ -13,9 +13,7 @@
 static const char *write_conf(const char *text)
 {
 	static char path[512];
-	const char *tmp = getenv("FL_TEST_TMP");
-	mkdir(tmp ? tmp : "/tmp", 0700);
-	snprintf(path, sizeof path, "%s/conf-%d.conf", tmp ? tmp : "/tmp", (int)getpid());
+	snprintf(path, sizeof path, "%s/conf-%d.conf", fl_test_tmp(), (int)getpid());
 	FILE *f = fopen(path, "w");
 	assert_non_null(f);
 	fputs(text, f);
