@@ -166,6 +166,10 @@ int fl_ring_create(struct fl_ring *r, const char *name, const struct fl_ring_par
 int fl_ring_validate(struct fl_ring *r, void *base, uint64_t size, char *why, size_t whylen)
 {
 	const struct fl_ring_hdr *h = base;
+	if ((uintptr_t)base % FL_CACHELINE) {
+		say(why, whylen, "ring image at %p is not cache-line aligned", base);
+		return -EINVAL;
+	}
 	if (size < sizeof *h) {
 		say(why, whylen, "mapping of %llu bytes is smaller than a ring header", (unsigned long long)size);
 		return -EBADF;

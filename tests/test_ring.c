@@ -73,7 +73,7 @@ static void test_attach_sees_same(void **state)
 static void test_bad_magic_refused(void **state)
 {
 	(void)state;
-	static uint64_t img[1024];
+	_Alignas(64) static uint64_t img[1024];
 	struct fl_ring r;
 	char why[256] = "";
 	assert_int_equal(fl_ring_validate(&r, img, sizeof img, why, sizeof why), -EBADF);
