@@ -1,0 +1,725 @@
+/* SPDX-License-Identifier: MIT */
+/* archive.c: segment names and scanning, crash-safe lz4 archiving of closed segments, and the compressor thread. */
+#define _GNU_SOURCE
+#include "archive.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <lz4frame.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define FL_IO_CHUNK (64u << 10)
+#define FL_DEC_CHUNK (256u << 10)
+
+/*
+ * One frame per archive, 256 KiB linked blocks (better ratio than independent
+ * blocks on line-oriented text, and small enough that decoding needs little
+ * memory), content checksum on so `lz4 -t` and our own verify catch any damage,
+ * and the content size in the header so a truncated frame can never look whole.
+ */
+static void archive_prefs(LZ4F_preferences_t *p, uint64_t content_size)
+{
+	memset(p, 0, sizeof *p);
+	p->frameInfo.blockSizeID = LZ4F_max256KB;
+	p->frameInfo.blockMode = LZ4F_blockLinked;
+	p->frameInfo.contentChecksumFlag = LZ4F_contentChecksumEnabled;
+	p->frameInfo.contentSize = content_size;
+	p->compressionLevel = 0; /* the fast default: the drainer shares two cores with the sessions it logs */
+}
+
+int fl_seg_name(char *buf, size_t len, const char *cls, uint64_t n, enum fl_seg_kind kind)
+{
+	const char *suffix = kind == FL_SEG_LZ4 ? ".lz4" : kind == FL_SEG_TMP ? ".lz4.tmp" : "";
+	int w = snprintf(buf, len, "%s.%06" PRIu64 ".jsonl%s", cls, n, suffix);
+	return w < 0 || (size_t)w >= len ? -ENAMETOOLONG : 0;
+}
+
+int fl_seg_parse(const char *name, char cls[16], uint64_t *n)
+{
+	size_t i = 0;
+	while (name[i] >= 'a' && name[i] <= 'z')
+		i++;
+	if (i == 0 || i > 15 || name[i] != '.')
+		return 0;
+	size_t d = i + 1, j = d;
+	uint64_t v = 0;
+	while (isdigit((unsigned char)name[j])) {
+		if (j - d >= 19)
+			return 0;
+		v = v * 10 + (uint64_t)(name[j] - '0');
+		j++;
+	}
+	if (j - d < 6)
+		return 0;
+	const char *rest = name + j;
+	int kind;
+	if (!strcmp(rest, ".jsonl"))
+		kind = FL_SEG_PLAIN;
+	else if (!strcmp(rest, ".jsonl.lz4"))
+		kind = FL_SEG_LZ4;
+	else if (!strcmp(rest, ".jsonl.lz4.tmp"))
+		kind = FL_SEG_TMP;
+	else
+		return 0;
+	memcpy(cls, name, i);
+	cls[i] = 0;
+	*n = v;
+	return kind;
+}
+
+static int digits(const char *s, int n, int *out)
+{
+	int v = 0;
+	for (int i = 0; i < n; i++) {
+		if (!isdigit((unsigned char)s[i]))
+			return -1;
+		v = v * 10 + (s[i] - '0');
+	}
+	*out = v;
+	return 0;
+}
+
+int fl_ts_parse(const char *s, size_t len, uint64_t *ns)
+{
+	int Y, M, D, h, m, sec;
+	if (len < 20 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||
+	    s[13] != ':' || s[16] != ':')
+		return -EINVAL;
+	if (digits(s, 4, &Y) || digits(s + 5, 2, &M) || digits(s + 8, 2, &D) || digits(s + 11, 2, &h) ||
+	    digits(s + 14, 2, &m) || digits(s + 17, 2, &sec))
+		return -EINVAL;
+	if (Y < 1970 || M < 1 || M > 12 || D < 1 || D > 31 || h > 23 || m > 59 || sec > 60)
+		return -EINVAL;
+	size_t i = 19;
+	uint64_t frac = 0;
+	if (i < len && s[i] == '.') {
+		size_t nd = 0;
+		for (i++; i < len && isdigit((unsigned char)s[i]); i++, nd++)
+			if (nd < 9)
+				frac = frac * 10 + (uint64_t)(s[i] - '0');
+		if (nd == 0)
+			return -EINVAL;
+		for (; nd < 9; nd++)
+			frac *= 10;
+	}
+	if (i + 1 != len || (s[i] != 'Z' && s[i] != 'z'))
+		return -EINVAL;
+	struct tm tm = {.tm_year = Y - 1900, .tm_mon = M - 1, .tm_mday = D, .tm_hour = h, .tm_min = m, .tm_sec = sec};
+	time_t t = timegm(&tm);
+	if (t < 0)
+		return -EINVAL;
+	*ns = (uint64_t)t * 1000000000ull + frac;
+	return 0;
+}
+
+static int read_full(int fd, void *buf, size_t len, size_t *got)
+{
+	size_t n = 0;
+	while (n < len) {
+		ssize_t r = read(fd, (char *)buf + n, len - n);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (r == 0)
+			break;
+		n += (size_t)r;
+	}
+	*got = n;
+	return 0;
+}
+
+static int write_full(int fd, const void *buf, size_t len)
+{
+	while (len) {
+		ssize_t w = write(fd, buf, len);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		buf = (const char *)buf + w;
+		len -= (size_t)w;
+	}
+	return 0;
+}
+
+static int open_seg(int dirfd, const char *name)
+{
+	int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
+
+/* Decodes the lz4 stream on fd to fn; every frame must end, and the file must hold at least one. */
+static int lz4_stream(int fd, int (*fn)(void *arg, const void *buf, size_t len), void *arg)
+{
+	LZ4F_dctx *dc;
+	if (LZ4F_isError(LZ4F_createDecompressionContext(&dc, LZ4F_VERSION)))
+		return -ENOMEM;
+	char *in = malloc(FL_IO_CHUNK), *out = malloc(FL_DEC_CHUNK);
+	int rc = 0, frames = 0;
+	size_t hint = 1; /* non-zero: a frame is open or none began yet */
+	if (!in || !out) {
+		rc = -ENOMEM;
+		goto done;
+	}
+	for (;;) {
+		size_t got;
+		rc = read_full(fd, in, FL_IO_CHUNK, &got);
+		if (rc < 0 || got == 0)
+			break;
+		size_t off = 0;
+		while (off < got) {
+			size_t src = got - off, dst = FL_DEC_CHUNK;
+			hint = LZ4F_decompress(dc, out, &dst, in + off, &src, NULL);
+			if (LZ4F_isError(hint)) {
+				rc = -EBADMSG;
+				goto done;
+			}
+			off += src;
+			if (dst && (rc = fn(arg, out, dst)) != 0)
+				goto done;
+			if (hint == 0)
+				frames++;
+		}
+	}
+	/* Flush any output still held in the context after the last input byte. */
+	while (rc == 0 && hint != 0) {
+		size_t src = 0, dst = FL_DEC_CHUNK;
+		size_t h = LZ4F_decompress(dc, out, &dst, NULL, &src, NULL);
+		if (LZ4F_isError(h)) {
+			rc = -EBADMSG;
+			break;
+		}
+		if (dst && (rc = fn(arg, out, dst)) != 0)
+			break;
+		if (dst == 0)
+			break;
+		hint = h;
+		if (h == 0)
+			frames++;
+	}
+	if (rc == 0 && (hint != 0 || frames == 0))
+		rc = -EBADMSG; /* truncated frame, or an empty file: never a whole archive */
+done:
+	free(in);
+	free(out);
+	LZ4F_freeDecompressionContext(dc);
+	return rc;
+}
+
+static int plain_stream(int fd, int (*fn)(void *arg, const void *buf, size_t len), void *arg)
+{
+	char *buf = malloc(FL_IO_CHUNK);
+	if (!buf)
+		return -ENOMEM;
+	int rc;
+	for (;;) {
+		size_t got;
+		rc = read_full(fd, buf, FL_IO_CHUNK, &got);
+		if (rc < 0 || got == 0)
+			break;
+		if ((rc = fn(arg, buf, got)) != 0)
+			break;
+	}
+	free(buf);
+	return rc;
+}
+
+static int is_lz4_name(const char *name)
+{
+	size_t n = strlen(name);
+	return n > 4 && !strcmp(name + n - 4, ".lz4");
+}
+
+int fl_seg_read(int dirfd, const char *name, int (*fn)(void *arg, const void *buf, size_t len), void *arg)
+{
+	int fd = open_seg(dirfd, name);
+	if (fd < 0)
+		return fd;
+	int rc = is_lz4_name(name) ? lz4_stream(fd, fn, arg) : plain_stream(fd, fn, arg);
+	close(fd);
+	return rc;
+}
+
+struct scan_state {
+	struct fl_seg_info *info;
+	char head[192]; /* the start of the current line: "ts" and "seq" lead every line */
+	size_t headlen;
+};
+
+static void scan_line(struct scan_state *s)
+{
+	struct fl_seg_info *in = s->info;
+	s->head[s->headlen < sizeof s->head ? s->headlen : sizeof s->head - 1] = 0;
+	uint64_t seq = 0, ts = 0;
+	const char *p = strstr(s->head, "\"seq\":");
+	if (p)
+		seq = strtoull(p + 6, NULL, 10);
+	p = strstr(s->head, "\"ts\":\"");
+	if (p) {
+		const char *q = strchr(p + 6, '"');
+		if (q && fl_ts_parse(p + 6, (size_t)(q - p - 6), &ts) < 0)
+			ts = 0;
+	}
+	if (in->lines == 0) {
+		in->first_seq = seq;
+		in->first_ts = ts;
+	}
+	in->last_seq = seq;
+	in->last_ts = ts;
+	in->lines++;
+}
+
+static int scan_chunk(void *arg, const void *buf, size_t len)
+{
+	struct scan_state *s = arg;
+	const char *p = buf, *end = p + len;
+	s->info->plain_bytes += len;
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		const char *stop = nl ? nl : end;
+		size_t room = sizeof s->head - 1 - (s->headlen < sizeof s->head - 1 ? s->headlen : sizeof s->head - 1);
+		size_t take = (size_t)(stop - p) < room ? (size_t)(stop - p) : room;
+		memcpy(s->head + s->headlen, p, take);
+		s->headlen += take;
+		if (!nl)
+			break;
+		scan_line(s);
+		s->headlen = 0;
+		p = nl + 1;
+	}
+	return 0;
+}
+
+int fl_seg_scan(int dirfd, const char *name, struct fl_seg_info *info)
+{
+	memset(info, 0, sizeof *info);
+	struct scan_state s = {.info = info};
+	return fl_seg_read(dirfd, name, scan_chunk, &s);
+}
+
+static int count_chunk(void *arg, const void *buf, size_t len)
+{
+	(void)buf;
+	*(uint64_t *)arg += len;
+	return 0;
+}
+
+int fl_archive_verify(int dirfd, const char *lz4_name, uint64_t *plain_bytes)
+{
+	uint64_t n = 0;
+	int rc = fl_seg_read(dirfd, lz4_name, count_chunk, &n);
+	if (rc == 0 && plain_bytes)
+		*plain_bytes = n;
+	return rc;
+}
+
+/* Compares decoded archive bytes against the plain segment, chunk by chunk. */
+struct cmp_state {
+	int fd;
+	char *buf;
+	uint64_t n;
+};
+
+static int cmp_chunk(void *arg, const void *buf, size_t len)
+{
+	struct cmp_state *c = arg;
+	const char *p = buf;
+	while (len) {
+		size_t want = len < FL_IO_CHUNK ? len : FL_IO_CHUNK, got;
+		int rc = read_full(c->fd, c->buf, want, &got);
+		if (rc < 0)
+			return rc;
+		if (got != want || memcmp(c->buf, p, want))
+			return 1; /* differs */
+		p += want;
+		len -= want;
+		c->n += want;
+	}
+	return 0;
+}
+
+/* 1 when the archive decodes whole and equals the plain segment byte for byte, 0 when not, -errno on I/O errors. */
+static int archive_matches(int dirfd, const char *lz4_name, int plain_fd)
+{
+	struct stat st;
+	if (fstat(plain_fd, &st) < 0)
+		return -errno;
+	struct cmp_state c = {.fd = plain_fd, .buf = malloc(FL_IO_CHUNK)};
+	if (!c.buf)
+		return -ENOMEM;
+	if (lseek(plain_fd, 0, SEEK_SET) < 0) {
+		free(c.buf);
+		return -errno;
+	}
+	int rc = fl_seg_read(dirfd, lz4_name, cmp_chunk, &c);
+	free(c.buf);
+	if (rc == 1 || rc == -EBADMSG)
+		return 0;
+	if (rc < 0)
+		return rc;
+	return c.n == (uint64_t)st.st_size;
+}
+
+static int compress_fd(int in, int out, uint64_t size, uint64_t *out_bytes)
+{
+	LZ4F_preferences_t prefs;
+	archive_prefs(&prefs, size);
+	LZ4F_cctx *cc;
+	if (LZ4F_isError(LZ4F_createCompressionContext(&cc, LZ4F_VERSION)))
+		return -ENOMEM;
+	size_t cap = LZ4F_compressBound(FL_IO_CHUNK, &prefs);
+	if (cap < LZ4F_HEADER_SIZE_MAX)
+		cap = LZ4F_HEADER_SIZE_MAX;
+	char *src = malloc(FL_IO_CHUNK), *dst = malloc(cap);
+	int rc = 0;
+	uint64_t total = 0, seen = 0;
+	if (!src || !dst) {
+		rc = -ENOMEM;
+		goto done;
+	}
+	size_t w = LZ4F_compressBegin(cc, dst, cap, &prefs);
+	if (LZ4F_isError(w)) {
+		rc = -EIO;
+		goto done;
+	}
+	if ((rc = write_full(out, dst, w)) < 0)
+		goto done;
+	total += w;
+	for (;;) {
+		size_t got;
+		if ((rc = read_full(in, src, FL_IO_CHUNK, &got)) < 0)
+			goto done;
+		if (got == 0)
+			break;
+		seen += got;
+		w = LZ4F_compressUpdate(cc, dst, cap, src, got, NULL);
+		if (LZ4F_isError(w)) {
+			rc = -EIO;
+			goto done;
+		}
+		if ((rc = write_full(out, dst, w)) < 0)
+			goto done;
+		total += w;
+	}
+	if (seen != size) {
+		rc = -EAGAIN; /* the segment changed under us: it was not closed */
+		goto done;
+	}
+	w = LZ4F_compressEnd(cc, dst, cap, NULL);
+	if (LZ4F_isError(w)) {
+		rc = -EIO;
+		goto done;
+	}
+	if ((rc = write_full(out, dst, w)) < 0)
+		goto done;
+	total += w;
+	*out_bytes = total;
+done:
+	free(src);
+	free(dst);
+	LZ4F_freeCompressionContext(cc);
+	return rc;
+}
+
+static int fsync_dir(int dirfd)
+{
+	return fsync(dirfd) < 0 ? -errno : 0;
+}
+
+int fl_archive_segment(int dirfd, const char *plain, struct fl_archive_stats *st)
+{
+	char cls[16], lz4[FL_SEG_NAME_MAX], tmp[FL_SEG_NAME_MAX];
+	uint64_t n;
+	struct fl_archive_stats dummy;
+	if (!st)
+		st = &dummy;
+	memset(st, 0, sizeof *st);
+	if (fl_seg_parse(plain, cls, &n) != FL_SEG_PLAIN)
+		return -EINVAL;
+	fl_seg_name(lz4, sizeof lz4, cls, n, FL_SEG_LZ4);
+	fl_seg_name(tmp, sizeof tmp, cls, n, FL_SEG_TMP);
+
+	int in = open_seg(dirfd, plain);
+	if (in == -ENOENT) {
+		/* Done before (the plain segment goes last), or never existed. */
+		unlinkat(dirfd, tmp, 0);
+		struct stat ls;
+		return fstatat(dirfd, lz4, &ls, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(ls.st_mode) ? 0 : -ENOENT;
+	}
+	if (in < 0)
+		return in;
+	struct stat ps;
+	int rc = fstat(in, &ps) < 0 ? -errno : 0;
+	if (rc == 0 && !S_ISREG(ps.st_mode))
+		rc = -EINVAL;
+	if (rc < 0)
+		goto out;
+	st->in_bytes = (uint64_t)ps.st_size;
+
+	struct stat ls;
+	if (fstatat(dirfd, lz4, &ls, AT_SYMLINK_NOFOLLOW) == 0) {
+		/* Both exist: a crash hit between the rename and the unlink, or the archive is damaged. */
+		rc = S_ISREG(ls.st_mode) ? archive_matches(dirfd, lz4, in) : 0;
+		if (rc < 0)
+			goto out;
+		if (rc == 1)
+			goto drop_plain;
+		if (unlinkat(dirfd, lz4, 0) < 0) {
+			rc = -errno;
+			goto out;
+		}
+		if (lseek(in, 0, SEEK_SET) < 0) {
+			rc = -errno;
+			goto out;
+		}
+	}
+
+	int out = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, ps.st_mode & 0666);
+	if (out < 0) {
+		rc = -errno;
+		goto out;
+	}
+	rc = compress_fd(in, out, (uint64_t)ps.st_size, &st->out_bytes);
+	if (rc == 0) {
+		/* Keep the segment's mtime so age-based tools (find -mtime, ls -lt) see when its lines were written. */
+		struct timespec ts[2] = {ps.st_atim, ps.st_mtim};
+		futimens(out, ts);
+		if (fsync(out) < 0)
+			rc = -errno;
+	}
+	if (close(out) < 0 && rc == 0)
+		rc = -errno;
+	if (rc == 0 && renameat(dirfd, tmp, dirfd, lz4) < 0)
+		rc = -errno;
+	if (rc < 0) {
+		unlinkat(dirfd, tmp, 0);
+		goto out;
+	}
+	if ((rc = fsync_dir(dirfd)) < 0)
+		goto out;
+drop_plain:
+	/* Only now, with the archive durable under its final name, may the plain bytes go. */
+	if (unlinkat(dirfd, plain, 0) < 0 && errno != ENOENT) {
+		rc = -errno;
+		goto out;
+	}
+	rc = fsync_dir(dirfd);
+out:
+	close(in);
+	return rc;
+}
+
+int fl_archive_recover(int dirfd, uint64_t skip_from, void (*todo)(const char *plain, void *arg), void *arg)
+{
+	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	DIR *d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return -errno;
+	}
+	int count = 0;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		char cls[16];
+		uint64_t n;
+		int kind = fl_seg_parse(e->d_name, cls, &n);
+		if (kind == FL_SEG_TMP) {
+			unlinkat(dirfd, e->d_name, 0);
+		} else if (kind == FL_SEG_PLAIN && n < skip_from) {
+			if (todo)
+				todo(e->d_name, arg);
+			count++;
+		}
+	}
+	closedir(d);
+	return count;
+}
+
+/* ---- compressor thread ---- */
+
+struct fl_archive_job {
+	struct fl_archive_job *next;
+	int dirfd;
+	uint64_t tag;
+	char name[FL_SEG_NAME_MAX];
+};
+
+struct fl_archiver {
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t work, idle;
+	struct fl_archive_job *head, *tail;
+	unsigned pending; /* queued + running */
+	int stopping, finish;
+	fl_archive_done_fn done;
+	void *arg;
+};
+
+static void *archiver_main(void *p)
+{
+	struct fl_archiver *a = p;
+	pthread_mutex_lock(&a->mu);
+	for (;;) {
+		while (!a->head && !a->stopping)
+			pthread_cond_wait(&a->work, &a->mu);
+		if (!a->head || (a->stopping && !a->finish))
+			break;
+		struct fl_archive_job *j = a->head;
+		a->head = j->next;
+		if (!a->head)
+			a->tail = NULL;
+		pthread_mutex_unlock(&a->mu);
+
+		struct fl_archive_stats st;
+		int rc = fl_archive_segment(j->dirfd, j->name, &st);
+		if (a->done)
+			a->done(a->arg, j->tag, j->name, rc, &st);
+		close(j->dirfd);
+		free(j);
+
+		pthread_mutex_lock(&a->mu);
+		if (--a->pending == 0)
+			pthread_cond_broadcast(&a->idle);
+	}
+	pthread_mutex_unlock(&a->mu);
+	return NULL;
+}
+
+int fl_archiver_start(struct fl_archiver **out, fl_archive_done_fn done, void *arg)
+{
+	struct fl_archiver *a = calloc(1, sizeof *a);
+	if (!a)
+		return -ENOMEM;
+	pthread_mutex_init(&a->mu, NULL);
+	pthread_cond_init(&a->work, NULL);
+	pthread_cond_init(&a->idle, NULL);
+	a->done = done;
+	a->arg = arg;
+	int rc = pthread_create(&a->thread, NULL, archiver_main, a);
+	if (rc) {
+		pthread_mutex_destroy(&a->mu);
+		pthread_cond_destroy(&a->work);
+		pthread_cond_destroy(&a->idle);
+		free(a);
+		return -rc;
+	}
+	*out = a;
+	return 0;
+}
+
+int fl_archiver_enqueue(struct fl_archiver *a, int dirfd, const char *plain, uint64_t tag)
+{
+	struct fl_archive_job *j = calloc(1, sizeof *j);
+	if (!j)
+		return -ENOMEM;
+	if (snprintf(j->name, sizeof j->name, "%s", plain) >= (int)sizeof j->name) {
+		free(j);
+		return -ENAMETOOLONG;
+	}
+	j->tag = tag;
+	j->dirfd = fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
+	if (j->dirfd < 0) {
+		int e = -errno;
+		free(j);
+		return e;
+	}
+	pthread_mutex_lock(&a->mu);
+	if (a->stopping) {
+		pthread_mutex_unlock(&a->mu);
+		close(j->dirfd);
+		free(j);
+		return -ESHUTDOWN;
+	}
+	if (a->tail)
+		a->tail->next = j;
+	else
+		a->head = j;
+	a->tail = j;
+	a->pending++;
+	pthread_cond_signal(&a->work);
+	pthread_mutex_unlock(&a->mu);
+	return 0;
+}
+
+void fl_archiver_wait_idle(struct fl_archiver *a)
+{
+	pthread_mutex_lock(&a->mu);
+	while (a->pending)
+		pthread_cond_wait(&a->idle, &a->mu);
+	pthread_mutex_unlock(&a->mu);
+}
+
+unsigned fl_archiver_pending(struct fl_archiver *a)
+{
+	pthread_mutex_lock(&a->mu);
+	unsigned n = a->pending;
+	pthread_mutex_unlock(&a->mu);
+	return n;
+}
+
+void fl_archiver_stop(struct fl_archiver *a, int finish)
+{
+	if (!a)
+		return;
+	pthread_mutex_lock(&a->mu);
+	a->stopping = 1;
+	a->finish = finish;
+	pthread_cond_broadcast(&a->work);
+	pthread_mutex_unlock(&a->mu);
+	pthread_join(a->thread, NULL);
+	for (struct fl_archive_job *j = a->head, *next; j; j = next) {
+		next = j->next;
+		close(j->dirfd);
+		free(j);
+	}
+	pthread_mutex_destroy(&a->mu);
+	pthread_cond_destroy(&a->work);
+	pthread_cond_destroy(&a->idle);
+	free(a);
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
+}
+
+int fl_archive_bench(const void *buf, size_t len, uint64_t min_ns, double *mb_per_s, double *ratio)
+{
+	LZ4F_preferences_t prefs;
+	archive_prefs(&prefs, len);
+	size_t cap = LZ4F_compressFrameBound(len, &prefs);
+	void *dst = malloc(cap);
+	if (!dst)
+		return -ENOMEM;
+	uint64_t t0 = now_ns(), t, bytes = 0;
+	size_t out = 0;
+	do {
+		out = LZ4F_compressFrame(dst, cap, buf, len, &prefs);
+		if (LZ4F_isError(out)) {
+			free(dst);
+			return -EIO;
+		}
+		bytes += len;
+		t = now_ns();
+	} while (t - t0 < min_ns);
+	free(dst);
+	*mb_per_s = (double)bytes / 1e6 / ((double)(t - t0) / 1e9);
+	*ratio = out ? (double)len / (double)out : 0;
+	return 0;
+}

@@ -1,0 +1,315 @@
+/* SPDX-License-Identifier: MIT */
+/* test_rotation: segment names, lz4 archiving and its crash recovery, the compressor thread, and rotation under a live drainer. */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fl_test.h"
+#include "archive.h"
+
+/* A fresh directory under the test's scratch dir; returns an O_DIRECTORY fd and its path. */
+static int fresh_dir(const char *name, char *path, size_t len)
+{
+	snprintf(path, len, "%s/%s", fl_test_tmp(), name);
+	char cmd[1200];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
+	assert_int_equal(system(cmd), 0);
+	assert_int_equal(mkdir(path, 0700), 0);
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	return fd;
+}
+
+/* Writes `lines` transcript-like JSON lines (seq from first_seq, ts from ts0 ns, 1 ms apart) into name. */
+static uint64_t write_segment(int dirfd, const char *name, uint64_t first_seq, uint64_t lines, uint64_t ts0)
+{
+	int fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+	assert_true(fd >= 0);
+	FILE *f = fdopen(fd, "w");
+	assert_non_null(f);
+	uint64_t bytes = 0;
+	for (uint64_t i = 0; i < lines; i++) {
+		uint64_t ns = ts0 + i * 1000000ull;
+		time_t s = (time_t)(ns / 1000000000ull);
+		struct tm tm;
+		gmtime_r(&s, &tm);
+		char ts[40];
+		strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
+		int w = fprintf(f,
+				"{\"ts\":\"%s.%09" PRIu64 "Z\",\"ts_ns\":%" PRIu64 ",\"seq\":%" PRIu64
+				",\"session\":\"t\",\"class\":\"system\",\"event\":\"transcript\",\"level\":\"full\","
+				"\"pid\":42,\"tid\":42,\"id\":%" PRIu64 ",\"ref\":0,\"data\":{\"stream\":1,\"bytes\":"
+				"\"line %" PRIu64 " of the build output: compiling drainer/archive.c ok\"}}\n",
+				ts, (uint64_t)(ns % 1000000000ull), ns, first_seq + i, first_seq + i, i);
+		assert_true(w > 0);
+		bytes += (uint64_t)w;
+	}
+	assert_int_equal(fclose(f), 0);
+	return bytes;
+}
+
+static int exists(int dirfd, const char *name)
+{
+	struct stat st;
+	return fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+/* Runs a shell command in dir and returns its exit status. */
+static int sh_in(const char *dir, const char *fmt, const char *arg)
+{
+	char cmd[2048], inner[1024];
+	snprintf(inner, sizeof inner, fmt, arg);
+	snprintf(cmd, sizeof cmd, "cd '%s' && %s", dir, inner);
+	int st = system(cmd);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+static void test_segment_names(void **state)
+{
+	(void)state;
+	char buf[FL_SEG_NAME_MAX], cls[16];
+	uint64_t n;
+	assert_int_equal(fl_seg_name(buf, sizeof buf, "system", 7, FL_SEG_PLAIN), 0);
+	assert_string_equal(buf, "system.000007.jsonl");
+	assert_int_equal(fl_seg_name(buf, sizeof buf, "user", 1234567, FL_SEG_LZ4), 0);
+	assert_string_equal(buf, "user.1234567.jsonl.lz4");
+	assert_int_equal(fl_seg_name(buf, sizeof buf, "user", 3, FL_SEG_TMP), 0);
+	assert_string_equal(buf, "user.000003.jsonl.lz4.tmp");
+	assert_int_equal(fl_seg_name(buf, 8, "user", 3, FL_SEG_TMP), -ENAMETOOLONG);
+
+	assert_int_equal(fl_seg_parse("system.000007.jsonl", cls, &n), FL_SEG_PLAIN);
+	assert_string_equal(cls, "system");
+	assert_int_equal(n, 7);
+	assert_int_equal(fl_seg_parse("user.1234567.jsonl.lz4", cls, &n), FL_SEG_LZ4);
+	assert_int_equal(n, 1234567);
+	assert_int_equal(fl_seg_parse("user.000003.jsonl.lz4.tmp", cls, &n), FL_SEG_TMP);
+	/* The active files, the manifest and near misses are not segments. */
+	assert_int_equal(fl_seg_parse("system.jsonl", cls, &n), 0);
+	assert_int_equal(fl_seg_parse("session.json", cls, &n), 0);
+	assert_int_equal(fl_seg_parse("system.00007.jsonl", cls, &n), 0);
+	assert_int_equal(fl_seg_parse("system.000007.jsonl.gz", cls, &n), 0);
+	assert_int_equal(fl_seg_parse("System.000007.jsonl", cls, &n), 0);
+	assert_int_equal(fl_seg_parse(".000007.jsonl", cls, &n), 0);
+
+	uint64_t ns;
+	assert_int_equal(fl_ts_parse("1970-01-01T00:00:01.5Z", 22, &ns), 0);
+	assert_int_equal(ns, 1500000000ull);
+	assert_int_equal(fl_ts_parse("2026-11-25T16:33:33.123456789Z", 30, &ns), 0);
+	assert_int_equal(ns, 1795624413123456789ull);
+	assert_int_equal(fl_ts_parse("2026-11-25T16:33:33Z", 20, &ns), 0);
+	assert_int_equal(ns, 1795624413000000000ull);
+	assert_int_equal(fl_ts_parse("2026-11-25T16:33:33", 19, &ns), -EINVAL);
+	assert_int_equal(fl_ts_parse("2026-13-25T16:33:33Z", 20, &ns), -EINVAL);
+}
+
+static void test_archive_roundtrip(void **state)
+{
+	(void)state;
+	char dir[1100];
+	int d = fresh_dir("roundtrip", dir, sizeof dir);
+	uint64_t ts0 = 1795624413000000000ull;
+	uint64_t bytes = write_segment(d, "system.000001.jsonl", 100, 5000, ts0);
+	assert_int_equal(sh_in(dir, "cp %s orig", "system.000001.jsonl"), 0);
+	struct stat ps;
+	assert_int_equal(fstatat(d, "system.000001.jsonl", &ps, 0), 0);
+
+	struct fl_archive_stats st;
+	assert_int_equal(fl_archive_segment(d, "system.000001.jsonl", &st), 0);
+	assert_int_equal(st.in_bytes, bytes);
+	assert_true(st.out_bytes > 0 && st.out_bytes < bytes / 4);
+	assert_false(exists(d, "system.000001.jsonl"));
+	assert_false(exists(d, "system.000001.jsonl.lz4.tmp"));
+	struct stat as;
+	assert_int_equal(fstatat(d, "system.000001.jsonl.lz4", &as, 0), 0);
+	assert_int_equal((uint64_t)as.st_size, st.out_bytes);
+	assert_int_equal(as.st_mtim.tv_sec, ps.st_mtim.tv_sec);
+	assert_int_equal(as.st_mode & 0777, 0640);
+
+	/* The lz4 CLI accepts it and gives back the exact bytes. */
+	assert_int_equal(sh_in(dir, "lz4 -qt %s", "system.000001.jsonl.lz4"), 0);
+	assert_int_equal(sh_in(dir, "lz4 -qdc %s | cmp - orig", "system.000001.jsonl.lz4"), 0);
+
+	uint64_t plain;
+	assert_int_equal(fl_archive_verify(d, "system.000001.jsonl.lz4", &plain), 0);
+	assert_int_equal(plain, bytes);
+	struct fl_seg_info in;
+	assert_int_equal(fl_seg_scan(d, "system.000001.jsonl.lz4", &in), 0);
+	assert_int_equal(in.lines, 5000);
+	assert_int_equal(in.first_seq, 100);
+	assert_int_equal(in.last_seq, 5099);
+	assert_int_equal(in.first_ts, ts0);
+	assert_int_equal(in.last_ts, ts0 + 4999 * 1000000ull);
+	assert_int_equal(in.plain_bytes, bytes);
+
+	/* Running it again is a no-op; a name that is not a plain segment is refused. */
+	assert_int_equal(fl_archive_segment(d, "system.000001.jsonl", &st), 0);
+	assert_int_equal(st.out_bytes, 0);
+	assert_int_equal(fl_archive_segment(d, "system.jsonl", &st), -EINVAL);
+	assert_int_equal(fl_archive_segment(d, "user.000009.jsonl", &st), -ENOENT);
+	close(d);
+}
+
+/* Every state a crash can leave behind is finished exactly once by recover + archive. */
+static void collect(const char *plain, void *arg)
+{
+	char *list = arg;
+	strcat(list, plain);
+	strcat(list, ";");
+}
+
+static void test_archive_crash_states(void **state)
+{
+	(void)state;
+	char dir[1100], list[1024] = "";
+	int d = fresh_dir("crash", dir, sizeof dir);
+	uint64_t ts0 = 1795624413000000000ull;
+	write_segment(d, "system.000001.jsonl", 1, 3000, ts0); /* (a) leftover tmp beside the plain */
+	write_segment(d, "user.000002.jsonl", 1, 3000, ts0);   /* (b) complete archive beside the plain */
+	write_segment(d, "system.000003.jsonl", 1, 3000, ts0); /* (c) truncated archive beside the plain */
+	write_segment(d, "user.000004.jsonl", 1, 3000, ts0);   /* (d) archive with a flipped byte */
+	write_segment(d, "system.000005.jsonl", 1, 10, ts0);   /* (e) not checkpointed yet: left alone */
+	assert_int_equal(sh_in(dir, "cp system.000001.jsonl orig1 && cp user.000002.jsonl orig2 && "
+				    "cp system.000003.jsonl orig3 && cp user.000004.jsonl orig4%s", ""), 0);
+	assert_int_equal(sh_in(dir, "head -c 777 /dev/urandom > %s", "system.000001.jsonl.lz4.tmp"), 0);
+	assert_int_equal(sh_in(dir, "lz4 -q user.000002.jsonl %s", "user.000002.jsonl.lz4"), 0);
+	assert_int_equal(sh_in(dir, "lz4 -q system.000003.jsonl full3 && head -c 2000 full3 > %s && rm full3",
+			       "system.000003.jsonl.lz4"), 0);
+	assert_int_equal(sh_in(dir,
+			       "lz4 -q user.000004.jsonl %s && printf 'X' | dd of=user.000004.jsonl.lz4 bs=1 "
+			       "seek=3000 conv=notrunc status=none",
+			       "user.000004.jsonl.lz4"), 0);
+	/* A truncated or damaged archive never verifies. */
+	assert_int_equal(fl_archive_verify(d, "system.000003.jsonl.lz4", NULL), -EBADMSG);
+	assert_int_equal(fl_archive_verify(d, "user.000004.jsonl.lz4", NULL), -EBADMSG);
+	/* And an empty file is not an archive. */
+	assert_int_equal(sh_in(dir, ": > %s", "empty.jsonl.lz4"), 0);
+	assert_int_equal(fl_archive_verify(d, "empty.jsonl.lz4", NULL), -EBADMSG);
+
+	assert_int_equal(fl_archive_recover(d, 5, collect, list), 4);
+	assert_false(exists(d, "system.000001.jsonl.lz4.tmp"));
+	assert_non_null(strstr(list, "system.000001.jsonl;"));
+	assert_non_null(strstr(list, "user.000002.jsonl;"));
+	assert_non_null(strstr(list, "system.000003.jsonl;"));
+	assert_non_null(strstr(list, "user.000004.jsonl;"));
+	assert_null(strstr(list, "000005"));
+
+	struct fl_archive_stats st;
+	assert_int_equal(fl_archive_segment(d, "system.000001.jsonl", &st), 0);
+	assert_true(st.out_bytes > 0);
+	assert_int_equal(fl_archive_segment(d, "user.000002.jsonl", &st), 0);
+	assert_int_equal(st.out_bytes, 0); /* kept: it matched byte for byte */
+	assert_int_equal(fl_archive_segment(d, "system.000003.jsonl", &st), 0);
+	assert_true(st.out_bytes > 0); /* redone */
+	assert_int_equal(fl_archive_segment(d, "user.000004.jsonl", &st), 0);
+	assert_true(st.out_bytes > 0); /* redone */
+	static const char *const names[] = {"system.000001", "user.000002", "system.000003", "user.000004"};
+	for (int i = 0; i < 4; i++) {
+		char plain[64], lz[64], cmd[256];
+		snprintf(plain, sizeof plain, "%s.jsonl", names[i]);
+		snprintf(lz, sizeof lz, "%s.jsonl.lz4", names[i]);
+		assert_false(exists(d, plain));
+		assert_int_equal(sh_in(dir, "lz4 -qt %s", lz), 0);
+		snprintf(cmd, sizeof cmd, "lz4 -qdc %%s | cmp - orig%d", i + 1);
+		assert_int_equal(sh_in(dir, cmd, lz), 0);
+	}
+	assert_true(exists(d, "system.000005.jsonl"));
+	close(d);
+}
+
+struct done_count {
+	int ok, failed;
+	uint64_t tags;
+};
+
+static void on_done(void *arg, uint64_t tag, const char *plain, int rc, const struct fl_archive_stats *st)
+{
+	(void)plain;
+	(void)st;
+	struct done_count *c = arg;
+	if (rc == 0)
+		c->ok++;
+	else
+		c->failed++;
+	c->tags += tag;
+}
+
+static void test_archiver_thread(void **state)
+{
+	(void)state;
+	char dir[1100];
+	int d = fresh_dir("thread", dir, sizeof dir);
+	struct done_count c = {0};
+	struct fl_archiver *a;
+	assert_int_equal(fl_archiver_start(&a, on_done, &c), 0);
+	for (int i = 1; i <= 16; i++) {
+		char name[64];
+		fl_seg_name(name, sizeof name, i % 2 ? "system" : "user", (uint64_t)i, FL_SEG_PLAIN);
+		write_segment(d, name, (uint64_t)i * 1000, 500, 1795624413000000000ull);
+		assert_int_equal(fl_archiver_enqueue(a, d, name, (uint64_t)i), 0);
+	}
+	fl_archiver_wait_idle(a);
+	assert_int_equal(fl_archiver_pending(a), 0);
+	fl_archiver_stop(a, 1);
+	assert_int_equal(c.ok, 16);
+	assert_int_equal(c.failed, 0);
+	assert_int_equal(c.tags, 16 * 17 / 2);
+	for (int i = 1; i <= 16; i++) {
+		char name[64];
+		fl_seg_name(name, sizeof name, i % 2 ? "system" : "user", (uint64_t)i, FL_SEG_LZ4);
+		assert_int_equal(fl_archive_verify(d, name, NULL), 0);
+		fl_seg_name(name, sizeof name, i % 2 ? "system" : "user", (uint64_t)i, FL_SEG_PLAIN);
+		assert_false(exists(d, name));
+	}
+	close(d);
+}
+
+/*
+ * A process archiving a large segment is SIGKILLed at many points (while the
+ * temp file grows, right after the rename, ...); each time recovery plus one
+ * more archive call ends with exactly one whole archive equal to the original.
+ */
+static void test_archive_sigkill(void **state)
+{
+	(void)state;
+	char dir[1100];
+	int d = fresh_dir("sigkill", dir, sizeof dir);
+	write_segment(d, "orig", 1, 60000, 1795624413000000000ull);
+	for (int round = 0; round < 12; round++) {
+		assert_int_equal(sh_in(dir, "rm -f system.000001.jsonl*; cp orig %s", "system.000001.jsonl"), 0);
+		pid_t pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0)
+			_exit(fl_archive_segment(d, "system.000001.jsonl", NULL) == 0 ? 0 : 1);
+		/* Spread the kill points: from immediately to after the job may have finished. */
+		struct timespec t = {0, (long)round * 1500000L};
+		nanosleep(&t, NULL);
+		kill(pid, SIGKILL);
+		int st;
+		assert_int_equal(waitpid(pid, &st, 0), pid);
+		assert_true(fl_archive_recover(d, UINT64_MAX, NULL, NULL) >= 0);
+		assert_false(exists(d, "system.000001.jsonl.lz4.tmp"));
+		assert_int_equal(fl_archive_segment(d, "system.000001.jsonl", NULL), 0);
+		assert_false(exists(d, "system.000001.jsonl"));
+		assert_int_equal(sh_in(dir, "lz4 -qt %s", "system.000001.jsonl.lz4"), 0);
+		assert_int_equal(sh_in(dir, "lz4 -qdc %s | cmp - orig", "system.000001.jsonl.lz4"), 0);
+	}
+	close(d);
+}
+
+static const struct CMUnitTest tests[] = {
+	cmocka_unit_test(test_segment_names),
+	cmocka_unit_test(test_archive_roundtrip),
+	cmocka_unit_test(test_archive_crash_states),
+	cmocka_unit_test(test_archiver_thread),
+	cmocka_unit_test(test_archive_sigkill),
+};
+
+FL_TEST_MAIN("rotation", tests)
