@@ -68,6 +68,8 @@ static uint64_t open_gen;
 static pthread_key_t exit_key;
 static pthread_once_t exit_once = PTHREAD_ONCE_INIT;
 static int membarrier_cmd = -1;
+static int owner_fence;           /* no membarrier(): owners fence on entry instead */
+static _Atomic uint32_t proc_pid; /* this process; reset in a forked child */
 
 static void say(char *why, size_t whylen, const char *fmt, ...)
 {
@@ -263,7 +265,8 @@ static void release_lanes(void *arg)
 	pthread_mutex_lock(&open_lock);
 	for (unsigned i = 0; i < TLS_SLOTS; i++) {
 		struct tls_slot *t = &tls_slots[i];
-		if (!t->s || t->shared)
+		/* a slot that went shared may still own its lane: the CAS below fails harmlessly if not */
+		if (!t->s)
 			continue;
 		for (fl_session *s = open_list; s; s = s->next) {
 			if (s != t->s || s->gen != t->gen)
@@ -276,13 +279,30 @@ static void release_lanes(void *arg)
 	pthread_mutex_unlock(&open_lock);
 }
 
+/*
+ * fork(): the child's thread inherits the forking thread's lane slots and cached
+ * tid, so it would write into a lane the parent still owns. Forget them; emits
+ * into sessions the parent opened are then refused (see emit()).
+ */
+static void after_fork_child(void)
+{
+	memset(tls_slots, 0, sizeof tls_slots);
+	tls_tid = 0;
+	atomic_store_explicit(&proc_pid, (uint32_t)getpid(), memory_order_relaxed);
+}
+
 static void exit_key_init(void)
 {
 	pthread_key_create(&exit_key, release_lanes);
+	pthread_atfork(NULL, NULL, after_fork_child);
+	atomic_store_explicit(&proc_pid, (uint32_t)getpid(), memory_order_relaxed);
+	long q;
 	if (syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0) == 0)
 		membarrier_cmd = MEMBARRIER_CMD_PRIVATE_EXPEDITED;
-	else if (syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0) > 0)
+	else if ((q = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0)) > 0 && (q & MEMBARRIER_CMD_GLOBAL))
 		membarrier_cmd = MEMBARRIER_CMD_GLOBAL;
+	else
+		owner_fence = 1; /* a plain fence on the sharer's side alone is not a Dekker handshake */
 }
 
 static int owner_gone(uint32_t pid, uint32_t tid)
@@ -366,7 +386,10 @@ static inline int lane_enter(fl_session *s, struct tls_slot *t)
 #else
 		/* paired with membarrier() in claim_lane: no fence needed on this side */
 		fl_store_relaxed(&g->busy, 1);
-		fl_compiler_barrier();
+		if (__builtin_expect(owner_fence, 0))
+			fl_smp_mb(); /* pairs with fl_smp_mb() in claim_lane when membarrier() is missing */
+		else
+			fl_compiler_barrier();
 		if (!fl_load_relaxed(&g->shared))
 			return 0;
 #endif
@@ -423,9 +446,12 @@ int fl_session_open(fl_session **out, const struct fl_session_opts *opts, char *
 		return -EINVAL;
 	}
 
-	fl_session *s = calloc(1, sizeof *s + lanes * sizeof(struct lane_guard));
+	/* aligned: the lane guards are _Alignas(FL_CACHELINE), which calloc does not promise */
+	size_t ssize = sizeof(struct fl_session) + lanes * sizeof(struct lane_guard);
+	fl_session *s = aligned_alloc(FL_CACHELINE, (ssize + FL_CACHELINE - 1) & ~(size_t)(FL_CACHELINE - 1));
 	if (!s)
 		return -ENOMEM;
+	memset(s, 0, ssize);
 	snprintf(s->id, sizeof s->id, "%s", id);
 	int rc = fl_ring_name(s->shm_name, sizeof s->shm_name, o->shm_prefix, id);
 	if (rc == 0) {
@@ -474,11 +500,13 @@ int fl_session_close(fl_session *s)
 			break;
 		}
 	pthread_mutex_unlock(&open_lock);
-	/* pairs with the drainer's load-acquire of closed: every head store is before it */
-	fl_store_release(&s->ring.hdr->closed, 1);
-	fl_ring_detach(&s->ring);
+	/* a forked child only lets go of its copy: the ring is still the parent's */
+	if (s->pid == atomic_load_explicit(&proc_pid, memory_order_relaxed))
+		/* pairs with the drainer's load-acquire of closed: every head store is before it */
+		fl_store_release(&s->ring.hdr->closed, 1);
 	for (uint32_t l = 0; l < s->ring.lane_count; l++)
 		pthread_mutex_destroy(&s->guard[l].lock);
+	fl_ring_detach(&s->ring);
 	free(s);
 	return 0;
 }
@@ -527,6 +555,9 @@ static inline uint64_t now_realtime(void)
 /* Encodes Event{ts,id,ref,pid,tid,body} straight into the lane. */
 static int64_t emit(fl_session *s, int kind, uint64_t ref, const struct fl_field *f, int nf)
 {
+	/* after fork(): the lanes and their locks belong to the parent */
+	if (__builtin_expect(s->pid != atomic_load_explicit(&proc_pid, memory_order_relaxed), 0))
+		return -ECHILD;
 	struct tls_slot *t = lane_for(s);
 	uint32_t lane = t->lane;
 	uint32_t tid = tls_tid;
@@ -594,6 +625,8 @@ _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "fixed64 timestamps ar
 /* Payloads beyond 4 GiB cannot be one record: count the loss like any oversize event. */
 static int64_t too_big(fl_session *s)
 {
+	if (s->pid != atomic_load_explicit(&proc_pid, memory_order_relaxed))
+		return -ECHILD;
 	struct tls_slot *t = lane_for(s);
 	int locked = lane_enter(s, t);
 	fl_lane_drop(&s->ring, t->lane);
