@@ -1,0 +1,186 @@
+/* SPDX-License-Identifier: MIT */
+/* cli.c: fugue-log — command dispatch, global options and the helpers its subcommands share. */
+#define _GNU_SOURCE
+#include "cli.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct fl_cli_common fl_cli;
+
+static const struct {
+	const char *name;
+	int (*fn)(int, char **);
+	const char *what;
+} commands[] = {
+	{"ls", fl_cmd_ls, "list sessions: pid, level, live or not, events/s, ring fill, drops"},
+	{"level", fl_cmd_level, "read or set a session's level (one atomic write)"},
+	{"emit", fl_cmd_emit, "write events as one session: logger(1) for sessions, and a load generator"},
+	{"cat", fl_cmd_cat, "print a session's log, both audit classes merged by seq, archives included"},
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: fugue-log [--root DIR] [--config FILE] COMMAND [ARGS...]\n\ncommands:\n");
+	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+		fprintf(f, "  %-6s %s\n", commands[i].name, commands[i].what);
+	fprintf(f, "\n'fugue-log COMMAND --help' describes each command.\n"
+		   "  --root DIR     log root (default: FUGUE_LOG_DIR, config 'root', ~/.fugue/logs)\n"
+		   "  --config FILE  config file (default ~/.fugue/logging.conf)\n"
+		   "Shared memory prefix: FUGUE_SHM_PREFIX (default \"fugue-\").\n"
+		   "Exit codes: 0 ok, 1 failure, 2 usage error, 3 no such session.\n");
+}
+
+void fl_cli_err(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("fugue-log: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+}
+
+int fl_cli_usage_err(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fprintf(stderr, "fugue-log %s: ", cmd);
+	vfprintf(stderr, fmt, ap);
+	fprintf(stderr, "\n(see 'fugue-log %s --help')\n", cmd);
+	va_end(ap);
+	return FL_EXIT_USAGE;
+}
+
+int fl_cli_common_opt(int c, const char *arg)
+{
+	switch (c) {
+	case FL_OPT_ROOT:
+		fl_cli.root = arg;
+		return 1;
+	case FL_OPT_CONFIG:
+		fl_cli.config = arg;
+		return 1;
+	}
+	return 0;
+}
+
+int fl_cli_config(struct fl_config *cfg)
+{
+	char why[PATH_MAX + 256];
+	if (fl_config_load(cfg, fl_cli.config, why, sizeof why) < 0) {
+		fl_cli_err("%s", why);
+		return FL_EXIT_FAIL;
+	}
+	if (fl_cli.root) {
+		if (!*fl_cli.root || strlen(fl_cli.root) >= sizeof cfg->root) {
+			fl_cli_err("--root '%s' is not a usable directory path", fl_cli.root);
+			return FL_EXIT_USAGE;
+		}
+		snprintf(cfg->root, sizeof cfg->root, "%s", fl_cli.root);
+	}
+	return 0;
+}
+
+int fl_cli_u64(const char *s, uint64_t *out)
+{
+	return fl_parse_size(s, out);
+}
+
+int fl_cli_double(const char *s, double *out)
+{
+	char *end;
+	if (!s || !*s)
+		return -EINVAL;
+	errno = 0;
+	double v = strtod(s, &end);
+	if (errno || *end || !isfinite(v) || v < 0)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+double fl_cli_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void fl_cli_json_str(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if (*p == '"' || *p == '\\')
+			fprintf(f, "\\%c", *p);
+		else if (*p < 0x20)
+			fprintf(f, "\\u%04x", *p);
+		else
+			fputc(*p, f);
+	}
+	fputc('"', f);
+}
+
+/* Global options before the command: --root, --config (also --opt=value). */
+static int global_opt(const char *a, const char *next, int *used)
+{
+	static const char *const names[] = {"--root", "--config"};
+	for (int i = 0; i < 2; i++) {
+		size_t n = strlen(names[i]);
+		if (strncmp(a, names[i], n))
+			continue;
+		const char *v = a[n] == '=' ? a + n + 1 : !a[n] ? next : NULL;
+		if (!v && !a[n])
+			return -1; /* missing value */
+		if (!v)
+			continue;
+		*used = a[n] == '=' ? 1 : 2;
+		fl_cli_common_opt(i ? FL_OPT_CONFIG : FL_OPT_ROOT, v);
+		return 1;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	int i = 1;
+	while (i < argc && argv[i][0] == '-') {
+		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+			usage(stdout);
+			return FL_EXIT_OK;
+		}
+		int used = 0;
+		int rc = global_opt(argv[i], i + 1 < argc ? argv[i + 1] : NULL, &used);
+		if (rc < 0) {
+			fl_cli_err("%s needs a value; see 'fugue-log --help'", argv[i]);
+			return FL_EXIT_USAGE;
+		}
+		if (!rc) {
+			fl_cli_err("unknown option '%s' before the command; see 'fugue-log --help'", argv[i]);
+			return FL_EXIT_USAGE;
+		}
+		i += used;
+	}
+	if (i >= argc) {
+		usage(stderr);
+		return FL_EXIT_USAGE;
+	}
+	for (size_t k = 0; k < sizeof commands / sizeof commands[0]; k++)
+		if (!strcmp(argv[i], commands[k].name)) {
+			optind = 1; /* each command parses its own argv, argv[0] being its name */
+			return commands[k].fn(argc - i, argv + i);
+		}
+	if (!strcmp(argv[i], "help")) {
+		usage(stdout);
+		return FL_EXIT_OK;
+	}
+	fprintf(stderr, "fugue-log: unknown command '%s'; commands are:", argv[i]);
+	for (size_t k = 0; k < sizeof commands / sizeof commands[0]; k++)
+		fprintf(stderr, " %s", commands[k].name);
+	fprintf(stderr, " (see 'fugue-log --help')\n");
+	return FL_EXIT_USAGE;
+}

@@ -1,0 +1,413 @@
+/* SPDX-License-Identifier: MIT */
+/* cli_cat.c: fugue-log cat — a session's lines from every segment of both audit classes, merged by seq, optionally followed. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "fuguelog.h"
+#include "ring.h"
+#include "segread.h"
+
+/*
+ * While following, a line of one class is held back until the other class
+ * shows a line too, or the line is the next seq after the last one printed, or
+ * this long has passed: the drainer writes one batch to both files, so the
+ * other file can briefly lag behind.
+ */
+#define FOLLOW_GRACE_S 1.0
+#define FOLLOW_POLL_MS 1000 /* rescan even without an inotify event (and check session.json) */
+
+struct stream {
+	const char *cls;
+	int dirfd;
+	struct fl_segread *rd;
+	int64_t last_seg; /* number of the last rotated segment opened, -1 before any */
+	int on_active;
+	int rotated; /* the active file we hold was renamed: read it to its end, then move on */
+	int dead;
+	dev_t dev;
+	ino_t ino;
+	int have_last;
+	uint64_t last_seq;
+	char *pend; /* the next line of this class, not yet printed */
+	size_t plen, pcap;
+	uint64_t pseq;
+	int pseq_ok, has_pend;
+	double held_since;
+	unsigned errors;
+};
+
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	interrupted = 1;
+}
+
+static void warn_seg(struct stream *st, const char *why)
+{
+	fprintf(stderr, "fugue-log cat: %s; skipping the rest of that file\n", why);
+	st->errors++;
+}
+
+/* Opens the next file of the class: the first rotated segment after last_seg, else the active file. */
+static int open_next(struct stream *st)
+{
+	char why[300];
+	for (int attempt = 0; attempt < 4; attempt++) {
+		struct fl_seg *v;
+		int n = fl_segments_list(st->dirfd, st->cls, &v);
+		if (n < 0) {
+			fprintf(stderr, "fugue-log cat: cannot list the session directory: %s\n", strerror(-n));
+			st->errors++;
+			st->dead = 1;
+			return n;
+		}
+		const struct fl_seg *pick = NULL;
+		for (int i = 0; i < n && !pick; i++)
+			if (v[i].num == FL_SEG_ACTIVE || (int64_t)v[i].num > st->last_seg)
+				pick = &v[i];
+		if (!pick) {
+			free(v);
+			return 0;
+		}
+		int rc = fl_segread_open(&st->rd, st->dirfd, pick->name, why, sizeof why);
+		if (rc == -ENOENT && pick->num != FL_SEG_ACTIVE && !pick->lz4) {
+			/* compressed and removed between the listing and the open: read the archive */
+			char lz[sizeof pick->name + 8];
+			snprintf(lz, sizeof lz, "%s.lz4", pick->name);
+			rc = fl_segread_open(&st->rd, st->dirfd, lz, why, sizeof why);
+		}
+		uint32_t num = pick->num;
+		free(v);
+		if (rc == -ENOENT)
+			continue; /* rotated or removed under us: list again */
+		if (rc < 0) {
+			warn_seg(st, why);
+			if (num == FL_SEG_ACTIVE) {
+				st->dead = 1;
+				return rc;
+			}
+			st->last_seg = num;
+			continue;
+		}
+		st->on_active = num == FL_SEG_ACTIVE;
+		st->rotated = 0;
+		if (st->on_active) {
+			struct stat sb;
+			fl_segread_stat(st->rd, &sb);
+			st->dev = sb.st_dev;
+			st->ino = sb.st_ino;
+		} else {
+			st->last_seg = num;
+		}
+		return 1;
+	}
+	return 0;
+}
+
+/* The active file we read from is no longer the one under the active name: it was rotated. */
+static int active_moved(struct stream *st)
+{
+	char name[80];
+	struct stat sb;
+	snprintf(name, sizeof name, "%s.jsonl", st->cls);
+	if (fstatat(st->dirfd, name, &sb, AT_SYMLINK_NOFOLLOW) < 0)
+		return errno == ENOENT;
+	return sb.st_dev != st->dev || sb.st_ino != st->ino;
+}
+
+/* Makes st->pend the next line of the class: 1 when there is one, 0 when nothing more for now. */
+static int stream_fill(struct stream *st)
+{
+	char why[300];
+	while (!st->has_pend && !st->dead) {
+		if (!st->rd) {
+			int rc = open_next(st);
+			if (rc <= 0)
+				return 0;
+		}
+		const char *line;
+		size_t len;
+		int rc = fl_segread_next(st->rd, &line, &len, why, sizeof why);
+		if (rc == 1) {
+			uint64_t seq;
+			int ok = fl_line_seq(line, len, &seq) == 0;
+			if (ok && st->have_last && seq <= st->last_seq)
+				continue; /* read again after a rotation: already printed */
+			if (len + 1 > st->pcap) {
+				size_t nc = len + 1 + 4096;
+				char *np = realloc(st->pend, nc);
+				if (!np) {
+					fprintf(stderr, "fugue-log cat: out of memory for a %zu-byte line\n", len);
+					st->errors++;
+					st->dead = 1;
+					return 0;
+				}
+				st->pend = np;
+				st->pcap = nc;
+			}
+			memcpy(st->pend, line, len);
+			st->plen = len;
+			st->pseq = seq;
+			st->pseq_ok = ok;
+			st->has_pend = 1;
+			st->held_since = fl_cli_now();
+			return 1;
+		}
+		if (rc < 0) {
+			warn_seg(st, why);
+			fl_segread_close(st->rd);
+			st->rd = NULL;
+			if (st->on_active)
+				st->dead = 1; /* the active file cannot be read on: stop this class */
+			continue;
+		}
+		if (!st->on_active || st->rotated) {
+			/* a finished segment, or the renamed active file read to its end */
+			fl_segread_close(st->rd);
+			st->rd = NULL;
+			st->on_active = 0;
+			continue;
+		}
+		if (!active_moved(st))
+			return 0;
+		st->rotated = 1; /* lines may have been appended before the rename: read on */
+	}
+	return st->has_pend;
+}
+
+/* 1 when session.json says the session is over (or its directory is gone). */
+static int session_over(int dirfd)
+{
+	struct stat sb;
+	if (fstat(dirfd, &sb) == 0 && sb.st_nlink == 0)
+		return 1;
+	int fd = openat(dirfd, "session.json", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	char buf[64 << 10];
+	size_t n = 0;
+	ssize_t k;
+	while (n < sizeof buf && (k = read(fd, buf + n, sizeof buf - n)) > 0)
+		n += (size_t)k;
+	close(fd);
+	const char *v;
+	size_t vl;
+	if (fl_json_field(buf, n, "state", &v, &vl) < 0)
+		return 0;
+	return (vl == 7 && !memcmp(v, "\"ended\"", 7)) || (vl == 11 && !memcmp(v, "\"abandoned\"", 11));
+}
+
+/* Sleeps until the directory changes, the timeout passes or a signal comes. */
+static void wait_change(int ifd, int timeout_ms)
+{
+	fflush(stdout);
+	if (ifd < 0) {
+		struct timespec ts = {timeout_ms / 1000, (long)(timeout_ms % 1000) * 1000000L};
+		nanosleep(&ts, NULL);
+		return;
+	}
+	struct pollfd p = {ifd, POLLIN, 0};
+	if (poll(&p, 1, timeout_ms) > 0) {
+		char buf[16384] __attribute__((aligned(__alignof__(struct inotify_event))));
+		while (read(ifd, buf, sizeof buf) > 0)
+			; /* only the wake-up matters; the streams look for themselves */
+	}
+}
+
+static void help(void)
+{
+	printf("usage: fugue-log cat SESSION [--class user|system] [--follow] [--root DIR] [--config FILE]\n"
+	       "\n"
+	       "Prints the JSON lines of SESSION from <root>/SESSION/: for each class, the rotated\n"
+	       "segments in segment order (lz4 archives <class>.NNNNNN.jsonl.lz4 decompressed on the\n"
+	       "fly, plain <class>.NNNNNN.jsonl when both exist), then the active <class>.jsonl; both\n"
+	       "classes merged by the \"seq\" field (shared by both files and gapless).\n"
+	       "\n"
+	       "  --class C   only user or only system lines\n"
+	       "  --follow    keep printing lines as fugue-logd appends them, across rotations, until\n"
+	       "              the session's session.json says \"ended\" or \"abandoned\", or SIGINT/SIGTERM\n"
+	       "              (with --follow, a session whose directory does not exist yet but whose\n"
+	       "              ring does is waited for)\n"
+	       "  --root DIR  the log root (default: FUGUE_LOG_DIR, config 'root', ~/.fugue/logs)\n"
+	       "\n"
+	       "Exit codes: 0 printed (also after SIGINT with --follow); 1 a file could not be read or\n"
+	       "an archive is corrupt (the readable lines are still printed, the problem on stderr);\n"
+	       "2 usage error; 3 no log directory for SESSION under the root.\n");
+}
+
+int fl_cmd_cat(int argc, char **argv)
+{
+	static const struct option opts[] = {{"class", required_argument, NULL, 'c'},
+					     {"follow", no_argument, NULL, 'f'},
+					     FL_CLI_COMMON_OPTS,
+					     {0}};
+	const char *cls = NULL;
+	int follow = 0, c;
+	while ((c = getopt_long(argc, argv, "hfc:", opts, NULL)) != -1) {
+		if (fl_cli_common_opt(c, optarg))
+			continue;
+		switch (c) {
+		case 'c':
+			if (strcmp(optarg, "user") && strcmp(optarg, "system"))
+				return fl_cli_usage_err("cat", "--class '%s': use user or system", optarg);
+			cls = optarg;
+			break;
+		case 'f':
+			follow = 1;
+			break;
+		case 'h':
+			help();
+			return FL_EXIT_OK;
+		default:
+			return fl_cli_usage_err("cat", "bad option");
+		}
+	}
+	if (argc - optind != 1)
+		return fl_cli_usage_err("cat", argc == optind ? "name a SESSION (see 'fugue-log ls')"
+							      : "give exactly one SESSION");
+	const char *id = argv[optind];
+	if (fl_id_check(id) < 0)
+		return fl_cli_usage_err("cat", "'%s' is not a session id: ids are 1 to 64 of A-Z a-z 0-9 . _ -", id);
+	struct fl_config cfg;
+	int rc = fl_cli_config(&cfg);
+	if (rc)
+		return rc;
+
+	struct sigaction sa = {0};
+	sa.sa_handler = on_signal; /* no SA_RESTART: poll and nanosleep return to look at the flag */
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+
+	int rootfd = open(cfg.root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int dirfd = rootfd < 0 ? -1 : openat(rootfd, id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dirfd < 0 && (errno == ENOENT) && follow) {
+		/* the drainer creates the directory on its first batch: wait while the ring exists */
+		char shm[FL_RING_ID_MAX + 80];
+		struct fl_ring r;
+		if (fl_ring_name(shm, sizeof shm, cfg.shm_prefix, id) == 0 && fl_ring_attach(&r, shm, NULL, 0) == 0) {
+			fl_ring_detach(&r);
+			while (dirfd < 0 && !interrupted) {
+				wait_change(-1, 200);
+				if (rootfd < 0)
+					rootfd = open(cfg.root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+				if (rootfd >= 0)
+					dirfd = openat(rootfd, id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			}
+			if (interrupted && dirfd < 0) {
+				close(rootfd);
+				return FL_EXIT_OK;
+			}
+		} else {
+			errno = ENOENT;
+		}
+	}
+	if (dirfd < 0) {
+		int e = errno;
+		if (rootfd >= 0)
+			close(rootfd);
+		if (e == ENOENT) {
+			fl_cli_err("no logs for session '%s' under %s (is fugue-logd running with this root? "
+				   "'fugue-log ls' lists live sessions; --root or FUGUE_LOG_DIR pick another root)",
+				   id, cfg.root);
+			return FL_EXIT_NOSESSION;
+		}
+		fl_cli_err("cannot open %s/%s: %s", cfg.root, id,
+			   e == ELOOP || e == ENOTDIR ? "not a directory (symlinks are not followed)" : strerror(e));
+		return FL_EXIT_FAIL;
+	}
+	close(rootfd);
+
+	struct stream sv[2];
+	int ns = 0;
+	static const char *const both[] = {"system", "user"};
+	for (int i = 0; i < 2; i++) {
+		if (cls && strcmp(cls, both[i]))
+			continue;
+		memset(&sv[ns], 0, sizeof sv[ns]);
+		sv[ns].cls = both[i];
+		sv[ns].dirfd = dirfd;
+		sv[ns].last_seg = -1;
+		ns++;
+	}
+	int ifd = -1;
+	if (follow) {
+		ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+		char path[PATH_MAX + 80];
+		snprintf(path, sizeof path, "/proc/self/fd/%d", dirfd);
+		if (ifd >= 0 && inotify_add_watch(ifd, path,
+						  IN_MODIFY | IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM |
+							  IN_CLOSE_WRITE | IN_DELETE | IN_DELETE_SELF) < 0) {
+			close(ifd);
+			ifd = -1; /* polling still works, only slower to notice */
+		}
+	}
+
+	int final = !follow;
+	int have_out = 0;
+	uint64_t last_out = 0;
+	while (!interrupted) {
+		struct stream *best = NULL;
+		int pending = 0;
+		for (int i = 0; i < ns; i++) {
+			if (stream_fill(&sv[i]))
+				pending++;
+			if (!sv[i].has_pend)
+				continue;
+			/* lines without a seq go out at once; otherwise the smallest seq first */
+			if (!best || !sv[i].pseq_ok || (best->pseq_ok && sv[i].pseq < best->pseq))
+				best = &sv[i];
+		}
+		if (!best) {
+			if (final)
+				break;
+			wait_change(ifd, FOLLOW_POLL_MS);
+			if (session_over(dirfd))
+				final = 1; /* one more pass reads what was written before the end */
+			continue;
+		}
+		if (!final && pending < ns && best->pseq_ok && !(have_out && best->pseq == last_out + 1)) {
+			double left = FOLLOW_GRACE_S - (fl_cli_now() - best->held_since);
+			if (left > 0) {
+				wait_change(ifd, (int)(left * 1000) + 1);
+				if (session_over(dirfd))
+					final = 1;
+				continue;
+			}
+		}
+		fwrite(best->pend, 1, best->plen, stdout);
+		fputc('\n', stdout);
+		best->has_pend = 0;
+		if (best->pseq_ok) {
+			best->last_seq = best->pseq;
+			best->have_last = 1;
+			last_out = best->pseq;
+			have_out = 1;
+		}
+	}
+	unsigned errors = 0;
+	for (int i = 0; i < ns; i++) {
+		fl_segread_close(sv[i].rd);
+		free(sv[i].pend);
+		errors += sv[i].errors;
+	}
+	if (ifd >= 0)
+		close(ifd);
+	close(dirfd);
+	if (fflush(stdout) || ferror(stdout)) {
+		fl_cli_err("cannot write to stdout");
+		return FL_EXIT_FAIL;
+	}
+	return errors ? FL_EXIT_FAIL : FL_EXIT_OK;
+}

@@ -1,0 +1,429 @@
+/* SPDX-License-Identifier: MIT */
+/* segread.c: line reader over plain and lz4-framed log segments, segment listing, top-level JSON field lookup. */
+#define _GNU_SOURCE
+#include "segread.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <lz4frame.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define BUF_INIT (64u << 10)
+#define SRC_CAP (64u << 10)
+
+struct fl_segread {
+	int fd;
+	int lz4;
+	int active; /* hold back an incomplete last line */
+	int err;    /* sticky error of an lz4 archive */
+	LZ4F_dctx *dctx;
+	size_t hint; /* last LZ4F_decompress result: 0 between frames */
+	char *buf;   /* decoded bytes [pos, end); no '\n' in [pos, scan) */
+	size_t cap, pos, end, scan;
+	uint8_t *src; /* compressed bytes [spos, send) */
+	size_t spos, send;
+	char name[96];
+	char errmsg[160];
+};
+
+static void say(char *why, size_t whylen, const char *fmt, ...)
+{
+	if (!why || !whylen)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(why, whylen, fmt, ap);
+	va_end(ap);
+}
+
+static int has_suffix(const char *s, const char *suf)
+{
+	size_t n = strlen(s), m = strlen(suf);
+	return n >= m && !strcmp(s + n - m, suf);
+}
+
+int fl_segread_open(struct fl_segread **out, int dirfd, const char *name, char *why, size_t whylen)
+{
+	*out = NULL;
+	if (!*name || strchr(name, '/') || strlen(name) >= sizeof((struct fl_segread *)0)->name) {
+		say(why, whylen, "'%s' is not a segment file name", name);
+		return -EINVAL;
+	}
+	int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0) {
+		int e = errno;
+		say(why, whylen, e == ELOOP ? "%s: is a symlink; refusing to follow it" : "%s: %s", name,
+		    strerror(e));
+		return -e;
+	}
+	struct stat st;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		say(why, whylen, "%s: not a regular file", name);
+		close(fd);
+		return -EINVAL;
+	}
+	struct fl_segread *r = calloc(1, sizeof *r);
+	if (!r) {
+		close(fd);
+		return -ENOMEM;
+	}
+	r->fd = fd;
+	snprintf(r->name, sizeof r->name, "%s", name);
+	r->lz4 = has_suffix(name, ".lz4");
+	/* "<class>.jsonl": exactly one dot before "jsonl" */
+	const char *dot = strchr(name, '.');
+	r->active = !r->lz4 && dot && !strcmp(dot, ".jsonl");
+	r->cap = BUF_INIT;
+	r->buf = malloc(r->cap);
+	if (r->lz4) {
+		r->src = malloc(SRC_CAP);
+		if (LZ4F_isError(LZ4F_createDecompressionContext(&r->dctx, LZ4F_VERSION)))
+			r->dctx = NULL;
+	}
+	if (!r->buf || (r->lz4 && (!r->src || !r->dctx))) {
+		fl_segread_close(r);
+		return -ENOMEM;
+	}
+	*out = r;
+	return 0;
+}
+
+void fl_segread_close(struct fl_segread *r)
+{
+	if (!r)
+		return;
+	if (r->dctx)
+		LZ4F_freeDecompressionContext(r->dctx);
+	if (r->fd >= 0)
+		close(r->fd);
+	free(r->src);
+	free(r->buf);
+	free(r);
+}
+
+int fl_segread_stat(const struct fl_segread *r, struct stat *st)
+{
+	return fstat(r->fd, st) < 0 ? -errno : 0;
+}
+
+static ssize_t read_some(int fd, void *p, size_t n)
+{
+	ssize_t k;
+	do
+		k = read(fd, p, n);
+	while (k < 0 && errno == EINTR);
+	return k < 0 ? -errno : k;
+}
+
+/* Makes room after end: drops consumed bytes, then grows. -E2BIG past the line limit. */
+static int make_room(struct fl_segread *r)
+{
+	if (r->pos) {
+		memmove(r->buf, r->buf + r->pos, r->end - r->pos);
+		r->end -= r->pos;
+		r->scan -= r->pos;
+		r->pos = 0;
+	}
+	if (r->end < r->cap)
+		return 0;
+	if (r->cap > FL_SEGREAD_MAX_LINE)
+		return -E2BIG;
+	size_t ncap = r->cap * 2;
+	char *nb = realloc(r->buf, ncap);
+	if (!nb)
+		return -ENOMEM;
+	r->buf = nb;
+	r->cap = ncap;
+	return 0;
+}
+
+/* Adds decoded bytes after end. Returns the count added, 0 at end of file, or -errno. */
+static ssize_t fill(struct fl_segread *r)
+{
+	int rc = make_room(r);
+	if (rc < 0)
+		return rc;
+	if (!r->lz4) {
+		ssize_t k = read_some(r->fd, r->buf + r->end, r->cap - r->end);
+		if (k > 0)
+			r->end += (size_t)k;
+		return k;
+	}
+	for (;;) {
+		if (r->spos == r->send) {
+			ssize_t k = read_some(r->fd, r->src, SRC_CAP);
+			if (k < 0)
+				return k;
+			if (k == 0) {
+				if (r->hint) {
+					snprintf(r->errmsg, sizeof r->errmsg,
+						 "%s: lz4 archive is truncated (ends inside a frame)", r->name);
+					return -EBADMSG;
+				}
+				return 0;
+			}
+			r->spos = 0;
+			r->send = (size_t)k;
+		}
+		size_t dsz = r->cap - r->end, ssz = r->send - r->spos;
+		size_t ret = LZ4F_decompress(r->dctx, r->buf + r->end, &dsz, r->src + r->spos, &ssz, NULL);
+		if (LZ4F_isError(ret)) {
+			snprintf(r->errmsg, sizeof r->errmsg, "%s: corrupt lz4 archive (%s)", r->name,
+				 LZ4F_getErrorName(ret));
+			return -EBADMSG;
+		}
+		/* 0 means a frame ended and dctx is ready for the next one (concatenated frames) */
+		r->hint = ret;
+		r->spos += ssz;
+		r->end += dsz;
+		if (dsz)
+			return (ssize_t)dsz;
+	}
+}
+
+int fl_segread_next(struct fl_segread *r, const char **line, size_t *len, char *why, size_t whylen)
+{
+	if (r->err) {
+		say(why, whylen, "%s", r->errmsg);
+		return r->err;
+	}
+	for (;;) {
+		char *nl = memchr(r->buf + r->scan, '\n', r->end - r->scan);
+		if (nl) {
+			*line = r->buf + r->pos;
+			*len = (size_t)(nl - (r->buf + r->pos));
+			r->pos = r->scan = (size_t)(nl - r->buf) + 1;
+			return 1;
+		}
+		r->scan = r->end;
+		ssize_t k = fill(r);
+		if (k > 0)
+			continue;
+		if (k < 0) {
+			if (k == -E2BIG)
+				snprintf(r->errmsg, sizeof r->errmsg, "%s: a line is longer than %u bytes", r->name,
+					 FL_SEGREAD_MAX_LINE);
+			else if (k != -EBADMSG)
+				snprintf(r->errmsg, sizeof r->errmsg, "%s: %s", r->name, strerror((int)-k));
+			say(why, whylen, "%s", r->errmsg);
+			if (r->lz4 || k == -E2BIG)
+				r->err = (int)k;
+			return (int)k;
+		}
+		/* end of file for now */
+		if (r->active || r->pos == r->end)
+			return 0;
+		*line = r->buf + r->pos;
+		*len = r->end - r->pos;
+		r->pos = r->scan = r->end;
+		return 1;
+	}
+}
+
+/* ---- listing ------------------------------------------------------------------------ */
+
+/* Matches <cls>.jsonl (active) or <cls>.<digits>.jsonl[.lz4]. */
+static int parse_name(const char *name, const char *cls, struct fl_seg *s)
+{
+	size_t cl = strlen(cls);
+	if (strncmp(name, cls, cl) || name[cl] != '.')
+		return 0;
+	const char *p = name + cl + 1;
+	if (!strcmp(p, "jsonl")) {
+		s->num = FL_SEG_ACTIVE;
+		s->lz4 = 0;
+	} else {
+		uint64_t n = 0;
+		const char *d = p;
+		while (*p >= '0' && *p <= '9' && p - d < 10)
+			n = n * 10 + (uint64_t)(*p++ - '0');
+		if (p == d || n >= FL_SEG_ACTIVE)
+			return 0;
+		if (!strcmp(p, ".jsonl"))
+			s->lz4 = 0;
+		else if (!strcmp(p, ".jsonl.lz4"))
+			s->lz4 = 1;
+		else
+			return 0;
+		s->num = (uint32_t)n;
+	}
+	if (strlen(name) >= sizeof s->name)
+		return 0;
+	snprintf(s->name, sizeof s->name, "%s", name);
+	return 1;
+}
+
+static int seg_cmp(const void *a, const void *b)
+{
+	const struct fl_seg *x = a, *y = b;
+	if (x->num != y->num)
+		return x->num < y->num ? -1 : 1;
+	return x->lz4 - y->lz4; /* plain first: it wins over a possibly incomplete archive */
+}
+
+int fl_segments_list(int dirfd, const char *cls, struct fl_seg **out)
+{
+	*out = NULL;
+	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	DIR *d = fdopendir(fd);
+	if (!d) {
+		int e = errno;
+		close(fd);
+		return -e;
+	}
+	struct fl_seg *v = NULL;
+	size_t n = 0, cap = 0;
+	struct dirent *e;
+	int rc = 0;
+	while ((e = readdir(d))) {
+		struct fl_seg s;
+		if (!parse_name(e->d_name, cls, &s))
+			continue;
+		if (n == cap) {
+			size_t nc = cap ? cap * 2 : 16;
+			struct fl_seg *nv = realloc(v, nc * sizeof *v);
+			if (!nv) {
+				rc = -ENOMEM;
+				break;
+			}
+			v = nv;
+			cap = nc;
+		}
+		v[n++] = s;
+	}
+	closedir(d);
+	if (rc < 0) {
+		free(v);
+		return rc;
+	}
+	if (n > 1)
+		qsort(v, n, sizeof *v, seg_cmp);
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++)
+		if (!k || v[k - 1].num != v[i].num)
+			v[k++] = v[i];
+	if (!k) {
+		free(v);
+		v = NULL;
+	}
+	*out = v;
+	return (int)k;
+}
+
+/* ---- JSON ----------------------------------------------------------------------------- */
+
+static const char *skip_ws(const char *p, const char *e)
+{
+	while (p < e && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
+		p++;
+	return p;
+}
+
+/* p at an opening quote: returns just past the closing quote, or NULL. */
+static const char *skip_string(const char *p, const char *e)
+{
+	for (p++; p < e; p++) {
+		if (*p == '\\')
+			p++;
+		else if (*p == '"')
+			return p + 1;
+	}
+	return NULL;
+}
+
+/* p at the start of a value: returns just past it, or NULL. */
+static const char *skip_value(const char *p, const char *e)
+{
+	if (p >= e)
+		return NULL;
+	if (*p == '"')
+		return skip_string(p, e);
+	if (*p == '{' || *p == '[') {
+		int depth = 0;
+		while (p < e) {
+			if (*p == '"') {
+				p = skip_string(p, e);
+				if (!p)
+					return NULL;
+				continue;
+			}
+			if (*p == '{' || *p == '[')
+				depth++;
+			else if (*p == '}' || *p == ']')
+				if (--depth == 0)
+					return p + 1;
+			p++;
+		}
+		return NULL;
+	}
+	const char *s = p;
+	while (p < e && *p != ',' && *p != '}' && *p != ']' && *p != ' ' && *p != '\t' && *p != '\r' &&
+	       *p != '\n')
+		p++;
+	return p > s ? p : NULL;
+}
+
+int fl_json_field(const char *line, size_t len, const char *key, const char **val, size_t *vlen)
+{
+	const char *p = line, *e = line + len;
+	size_t klen = strlen(key);
+	p = skip_ws(p, e);
+	if (p >= e || *p++ != '{')
+		return -EBADMSG;
+	for (;;) {
+		p = skip_ws(p, e);
+		if (p < e && *p == '}')
+			return -ENOENT;
+		if (p >= e || *p != '"')
+			return -EBADMSG;
+		const char *k = p + 1, *kend = skip_string(p, e);
+		if (!kend)
+			return -EBADMSG;
+		int match = (size_t)(kend - 1 - k) == klen && !memcmp(k, key, klen);
+		p = skip_ws(kend, e);
+		if (p >= e || *p++ != ':')
+			return -EBADMSG;
+		p = skip_ws(p, e);
+		const char *v = p;
+		p = skip_value(p, e);
+		if (!p)
+			return -EBADMSG;
+		if (match) {
+			*val = v;
+			*vlen = (size_t)(p - v);
+			return 0;
+		}
+		p = skip_ws(p, e);
+		if (p < e && *p == ',') {
+			p++;
+			continue;
+		}
+		if (p < e && *p == '}')
+			return -ENOENT;
+		return -EBADMSG;
+	}
+}
+
+int fl_line_seq(const char *line, size_t len, uint64_t *seq)
+{
+	const char *v;
+	size_t n;
+	int rc = fl_json_field(line, len, "seq", &v, &n);
+	if (rc < 0)
+		return rc;
+	uint64_t x = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (v[i] < '0' || v[i] > '9' || x > (UINT64_MAX - 9) / 10)
+			return -EBADMSG;
+		x = x * 10 + (uint64_t)(v[i] - '0');
+	}
+	*seq = x;
+	return 0;
+}
