@@ -334,12 +334,59 @@ static void test_remove_session(void **state)
 	close(root);
 }
 
+/* fugue-log gc: the same pass from the command line, config from --config, a ring in shm keeps a session live. */
+static void test_gc_cli(void **state)
+{
+	(void)state;
+	int root = fresh_root("gccli");
+	build_age_tree();
+	mkfile("ringup", "system.000001.jsonl.lz4", 100, 10 * DAY);
+	mkfile("ringup", "system.jsonl", 100, 9 * DAY);
+	mkmanifest("ringup", "ended"); /* but its ring is still there: live, so only the old archive goes */
+	const char *prefix = getenv("FUGUE_SHM_PREFIX");
+	assert_non_null(prefix);
+	char shm[512], conf[1400], cmd[4096];
+	snprintf(shm, sizeof shm, "/dev/shm/%sringup", prefix);
+	FILE *f = fopen(shm, "w");
+	assert_non_null(f);
+	fclose(f);
+	snprintf(conf, sizeof conf, "%s/../gc.conf", g_root);
+	f = fopen(conf, "w");
+	assert_non_null(f);
+	fputs("retention = 7d\nmax_session_size = 0\n", f);
+	fclose(f);
+	snprintf(cmd, sizeof cmd, "'%s/drainer/fugue-log' --root '%s' --config '%s' gc > '%s/../gc.out'",
+		 getenv("FL_BUILD_DIR"), g_root, conf, g_root);
+	int st = system(cmd);
+	unlink(shm);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+	expect_files("live", "session.json system.000003.jsonl.lz4 system.000004.jsonl system.jsonl "
+			     "user.000005.jsonl user.000005.jsonl.lz4 user.jsonl");
+	expect_files("oldend", "-");
+	expect_files("newend", "session.json system.jsonl");
+	expect_files("ringup", "session.json system.jsonl");
+	assert_int_equal(log_lines("\"by\":\"fugue-log gc\""), 7);
+	snprintf(cmd, sizeof cmd,
+		 "grep -c '^removed ' '%s/../gc.out' | grep -qx 7 && "
+		 "grep -qx 'removed oldend (whole session) (retention, 364 bytes)' '%s/../gc.out' && "
+		 "grep -q '^gc: 6 sessions, removed 6 segments and 1 sessions, freed 964 bytes' '%s/../gc.out'",
+		 g_root, g_root, g_root);
+	assert_int_equal(system(cmd), 0);
+	/* usage errors are 2 */
+	snprintf(cmd, sizeof cmd, "'%s/drainer/fugue-log' gc --bogus 2>/dev/null", getenv("FL_BUILD_DIR"));
+	st = system(cmd);
+	assert_int_equal(WEXITSTATUS(st), 2);
+	close(root);
+}
+
 static const struct CMUnitTest tests[] = {
 	cmocka_unit_test(test_age_rule),
 	cmocka_unit_test(test_session_cap),
 	cmocka_unit_test(test_total_cap),
 	cmocka_unit_test(test_rules_together),
 	cmocka_unit_test(test_remove_session),
+	cmocka_unit_test(test_gc_cli),
 };
 
 FL_TEST_MAIN("retention", tests)
