@@ -181,6 +181,7 @@ done:
 
 struct producer {
 	fl_session *s;
+	pthread_barrier_t *claimed; /* nobody exits before all have their lane: one thread per lane */
 	uint32_t index;
 	uint64_t count;
 	uint64_t bad;
@@ -196,6 +197,8 @@ static void *produce(void *arg)
 			p->bad++;
 			p->bad_rc = id;
 		}
+		if (i == 0)
+			pthread_barrier_wait(p->claimed);
 	}
 	return NULL;
 }
@@ -237,8 +240,10 @@ static void stress(int block)
 
 	struct producer p[THREADS];
 	pthread_t t[THREADS];
+	pthread_barrier_t claimed;
+	pthread_barrier_init(&claimed, NULL, THREADS);
 	for (uint32_t i = 0; i < THREADS; i++) {
-		p[i] = (struct producer){.s = s, .index = i, .count = per};
+		p[i] = (struct producer){.s = s, .index = i, .count = per, .claimed = &claimed};
 		assert_int_equal(pthread_create(&t[i], NULL, produce, &p[i]), 0);
 	}
 	uint64_t admitted = 0;
@@ -249,6 +254,7 @@ static void stress(int block)
 				 (long long)p[i].bad_rc);
 		admitted += per - p[i].bad;
 	}
+	pthread_barrier_destroy(&claimed);
 	struct fl_stats st;
 	fl_session_stats(s, &st);
 	assert_int_equal(fl_session_close(s), 0);
