@@ -2,6 +2,7 @@
 /* ring.c: slow paths of the shared-memory ring — create, attach, validate, wait, consume. */
 #define _GNU_SOURCE
 #include "ring.h"
+#include "guard.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -243,8 +244,14 @@ int fl_ring_attach(struct fl_ring *r, const char *name, char *why, size_t whylen
 		close(fd);
 		return e;
 	}
+	fl_guard_add(base, size); /* before the first read: the producer may truncate at any time */
 	int rc = fl_ring_validate(r, base, size, why, whylen);
+	if (rc == 0 && fl_guard_tripped(base)) {
+		say(why, whylen, "shm %s was truncated while being attached", name);
+		rc = -EBADF;
+	}
 	if (rc < 0) {
+		fl_guard_del(base);
 		munmap(base, size);
 		close(fd);
 		memset(r, 0, sizeof *r);
@@ -257,8 +264,10 @@ int fl_ring_attach(struct fl_ring *r, const char *name, char *why, size_t whylen
 
 void fl_ring_detach(struct fl_ring *r)
 {
-	if (r->hdr)
+	if (r->hdr) {
+		fl_guard_del(r->hdr);
 		munmap(r->hdr, r->map_size);
+	}
 	if (r->fd > 0)
 		close(r->fd);
 	memset(r, 0, sizeof *r);

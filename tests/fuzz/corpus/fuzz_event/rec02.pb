@@ -1,0 +1,2 @@
+	;ŽÙWë€ ó](ó]B
+killchild-3by user

@@ -1,0 +1,2 @@
+	é=ŽÙWë€ ó](ó]b
+idlebusyprompt
