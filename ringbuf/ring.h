@@ -244,7 +244,8 @@ static inline uint64_t fl_lane_drop(struct fl_ring *r, uint32_t lane)
 	uint64_t seq = fl_load_relaxed(&c->seq);
 	/* pairs with the load-acquire of seq in fl_lane_snapshot */
 	fl_store_release(&c->seq, seq + 1);
-	fl_store_relaxed(&c->drops, fl_load_relaxed(&c->drops) + 1);
+	/* after seq, release: a reader that sees this count also sees a seq at least as new */
+	fl_store_release(&c->drops, fl_load_relaxed(&c->drops) + 1);
 	return seq;
 }
 
@@ -278,17 +279,19 @@ void fl_lane_release(struct fl_ring *r, uint32_t lane, uint64_t new_tail);
 /*
  * A consistent look at a lane's counters for loss accounting: every record with
  * a sequence number below *seq has been published at or before *head, so a
- * number below *seq missing from the records up to *head was dropped.
+ * number below *seq missing from the records up to *head was dropped; and
+ * *drops <= *seq, so seq - drops (records written) never underflows.
  */
 static inline void fl_lane_snapshot(const struct fl_ring *r, uint32_t lane, uint64_t *seq,
 				    uint64_t *head, uint64_t *drops)
 {
 	const struct fl_lane_ctl *c = &r->lanes[lane];
+	/* first, pairs with the store-release of drops in fl_lane_drop (which follows its seq store) */
+	*drops = fl_load_acquire(&c->drops);
 	/* pairs with the store-release of seq in fl_lane_commit/fl_lane_drop */
 	*seq = fl_load_acquire(&c->seq);
 	/* pairs with the store-release of head in fl_lane_commit */
 	*head = fl_load_acquire(&c->head);
-	*drops = fl_load_relaxed(&c->drops);
 }
 
 #endif
