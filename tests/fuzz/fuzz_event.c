@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* fuzz_event: the fuzz input is one hostile record payload; decoding it and rendering it must stay safe and valid. */
+#define _GNU_SOURCE
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,6 +9,9 @@
 
 #include "fugue_event.pb-c.h"
 #include "json_check.h"
+#ifdef FL_FUZZ_JSONL
+#include "jsonl.h"
+#endif
 
 #define CHECK(c)                                                                                               \
 	do {                                                                                                   \
@@ -78,12 +83,37 @@ static int has_unknown(const Fugue__Event *e)
 	return body && body->n_unknown_fields;
 }
 
+#ifdef FL_FUZZ_JSONL
+/* What the drainer writes for a decoded record: exactly one strict JSON line, or a refusal that wrote nothing. */
+static void check_render(const Fugue__Event *e, uint64_t seq)
+{
+	static struct fl_tsfmt tc; /* kept across inputs, as a worker keeps it across records */
+	struct fl_jbuf b = {0};
+	int rc = fl_jsonl_render(&b, &tc, e, "fuzz-session", seq);
+	if (rc < 0) {
+		CHECK(rc == -EINVAL); /* no body or an unknown kind; -ENOMEM cannot happen at these sizes */
+		CHECK(b.len == 0);
+	} else {
+		size_t at = 0;
+		if (fl_json_line_check(b.p, b.len, &at) < 0) {
+			fprintf(stderr, "fuzz_event: not a strict JSON line (offset %zu): %.*s\n", at, (int)b.len, b.p);
+			abort();
+		}
+		CHECK(memmem(b.p, b.len, "\"session\":\"fuzz-session\"", 24) != NULL);
+	}
+	fl_jbuf_free(&b);
+}
+#endif
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 {
 	Fugue__Event *e = fugue__event__unpack(NULL, len, data);
 	if (!e)
 		return 0;
 	check_event(e);
+#ifdef FL_FUZZ_JSONL
+	check_render(e, len ? data[0] * 1000003ull : 0);
+#endif
 
 	if (has_unknown(e)) {
 		fugue__event__free_unpacked(e, NULL);
