@@ -1,0 +1,768 @@
+/* SPDX-License-Identifier: MIT */
+/* drain.c: per-session draining — peek, decode into an arena, merge by time, write, checkpoint, release. */
+#define _GNU_SOURCE
+#include "drain.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "checkpoint.h"
+#include "fuguelog.h"
+#include "jsonl.h"
+#include "manifest.h"
+#include "sink.h"
+
+#define BATCH 1024               /* records per lane per batch */
+#define ROUNDS 8                 /* batches per step, so one busy session cannot starve the others */
+#define ALIVE_EVERY_NS 50000000  /* idle sessions check their producer this often */
+#define MANIFEST_EVERY_NS 1000000000ll
+#define RETRY_NS 1000000000ll    /* a session whose files failed is retried after this */
+#define LEVELS_NAME ".levels"
+#define ORIGIN "fugue-logd"
+
+/* ---- logging ------------------------------------------------------------------------ */
+
+static void log_stderr(const char *line)
+{
+	fprintf(stderr, "%s\n", line);
+}
+
+static void (*logger)(const char *line) = log_stderr;
+
+void fl_drain_set_logger(void (*fn)(const char *line))
+{
+	logger = fn ? fn : log_stderr;
+}
+
+void fl_drain_log(const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof line, fmt, ap);
+	va_end(ap);
+	logger(line);
+}
+
+static int64_t now_ns(clockid_t c)
+{
+	struct timespec ts;
+	clock_gettime(c, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* ---- bump arena for protobuf-c ------------------------------------------------------ */
+
+/*
+ * protobuf-c's unpack allocates the message, every string and every bytes field;
+ * with this allocator it bumps a pointer in one block per batch and free is a
+ * no-op. Overflow goes to extra blocks, and the next reset grows the main block
+ * to cover them, so a steady load settles to zero mallocs.
+ */
+struct arena_extra {
+	struct arena_extra *next;
+	max_align_t data[];
+};
+
+struct arena {
+	uint8_t *base;
+	size_t used, cap;
+	size_t extra_bytes;
+	struct arena_extra *extra;
+};
+
+static void *arena_alloc(void *d, size_t n)
+{
+	struct arena *a = d;
+	n = (n + 15) & ~(size_t)15;
+	if (n <= a->cap - a->used) {
+		void *p = a->base + a->used;
+		a->used += n;
+		return p;
+	}
+	struct arena_extra *e = malloc(sizeof *e + n);
+	if (!e)
+		return NULL;
+	e->next = a->extra;
+	a->extra = e;
+	a->extra_bytes += n;
+	return e->data;
+}
+
+static void arena_free(void *d, void *p)
+{
+	(void)d;
+	(void)p;
+}
+
+static void arena_reset(struct arena *a)
+{
+	size_t want = a->used + a->extra_bytes;
+	while (a->extra) {
+		struct arena_extra *e = a->extra;
+		a->extra = e->next;
+		free(e);
+	}
+	a->extra_bytes = 0;
+	a->used = 0;
+	if (want > a->cap) {
+		size_t cap = a->cap ? a->cap : 1u << 20;
+		while (cap < want)
+			cap *= 2;
+		uint8_t *p = malloc(cap);
+		if (p) {
+			free(a->base);
+			a->base = p;
+			a->cap = cap;
+		}
+	}
+}
+
+/* ---- worker and session ------------------------------------------------------------- */
+
+struct item {
+	int64_t ts;
+	Fugue__Event *ev;
+};
+
+struct fl_drain_worker {
+	struct arena arena;
+	ProtobufCAllocator alloc;
+	struct fl_rec recs[BATCH];
+	uint8_t *scratch; /* a private copy of each record: the producer may still write the shared one */
+	size_t scratch_cap;
+	struct item *items;
+	size_t nitems, items_cap;
+	size_t lane_from[FL_RING_MAX_LANES + 1], lane_to[FL_RING_MAX_LANES + 1];
+	uint64_t tails[FL_RING_MAX_LANES];
+	struct fl_jbuf line;
+	struct fl_tsfmt tc;
+};
+
+struct fl_dsess {
+	struct fl_ring *ring;
+	char id[FL_RING_ID_MAX + 1];
+	char shm_name[128];
+	int open;
+	struct fl_sink *sink;
+	struct fl_ckpt_file ckf;
+	int levels_fd;
+	struct fl_ckpt ck;
+	uint32_t ending;  /* FL_CKPT_ENDED or FL_CKPT_ABANDONED once decided */
+	int idle;
+	int64_t alive_checked, manifest_at, retry_at;
+	int manifest_dirty;
+	char last_error[256];
+	struct fl_level_rec levels[FL_MANIFEST_MAX_LEVELS]; /* the newest changes, circular */
+	size_t nlevels;
+};
+
+int fl_drain_worker_new(struct fl_drain_worker **out)
+{
+	struct fl_drain_worker *w = calloc(1, sizeof *w);
+	if (!w)
+		return -ENOMEM;
+	w->alloc.alloc = arena_alloc;
+	w->alloc.free = arena_free;
+	w->alloc.allocator_data = &w->arena;
+	*out = w;
+	return 0;
+}
+
+void fl_drain_worker_free(struct fl_drain_worker *w)
+{
+	if (!w)
+		return;
+	w->arena.used = 0;
+	arena_reset(&w->arena);
+	free(w->arena.base);
+	free(w->scratch);
+	free(w->items);
+	fl_jbuf_free(&w->line);
+	free(w);
+}
+
+int fl_dsess_new(struct fl_dsess **out, struct fl_ring *ring, const char *id, const char *shm_name)
+{
+	struct fl_dsess *s = calloc(1, sizeof *s);
+	if (!s)
+		return -ENOMEM;
+	s->ring = ring;
+	snprintf(s->id, sizeof s->id, "%s", id);
+	snprintf(s->shm_name, sizeof s->shm_name, "%s", shm_name);
+	s->ckf.fd = -1;
+	s->levels_fd = -1;
+	*out = s;
+	return 0;
+}
+
+const char *fl_dsess_id(const struct fl_dsess *s)
+{
+	return s->id;
+}
+
+static void close_files(struct fl_dsess *s)
+{
+	fl_sink_close(s->sink);
+	s->sink = NULL;
+	fl_ckpt_close(&s->ckf);
+	if (s->levels_fd >= 0)
+		close(s->levels_fd);
+	s->levels_fd = -1;
+	s->open = 0;
+}
+
+void fl_dsess_free(struct fl_dsess *s)
+{
+	if (!s)
+		return;
+	close_files(s);
+	free(s);
+}
+
+/* Logs a session's failure once per distinct message, and schedules the retry. */
+static int fail(struct fl_dsess *s, int rc, const char *what)
+{
+	if (strcmp(s->last_error, what)) {
+		fl_drain_log("session %s: %s", s->id, what);
+		snprintf(s->last_error, sizeof s->last_error, "%s", what);
+	}
+	close_files(s);
+	s->retry_at = now_ns(CLOCK_MONOTONIC) + RETRY_NS;
+	return rc;
+}
+
+static void push_level(struct fl_dsess *s, const struct fl_level_rec *r)
+{
+	s->levels[s->nlevels % FL_MANIFEST_MAX_LEVELS] = *r;
+	s->nlevels++;
+}
+
+static int write_manifest(struct fl_dsess *s, int durable)
+{
+	struct fl_level_rec lv[FL_MANIFEST_MAX_LEVELS];
+	size_t n = s->nlevels < FL_MANIFEST_MAX_LEVELS ? s->nlevels : FL_MANIFEST_MAX_LEVELS;
+	for (size_t i = 0; i < n; i++)
+		lv[i] = s->levels[(s->nlevels - n + i) % FL_MANIFEST_MAX_LEVELS];
+	const struct fl_ring_hdr *h = s->ring->hdr;
+	struct fl_manifest m = {
+		.id = s->id,
+		.pid = s->ck.ring_pid,
+		.start_ns = s->ck.ring_start_ns,
+		.level = FL_LEVEL_VALUE(s->ck.level_word ? s->ck.level_word : fl_ring_level_word(s->ring)),
+		.lanes = s->ring->lane_count,
+		.lane_size = s->ring->lane_size,
+		.ck = &s->ck,
+		.levels = lv,
+		.nlevels = n,
+	};
+	(void)h;
+	int rc = fl_manifest_write(fl_sink_dirfd(s->sink), &m, durable);
+	if (rc == 0) {
+		s->manifest_dirty = 0;
+		s->manifest_at = now_ns(CLOCK_MONOTONIC);
+	}
+	return rc;
+}
+
+/* Opens the files, resuming from the checkpoint when it belongs to this ring. */
+static int open_session(struct fl_dsess *s, const char *root)
+{
+	char why[512];
+	int root_fd = fl_sink_open_root(root, why, sizeof why);
+	if (root_fd < 0)
+		return fail(s, root_fd, why);
+	if (mkdirat(root_fd, s->id, 0700) < 0 && errno != EEXIST) {
+		int e = -errno;
+		snprintf(why, sizeof why, "cannot create %s/%s: %s", root, s->id, strerror(-e));
+		close(root_fd);
+		return fail(s, e, why);
+	}
+	int dirfd = openat(root_fd, s->id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dirfd < 0) {
+		int e = -errno;
+		snprintf(why, sizeof why, "cannot open %s/%s: %s", root, s->id, strerror(-e));
+		close(root_fd);
+		return fail(s, e, why);
+	}
+	struct fl_ckpt ck;
+	int rc = fl_ckpt_load(dirfd, &ck);
+	close(dirfd);
+	if (rc < 0 && rc != -ENOENT) {
+		close(root_fd);
+		snprintf(why, sizeof why, "checkpoint in %s/%s is unreadable (%s); move the directory away to start over",
+			 root, s->id, strerror(-rc));
+		return fail(s, rc, why);
+	}
+	const struct fl_ring_hdr *h = s->ring->hdr;
+	int have = rc == 0;
+	if (!have)
+		memset(&ck, 0, sizeof ck);
+	rc = fl_sink_open(&s->sink, root_fd, s->id, have ? &ck.sink : NULL, why, sizeof why);
+	close(root_fd);
+	if (rc < 0)
+		return fail(s, rc, why);
+	if (have && (ck.ring_pid != h->pid || ck.ring_pid_start != h->pid_start ||
+		     ck.ring_start_ns != h->start_realtime_ns || ck.lane_count != s->ring->lane_count)) {
+		/* a new ring under an id seen before: keep the files and seq, restart the ring positions */
+		memset(ck.lane_next, 0, sizeof ck.lane_next);
+		ck.quarantined = 0;
+		ck.level_word = 0;
+		ck.end = FL_CKPT_LIVE;
+		ck.end_ns = 0;
+		have = 0;
+	}
+	if (!have) {
+		ck.ring_pid = h->pid;
+		ck.ring_pid_start = h->pid_start;
+		ck.ring_start_ns = h->start_realtime_ns;
+		ck.lane_count = s->ring->lane_count;
+	}
+	if (!ck.next_seq)
+		ck.next_seq = 1;
+	s->ck = ck;
+	int dfd = fl_sink_dirfd(s->sink);
+	rc = fl_ckpt_open(&s->ckf, dfd);
+	if (rc < 0)
+		return fail(s, rc, "cannot open its .checkpoint");
+	s->levels_fd = openat(dfd, LEVELS_NAME, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (s->levels_fd < 0)
+		return fail(s, -errno, "cannot open its .levels");
+	/* the level history kept for the manifest: the newest entries that the checkpoint covers */
+	s->nlevels = 0;
+	uint64_t from = ck.level_hist > FL_MANIFEST_MAX_LEVELS ? ck.level_hist - FL_MANIFEST_MAX_LEVELS : 0;
+	for (uint64_t i = from; i < ck.level_hist; i++) {
+		struct fl_level_rec r;
+		if (pread(s->levels_fd, &r, sizeof r, (off_t)(i * sizeof r)) != (ssize_t)sizeof r)
+			break;
+		push_level(s, &r);
+	}
+	s->nlevels = ck.level_hist; /* the circular index counts every change */
+	if (ftruncate(s->levels_fd, (off_t)(ck.level_hist * sizeof(struct fl_level_rec))) < 0)
+		return fail(s, -errno, "cannot truncate its .levels");
+	s->open = 1;
+	s->last_error[0] = 0;
+	s->manifest_dirty = 1;
+	rc = write_manifest(s, 0);
+	if (rc < 0)
+		return fail(s, rc, "cannot write session.json");
+	return 0;
+}
+
+/* ---- items --------------------------------------------------------------------------- */
+
+static int push_item(struct fl_drain_worker *w, int64_t ts, Fugue__Event *ev)
+{
+	if (w->nitems == w->items_cap) {
+		size_t cap = w->items_cap ? w->items_cap * 2 : 4096;
+		struct item *p = realloc(w->items, cap * sizeof *p);
+		if (!p)
+			return -ENOMEM;
+		w->items = p;
+		w->items_cap = cap;
+	}
+	w->items[w->nitems].ts = ts;
+	w->items[w->nitems].ev = ev;
+	w->nitems++;
+	return 0;
+}
+
+/* A line the drainer makes (level, dropped, error, abandoned exit): id 0, the producer's pid, tid 0. */
+static Fugue__Event *synth(struct fl_drain_worker *w, struct fl_dsess *s, int64_t ts, Fugue__Event__BodyCase body)
+{
+	Fugue__Event *ev = arena_alloc(&w->arena, sizeof *ev);
+	if (!ev)
+		return NULL;
+	fugue__event__init(ev);
+	ev->ts_ns = (uint64_t)ts;
+	ev->pid = s->ck.ring_pid;
+	ev->body_case = body;
+	switch (body) {
+	case FUGUE__EVENT__BODY_LEVEL:
+		ev->level = arena_alloc(&w->arena, sizeof *ev->level);
+		if (ev->level)
+			fugue__level__init(ev->level);
+		break;
+	case FUGUE__EVENT__BODY_DROPPED:
+		ev->dropped = arena_alloc(&w->arena, sizeof *ev->dropped);
+		if (ev->dropped)
+			fugue__dropped__init(ev->dropped);
+		break;
+	case FUGUE__EVENT__BODY_ERROR:
+		ev->error = arena_alloc(&w->arena, sizeof *ev->error);
+		if (ev->error)
+			fugue__error__init(ev->error);
+		break;
+	case FUGUE__EVENT__BODY_EXIT:
+		ev->exit = arena_alloc(&w->arena, sizeof *ev->exit);
+		if (ev->exit)
+			fugue__exit__init(ev->exit);
+		break;
+	default:
+		return NULL;
+	}
+	return ev->spawn ? ev : NULL;
+}
+
+static char *arena_strdup(struct fl_drain_worker *w, const char *s)
+{
+	size_t n = strlen(s) + 1;
+	char *p = arena_alloc(&w->arena, n);
+	if (p)
+		memcpy(p, s, n);
+	return p;
+}
+
+static int push_error(struct fl_drain_worker *w, struct fl_dsess *s, int64_t ts, int code, const char *msg)
+{
+	Fugue__Event *ev = synth(w, s, ts, FUGUE__EVENT__BODY_ERROR);
+	if (!ev)
+		return -ENOMEM;
+	ev->error->code = code;
+	ev->error->message = arena_strdup(w, msg);
+	ev->error->origin = (char *)ORIGIN;
+	if (!ev->error->message)
+		return -ENOMEM;
+	return push_item(w, ts, ev);
+}
+
+static int push_dropped(struct fl_drain_worker *w, struct fl_dsess *s, int64_t ts, uint32_t lane, uint64_t count)
+{
+	Fugue__Event *ev = synth(w, s, ts, FUGUE__EVENT__BODY_DROPPED);
+	if (!ev)
+		return -ENOMEM;
+	ev->dropped->count = count;
+	ev->dropped->lane = lane;
+	return push_item(w, ts, ev);
+}
+
+/* ---- one batch ----------------------------------------------------------------------- */
+
+static int kind_of(const Fugue__Event *ev)
+{
+	return (int)ev->body_case - 5;
+}
+
+/* Writes one item as a line with the next seq and does its accounting. */
+static int emit_line(struct fl_drain_worker *w, struct fl_dsess *s, const struct item *it)
+{
+	Fugue__Event *ev = it->ev;
+	uint64_t seq = s->ck.next_seq;
+	w->line.len = 0;
+	int rc = fl_jsonl_render(&w->line, &w->tc, ev, s->id, seq);
+	if (rc < 0)
+		return rc;
+	int kind = kind_of(ev);
+	int cls = fl_kind_class(kind);
+	rc = fl_sink_append(s->sink, cls, w->line.p, w->line.len, seq, (int64_t)ev->ts_ns);
+	if (rc < 0)
+		return rc;
+	s->ck.next_seq++;
+	s->ck.lines[cls]++;
+	if (kind == FL_KIND_DROPPED && !ev->id) {
+		s->ck.drops += ev->dropped->count;
+		s->manifest_dirty = 1;
+	} else if (kind == FL_KIND_LEVEL && !ev->id) {
+		struct fl_level_rec r = {(int64_t)ev->ts_ns, seq, ev->level->old, ev->level->new_, ev->level->changes};
+		/* at its index, so a batch written again after a crash overwrites the same record */
+		if (pwrite(s->levels_fd, &r, sizeof r, (off_t)(s->ck.level_hist * sizeof r)) != (ssize_t)sizeof r)
+			return -EIO;
+		s->ck.level_hist++;
+		s->ck.level_changes += r.changes;
+		push_level(s, &r);
+		s->manifest_dirty = 1;
+	}
+	return 0;
+}
+
+/*
+ * Merges the lanes' item runs (each already in lane order) by timestamp, the
+ * drainer's own items (run FL_RING_MAX_LANES) first among equals, and writes them.
+ */
+static int write_merged(struct fl_drain_worker *w, struct fl_dsess *s, unsigned nruns, size_t *written)
+{
+	size_t pos[FL_RING_MAX_LANES + 1];
+	unsigned live[FL_RING_MAX_LANES + 1], nlive = 0;
+	for (unsigned r = 0; r < nruns; r++) {
+		pos[r] = w->lane_from[r];
+		if (pos[r] < w->lane_to[r])
+			live[nlive++] = r;
+	}
+	while (nlive) {
+		unsigned best = 0;
+		for (unsigned i = 1; i < nlive; i++)
+			if (w->items[pos[live[i]]].ts < w->items[pos[live[best]]].ts)
+				best = i;
+		unsigned r = live[best];
+		int rc = emit_line(w, s, &w->items[pos[r]]);
+		if (rc < 0)
+			return rc;
+		(*written)++;
+		if (++pos[r] == w->lane_to[r])
+			live[best] = live[--nlive];
+	}
+	return 0;
+}
+
+/*
+ * One batch: reads, decodes and orders what the lanes hold, writes the lines,
+ * checkpoints, then moves the tails. Returns lines written, or -errno before
+ * any tail moved; *moved says whether records or pads were consumed.
+ */
+static int batch(struct fl_drain_worker *w, struct fl_dsess *s, int *moved)
+{
+	struct fl_ring *r = s->ring;
+	uint32_t nl = r->lane_count;
+	int64_t now = now_ns(CLOCK_REALTIME);
+	char why[256];
+	Fugue__Event *own[FL_RING_MAX_LANES + 1]; /* the drainer's own items: a level change, quarantines */
+	unsigned nown = 0;
+	int rc;
+
+	*moved = 0;
+	arena_reset(&w->arena);
+	w->nitems = 0;
+
+	uint64_t lw = fl_ring_level_word(r);
+	uint64_t gen_old = FL_LEVEL_GEN(s->ck.level_word), gen_new = FL_LEVEL_GEN(lw);
+	if (gen_new != gen_old) {
+		Fugue__Event *ev = synth(w, s, now, FUGUE__EVENT__BODY_LEVEL);
+		if (!ev)
+			return -ENOMEM;
+		ev->level->old = FL_LEVEL_VALUE(s->ck.level_word);
+		ev->level->new_ = FL_LEVEL_VALUE(lw);
+		ev->level->changes = (gen_new - gen_old) & (UINT64_MAX >> 8);
+		own[nown++] = ev;
+	}
+	struct fl_ckpt before = s->ck; /* restored when the batch cannot be written */
+	s->ck.level_word = lw;
+	for (uint32_t l = 0; l < nl; l++) {
+		w->lane_from[l] = w->lane_to[l] = w->nitems;
+		w->tails[l] = fl_load_relaxed(&r->lanes[l].tail);
+		if (s->ck.quarantined >> l & 1)
+			continue;
+		uint64_t sseq, shead, sdrops;
+		fl_lane_snapshot(r, l, &sseq, &shead, &sdrops);
+		uint64_t next_tail;
+		int n = fl_lane_peek(r, l, w->recs, BATCH, &next_tail, why, sizeof why);
+		if (n < 0) {
+			/* a corrupt lane is never read again; the others go on */
+			s->ck.quarantined |= 1ull << l;
+			char msg[400];
+			snprintf(msg, sizeof msg, "lane %u quarantined: %s", l, why);
+			fl_drain_log("session %s: %s", s->id, msg);
+			Fugue__Event *ev = synth(w, s, now, FUGUE__EVENT__BODY_ERROR);
+			if (!ev || !(ev->error->message = arena_strdup(w, msg)))
+				goto nomem;
+			ev->error->code = n;
+			ev->error->origin = (char *)ORIGIN;
+			own[nown++] = ev;
+			s->manifest_dirty = 1;
+			continue;
+		}
+		uint64_t *next = &s->ck.lane_next[l];
+		int64_t last_ts = now;
+		for (int i = 0; i < n; i++) {
+			const struct fl_rec *rec = &w->recs[i];
+			if (rec->seq < *next)
+				continue; /* written before a restart, its tail not yet moved */
+			if (rec->len > w->scratch_cap) {
+				size_t cap = w->scratch_cap ? w->scratch_cap : 4096;
+				while (cap < rec->len)
+					cap *= 2;
+				uint8_t *p = realloc(w->scratch, cap);
+				if (!p)
+					goto nomem;
+				w->scratch = p;
+				w->scratch_cap = cap;
+			}
+			memcpy(w->scratch, rec->data, rec->len);
+			Fugue__Event *ev = fugue__event__unpack(&w->alloc, rec->len, w->scratch);
+			int ok = ev && kind_of(ev) >= FL_KIND_SPAWN && kind_of(ev) <= FL_KIND_INPUT;
+			int64_t ts = ok ? (int64_t)(ev->ts_ns > (uint64_t)INT64_MAX ? (uint64_t)INT64_MAX : ev->ts_ns)
+					: last_ts;
+			if (rec->seq > *next && push_dropped(w, s, ts, l, rec->seq - *next) < 0)
+				goto nomem;
+			if (ok) {
+				rc = push_item(w, ts, ev);
+			} else {
+				char msg[200];
+				snprintf(msg, sizeof msg,
+					 "lane %u record %llu: %u bytes are not a fugue Event of a producer kind", l,
+					 (unsigned long long)rec->seq, rec->len);
+				s->ck.undecodable++;
+				rc = push_error(w, s, ts, -EBADMSG, msg);
+			}
+			if (rc < 0)
+				goto nomem;
+			last_ts = ts;
+			*next = rec->seq + 1;
+		}
+		/* losses after the last record: every seq below sseq was published at or before shead */
+		if ((int64_t)(next_tail - shead) >= 0 && sseq > *next) {
+			if (push_dropped(w, s, last_ts, l, sseq - *next) < 0)
+				goto nomem;
+			*next = sseq;
+		}
+		w->lane_to[l] = w->nitems;
+		if (next_tail != w->tails[l])
+			*moved = 1;
+		w->tails[l] = next_tail;
+	}
+	w->lane_from[nl] = w->nitems;
+	for (unsigned i = 0; i < nown; i++)
+		if (push_item(w, (int64_t)own[i]->ts_ns, own[i]) < 0)
+			goto nomem;
+	w->lane_to[nl] = w->nitems;
+
+	size_t written = 0;
+	if (w->nitems) {
+		rc = write_merged(w, s, nl + 1, &written);
+		if (rc == 0)
+			rc = fl_sink_flush(s->sink);
+		if (rc == 0) {
+			fl_sink_get_state(s->sink, &s->ck.sink);
+			rc = fl_ckpt_write(&s->ckf, &s->ck, 0);
+		}
+		if (rc < 0) {
+			s->ck = before;
+			return rc;
+		}
+	} else if (s->ck.quarantined != before.quarantined) {
+		rc = fl_ckpt_write(&s->ckf, &s->ck, 0);
+		if (rc < 0) {
+			s->ck = before;
+			return rc;
+		}
+	}
+	/* only now are the records safely in the files and the checkpoint */
+	for (uint32_t l = 0; l < nl; l++)
+		if (w->tails[l] != fl_load_relaxed(&r->lanes[l].tail))
+			fl_lane_release(r, l, w->tails[l]);
+	return (int)written;
+nomem:
+	s->ck = before;
+	return -ENOMEM;
+}
+
+/* Writes the end: the abandoned exit line, the final checkpoint, synced files, manifest, and the shm unlink. */
+static int finish(struct fl_drain_worker *w, struct fl_dsess *s, int *status)
+{
+	int rc;
+	if (s->ck.end == FL_CKPT_LIVE) {
+		struct fl_ckpt before = s->ck;
+		int64_t now = now_ns(CLOCK_REALTIME);
+		arena_reset(&w->arena);
+		if (s->ending == FL_CKPT_ABANDONED) {
+			Fugue__Event *ev = synth(w, s, now, FUGUE__EVENT__BODY_EXIT);
+			if (!ev)
+				return -ENOMEM;
+			ev->exit->abandoned = 1;
+			ev->exit->duration_ns = now > s->ck.ring_start_ns ? (uint64_t)(now - s->ck.ring_start_ns) : 0;
+			struct item it = {now, ev};
+			rc = emit_line(w, s, &it);
+			if (rc == 0)
+				rc = fl_sink_flush(s->sink);
+			if (rc < 0) {
+				s->ck = before;
+				return fail(s, rc, "cannot write the exit line");
+			}
+		}
+		s->ck.end = s->ending;
+		s->ck.end_ns = now;
+		rc = fl_sink_sync(s->sink);
+		if (rc == 0) {
+			fl_sink_get_state(s->sink, &s->ck.sink);
+			rc = fl_ckpt_write(&s->ckf, &s->ck, 1);
+		}
+		if (rc < 0) {
+			s->ck = before;
+			return fail(s, rc, "cannot write the final checkpoint");
+		}
+	}
+	rc = write_manifest(s, 1);
+	if (rc < 0)
+		return fail(s, rc, "cannot write the final session.json");
+	rc = fl_ring_unlink(s->shm_name);
+	if (rc < 0 && rc != -ENOENT)
+		fl_drain_log("session %s: cannot unlink %s: %s", s->id, s->shm_name, strerror(-rc));
+	*status = FL_DRAIN_FINISHED;
+	return 0;
+}
+
+int fl_drain_step(struct fl_drain_worker *w, struct fl_dsess *s, const char *root, int *status)
+{
+	*status = FL_DRAIN_LIVE;
+	int64_t mono = now_ns(CLOCK_MONOTONIC);
+	if (!s->open) {
+		if (mono < s->retry_at)
+			return 0;
+		int rc = open_session(s, root);
+		if (rc < 0)
+			return rc;
+	}
+	if (s->ck.end != FL_CKPT_LIVE) {
+		/* ended before a restart: only the manifest and the unlink may be missing */
+		s->ending = s->ck.end;
+		return finish(w, s, status);
+	}
+	if (!s->ending) {
+		/* pairs with the store-release of closed in fl_session_close: its heads are visible now */
+		if (fl_load_acquire(&s->ring->hdr->closed))
+			s->ending = FL_CKPT_ENDED;
+		else if (s->idle && mono - s->alive_checked >= ALIVE_EVERY_NS) {
+			s->alive_checked = mono;
+			if (!fl_ring_owner_alive(s->ring))
+				s->ending = FL_CKPT_ABANDONED;
+		}
+	}
+	int total = 0, moved = 0;
+	for (int round = 0; round < ROUNDS; round++) {
+		int n = batch(w, s, &moved);
+		if (n < 0) {
+			char what[128];
+			snprintf(what, sizeof what, "writing failed (%s); resuming from the checkpoint", strerror(-n));
+			return fail(s, n, what);
+		}
+		total += n;
+		if (!n && !moved)
+			break;
+	}
+	s->idle = !total && !moved;
+	if (s->ending && s->idle)
+		return finish(w, s, status) < 0 ? -EIO : 0;
+	if (s->manifest_dirty && mono - s->manifest_at >= MANIFEST_EVERY_NS) {
+		int rc = write_manifest(s, 0);
+		if (rc < 0)
+			fl_drain_log("session %s: cannot write session.json: %s", s->id, strerror(-rc));
+	}
+	return total;
+}
+
+int fl_drain_quiesce(struct fl_drain_worker *w, struct fl_dsess *s, const char *root, int *status)
+{
+	int rc = 0;
+	*status = FL_DRAIN_LIVE;
+	/* a bounded number of steps: a producer that never stops must not hold the shutdown */
+	for (int i = 0; i < 64; i++) {
+		rc = fl_drain_step(w, s, root, status);
+		if (rc <= 0 || *status == FL_DRAIN_FINISHED)
+			break;
+	}
+	if (*status == FL_DRAIN_FINISHED || !s->open)
+		return rc < 0 ? rc : 0;
+	rc = fl_sink_sync(s->sink);
+	if (rc == 0) {
+		fl_sink_get_state(s->sink, &s->ck.sink);
+		rc = fl_ckpt_write(&s->ckf, &s->ck, 1);
+	}
+	int mrc = write_manifest(s, 1);
+	return rc < 0 ? rc : mrc;
+}

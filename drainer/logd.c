@@ -1,0 +1,269 @@
+/* SPDX-License-Identifier: MIT */
+/* logd.c: fugue-logd — options, config, single-instance lock, daemonizing, signals, and the registry's lifetime. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <stddef.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "drain.h"
+#include "registry.h"
+#include "rings.h"
+#include "sink.h"
+
+/* Exit codes, also in --help. */
+enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_CONFIG = 3, EXIT_RUNNING = 4 };
+
+static const char usage[] =
+	"usage: fugue-logd [--root DIR] [--config FILE] [--foreground] [--workers N]\n"
+	"\n"
+	"Drains every fugue session ring in /dev/shm into <root>/<session>/{system,user}.jsonl\n"
+	"and session.json (see docs/layout.md and docs/schema.md).\n"
+	"\n"
+	"  --root DIR     log root (default: config 'root', $FUGUE_LOG_DIR, ~/.fugue/logs)\n"
+	"  --config FILE  config file (default ~/.fugue/logging.conf; a missing default is fine)\n"
+	"  --foreground   stay attached and log to stderr (default: daemonize, log to <root>/fugue-logd.log)\n"
+	"  --workers N    drain threads (default: config 'workers', else one per core, at most 4)\n"
+	"  -h, --help     this text\n"
+	"\n"
+	"Signals: SIGTERM/SIGINT drain what the rings hold, checkpoint and exit 0; SIGHUP reloads the config.\n"
+	"Exit codes: 0 clean stop, 1 runtime failure, 2 bad usage, 3 bad config or root, 4 another fugue-logd\n"
+	"already drains this shm prefix.\n";
+
+static FILE *log_file; /* NULL: stderr */
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void log_line(const char *line)
+{
+	struct timespec ts;
+	struct tm tm;
+	char stamp[32];
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
+	pthread_mutex_lock(&log_lock);
+	FILE *f = log_file ? log_file : stderr;
+	fprintf(f, "%s.%03ldZ fugue-logd[%d]: %s\n", stamp, ts.tv_nsec / 1000000, (int)getpid(), line);
+	fflush(f);
+	pthread_mutex_unlock(&log_lock);
+}
+
+static unsigned default_workers(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	if (n < 1)
+		n = 1;
+	return n > 4 ? 4 : (unsigned)n;
+}
+
+/* Loads the config and applies the command line over it. */
+static int load_config(struct fl_config *c, const char *path, const char *root, unsigned workers)
+{
+	char why[1024];
+	int rc = fl_config_load(c, path, why, sizeof why);
+	if (rc < 0) {
+		fl_drain_log("config: %s", why);
+		return rc;
+	}
+	if (root)
+		snprintf(c->root, sizeof c->root, "%s", root);
+	if (workers)
+		c->workers = workers;
+	if (!c->workers)
+		c->workers = default_workers();
+	return 0;
+}
+
+/*
+ * One drainer per shm prefix: two would both move the same tails. The lock is
+ * an abstract unix socket named after the uid and prefix: the kernel frees it
+ * when the process dies, even by SIGKILL, and it leaves no file behind.
+ */
+static int take_lock(const char *prefix)
+{
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+	int n = snprintf(a.sun_path + 1, sizeof a.sun_path - 1, "fugue-logd/%u/%s", (unsigned)getuid(), prefix);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		fl_drain_log("cannot create the lock socket: %s", strerror(errno));
+		return -errno;
+	}
+	if (bind(fd, (struct sockaddr *)&a, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n)) < 0) {
+		int e = errno;
+		close(fd);
+		if (e == EADDRINUSE) {
+			fl_drain_log("another fugue-logd already drains shm prefix '%s'; stop it first", prefix);
+			return -EBUSY;
+		}
+		fl_drain_log("cannot bind the lock socket: %s", strerror(e));
+		return -e;
+	}
+	return fd;
+}
+
+/* Classic double fork: no controlling terminal, not a process group leader, stdio away from the terminal. */
+static int daemonize(const char *root)
+{
+	char path[PATH_MAX];
+	snprintf(path, sizeof path, "%s/fugue-logd.log", root);
+	int lfd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (lfd < 0) {
+		fl_drain_log("cannot open log file %s: %s", path, strerror(errno));
+		return -errno;
+	}
+	pid_t p = fork();
+	if (p < 0)
+		return -errno;
+	if (p > 0)
+		_exit(EXIT_OK);
+	setsid();
+	p = fork();
+	if (p < 0)
+		_exit(EXIT_FAIL);
+	if (p > 0)
+		_exit(EXIT_OK);
+	if (chdir("/") < 0)
+		_exit(EXIT_FAIL);
+	int nul = open("/dev/null", O_RDWR);
+	if (nul >= 0) {
+		dup2(nul, 0);
+		dup2(nul, 1);
+		if (nul > 2)
+			close(nul);
+	}
+	dup2(lfd, 2);
+	log_file = fdopen(lfd, "a");
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"root", required_argument, NULL, 'r'},    {"config", required_argument, NULL, 'c'},
+		{"foreground", no_argument, NULL, 'f'},    {"workers", required_argument, NULL, 'w'},
+		{"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
+	};
+	const char *root = NULL, *config = NULL;
+	int foreground = 0;
+	unsigned workers = 0;
+	int c;
+	fl_drain_set_logger(log_line);
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'r':
+			root = optarg;
+			break;
+		case 'c':
+			config = optarg;
+			break;
+		case 'f':
+			foreground = 1;
+			break;
+		case 'w': {
+			char *end;
+			unsigned long v = strtoul(optarg, &end, 10);
+			if (*end || v < 1 || v > 64) {
+				fprintf(stderr, "fugue-logd: --workers takes 1..64, not '%s'\n", optarg);
+				return EXIT_USAGE;
+			}
+			workers = (unsigned)v;
+			break;
+		}
+		case 'h':
+			fputs(usage, stdout);
+			return EXIT_OK;
+		default:
+			fputs(usage, stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "fugue-logd: unexpected argument '%s'\n%s", argv[optind], usage);
+		return EXIT_USAGE;
+	}
+	if (root && root[0] != '/') {
+		fprintf(stderr, "fugue-logd: --root must be an absolute path, not '%s'\n", root);
+		return EXIT_USAGE;
+	}
+
+	struct fl_config cfg;
+	if (load_config(&cfg, config, root, workers) < 0)
+		return EXIT_CONFIG;
+	char why[512];
+	int rfd = fl_sink_open_root(cfg.root, why, sizeof why);
+	if (rfd < 0) {
+		fl_drain_log("%s", why);
+		return EXIT_CONFIG;
+	}
+	close(rfd);
+	int lock = take_lock(cfg.shm_prefix);
+	if (lock < 0)
+		return lock == -EBUSY ? EXIT_RUNNING : EXIT_FAIL;
+	if (!foreground && daemonize(cfg.root) < 0)
+		return EXIT_FAIL;
+
+	/* signals are taken by sigwait in this thread only; every thread started later inherits the mask */
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	struct fl_registry *reg;
+	struct fl_registry_opts ro = {.root = cfg.root, .prefix = cfg.shm_prefix, .workers = cfg.workers};
+	int rc = fl_registry_start(&reg, &ro);
+	if (rc < 0) {
+		fl_drain_log("cannot start: %s", strerror(-rc));
+		return EXIT_FAIL;
+	}
+	fl_drain_log("draining shm prefix '%s' into %s with %u worker%s", cfg.shm_prefix, cfg.root, cfg.workers,
+		     cfg.workers == 1 ? "" : "s");
+	for (;;) {
+		int sig;
+		if (sigwait(&set, &sig) != 0)
+			continue;
+		if (sig == SIGHUP) {
+			struct fl_config next;
+			if (load_config(&next, config, root, workers) < 0) {
+				fl_drain_log("SIGHUP: config refused, keeping the old one");
+				continue;
+			}
+			if (strcmp(next.shm_prefix, cfg.shm_prefix) || next.workers != cfg.workers)
+				fl_drain_log("SIGHUP: shm prefix and workers change only at restart");
+			if (strcmp(next.root, cfg.root)) {
+				fl_drain_log("SIGHUP: new sessions go to %s (open ones stay in %s)", next.root, cfg.root);
+				fl_registry_set_root(reg, next.root);
+			}
+			snprintf(next.shm_prefix, sizeof next.shm_prefix, "%s", cfg.shm_prefix);
+			next.workers = cfg.workers;
+			cfg = next;
+			fl_drain_log("SIGHUP: config reloaded (%s)", cfg.path[0] ? cfg.path : "defaults");
+			continue;
+		}
+		fl_drain_log("%s: draining %u session%s and stopping", sig == SIGINT ? "SIGINT" : "SIGTERM",
+			     fl_registry_count(reg), fl_registry_count(reg) == 1 ? "" : "s");
+		break;
+	}
+	rc = fl_registry_stop(reg);
+	if (rc < 0)
+		fl_drain_log("stopped with an error: %s", strerror(-rc));
+	else
+		fl_drain_log("stopped");
+	close(lock);
+	return rc < 0 ? EXIT_FAIL : EXIT_OK;
+}

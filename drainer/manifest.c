@@ -1,0 +1,135 @@
+/* SPDX-License-Identifier: MIT */
+/* manifest.c: renders session.json and replaces it atomically with temp + rename. */
+#define _GNU_SOURCE
+#include "manifest.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fuguelog.h"
+#include "jsonl.h"
+
+#define TMP_NAME ".session.json.tmp"
+#define NAME "session.json"
+
+const char *fl_manifest_state_name(uint32_t end)
+{
+	return end == FL_CKPT_ENDED ? "ended" : end == FL_CKPT_ABANDONED ? "abandoned" : "live";
+}
+
+static int add(struct fl_jbuf *b, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0 || fl_jbuf_reserve(b, (size_t)n + 1) < 0)
+		return -ENOMEM;
+	va_start(ap, fmt);
+	vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	b->len += (size_t)n;
+	return 0;
+}
+
+static int add_time(struct fl_jbuf *b, struct fl_tsfmt *tc, const char *key, int64_t ns)
+{
+	char t[32];
+	if (ns <= 0)
+		return add(b, "\"%s\":null,\"%s_ns\":null", key, key);
+	fl_jsonl_time(tc, (uint64_t)ns, t);
+	return add(b, "\"%s\":\"%s\",\"%s_ns\":%lld", key, t, key, (long long)ns);
+}
+
+static const char *level_or_null(uint32_t l, char *buf)
+{
+	if (l < FL_LEVEL_SPAWNS || l > FL_LEVEL_FULL)
+		return "null";
+	snprintf(buf, 16, "\"%s\"", fl_level_name((int)l));
+	return buf;
+}
+
+static int render(struct fl_jbuf *b, const struct fl_manifest *m)
+{
+	const struct fl_ckpt *ck = m->ck;
+	struct fl_tsfmt tc = {0};
+	char l1[16], l2[16];
+	int rc = add(b, "{\"id\":\"%s\",\"pid\":%u,", m->id, m->pid);
+	rc = rc ? rc : add_time(b, &tc, "start", m->start_ns);
+	rc = rc ? rc : add(b, ",");
+	rc = rc ? rc : add_time(b, &tc, "end", ck->end ? ck->end_ns : 0);
+	rc = rc ? rc : add(b, ",\"state\":\"%s\",\"level\":%s,\"lanes\":%u,\"lane_size\":%llu,",
+			   fl_manifest_state_name(ck->end), level_or_null(m->level, l1), m->lanes,
+			   (unsigned long long)m->lane_size);
+	rc = rc ? rc : add(b, "\"next_seq\":%llu,\"lines\":{\"system\":%llu,\"user\":%llu},",
+			   (unsigned long long)ck->next_seq, (unsigned long long)ck->lines[FL_SINK_SYSTEM],
+			   (unsigned long long)ck->lines[FL_SINK_USER]);
+	rc = rc ? rc : add(b, "\"drops\":%llu,\"undecodable\":%llu,\"quarantined_lanes\":[",
+			   (unsigned long long)ck->drops, (unsigned long long)ck->undecodable);
+	int first = 1;
+	for (unsigned l = 0; l < 64 && !rc; l++)
+		if (ck->quarantined >> l & 1) {
+			rc = add(b, "%s%u", first ? "" : ",", l);
+			first = 0;
+		}
+	rc = rc ? rc : add(b, "],\"level_changes\":%llu,\"levels\":[", (unsigned long long)ck->level_changes);
+	for (size_t i = 0; i < m->nlevels && !rc; i++) {
+		const struct fl_level_rec *r = &m->levels[i];
+		rc = add(b, "%s{", i ? "," : "");
+		rc = rc ? rc : add_time(b, &tc, "ts", r->ts_ns);
+		rc = rc ? rc : add(b, ",\"seq\":%llu,\"old\":%s,\"new\":%s,\"changes\":%llu}", (unsigned long long)r->seq,
+				   level_or_null(r->old, l1), level_or_null(r->new_, l2), (unsigned long long)r->changes);
+	}
+	rc = rc ? rc : add(b, "],\"files\":{");
+	for (int c = 0; c < FL_SINK_CLASSES && !rc; c++) {
+		const struct fl_sink_state *s = &ck->sink;
+		rc = add(b, "%s\"%s\":{\"size\":%llu,\"lines\":%llu,\"first_seq\":%llu,\"last_seq\":%llu,", c ? "," : "",
+			 fl_sink_file_name(c), (unsigned long long)s->size[c], (unsigned long long)s->lines[c],
+			 (unsigned long long)s->first_seq[c], (unsigned long long)s->last_seq[c]);
+		rc = rc ? rc : add_time(b, &tc, "first_ts", s->lines[c] ? s->first_ts[c] : 0);
+		rc = rc ? rc : add(b, ",");
+		rc = rc ? rc : add_time(b, &tc, "last_ts", s->lines[c] ? s->last_ts[c] : 0);
+		rc = rc ? rc : add(b, "}");
+	}
+	rc = rc ? rc : add(b, "}");
+	if (m->extra && *m->extra)
+		rc = rc ? rc : add(b, ",%s", m->extra);
+	return rc ? rc : add(b, "}\n");
+}
+
+int fl_manifest_write(int dirfd, const struct fl_manifest *m, int durable)
+{
+	struct fl_jbuf b = {0};
+	int rc = render(&b, m);
+	if (rc < 0) {
+		fl_jbuf_free(&b);
+		return rc;
+	}
+	int fd = openat(dirfd, TMP_NAME, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		rc = -errno;
+		fl_jbuf_free(&b);
+		return rc;
+	}
+	size_t off = 0;
+	while (off < b.len && !rc) {
+		ssize_t n = write(fd, b.p + off, b.len - off);
+		if (n < 0 && errno != EINTR)
+			rc = -errno;
+		else if (n > 0)
+			off += (size_t)n;
+	}
+	if (!rc && durable && fsync(fd) < 0)
+		rc = -errno;
+	close(fd);
+	fl_jbuf_free(&b);
+	if (!rc && renameat(dirfd, TMP_NAME, dirfd, NAME) < 0)
+		rc = -errno;
+	if (!rc && durable && fsync(dirfd) < 0)
+		rc = -errno;
+	return rc;
+}

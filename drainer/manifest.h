@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: MIT */
+/* manifest.h: <session dir>/session.json — who the session was, its state, level history and drop totals. */
+#ifndef FL_MANIFEST_H
+#define FL_MANIFEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "checkpoint.h"
+
+/* One level change the drainer saw; also the record format of <session dir>/.levels. */
+struct fl_level_rec {
+	int64_t ts_ns;    /* when the drainer saw it */
+	uint64_t seq;     /* seq of its `level` line */
+	uint32_t old;     /* 0 = not known (changed before the drainer first looked) */
+	uint32_t new_;
+	uint64_t changes; /* generation steps */
+};
+
+/* Everything session.json says; the writer reads, never owns. */
+struct fl_manifest {
+	const char *id;
+	uint32_t pid;
+	int64_t start_ns;  /* the producer's CLOCK_REALTIME at open */
+	uint32_t level;    /* level in force, 1..4 (0 = not known) */
+	uint32_t lanes;
+	uint64_t lane_size;
+	const struct fl_ckpt *ck; /* state, end, end_ns, drops, seq, file state */
+	const struct fl_level_rec *levels; /* the last nlevels changes, oldest first */
+	size_t nlevels;
+	const char *extra; /* NULL, or more members as JSON text ("\"k\":v,...") appended inside the object */
+};
+
+/* Most level changes listed in session.json; older ones still count in level_changes. */
+#define FL_MANIFEST_MAX_LEVELS 256
+
+/*
+ * Writes dirfd/session.json atomically: a temp file (0600, O_NOFOLLOW), then
+ * rename over the old one; durable adds fsync of the file and the directory.
+ * Returns 0 or -errno.
+ */
+int fl_manifest_write(int dirfd, const struct fl_manifest *m, int durable);
+
+/* "live", "ended" or "abandoned". */
+const char *fl_manifest_state_name(uint32_t end);
+
+#endif

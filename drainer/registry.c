@@ -1,0 +1,411 @@
+/* SPDX-License-Identifier: MIT */
+/* registry.c: session discovery (inotify + rescan), the RCU session table and the drain worker threads. */
+#define _GNU_SOURCE
+#include "registry.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <urcu/urcu-memb.h> /* before rculfhash.h, as that header requires */
+#include <urcu/rculfhash.h>
+
+#include "drain.h"
+#include "ring.h"
+#include "rings.h"
+
+#define RESCAN_MS 500        /* periodic rescan, and the poll timeout of the discovery thread */
+#define BACKOFF_MIN_NS 1000000
+#define BACKOFF_MAX_NS 50000000
+
+struct ent {
+	struct cds_lfht_node node;
+	struct rcu_head rcu;
+	struct fl_registry *reg;
+	_Atomic int busy; /* a worker is stepping it */
+	_Atomic int done; /* finished: the discovery thread removes it */
+	unsigned long hash;
+	struct fl_ring ring;
+	struct fl_dsess *ds;
+	char id[FL_RING_ID_MAX + 1];
+	char shm[128];
+};
+
+/* A shm name that could not be attached: remembered so it is reported once, retried at each rescan. */
+struct rejected {
+	struct rejected *next;
+	char name[256];
+	int64_t first_ns;
+	int reported;
+	int seen; /* in the current scan */
+};
+
+struct fl_registry {
+	struct cds_lfht *ht;
+	char *root; /* RCU pointer: workers read it under the read lock */
+	char prefix[80];
+	unsigned nworkers;
+	pthread_t *workers;
+	pthread_t discovery;
+	int inotify_fd;
+	_Atomic int stop;
+	/*
+	 * Bumped (release) by every thread after each read-side pass and read
+	 * (acquire) by the call_rcu callbacks: the grace period already orders
+	 * them, this makes that order visible to ThreadSanitizer, which cannot see
+	 * through membarrier().
+	 */
+	_Atomic unsigned long epoch;
+	struct rejected *rejected;
+	_Atomic unsigned count;
+};
+
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static unsigned long hash_id(const char *id)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+	for (; *id; id++) {
+		h ^= (uint8_t)*id;
+		h *= 0x100000001b3ull;
+	}
+	return (unsigned long)h;
+}
+
+static int match_id(struct cds_lfht_node *node, const void *key)
+{
+	return !strcmp(caa_container_of(node, struct ent, node)->id, key);
+}
+
+static void pass_done(struct fl_registry *r)
+{
+	atomic_fetch_add_explicit(&r->epoch, 1, memory_order_release);
+}
+
+static void free_ent(struct rcu_head *head)
+{
+	struct ent *e = caa_container_of(head, struct ent, rcu);
+	/* pairs with pass_done: see the comment at epoch */
+	(void)atomic_load_explicit(&e->reg->epoch, memory_order_acquire);
+	fl_dsess_free(e->ds);
+	fl_ring_detach(&e->ring);
+	free(e);
+}
+
+/* ---- discovery ------------------------------------------------------------------------ */
+
+static struct rejected *find_rejected(struct fl_registry *r, const char *name)
+{
+	for (struct rejected *x = r->rejected; x; x = x->next)
+		if (!strcmp(x->name, name))
+			return x;
+	return NULL;
+}
+
+/* Called by fl_rings_scan for each candidate; only the discovery thread (or the stopping caller) runs it. */
+static int on_ring(const char *id, const char *shm_name, void *arg)
+{
+	struct fl_registry *r = arg;
+	unsigned long h = hash_id(id);
+	struct cds_lfht_iter it;
+	urcu_memb_read_lock();
+	cds_lfht_lookup(r->ht, h, match_id, id, &it);
+	int known = cds_lfht_iter_get_node(&it) != NULL;
+	urcu_memb_read_unlock();
+	pass_done(r);
+	if (known)
+		return 0;
+
+	struct ent *e = calloc(1, sizeof *e);
+	if (!e)
+		return 0;
+	char why[256] = "";
+	int rc = fl_ring_attach(&e->ring, shm_name, why, sizeof why);
+	struct rejected *x = find_rejected(r, shm_name);
+	if (rc < 0) {
+		free(e);
+		if (!x && (x = calloc(1, sizeof *x))) {
+			snprintf(x->name, sizeof x->name, "%s", shm_name);
+			x->first_ns = mono_ns();
+			x->next = r->rejected;
+			r->rejected = x;
+		}
+		if (x) {
+			x->seen = 1;
+			/* a ring being created has no header for a moment: only a lasting failure is news */
+			if (!x->reported && mono_ns() - x->first_ns > 2000000000ll) {
+				fl_drain_log("ignoring shm object %s: %s", shm_name, why);
+				x->reported = 1;
+			}
+		}
+		return 0;
+	}
+	if (x)
+		x->seen = 0; /* attached now: dropped at the end of the scan */
+	e->reg = r;
+	e->hash = h;
+	snprintf(e->id, sizeof e->id, "%s", id);
+	snprintf(e->shm, sizeof e->shm, "%s", shm_name);
+	rc = fl_dsess_new(&e->ds, &e->ring, id, shm_name);
+	if (rc < 0) {
+		fl_ring_detach(&e->ring);
+		free(e);
+		return 0;
+	}
+	cds_lfht_node_init(&e->node);
+	urcu_memb_read_lock();
+	cds_lfht_add(r->ht, h, &e->node);
+	urcu_memb_read_unlock();
+	pass_done(r);
+	atomic_fetch_add(&r->count, 1);
+	return 0;
+}
+
+static void on_bad(const char *name, void *arg)
+{
+	struct fl_registry *r = arg;
+	char shm[300];
+	snprintf(shm, sizeof shm, "/%s", name);
+	struct rejected *x = find_rejected(r, shm);
+	if (!x && (x = calloc(1, sizeof *x))) {
+		snprintf(x->name, sizeof x->name, "%s", shm);
+		x->next = r->rejected;
+		r->rejected = x;
+		fl_drain_log("ignoring shm object %s: the part after the prefix is not a valid session id", shm);
+	}
+	if (x)
+		x->seen = 1;
+}
+
+static void scan(struct fl_registry *r)
+{
+	for (struct rejected *x = r->rejected; x; x = x->next)
+		x->seen = 0;
+	int rc = fl_rings_scan(r->prefix, on_ring, on_bad, r);
+	if (rc < 0)
+		fl_drain_log("cannot scan %s: %s", FL_SHM_DIR, strerror(-rc));
+	/* forget names that are gone or attached, so the list stays small */
+	for (struct rejected **pp = &r->rejected; *pp;) {
+		struct rejected *x = *pp;
+		if (!x->seen) {
+			*pp = x->next;
+			free(x);
+		} else
+			pp = &x->next;
+	}
+}
+
+/* Removes finished sessions; their memory goes after a grace period. */
+static void reap(struct fl_registry *r)
+{
+	struct cds_lfht_iter it;
+	struct ent *e;
+	urcu_memb_read_lock();
+	cds_lfht_for_each_entry(r->ht, &it, e, node)
+	{
+		if (atomic_load(&e->done) && !atomic_load(&e->busy) && cds_lfht_del(r->ht, &e->node) == 0) {
+			atomic_fetch_sub(&r->count, 1);
+			urcu_memb_call_rcu(&e->rcu, free_ent);
+		}
+	}
+	urcu_memb_read_unlock();
+	pass_done(r);
+}
+
+static void *discovery_main(void *arg)
+{
+	struct fl_registry *r = arg;
+	urcu_memb_register_thread();
+	int64_t last = 0;
+	while (!atomic_load(&r->stop)) {
+		int64_t now = mono_ns();
+		int wake = 0;
+		if (r->inotify_fd >= 0) {
+			struct pollfd p = {r->inotify_fd, POLLIN, 0};
+			int n = poll(&p, 1, 50);
+			if (n > 0) {
+				char buf[4096];
+				while (read(r->inotify_fd, buf, sizeof buf) > 0)
+					wake = 1; /* which name does not matter: the scan looks at all */
+			}
+		} else {
+			struct timespec ts = {0, 50 * 1000000};
+			nanosleep(&ts, NULL);
+		}
+		now = mono_ns();
+		if (wake || now - last >= RESCAN_MS * 1000000ll || r->rejected) {
+			scan(r);
+			last = now;
+		}
+		reap(r);
+	}
+	urcu_memb_unregister_thread();
+	return NULL;
+}
+
+/* ---- workers ----------------------------------------------------------------------------- */
+
+static void *worker_main(void *arg)
+{
+	struct fl_registry *r = arg;
+	struct fl_drain_worker *w;
+	if (fl_drain_worker_new(&w) < 0) {
+		fl_drain_log("worker: out of memory");
+		return NULL;
+	}
+	urcu_memb_register_thread();
+	int64_t backoff = BACKOFF_MIN_NS;
+	while (!atomic_load(&r->stop)) {
+		long lines = 0;
+		struct cds_lfht_iter it;
+		struct ent *e;
+		urcu_memb_read_lock();
+		const char *root = rcu_dereference(r->root);
+		cds_lfht_for_each_entry(r->ht, &it, e, node)
+		{
+			int zero = 0;
+			if (atomic_load(&e->done) || !atomic_compare_exchange_strong(&e->busy, &zero, 1))
+				continue;
+			/* re-check under the claim: another worker may have finished it just before */
+			if (!atomic_load(&e->done)) {
+				int status;
+				int n = fl_drain_step(w, e->ds, root, &status);
+				if (n > 0)
+					lines += n;
+				if (status == FL_DRAIN_FINISHED)
+					atomic_store(&e->done, 1);
+			}
+			atomic_store(&e->busy, 0);
+		}
+		urcu_memb_read_unlock();
+		pass_done(r);
+		if (lines) {
+			backoff = BACKOFF_MIN_NS;
+			continue;
+		}
+		/* nothing anywhere: sleep, longer each idle round, so an idle drainer costs nothing */
+		struct timespec ts = {0, (long)backoff};
+		nanosleep(&ts, NULL);
+		backoff = backoff * 2 > BACKOFF_MAX_NS ? BACKOFF_MAX_NS : backoff * 2;
+	}
+	urcu_memb_unregister_thread();
+	fl_drain_worker_free(w);
+	return NULL;
+}
+
+/* ---- lifecycle ------------------------------------------------------------------------------ */
+
+int fl_registry_start(struct fl_registry **out, const struct fl_registry_opts *o)
+{
+	struct fl_registry *r = calloc(1, sizeof *r);
+	if (!r)
+		return -ENOMEM;
+	r->root = strdup(o->root);
+	snprintf(r->prefix, sizeof r->prefix, "%s", o->prefix);
+	r->nworkers = o->workers ? o->workers : 1;
+	r->workers = calloc(r->nworkers, sizeof *r->workers);
+	r->ht = cds_lfht_new_flavor(64, 64, 0, CDS_LFHT_AUTO_RESIZE, &urcu_memb_flavor, NULL);
+	if (!r->root || !r->workers || !r->ht) {
+		if (r->ht)
+			cds_lfht_destroy(r->ht, NULL);
+		free(r->root);
+		free(r->workers);
+		free(r);
+		return -ENOMEM;
+	}
+	urcu_memb_register_thread();
+	r->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (r->inotify_fd >= 0 && inotify_add_watch(r->inotify_fd, FL_SHM_DIR, IN_CREATE | IN_MOVED_TO) < 0) {
+		fl_drain_log("no inotify on %s (%s): rescanning every %d ms", FL_SHM_DIR, strerror(errno), RESCAN_MS);
+		close(r->inotify_fd);
+		r->inotify_fd = -1;
+	}
+	scan(r); /* rings that exist now are drained from the first worker round */
+	int rc = pthread_create(&r->discovery, NULL, discovery_main, r);
+	unsigned started = 0;
+	for (; rc == 0 && started < r->nworkers; started++)
+		rc = pthread_create(&r->workers[started], NULL, worker_main, r);
+	if (rc) {
+		fl_drain_log("cannot start threads: %s", strerror(rc));
+		r->nworkers = started;
+		fl_registry_stop(r);
+		return -rc;
+	}
+	*out = r;
+	return 0;
+}
+
+int fl_registry_set_root(struct fl_registry *r, const char *root)
+{
+	char *n = strdup(root);
+	if (!n)
+		return -ENOMEM;
+	char *old = rcu_xchg_pointer(&r->root, n);
+	urcu_memb_synchronize_rcu();
+	free(old);
+	return 0;
+}
+
+unsigned fl_registry_count(struct fl_registry *r)
+{
+	return atomic_load(&r->count);
+}
+
+int fl_registry_stop(struct fl_registry *r)
+{
+	atomic_store(&r->stop, 1);
+	if (r->discovery)
+		pthread_join(r->discovery, NULL);
+	for (unsigned i = 0; i < r->nworkers; i++)
+		pthread_join(r->workers[i], NULL);
+
+	/* every thread but this one has stopped: finish the work here */
+	int first = 0;
+	struct fl_drain_worker *w = NULL;
+	if (fl_drain_worker_new(&w) < 0)
+		first = -ENOMEM;
+	scan(r);
+	struct cds_lfht_iter it;
+	struct ent *e;
+	urcu_memb_read_lock();
+	cds_lfht_for_each_entry(r->ht, &it, e, node)
+	{
+		if (w && !atomic_load(&e->done)) {
+			int status;
+			int rc = fl_drain_quiesce(w, e->ds, r->root, &status);
+			if (rc < 0 && !first)
+				first = rc;
+		}
+		if (cds_lfht_del(r->ht, &e->node) == 0)
+			urcu_memb_call_rcu(&e->rcu, free_ent);
+	}
+	urcu_memb_read_unlock();
+	pass_done(r);
+	fl_drain_worker_free(w);
+	urcu_memb_barrier(); /* every free_ent has run */
+	if (r->inotify_fd >= 0)
+		close(r->inotify_fd);
+	cds_lfht_destroy(r->ht, NULL);
+	while (r->rejected) {
+		struct rejected *x = r->rejected;
+		r->rejected = x->next;
+		free(x);
+	}
+	free(r->root);
+	free(r->workers);
+	free(r);
+	urcu_memb_unregister_thread();
+	return first;
+}

@@ -1,0 +1,83 @@
+/* SPDX-License-Identifier: MIT */
+/* sink.h: the per-session directory writer — <root>/<id>/system.jsonl and user.jsonl, buffered appends. */
+#ifndef FL_SINK_H
+#define FL_SINK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * One sink per session directory. Every file operation is relative to the
+ * session directory's fd (opened O_DIRECTORY|O_NOFOLLOW under the root), every
+ * file is opened O_NOFOLLOW, directories are 0700 and files 0600, so a symlink
+ * planted in the log tree is refused rather than followed.
+ *
+ * Lines are buffered per class and reach the files with one write() per
+ * buffer; fl_sink_flush writes what is buffered. The state (sizes, line
+ * counts, seq and time ranges of the active files) is what the checkpoint
+ * stores: reopening with a state truncates each active file back to its size,
+ * so lines written after the last checkpoint disappear and are written again.
+ *
+ * Concurrency: a sink is used by one thread at a time (the worker that holds
+ * the session); no internal locking.
+ */
+
+enum { FL_SINK_SYSTEM = 0, FL_SINK_USER = 1, FL_SINK_CLASSES = 2 }; /* == enum fl_class */
+
+/* Checkpointed state of the active files; {0} is a fresh session. Fixed layout: it is stored on disk. */
+struct fl_sink_state {
+	uint64_t size[FL_SINK_CLASSES];      /* bytes in each active file */
+	uint64_t lines[FL_SINK_CLASSES];     /* lines in each active file */
+	uint64_t first_seq[FL_SINK_CLASSES]; /* seq of the active file's first line, 0 = empty */
+	uint64_t last_seq[FL_SINK_CLASSES];
+	int64_t first_ts[FL_SINK_CLASSES];   /* ts_ns of its first and last line */
+	int64_t last_ts[FL_SINK_CLASSES];
+	uint64_t segments[FL_SINK_CLASSES];  /* rotated segments so far (rotation) */
+	uint64_t total_bytes;                /* bytes ever appended, over all classes and segments */
+	uint64_t reserved[7];                /* for rotation and retention; zero */
+};
+
+struct fl_sink;
+
+/* File names of the active files, by class. */
+const char *fl_sink_file_name(int cls);
+
+/*
+ * Creates (0700) and opens <root_fd>/<id>, then opens or creates both active
+ * files. With resume not NULL each file is truncated to resume->size (a file
+ * shorter than that is an error: -EBADMSG with why); with NULL both start
+ * empty (they are truncated: nothing in them was ever checkpointed).
+ * Returns 0 or -errno, with a one-line reason in why.
+ */
+int fl_sink_open(struct fl_sink **out, int root_fd, const char *id, const struct fl_sink_state *resume,
+		 char *why, size_t whylen);
+
+/*
+ * Appends one complete line (ending in '\n') of class cls with its seq and
+ * ts_ns. Buffered; returns 0 or the -errno of a failed write (the sink must
+ * then be closed and reopened from the last checkpoint).
+ */
+int fl_sink_append(struct fl_sink *s, int cls, const char *line, size_t len, uint64_t seq, int64_t ts_ns);
+
+/* Writes every buffered byte. Returns 0 or -errno. */
+int fl_sink_flush(struct fl_sink *s);
+
+/* fl_sink_flush, then fdatasync of both files and fsync of the directory. */
+int fl_sink_sync(struct fl_sink *s);
+
+/* The state as of the last append (what the files hold once flushed). */
+void fl_sink_get_state(const struct fl_sink *s, struct fl_sink_state *st);
+
+/* The session directory's fd, for the checkpoint and the manifest; owned by the sink. */
+int fl_sink_dirfd(const struct fl_sink *s);
+
+/* Flushes (best effort), closes the files and the directory, frees s. NULL is fine. */
+void fl_sink_close(struct fl_sink *s);
+
+/*
+ * Opens (creating 0700 with parents) the log root as a directory fd. Returns the
+ * fd or -errno with why.
+ */
+int fl_sink_open_root(const char *root, char *why, size_t whylen);
+
+#endif
