@@ -15,6 +15,8 @@
 #include "cli.h"
 #include "fuguelog.h"
 #include "ring.h"
+#include "archive.h"
+#include "segindex.h"
 #include "segread.h"
 
 /*
@@ -48,6 +50,25 @@ struct stream {
 
 static volatile sig_atomic_t interrupted;
 
+/* --since/--until (inclusive, ns): lines outside are not printed, segments the manifest puts outside are not read */
+static int64_t cat_since, cat_until = INT64_MAX;
+static int cat_timed;
+static struct fl_segindex cat_idx;
+
+static int line_in_range(const char *line, size_t len)
+{
+	const char *v;
+	size_t n;
+	uint64_t ts = 0;
+	if (fl_json_field(line, len, "ts_ns", &v, &n) == 0) {
+		for (size_t i = 0; i < n && v[i] >= '0' && v[i] <= '9'; i++)
+			ts = ts * 10 + (uint64_t)(v[i] - '0');
+	} else if (fl_json_field(line, len, "ts", &v, &n) < 0 || n < 2 || fl_ts_parse(v + 1, n - 2, &ts) < 0) {
+		return 0; /* no time: not in any range */
+	}
+	return (int64_t)ts >= cat_since && (int64_t)ts <= cat_until;
+}
+
 static void on_signal(int sig)
 {
 	(void)sig;
@@ -75,7 +96,9 @@ static int open_next(struct stream *st)
 		}
 		const struct fl_seg *pick = NULL;
 		for (int i = 0; i < n && !pick; i++)
-			if (v[i].num == FL_SEG_ACTIVE || (int64_t)v[i].num > st->last_seg)
+			if (v[i].num == FL_SEG_ACTIVE ||
+			    ((int64_t)v[i].num > st->last_seg &&
+			     !(cat_timed && fl_segindex_skip(&cat_idx, st->cls, v[i].num, cat_since, cat_until))))
 				pick = &v[i];
 		if (!pick) {
 			free(v);
@@ -145,6 +168,8 @@ static int stream_fill(struct stream *st)
 			int ok = fl_line_seq(line, len, &seq) == 0;
 			if (ok && st->have_last && seq <= st->last_seq)
 				continue; /* read again after a rotation: already printed */
+			if (cat_timed && !line_in_range(line, len))
+				continue;
 			if (len + 1 > st->pcap) {
 				size_t nc = len + 1 + 4096;
 				char *np = realloc(st->pend, nc);
@@ -228,7 +253,8 @@ static void wait_change(int ifd, int timeout_ms)
 
 static void help(void)
 {
-	printf("usage: fugue-log cat SESSION [--class user|system] [--follow] [--root DIR] [--config FILE]\n"
+	printf("usage: fugue-log cat SESSION [--class user|system] [--follow] [--since T] [--until T]\n"
+	       "                     [--root DIR] [--config FILE]\n"
 	       "\n"
 	       "Prints the JSON lines of SESSION from <root>/SESSION/: for each class, the rotated\n"
 	       "segments in segment order (lz4 archives <class>.NNNNNN.jsonl.lz4 decompressed on the\n"
@@ -240,6 +266,11 @@ static void help(void)
 	       "              the session's session.json says \"ended\" or \"abandoned\", or SIGINT/SIGTERM\n"
 	       "              (with --follow, a session whose directory does not exist yet but whose\n"
 	       "              ring does is waited for)\n"
+	       "  --since T   only lines with since <= ts; T is ISO 8601 (2026-11-25T16:33:33Z, +01:00\n"
+	       "              offsets, a date alone is its midnight UTC), @EPOCH_SECONDS, or a time\n"
+	       "              before now: 30s, 10m, 2h, 7d\n"
+	       "  --until T   only lines with ts <= until (same forms); segments that session.json\n"
+	       "              puts wholly outside the range are not even opened\n"
 	       "  --root DIR  the log root (default: FUGUE_LOG_DIR, config 'root', ~/.fugue/logs)\n"
 	       "\n"
 	       "Exit codes: 0 printed (also after SIGINT with --follow); 1 a file could not be read or\n"
@@ -251,6 +282,8 @@ int fl_cmd_cat(int argc, char **argv)
 {
 	static const struct option opts[] = {{"class", required_argument, NULL, 'c'},
 					     {"follow", no_argument, NULL, 'f'},
+					     {"since", required_argument, NULL, 'S'},
+					     {"until", required_argument, NULL, 'U'},
 					     FL_CLI_COMMON_OPTS,
 					     {0}};
 	const char *cls = NULL;
@@ -267,6 +300,19 @@ int fl_cmd_cat(int argc, char **argv)
 		case 'f':
 			follow = 1;
 			break;
+		case 'S':
+		case 'U': {
+			struct timespec now;
+			clock_gettime(CLOCK_REALTIME, &now);
+			int64_t t;
+			if (fl_time_arg_parse(optarg, (int64_t)now.tv_sec * 1000000000ll + now.tv_nsec, &t) < 0)
+				return fl_cli_usage_err("cat", "--%s '%s': use ISO 8601 (2026-11-25T16:33:33Z), "
+							       "@EPOCH_SECONDS or a time ago like 10m",
+							c == 'S' ? "since" : "until", optarg);
+			*(c == 'S' ? &cat_since : &cat_until) = t;
+			cat_timed = 1;
+			break;
+		}
 		case 'h':
 			help();
 			return FL_EXIT_OK;
@@ -328,6 +374,8 @@ int fl_cmd_cat(int argc, char **argv)
 		return FL_EXIT_FAIL;
 	}
 	close(rootfd);
+	if (cat_timed && fl_segindex_load(dirfd, &cat_idx) < 0)
+		fl_segindex_free(&cat_idx); /* an unreadable manifest only costs reading every segment */
 
 	struct stream sv[2];
 	int ns = 0;
@@ -404,6 +452,7 @@ int fl_cmd_cat(int argc, char **argv)
 	}
 	if (ifd >= 0)
 		close(ifd);
+	fl_segindex_free(&cat_idx);
 	close(dirfd);
 	if (fflush(stdout) || ferror(stdout)) {
 		fl_cli_err("cannot write to stdout");

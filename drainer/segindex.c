@@ -1,0 +1,213 @@
+/* SPDX-License-Identifier: MIT */
+/* segindex.c: reads session.json's segment list and decides which segments a time range can skip; parses time arguments. */
+#define _GNU_SOURCE
+#include "segindex.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "archive.h"
+#include "config.h"
+#include "segread.h"
+
+#define MANIFEST_MAX (64u << 20)
+
+/* The end of the JSON value starting at p (object, array, string or scalar), or NULL when it does not end. */
+static const char *value_end(const char *p, const char *e)
+{
+	int depth = 0;
+	for (; p < e; p++) {
+		if (*p == '"') {
+			for (p++; p < e && *p != '"'; p++)
+				if (*p == '\\')
+					p++;
+			if (p >= e)
+				return NULL;
+			if (!depth)
+				return p + 1;
+		} else if (*p == '{' || *p == '[') {
+			depth++;
+		} else if (*p == '}' || *p == ']') {
+			if (--depth < 0)
+				return p; /* a scalar ended by its container */
+			if (!depth)
+				return p + 1;
+		} else if (!depth && (*p == ',' || isspace((unsigned char)*p))) {
+			return p;
+		}
+	}
+	return depth ? NULL : p;
+}
+
+static int num_field(const char *o, size_t len, const char *key, uint64_t *out)
+{
+	const char *v;
+	size_t n;
+	*out = 0;
+	if (fl_json_field(o, len, key, &v, &n) < 0 || !n || !isdigit((unsigned char)v[0]))
+		return -1;
+	*out = strtoull(v, NULL, 10);
+	return 0;
+}
+
+int fl_segindex_load(int dirfd, struct fl_segindex *idx)
+{
+	memset(idx, 0, sizeof *idx);
+	int fd = openat(dirfd, "session.json", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	struct stat st;
+	if (fstat(fd, &st) < 0 || st.st_size <= 0 || (uint64_t)st.st_size > MANIFEST_MAX) {
+		close(fd);
+		return 0;
+	}
+	size_t len = (size_t)st.st_size;
+	char *buf = malloc(len);
+	if (!buf) {
+		close(fd);
+		return -ENOMEM;
+	}
+	size_t got = 0;
+	ssize_t k;
+	while (got < len && (k = read(fd, buf + got, len - got)) > 0)
+		got += (size_t)k;
+	close(fd);
+	const char *arr;
+	size_t alen;
+	int rc = 0;
+	if (fl_json_field(buf, got, "segments", &arr, &alen) < 0 || alen < 2 || arr[0] != '[')
+		goto out; /* a manifest without segments: nothing to skip by */
+	const char *p = arr + 1, *e = arr + alen - 1;
+	size_t cap = 0;
+	for (;;) {
+		while (p < e && (isspace((unsigned char)*p) || *p == ','))
+			p++;
+		if (p >= e)
+			break;
+		const char *end = value_end(p, e);
+		if (!end || *p != '{') {
+			rc = -EBADMSG;
+			break;
+		}
+		if (idx->n == cap) {
+			cap = cap ? cap * 2 : 32;
+			struct fl_segindex_ent *nv = realloc(idx->v, cap * sizeof *nv);
+			if (!nv) {
+				rc = -ENOMEM;
+				break;
+			}
+			idx->v = nv;
+		}
+		struct fl_segindex_ent *s = &idx->v[idx->n];
+		memset(s, 0, sizeof *s);
+		size_t olen = (size_t)(end - p);
+		uint64_t a, b;
+		const char *cv;
+		size_t cl;
+		if (num_field(p, olen, "n", &s->n) == 0 && fl_json_field(p, olen, "class", &cv, &cl) == 0 && cl >= 3 &&
+		    cl - 2 < sizeof s->cls) {
+			memcpy(s->cls, cv + 1, cl - 2);
+			num_field(p, olen, "first_seq", &s->first_seq);
+			num_field(p, olen, "last_seq", &s->last_seq);
+			num_field(p, olen, "first_ts_ns", &a);
+			num_field(p, olen, "last_ts_ns", &b);
+			s->first_ts = (int64_t)a;
+			s->last_ts = (int64_t)b;
+			idx->n++;
+		}
+		p = end;
+	}
+out:
+	free(buf);
+	if (rc < 0)
+		fl_segindex_free(idx);
+	return rc;
+}
+
+void fl_segindex_free(struct fl_segindex *idx)
+{
+	free(idx->v);
+	idx->v = NULL;
+	idx->n = 0;
+}
+
+int fl_segindex_skip(const struct fl_segindex *idx, const char *cls, uint64_t n, int64_t since, int64_t until)
+{
+	for (size_t i = 0; i < idx->n; i++) {
+		const struct fl_segindex_ent *s = &idx->v[i];
+		if (s->n != n || strcmp(s->cls, cls))
+			continue;
+		if (!s->first_ts || !s->last_ts)
+			return 0; /* times not known: read it */
+		return s->last_ts < since || s->first_ts > until;
+	}
+	return 0;
+}
+
+int fl_time_arg_parse(const char *s, int64_t now_ns, int64_t *out_ns)
+{
+	if (!s || !*s)
+		return -EINVAL;
+	size_t len = strlen(s);
+	if (s[0] == '@') {
+		char *end;
+		errno = 0;
+		double v = strtod(s + 1, &end);
+		if (errno || *end || end == s + 1 || v < 0 || v > 9.2e9)
+			return -EINVAL;
+		*out_ns = (int64_t)(v * 1e9);
+		return 0;
+	}
+	/* a duration before now: digits then one unit */
+	if (isdigit((unsigned char)s[0]) && len >= 2 && strchr("smhdw", s[len - 1]) && !strchr(s, '-')) {
+		uint64_t secs;
+		if (fl_parse_duration(s, &secs) < 0 || secs > (uint64_t)(now_ns / 1000000000ll))
+			return -EINVAL;
+		*out_ns = now_ns - (int64_t)secs * 1000000000ll;
+		return 0;
+	}
+	/* ISO 8601: normalize to "YYYY-MM-DDTHH:MM:SS[.f]Z" and apply the offset */
+	char buf[64];
+	int64_t off_s = 0;
+	if (len == 10) {
+		if (len + 10 >= sizeof buf)
+			return -EINVAL;
+		memcpy(buf, s, 10);
+		memcpy(buf + 10, "T00:00:00Z", 11);
+	} else {
+		if (len < 19 || len >= sizeof buf - 2)
+			return -EINVAL;
+		memcpy(buf, s, len + 1);
+		if (buf[10] == ' ')
+			buf[10] = 'T';
+		size_t z = len;
+		if (buf[len - 1] == 'Z' || buf[len - 1] == 'z') {
+			z = len - 1;
+		} else if (len >= 25 && (buf[len - 6] == '+' || buf[len - 6] == '-') && buf[len - 3] == ':') {
+			int hh, mm;
+			if (!isdigit((unsigned char)buf[len - 5]) || !isdigit((unsigned char)buf[len - 4]) ||
+			    !isdigit((unsigned char)buf[len - 2]) || !isdigit((unsigned char)buf[len - 1]))
+				return -EINVAL;
+			hh = (buf[len - 5] - '0') * 10 + buf[len - 4] - '0';
+			mm = (buf[len - 2] - '0') * 10 + buf[len - 1] - '0';
+			if (hh > 23 || mm > 59)
+				return -EINVAL;
+			off_s = (hh * 3600 + mm * 60) * (buf[len - 6] == '+' ? 1 : -1);
+			z = len - 6;
+		}
+		buf[z] = 'Z';
+		buf[z + 1] = 0;
+		len = z + 1;
+	}
+	uint64_t ns;
+	if (fl_ts_parse(buf, strlen(buf), &ns) < 0)
+		return -EINVAL;
+	*out_ns = (int64_t)ns - off_s * 1000000000ll;
+	return 0;
+}
