@@ -868,6 +868,7 @@ struct worker {
 	uint32_t index;
 	uint32_t tid;
 	uint32_t owner_seen; /* the lane owner word while this thread was alive */
+	uint32_t owner_at_barrier; /* the same, when every thread had emitted once */
 	struct fl_ring *ring;
 	int64_t first_id, last_id;
 	unsigned errors;
@@ -885,8 +886,11 @@ static void *work(void *arg)
 		if (i == 0)
 			w->first_id = id;
 		w->last_id = id;
-		if (i == 0 && w->before)
+		if (i == 0 && w->before) {
 			pthread_barrier_wait(w->before);
+			if (w->ring)
+				w->owner_at_barrier = fl_load_acquire(&w->ring->lanes[w->first_id & 63].owner);
+		}
 		if (i == 0 && w->mid)
 			pthread_barrier_wait(w->mid);
 	}
@@ -1099,13 +1103,16 @@ static void test_shared_lanes(void **state)
 	assert_int_equal(pthread_create(&ct, NULL, consume, &c), 0);
 	for (uint32_t i = 0; i < T; i++) {
 		/* everyone has claimed before anyone goes on, so four threads must share */
-		w[i] = (struct worker){.s = s, .count = per, .index = i, .before = &before};
+		w[i] = (struct worker){.s = s, .count = per, .index = i, .before = &before, .ring = &r};
 		assert_int_equal(pthread_create(&t[i], NULL, work, &w[i]), 0);
 	}
+	unsigned owners = 0;
 	for (int i = 0; i < T; i++) {
 		assert_int_equal(pthread_join(t[i], NULL), 0);
 		assert_int_equal(w[i].errors, 0);
+		owners += w[i].owner_at_barrier == w[i].tid;
 	}
+	assert_int_equal(owners, 2); /* one per lane; the other four shared */
 	assert_int_equal(pthread_join(ct, NULL), 0);
 	if (c.err[0])
 		fail_msg("consumer: %s", c.err);
