@@ -262,20 +262,23 @@ static uint32_t my_tid(void)
 static void release_lanes(void *arg)
 {
 	(void)arg;
+	uint32_t me = tls_tid;
 	pthread_mutex_lock(&open_lock);
-	for (unsigned i = 0; i < TLS_SLOTS; i++) {
-		struct tls_slot *t = &tls_slots[i];
-		/* a slot that went shared may still own its lane: the CAS below fails harmlessly if not */
-		if (!t->s)
+	/*
+	 * Every lane this thread owns in this process's sessions, not only those
+	 * still in a slot: a slot evicted by a ninth session, or one that went
+	 * shared, still owns its lane. The CAS fails harmlessly on other lanes.
+	 */
+	for (fl_session *s = me ? open_list : NULL; s; s = s->next) {
+		if (s->pid != atomic_load_explicit(&proc_pid, memory_order_relaxed))
 			continue;
-		for (fl_session *s = open_list; s; s = s->next) {
-			if (s != t->s || s->gen != t->gen)
-				continue;
-			uint32_t me = tls_tid;
-			atomic_compare_exchange_strong(&s->ring.lanes[t->lane].owner, &me, 0);
+		for (uint32_t l = 0; l < s->ring.lane_count; l++) {
+			uint32_t o = me;
+			atomic_compare_exchange_strong(&s->ring.lanes[l].owner, &o, 0);
 		}
-		t->s = NULL;
 	}
+	memset(tls_slots, 0, sizeof tls_slots);
+	tls_registered = 0; /* a later destructor that emits re-arms this one */
 	pthread_mutex_unlock(&open_lock);
 }
 

@@ -1085,6 +1085,59 @@ static void *consume(void *arg)
 	return NULL;
 }
 
+enum { MULTI = 10, MULTI_ROUNDS = 5 };
+
+struct multi {
+	fl_session *s[MULTI];
+	int64_t ids[MULTI_ROUNDS][MULTI];
+	struct fl_ring *r;
+	uint32_t tid, owner_seen[MULTI];
+};
+
+static void *emit_round_robin(void *arg)
+{
+	struct multi *m = arg;
+	m->tid = tid_now();
+	for (int round = 0; round < MULTI_ROUNDS; round++)
+		for (int i = 0; i < MULTI; i++)
+			m->ids[round][i] = fl_emit_state(m->s[i], 0, "a", "b", NULL);
+	for (int i = 0; i < MULTI; i++)
+		m->owner_seen[i] = fl_load_acquire(&m->r[i].lanes[0].owner);
+	return NULL;
+}
+
+/*
+ * One thread, more sessions than it keeps lane slots for (8): it finds its own
+ * lane again after an eviction, and at exit gives back every lane it owns.
+ */
+static void test_many_sessions_one_thread(void **state)
+{
+	(void)state;
+	static struct multi m;
+	static struct fl_ring r[MULTI];
+	m.r = r;
+	for (int i = 0; i < MULTI; i++) {
+		char id[32];
+		snprintf(id, sizeof id, "multi-%d", i);
+		m.s[i] = open_ok((struct fl_session_opts){.id = id, .level = FL_LEVEL_FULL, .lanes = 2, .lane_size = 4096});
+		ring_of(m.s[i], &r[i]);
+	}
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, emit_round_robin, &m), 0);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	for (int i = 0; i < MULTI; i++) {
+		for (int round = 0; round < MULTI_ROUNDS; round++)
+			assert_int_equal(m.ids[round][i], ((int64_t)round + 1) << 6); /* lane 0, seq = round */
+		assert_int_equal(m.owner_seen[i], m.tid);
+		assert_int_equal(fl_load_acquire(&r[i].lanes[0].owner), 0);
+		assert_int_equal(fl_load_acquire(&r[i].lanes[1].owner), 0);
+		assert_int_equal(pending(&r[i], 0), MULTI_ROUNDS);
+		assert_int_equal(pending(&r[i], 1), 0);
+		fl_ring_detach(&r[i]);
+		close_and_unlink(m.s[i]);
+	}
+}
+
 /* More threads than lanes: the extra ones share under a lock; nothing lost, each thread's order kept. */
 static void test_shared_lanes(void **state)
 {
@@ -1286,6 +1339,7 @@ static const struct CMUnitTest tests[] = {
 	cmocka_unit_test_setup(test_block_timeout, hermetic),
 	cmocka_unit_test_setup(test_fork_child_refused, hermetic),
 	cmocka_unit_test_setup(test_stats_while_dropping, hermetic),
+	cmocka_unit_test_setup(test_many_sessions_one_thread, hermetic),
 };
 
 FL_TEST_MAIN("producer", tests)
