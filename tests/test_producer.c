@@ -1027,7 +1027,7 @@ struct consumer {
 	unsigned threads;
 	uint64_t want;
 	uint64_t got;
-	uint64_t next[16];    /* per producer thread: next counter expected */
+	uint64_t next[64];    /* per producer thread: next counter expected */
 	uint64_t lane_seq[8]; /* per lane: next sequence number expected */
 	uint32_t lane_stream[8];
 	unsigned slow; /* release one record at a time, yielding in between */
@@ -1175,6 +1175,49 @@ static void test_shared_lanes(void **state)
 	assert_int_equal(c.lane_seq[0] + c.lane_seq[1], (uint64_t)T * per);
 	check_stats(s, (uint64_t)T * per, (uint64_t)T * per, 0);
 	pthread_barrier_destroy(&before);
+	fl_ring_detach(&r);
+	close_and_unlink(s);
+}
+
+/*
+ * Threads that come and go while others emit: lanes are claimed, shared, given
+ * back and claimed again under load; still every record exactly once, in order.
+ */
+static void test_lane_churn(void **state)
+{
+	(void)state;
+	enum { T = 24 };
+	unsigned per = scaled(3000, 5);
+	fl_session *s = open_ok((struct fl_session_opts){.id = "churn", .level = FL_LEVEL_FULL, .lanes = 2,
+							 .lane_size = 8192, .full_policy = FL_FULL_BLOCK});
+	struct fl_ring r;
+	ring_of(s, &r);
+	struct consumer c = {.ring = &r, .threads = T, .want = (uint64_t)T * per};
+	pthread_t ct, t[T];
+	struct worker w[T];
+	assert_int_equal(pthread_create(&ct, NULL, consume, &c), 0);
+	/* in waves of three, each wave started while the last is still running */
+	for (uint32_t i = 0; i < T; i++) {
+		w[i] = (struct worker){.s = s, .count = per, .index = i};
+		assert_int_equal(pthread_create(&t[i], NULL, work, &w[i]), 0);
+		if (i % 3 == 2 && i >= 5) /* wave i/3 started: wait for the one before it */
+			for (uint32_t k = i - 5; k <= i - 3; k++)
+				assert_int_equal(pthread_join(t[k], NULL), 0);
+	}
+	for (uint32_t i = T - 3; i < T; i++)
+		assert_int_equal(pthread_join(t[i], NULL), 0);
+	assert_int_equal(pthread_join(ct, NULL), 0);
+	if (c.err[0])
+		fail_msg("consumer: %s", c.err);
+	for (int i = 0; i < T; i++) {
+		assert_int_equal(w[i].errors, 0);
+		assert_int_equal(c.next[i], per);
+	}
+	assert_int_equal(c.got, (uint64_t)T * per);
+	assert_int_equal(c.lane_seq[0] + c.lane_seq[1], (uint64_t)T * per);
+	check_stats(s, (uint64_t)T * per, (uint64_t)T * per, 0);
+	assert_int_equal(fl_load_acquire(&r.lanes[0].owner), 0);
+	assert_int_equal(fl_load_acquire(&r.lanes[1].owner), 0);
 	fl_ring_detach(&r);
 	close_and_unlink(s);
 }
@@ -1340,6 +1383,7 @@ static const struct CMUnitTest tests[] = {
 	cmocka_unit_test_setup(test_fork_child_refused, hermetic),
 	cmocka_unit_test_setup(test_stats_while_dropping, hermetic),
 	cmocka_unit_test_setup(test_many_sessions_one_thread, hermetic),
+	cmocka_unit_test_setup(test_lane_churn, hermetic),
 };
 
 FL_TEST_MAIN("producer", tests)

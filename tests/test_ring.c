@@ -390,18 +390,29 @@ static void test_peek_rejects_corruption(void **state)
 	assert_int_equal(fl_lane_peek(r, 0, recs, 8, &nt, why, sizeof why), -EBADMSG);
 	assert_non_null(strstr(why, "lane holds"));
 
-	fl_store_relaxed(&c->head, head + 8); /* stops inside the next header */
-	assert_int_equal(fl_lane_peek(r, 0, recs, 8, &nt, why, sizeof why), -EBADMSG);
-	assert_non_null(strstr(why, "inside a record header"));
-
 	/* a pad that does not reach the end of the lane */
 	fl_store_relaxed(&c->head, head);
+	struct fl_rec_hdr first;
+	memcpy(&first, lane, sizeof first);
 	h = (struct fl_rec_hdr){100, FL_REC_PAD, 0};
 	memcpy(lane, &h, sizeof h);
 	assert_int_equal(fl_lane_peek(r, 0, recs, 8, &nt, why, sizeof why), -EBADMSG);
 	assert_non_null(strstr(why, "pad record"));
 	/* nothing moved the tail */
 	assert_int_equal(fl_load_relaxed(&c->tail), 0);
+
+	/* a head that stops inside the next header, after two sound records */
+	memcpy(lane, &first, sizeof first);
+	fl_store_relaxed(&c->head, head + 8);
+	int k = fl_lane_peek(r, 0, recs, 8, &nt, why, sizeof why);
+	if (k == 2) { /* the sound records before the damage may come out first */
+		assert_memory_equal(recs[1].data, "abc", 3);
+		assert_int_equal(nt, head);
+		fl_lane_release(r, 0, nt);
+		k = fl_lane_peek(r, 0, recs, 8, &nt, why, sizeof why);
+	}
+	assert_int_equal(k, -EBADMSG);
+	assert_non_null(strstr(why, "inside a record header"));
 }
 
 struct releaser {
