@@ -1,0 +1,1123 @@
+/* SPDX-License-Identifier: MIT */
+/* fugue_bench.c: fugue-bench — emit cost, no-slowdown ratio, lossless end to end, memory, lz4, side by side. */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "archive.h"
+#include "bench.h"
+#include "fuguelog.h"
+#include "ring.h"
+
+#ifndef FL_BENCH_LOGD
+#define FL_BENCH_LOGD ""
+#endif
+#ifndef FL_BENCH_LTTNG
+#define FL_BENCH_LTTNG ""
+#endif
+#ifndef FL_BENCH_SOURCE_DIR
+#define FL_BENCH_SOURCE_DIR ""
+#endif
+
+#define SMALL 100
+#define CHUNK 4096
+#define NCHUNKS 16
+
+static struct {
+	int json, quick;
+	const char *samples_dir;
+	char logd[4096];  /* fugue-logd to run, "" for the built-in consumer */
+	char lttng[4096]; /* fugue-bench-lttng, "" when not built */
+	char tmp[4096];   /* private scratch dir */
+	char prefix[64];  /* shm prefix of every ring we create */
+	const char *drainer_name;
+	int nsessions;
+} opt;
+
+static char small_payload[SMALL];
+static char chunks[NCHUNKS][CHUNK];
+
+static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void say(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fflush(stderr);
+}
+
+static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+static void die(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fprintf(stderr, "fugue-bench: ");
+	vfprintf(stderr, fmt, ap);
+	fprintf(stderr, "\n");
+	va_end(ap);
+	exit(1);
+}
+
+/* ---- sessions and the drainer --------------------------------------------------------- */
+
+struct bsession {
+	fl_session *s;
+	char id[64];
+	char shm[160];
+};
+
+static void bs_open(struct bsession *b, int level, uint32_t lanes, uint64_t lane_size, int block)
+{
+	char why[256] = "";
+	snprintf(b->id, sizeof b->id, "bench-%d-%d", (int)getpid(), ++opt.nsessions);
+	struct fl_session_opts o = {.id = b->id, .level = level, .lanes = lanes, .lane_size = lane_size,
+				    .full_policy = block ? FL_FULL_BLOCK : FL_FULL_DROP};
+	/* FUGUE_SESSION_LOG would override the level each variant needs */
+	unsetenv("FUGUE_SESSION_LOG");
+	int rc = fl_session_open(&b->s, &o, why, sizeof why);
+	if (rc < 0)
+		die("cannot open a session: %s (%s)", why, strerror(-rc));
+	fl_ring_name(b->shm, sizeof b->shm, NULL, b->id);
+}
+
+static void bs_close(struct bsession *b)
+{
+	fl_session_close(b->s);
+	b->s = NULL;
+}
+
+/* Every lane's tail has caught up with its head; bounded wait, 0 or -ETIMEDOUT. */
+static int bs_wait_drained(struct bsession *b, double max_s)
+{
+	struct fl_ring r;
+	char why[256];
+	if (fl_ring_attach(&r, b->shm, why, sizeof why) < 0)
+		return -ENOENT;
+	uint64_t deadline = fl_bench_mono_ns() + (uint64_t)(max_s * 1e9);
+	int rc = -ETIMEDOUT;
+	while (fl_bench_mono_ns() < deadline) {
+		int busy = 0;
+		for (uint32_t l = 0; l < r.lane_count; l++)
+			busy |= fl_load_acquire(&r.lanes[l].head) != fl_load_acquire(&r.lanes[l].tail);
+		if (!busy) {
+			rc = 0;
+			break;
+		}
+		usleep(50);
+	}
+	fl_ring_detach(&r);
+	return rc;
+}
+
+static uint64_t bs_dropped(struct bsession *b)
+{
+	struct fl_stats st;
+	fl_session_stats(b->s, &st);
+	return st.dropped;
+}
+
+struct drainer {
+	int logd; /* 1: a fugue-logd process, 0: the built-in consumer */
+	pid_t pid;
+	struct fl_consumer c;
+	char root[4096];
+};
+
+static void write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+	if (!f || fputs(text, f) < 0 || fclose(f))
+		die("cannot write %s: %s", path, strerror(errno));
+}
+
+static void rm_rf(const char *path)
+{
+	char cmd[8300];
+	if (!path[0] || !strcmp(path, "/"))
+		return;
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
+	if (system(cmd) != 0)
+		say("fugue-bench: could not remove %s\n", path);
+}
+
+/*
+ * Starts the drainer for rings already open: fugue-logd with a private root,
+ * config (no rotation, so lines are counted in one file) and shm prefix, or
+ * the built-in consumer attached to the given rings.
+ */
+static void drainer_start(struct drainer *d, struct bsession **ss, int n)
+{
+	static int count;
+	memset(d, 0, sizeof *d);
+	if (!opt.logd[0]) {
+		const char *names[64];
+		for (int i = 0; i < n && i < 64; i++)
+			names[i] = ss[i]->shm;
+		if (fl_consumer_start(&d->c, names, n) < 0)
+			die("the built-in consumer could not attach");
+		return;
+	}
+	d->logd = 1;
+	snprintf(d->root, sizeof d->root, "%s/logd%d", opt.tmp, ++count);
+	mkdir(d->root, 0700);
+	char conf[4200];
+	snprintf(conf, sizeof conf, "%s/logging.conf", d->root);
+	write_file(conf, "# fugue-bench: one active file per class, so lines are counted in place\n"
+			 "max_file_size = 0\nmax_session_size = 0\n");
+	char root[4200];
+	snprintf(root, sizeof root, "%s/logs", d->root);
+	fflush(NULL);
+	d->pid = fork();
+	if (d->pid < 0)
+		die("fork: %s", strerror(errno));
+	if (d->pid == 0) {
+		/* its log beside its root: shown when it fails, quiet otherwise */
+		char log[4300];
+		snprintf(log, sizeof log, "%s/fugue-logd.stderr", d->root);
+		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		if (fd >= 0)
+			dup2(fd, 2);
+		setenv("FUGUE_SHM_PREFIX", opt.prefix, 1);
+		setenv("FUGUE_LOG_DIR", root, 1);
+		execl(opt.logd, opt.logd, "--root", root, "--config", conf, "--foreground", (char *)NULL);
+		fprintf(stderr, "fugue-bench: cannot run %s: %s\n", opt.logd, strerror(errno));
+		_exit(127);
+	}
+	snprintf(d->root, sizeof d->root, "%s", root);
+}
+
+/* Copies fugue-logd's stderr to ours, for a failure report. */
+static void drainer_log(struct drainer *d)
+{
+	char path[4300], buf[4096];
+	snprintf(path, sizeof path, "%s/../fugue-logd.stderr", d->root);
+	FILE *f = fopen(path, "r");
+	size_t n;
+	while (f && (n = fread(buf, 1, sizeof buf, f)) > 0)
+		fwrite(buf, 1, n, stderr);
+	if (f)
+		fclose(f);
+}
+
+static void drainer_stop(struct drainer *d)
+{
+	if (!d->logd) {
+		if (fl_consumer_stop(&d->c) < 0)
+			die("the built-in consumer met a corrupt lane");
+		return;
+	}
+	int st;
+	kill(d->pid, SIGTERM);
+	for (int i = 0; i < 500 && waitpid(d->pid, &st, WNOHANG) == 0; i++)
+		usleep(10000);
+	if (waitpid(d->pid, &st, WNOHANG) == 0) {
+		kill(d->pid, SIGKILL);
+		waitpid(d->pid, &st, 0);
+	}
+}
+
+static int drainer_alive(struct drainer *d)
+{
+	int st;
+	return !d->logd || waitpid(d->pid, &st, WNOHANG) == 0;
+}
+
+/* utime+stime of the drainer in ns, from /proc/<pid>/stat. */
+static double drainer_cpu_ns(struct drainer *d)
+{
+	char path[64], buf[4096];
+	snprintf(path, sizeof path, "/proc/%d/stat", d->logd ? (int)d->pid : d->c.pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return 0;
+	size_t n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	char *p = strrchr(buf, ')');
+	unsigned long long ut = 0, stt = 0;
+	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &stt) != 2)
+		return 0;
+	return (double)(ut + stt) * 1e9 / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* A field of /proc/<pid>/status in KiB. */
+static double proc_status_kib(int pid, const char *field)
+{
+	char path[64], line[256];
+	snprintf(path, sizeof path, "/proc/%d/status", pid);
+	FILE *f = fopen(path, "r");
+	double v = -1;
+	size_t fl = strlen(field);
+	while (f && fgets(line, sizeof line, f))
+		if (!strncmp(line, field, fl) && line[fl] == ':')
+			v = strtod(line + fl + 1, NULL);
+	if (f)
+		fclose(f);
+	return v;
+}
+
+/* ---- emit cost ------------------------------------------------------------------------ */
+
+struct emit_ctx {
+	struct bsession *filt, *full;
+	FILE *out;
+};
+
+static __attribute__((noinline)) double time_empty(int calls)
+{
+	uint64_t t0 = fl_bench_ticks();
+	for (int i = 0; i < calls; i++)
+		__asm__ __volatile__("" ::"r"(small_payload));
+	return fl_bench_ticks_ns(fl_bench_ticks() - t0) / calls;
+}
+
+static __attribute__((noinline)) double time_filtered(fl_session *s, int calls)
+{
+	uint64_t t0 = fl_bench_ticks();
+	for (int i = 0; i < calls; i++) {
+		fl_emit_transcript(s, 0, 1, small_payload, SMALL);
+		__asm__ __volatile__("" ::"r"(small_payload));
+	}
+	return fl_bench_ticks_ns(fl_bench_ticks() - t0) / calls;
+}
+
+static __attribute__((noinline)) double time_emit(fl_session *s, const void *data, size_t len, int calls, uint64_t *errs)
+{
+	uint64_t t0 = fl_bench_ticks();
+	for (int i = 0; i < calls; i++)
+		*errs += fl_emit_transcript(s, 0, 1, data, len) <= 0;
+	return fl_bench_ticks_ns(fl_bench_ticks() - t0) / calls;
+}
+
+/* The same event through stdio: a timestamp, pid, tid and payload as one text line. */
+static __attribute__((noinline)) double time_fprintf(FILE *f, const void *data, size_t len, int calls)
+{
+	uint32_t pid = (uint32_t)getpid(), tid = (uint32_t)syscall(SYS_gettid);
+	uint64_t t0 = fl_bench_ticks();
+	for (int i = 0; i < calls; i++) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		fprintf(f, "%lld.%09ld %u %u transcript 1 %zu ", (long long)ts.tv_sec, ts.tv_nsec, pid, tid, len);
+		fwrite(data, 1, len, f);
+		putc('\n', f);
+	}
+	return fl_bench_ticks_ns(fl_bench_ticks() - t0) / calls;
+}
+
+static void scen_emit(void)
+{
+	struct bsession filt, full;
+	bs_open(&filt, FL_LEVEL_SPAWNS, 4, 1 << 20, 0);
+	bs_open(&full, FL_LEVEL_FULL, 4, 8 << 20, 0);
+	struct bsession *ss[] = {&filt, &full};
+	struct drainer d;
+	drainer_start(&d, ss, 2);
+	char path[4200];
+	snprintf(path, sizeof path, "%s/fprintf.log", opt.tmp);
+	FILE *out = fopen(path, "w");
+	if (!out)
+		die("cannot create %s: %s", path, strerror(errno));
+	static char obuf[1 << 16];
+	setvbuf(out, obuf, _IOFBF, sizeof obuf);
+
+	struct fl_fig *fe = fl_fig("emit.empty", "ns"), *ff = fl_fig("emit.filtered", "ns"),
+		      *fs = fl_fig("emit.small", "ns"), *ft = fl_fig("emit.transcript4k", "ns"),
+		      *fps = fl_fig("fprintf.small", "ns"), *fpt = fl_fig("fprintf.transcript4k", "ns"),
+		      *rf = fl_fig("ratio.filtered", "x"), *fsp = fl_fig("emit.small.percall", "ns");
+	fl_fig_target(rf, '<', 1.1);
+	fl_fig_target(fs, '<', 30);
+	fl_fig_note(fs, "target on the median; p99.9 target 250 ns is checked on emit.small.percall");
+	fl_fig_target(fsp, '<', 250);
+	fl_fig_note(fsp, "one call per TSC pair, pair overhead subtracted; target on p99.9");
+	fl_fig_note(ff, "per call; emit.empty is the same loop without the call");
+
+	/* warm up: claim lanes, fault the ring pages in */
+	uint64_t errs = 0;
+	for (int i = 0; i < 3 * 8; i++) {
+		time_emit(full.s, chunks[0], CHUNK, 256, &errs);
+		bs_wait_drained(&full, 30);
+	}
+	bs_wait_drained(&full, 30);
+	errs = 0; /* the ring counts any loss, warm-up included */
+	int rounds = opt.quick ? 10 : 200;
+	for (int r = 0; r < rounds; r++) {
+		double e_sum = 0, f_sum = 0;
+		for (int v0 = 0; v0 < 6; v0++) {
+			int v = (v0 + r) % 6; /* rotate the order so drift spreads evenly */
+			for (int b = 0; b < 16; b++) {
+				switch (v) {
+				case 0: {
+					double x = time_empty(4096);
+					fl_fig_add(fe, x);
+					e_sum += x;
+					break;
+				}
+				case 1: {
+					double x = time_filtered(filt.s, 4096);
+					fl_fig_add(ff, x);
+					f_sum += x;
+					break;
+				}
+				case 2:
+					fl_fig_add(fs, time_emit(full.s, small_payload, SMALL, 64, &errs));
+					break;
+				case 3:
+					fl_fig_add(ft, time_emit(full.s, chunks[b % NCHUNKS], CHUNK, 16, &errs));
+					break;
+				case 4:
+					fl_fig_add(fps, time_fprintf(out, small_payload, SMALL, 64));
+					break;
+				case 5:
+					fl_fig_add(fpt, time_fprintf(out, chunks[b % NCHUNKS], CHUNK, 16));
+					break;
+				}
+			}
+		}
+		fl_fig_add(rf, f_sum / e_sum);
+		/* the ring holds a round; empty it before the next so nothing is ever dropped */
+		if (bs_wait_drained(&full, 30) < 0)
+			die("the drainer did not keep up within 30 s");
+		fflush(out);
+		rewind(out);
+		if (ftruncate(fileno(out), 0) < 0)
+			die("ftruncate: %s", strerror(errno));
+	}
+	/* per call: each call between two TSC reads, minus what the pair costs */
+	struct fl_fig over = {0};
+	int percall = opt.quick ? 2000 : 200000;
+	for (int i = 0; i < 2000; i++) {
+		uint64_t t0 = fl_bench_ticks();
+		fl_fig_add(&over, fl_bench_ticks_ns(fl_bench_ticks() - t0));
+	}
+	struct fl_stats_summary os;
+	fl_fig_summary(&over, &os);
+	free(over.v);
+	for (int i = 0; i < percall; i++) {
+		uint64_t t0 = fl_bench_ticks();
+		errs += fl_emit_transcript(full.s, 0, 1, small_payload, SMALL) <= 0;
+		double x = fl_bench_ticks_ns(fl_bench_ticks() - t0) - os.median;
+		fl_fig_add(fsp, x);
+		if (i % 4096 == 4095 && bs_wait_drained(&full, 30) < 0)
+			die("the drainer did not keep up within 30 s");
+	}
+	bs_wait_drained(&full, 30);
+	struct fl_fig *fd = fl_fig("emit.drops", "events");
+	fl_fig_add(fd, (double)(bs_dropped(&full) + errs));
+	fl_fig_target(fd, '<', 0);
+	fclose(out);
+	unlink(path);
+	bs_close(&filt);
+	bs_close(&full);
+	drainer_stop(&d);
+	fl_ring_unlink(filt.shm);
+	fl_ring_unlink(full.shm);
+}
+
+/* ---- threads ----------------------------------------------------------------------------- */
+
+struct thr {
+	pthread_t t;
+	fl_session *s;
+	struct bsession *bs; /* warm-up: push this much through the lane first, draining between */
+	uint64_t warm_bytes;
+	pthread_barrier_t *bar;
+	int batches;
+	double *ns;
+	uint64_t errs;
+	uint64_t start, end;
+};
+
+static void *thr_main(void *arg)
+{
+	struct thr *t = arg;
+	for (uint64_t done = 0; done < t->warm_bytes; done += 64 * CHUNK) {
+		for (int i = 0; i < 64; i++)
+			fl_emit_transcript(t->s, 0, 1, chunks[i % NCHUNKS], CHUNK);
+		bs_wait_drained(t->bs, 30);
+	}
+	pthread_barrier_wait(t->bar);
+	t->start = fl_bench_mono_ns();
+	for (int b = 0; b < t->batches; b++)
+		t->ns[b] = time_emit(t->s, small_payload, SMALL, 64, &t->errs);
+	t->end = fl_bench_mono_ns();
+	return NULL;
+}
+
+static void scen_threads(void)
+{
+	struct bsession s;
+	bs_open(&s, FL_LEVEL_FULL, 8, 4 << 20, 0);
+	struct bsession *ss[] = {&s};
+	struct drainer d;
+	drainer_start(&d, ss, 1);
+	static const int counts[] = {1, 2, 4};
+	struct fl_fig *lat[3], *thr[3];
+	for (int i = 0; i < 3; i++) {
+		char k[64];
+		snprintf(k, sizeof k, "emit.small.t%d", counts[i]);
+		lat[i] = fl_fig(k, "ns");
+		snprintf(k, sizeof k, "throughput.small.t%d", counts[i]);
+		thr[i] = fl_fig(k, "Mevents/s");
+	}
+	uint64_t errs = 0;
+	int rounds = opt.quick ? 4 : 60, batches = 32;
+	/* round -1 warms up: every lane the threads will claim (the lowest free ones) gets its pages faulted in */
+	for (int r = -1; r < rounds; r++)
+		for (int i0 = r < 0 ? 2 : 0; i0 < 3; i0++) {
+			int i = r < 0 ? 2 : (i0 + r) % 3, n = counts[i];
+			struct thr t[4];
+			pthread_barrier_t bar;
+			pthread_barrier_init(&bar, NULL, (unsigned)n + 1);
+			double ns[4][32];
+			for (int k = 0; k < n; k++) {
+				t[k] = (struct thr){.s = s.s, .bs = &s, .bar = &bar, .batches = batches, .ns = ns[k],
+						    .warm_bytes = r < 0 ? (5u << 20) : 0};
+				if (pthread_create(&t[k].t, NULL, thr_main, &t[k]))
+					die("pthread_create failed");
+			}
+			pthread_barrier_wait(&bar);
+			uint64_t start = UINT64_MAX, end = 0;
+			for (int k = 0; k < n; k++) {
+				pthread_join(t[k].t, NULL);
+				end = t[k].end > end ? t[k].end : end;
+				start = t[k].start < start ? t[k].start : start;
+				errs += t[k].errs;
+				for (int b = 0; b < batches && r >= 0; b++)
+					fl_fig_add(lat[i], ns[k][b]);
+			}
+			pthread_barrier_destroy(&bar);
+			if (r >= 0)
+				fl_fig_add(thr[i], (double)n * batches * 64 / (double)(end - start) * 1e3);
+			if (bs_wait_drained(&s, 30) < 0)
+				die("the drainer did not keep up within 30 s");
+		}
+	struct fl_fig *fd = fl_fig("emit.threads.drops", "events");
+	fl_fig_add(fd, (double)(bs_dropped(&s) + errs));
+	fl_fig_target(fd, '<', 0);
+	bs_close(&s);
+	drainer_stop(&d);
+	fl_ring_unlink(s.shm);
+}
+
+/* ---- no-slowdown ratio ---------------------------------------------------------------------- */
+
+/*
+ * What a session does with each 4 KiB of output before it could log it: copy
+ * it out of the pty buffer, parse it (lines, escape sequences), checksum it.
+ * About 1-2 us on a current core. LOG selects the variant at compile time:
+ * 0 no logging call at all, 1 one transcript call per chunk.
+ */
+static uint64_t sink;
+
+static inline __attribute__((always_inline)) void work_chunk(fl_session *s, int log, const char *src, char *dst)
+{
+	memcpy(dst, src, CHUNK);
+	__asm__ __volatile__("" ::"r"(dst) : "memory");
+	uint64_t lines = 0, esc = 0;
+	for (const char *p = dst, *e = dst + CHUNK; (p = memchr(p, '\n', (size_t)(e - p))); p++)
+		lines++;
+	for (const char *p = dst, *e = dst + CHUNK; (p = memchr(p, '\x1b', (size_t)(e - p))); p++)
+		esc++;
+	uint64_t h = 0xcbf29ce484222325ull;
+	for (size_t i = 0; i < CHUNK; i += 8) {
+		uint64_t w;
+		memcpy(&w, dst + i, 8);
+		h = (h ^ w) * 0x100000001b3ull;
+	}
+	sink += h + lines + esc;
+	if (log)
+		fl_emit_transcript(s, 0, 1, dst, CHUNK);
+}
+
+static __attribute__((noinline)) double session_loop_plain(int n)
+{
+	static char dst[CHUNK];
+	uint64_t t0 = fl_bench_ticks();
+	for (int i = 0; i < n; i++)
+		work_chunk(NULL, 0, chunks[i % NCHUNKS], dst);
+	return fl_bench_ticks_ns(fl_bench_ticks() - t0);
+}
+
+static __attribute__((noinline)) double session_loop_logged(fl_session *s, int n)
+{
+	static char dst[CHUNK];
+	uint64_t t0 = fl_bench_ticks();
+	for (int i = 0; i < n; i++)
+		work_chunk(s, 1, chunks[i % NCHUNKS], dst);
+	return fl_bench_ticks_ns(fl_bench_ticks() - t0);
+}
+
+static void scen_ratio(void)
+{
+	struct bsession sp, fu;
+	bs_open(&sp, FL_LEVEL_SPAWNS, 4, 1 << 20, 0);
+	/* the default geometry (4 lanes of 1 MiB): a round of 128 chunks fits, and a lane fits in L2 */
+	bs_open(&fu, FL_LEVEL_FULL, 0, 0, 0);
+	struct bsession *ss[] = {&sp, &fu};
+	struct drainer d;
+	drainer_start(&d, ss, 2);
+	struct fl_fig *rs = fl_fig("ratio.spawns", "x"), *rfu = fl_fig("ratio.full", "x"),
+		      *rp = fl_fig("ratio.full.paused", "x"), *wk = fl_fig("ratio.work", "ns/chunk");
+	fl_fig_note(rp, "c/a with the drainer stopped (SIGSTOP) while the round runs: the emit cost alone");
+	fl_fig_target(rs, '<', 1.01);
+	fl_fig_target(rfu, '<', 1.05);
+	fl_fig_note(rs, "b/a per round of 128 chunks; a = no logging call compiled in");
+	fl_fig_note(rfu, "c/a per round of 128 chunks, default ring, drainer running, ring emptied between rounds");
+	int n = 128, rounds = opt.quick ? 10 : 300;
+	/* warm up: claim the lane and fault in all of it, so rounds measure the steady state */
+	for (int i = 0; i < 3 * 8; i++) {
+		session_loop_logged(fu.s, n);
+		bs_wait_drained(&fu, 30);
+	}
+	pid_t dpid = d.logd ? d.pid : d.c.pid;
+	for (int r = 0; r < rounds; r++) {
+		double t[4];
+		for (int v0 = 0; v0 < 4; v0++) {
+			int v = (v0 + r) % 4;
+			if (v == 3)
+				kill(dpid, SIGSTOP);
+			t[v] = v == 0 ? session_loop_plain(n) : session_loop_logged(v == 1 ? sp.s : fu.s, n);
+			if (v == 3)
+				kill(dpid, SIGCONT);
+		}
+		fl_fig_add(rs, t[1] / t[0]);
+		fl_fig_add(rfu, t[2] / t[0]);
+		fl_fig_add(rp, t[3] / t[0]);
+		fl_fig_add(wk, t[0] / n);
+		if (bs_wait_drained(&fu, 30) < 0)
+			die("the drainer did not keep up within 30 s");
+	}
+	struct fl_fig *fd = fl_fig("ratio.drops", "events");
+	fl_fig_add(fd, (double)bs_dropped(&fu));
+	fl_fig_target(fd, '<', 0);
+	bs_close(&sp);
+	bs_close(&fu);
+	drainer_stop(&d);
+	fl_ring_unlink(sp.shm);
+	fl_ring_unlink(fu.shm);
+}
+
+/* ---- end to end ------------------------------------------------------------------------------ */
+
+/* Counts complete lines holding "transcript" in a growing file, reading only what is new. */
+struct line_counter {
+	char path[4300];
+	uint64_t off, lines, bytes;
+	char *buf;
+};
+
+static void lc_poll(struct line_counter *lc)
+{
+	int fd = open(lc->path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	for (;;) {
+		ssize_t n = pread(fd, lc->buf, 1 << 20, (off_t)lc->off);
+		if (n <= 0)
+			break;
+		char *end = memrchr(lc->buf, '\n', (size_t)n);
+		if (!end)
+			break;
+		for (char *p = lc->buf, *nl; p <= end; p = nl + 1) {
+			nl = memchr(p, '\n', (size_t)(end + 1 - p));
+			if (memmem(p, (size_t)(nl - p), "\"transcript\"", 12))
+				lc->lines++;
+		}
+		lc->off += (uint64_t)(end + 1 - lc->buf);
+	}
+	lc->bytes = lc->off;
+	close(fd);
+}
+
+static void e2e_run(const char *key, int small, long n, int rounds)
+{
+	struct bsession s;
+	bs_open(&s, FL_LEVEL_FULL, 4, 4 << 20, 1);
+	struct bsession *ss[] = {&s};
+	struct drainer d;
+	drainer_start(&d, ss, 1);
+	struct line_counter lc = {.buf = malloc(1 << 20)};
+	if (!lc.buf)
+		die("out of memory");
+	snprintf(lc.path, sizeof lc.path, "%s/%s/system.jsonl", d.root, s.id);
+	char k[96];
+	struct fl_fig *f = fl_fig(key, small ? "events/s" : "MB/s");
+	snprintf(k, sizeof k, "%s.drainer_cpu", key);
+	struct fl_fig *cpu = fl_fig(k, "ns/event");
+	snprintf(k, sizeof k, "%s.disk", key);
+	struct fl_fig *disk = fl_fig(k, "MB/s");
+	snprintf(k, sizeof k, "%s.drops", key);
+	struct fl_fig *drops = fl_fig(k, "events");
+	fl_fig_target(f, '>', small ? 5e6 : 1000);
+	fl_fig_target(drops, '<', 0);
+	fl_fig_note(f, small ? "100-byte transcript events, blocking mode, counted as JSON lines on disk"
+			     : "4 KiB transcript chunks in, blocking mode, counted as JSON lines on disk");
+	uint64_t want = 0;
+	for (int r = 0; r < rounds; r++) {
+		double c0 = drainer_cpu_ns(&d);
+		uint64_t b0 = lc.bytes, t0 = fl_bench_mono_ns();
+		for (long i = 0; i < n; i++) {
+			int64_t rc = small ? fl_emit_transcript(s.s, 0, 1, small_payload, SMALL)
+					   : fl_emit_transcript(s.s, 0, 1, chunks[i % NCHUNKS], CHUNK);
+			if (rc <= 0)
+				die("%s: emit returned %lld in blocking mode", key, (long long)rc);
+		}
+		want += (uint64_t)n;
+		uint64_t deadline = fl_bench_mono_ns() + 600 * 1000000000ull;
+		while (lc_poll(&lc), lc.lines < want) {
+			if (!drainer_alive(&d) || fl_bench_mono_ns() > deadline)
+				drainer_log(&d), die("%s: %" PRIu64 " of %" PRIu64 " lines reached %s", key, lc.lines, want, lc.path);
+			usleep(200);
+		}
+		double secs = (double)(fl_bench_mono_ns() - t0) / 1e9;
+		if (lc.lines != want)
+			die("%s: %" PRIu64 " lines on disk, %" PRIu64 " emitted", key, lc.lines, want);
+		fl_fig_add(f, small ? (double)n / secs : (double)n * CHUNK / secs / 1e6);
+		fl_fig_add(cpu, (drainer_cpu_ns(&d) - c0) / (double)n);
+		fl_fig_add(disk, (double)(lc.bytes - b0) / secs / 1e6);
+	}
+	fl_fig_add(drops, (double)bs_dropped(&s));
+	bs_close(&s);
+	drainer_stop(&d);
+	fl_ring_unlink(s.shm);
+	free(lc.buf);
+	rm_rf(d.root);
+}
+
+static void scen_e2e(void)
+{
+	if (!opt.logd[0]) {
+		const char *why = "fugue-logd not found (build drainer/ or pass --logd PATH)";
+		fl_fig_absent("e2e.small", "events/s", "%s", why);
+		fl_fig_absent("e2e.transcript4k", "MB/s", "%s", why);
+		return;
+	}
+	e2e_run("e2e.small", 1, opt.quick ? 20000 : 2000000, opt.quick ? 1 : 5);
+	e2e_run("e2e.transcript4k", 0, opt.quick ? 2000 : 100000, opt.quick ? 1 : 5);
+}
+
+/* ---- memory ---------------------------------------------------------------------------------- */
+
+static void scen_mem(void)
+{
+	struct fl_fig *shm = fl_fig("mem.shm_per_session", "MiB");
+	uint64_t ring = fl_ring_size(4, 1 << 20);
+	fl_fig_add(shm, (double)ring / 1048576.0);
+	fl_fig_note(shm, "default geometry: 4 lanes of 1 MiB plus header and lane table");
+	if (!opt.logd[0]) {
+		fl_fig_absent("mem.drainer_rss", "MiB", "fugue-logd not found (build drainer/ or pass --logd PATH)");
+		fl_fig_absent("mem.drainer_rss.s32", "MiB", "fugue-logd not found");
+		return;
+	}
+	int rounds = opt.quick ? 1 : 3;
+	struct fl_fig *r1 = fl_fig("mem.drainer_rss", "MiB"), *r32 = fl_fig("mem.drainer_rss.s32", "MiB");
+	fl_fig_target(r1, '<', 32 + (double)ring / 1048576.0);
+	fl_fig_target(r32, '<', 32 + 32 * (double)ring / 1048576.0);
+	fl_fig_note(r1, "VmHWM of fugue-logd, 1 session of default geometry; target 32 MiB + its ring");
+	fl_fig_note(r32, "VmHWM of fugue-logd, 32 sessions; target 32 MiB + 32 rings");
+	for (int r = 0; r < rounds; r++)
+		for (int which = 0; which < 2; which++) {
+			int n = which ? 32 : 1;
+			struct bsession s[32], *ss[32];
+			for (int i = 0; i < n; i++) {
+				bs_open(&s[i], FL_LEVEL_FULL, 0, 0, 1);
+				ss[i] = &s[i];
+			}
+			struct drainer d;
+			drainer_start(&d, ss, n);
+			/* every lane written past its end once: the drainer sees full rings and wraps */
+			for (int i = 0; i < n; i++) {
+				for (int k = 0; k < 600; k++)
+					fl_emit_transcript(s[i].s, 0, 1, chunks[k % NCHUNKS], CHUNK);
+				for (int k = 0; k < 4000; k++)
+					fl_emit_transcript(s[i].s, 0, 1, small_payload, SMALL);
+			}
+			for (int i = 0; i < n; i++)
+				if (bs_wait_drained(&s[i], 120) < 0)
+					die("mem: fugue-logd did not drain session %d", i);
+			double hwm = proc_status_kib(d.pid, "VmHWM");
+			fl_fig_add(which ? r32 : r1, hwm / 1024.0);
+			for (int i = 0; i < n; i++)
+				bs_close(&s[i]);
+			drainer_stop(&d);
+			for (int i = 0; i < n; i++)
+				fl_ring_unlink(s[i].shm);
+			rm_rf(d.root);
+		}
+}
+
+/* ---- compression ----------------------------------------------------------------------------- */
+
+/* JSON lines like the drainer writes for transcript events. */
+static size_t make_jsonl(char *out, size_t cap)
+{
+	size_t p = 0;
+	uint64_t seq = 0, ts = 1764088413123456789ull;
+	while (p + 8 * CHUNK < cap) {
+		const char *c = chunks[seq % NCHUNKS];
+		p += (size_t)snprintf(out + p, cap - p,
+				      "{\"ts\":\"2026-11-25T16:33:%02llu.%09lluZ\",\"seq\":%llu,\"session\":"
+				      "\"0193a1b2-c3d4-7e5f-8a6b-1c2d3e4f5a6b\",\"class\":\"system\",\"event\":"
+				      "\"transcript\",\"level\":\"full\",\"pid\":41234,\"tid\":41234,\"id\":%llu,"
+				      "\"data\":{\"stream\":1,\"bytes\":\"",
+				      (unsigned long long)(ts / 1000000000u % 60), (unsigned long long)(ts % 1000000000u),
+				      (unsigned long long)seq, (unsigned long long)(seq + 1) << 6);
+		for (size_t i = 0; i < CHUNK; i++) {
+			unsigned char ch = (unsigned char)c[i];
+			if (ch == '"' || ch == '\\') {
+				out[p++] = '\\';
+				out[p++] = (char)ch;
+			} else if (ch == '\n') {
+				out[p++] = '\\';
+				out[p++] = 'n';
+			} else if (ch < 0x20) {
+				p += (size_t)snprintf(out + p, cap - p, "\\u%04x", ch);
+			} else {
+				out[p++] = (char)ch;
+			}
+		}
+		p += (size_t)snprintf(out + p, cap - p, "\"}}\n");
+		seq++;
+		ts += 1700;
+	}
+	return p;
+}
+
+static void scen_compress(void)
+{
+	size_t cap = opt.quick ? (4u << 20) : (32u << 20);
+	char *in = malloc(cap);
+	if (!in)
+		die("out of memory");
+	size_t len = make_jsonl(in, cap);
+	struct fl_fig *mbs = fl_fig("compress.lz4", "MB/s"), *ratio = fl_fig("compress.ratio", "x");
+	fl_fig_note(mbs, "fl_archive_bench: the archiver's own LZ4F settings, transcript JSON lines in, one thread");
+	int rounds = opt.quick ? 2 : 10;
+	for (int r = 0; r < rounds; r++) {
+		double mb, x;
+		int rc = fl_archive_bench(in, len, opt.quick ? 50000000ull : 500000000ull, &mb, &x);
+		if (rc < 0)
+			die("fl_archive_bench: %s", strerror(-rc));
+		fl_fig_add(mbs, mb);
+		fl_fig_add(ratio, x);
+	}
+	free(in);
+}
+
+/* ---- LTTng-UST side by side ------------------------------------------------------------------------ */
+
+static void scen_lttng(void)
+{
+	static const char *const keys[] = {"lttng.small", "lttng.transcript4k"};
+	if (!opt.lttng[0] || access(opt.lttng, X_OK) < 0) {
+		for (int i = 0; i < 2; i++)
+			fl_fig_absent(keys[i], "ns", "not built: liblttng-ust-dev was not found by pkg-config");
+		return;
+	}
+	int p[2];
+	if (pipe(p) < 0)
+		die("pipe: %s", strerror(errno));
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid == 0) {
+		dup2(p[1], 1);
+		close(p[0]);
+		close(p[1]);
+		execl(opt.lttng, opt.lttng, opt.quick ? "--quick" : "--full", opt.tmp, (char *)NULL);
+		_exit(127);
+	}
+	close(p[1]);
+	FILE *in = fdopen(p[0], "r");
+	int got = in ? fl_bench_read_samples(in) : 0;
+	if (in)
+		fclose(in);
+	int st = 0;
+	waitpid(pid, &st, 0);
+	if (!got || !WIFEXITED(st) || WEXITSTATUS(st))
+		for (int i = 0; i < 2; i++) {
+			struct fl_fig *f = fl_fig(keys[i], "ns");
+			if (!f->n && !f->absent[0])
+				fl_fig_absent(keys[i], "ns", "fugue-bench-lttng failed (exit %d); see its stderr",
+					      WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+		}
+}
+
+/* ---- output ------------------------------------------------------------------------------------ */
+
+static void commit_id(char *out, size_t cap)
+{
+	snprintf(out, cap, "unknown");
+	if (!FL_BENCH_SOURCE_DIR[0])
+		return;
+	char cmd[4200];
+	snprintf(cmd, sizeof cmd, "git -C '%s' rev-parse --short HEAD 2>/dev/null", FL_BENCH_SOURCE_DIR);
+	FILE *p = popen(cmd, "r");
+	if (p) {
+		char buf[64];
+		if (fgets(buf, sizeof buf, p)) {
+			buf[strcspn(buf, "\n")] = 0;
+			snprintf(out, cap, "%s", buf);
+		}
+		pclose(p);
+	}
+}
+
+static void json_str(FILE *o, const char *s)
+{
+	putc('"', o);
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\')
+			fprintf(o, "\\%c", c);
+		else if (c < 0x20)
+			fprintf(o, "\\u%04x", c);
+		else
+			putc(c, o);
+	}
+	putc('"', o);
+}
+
+static int target_met(const struct fl_fig *f, const struct fl_stats_summary *s)
+{
+	/* latency targets on the median, except the per-call one which is on p99.9 */
+	double v = !strcmp(f->key, "emit.small.percall") ? s->p999 : s->median;
+	if (strstr(f->key, "drops"))
+		v = s->max;
+	return f->target_op == '<' ? v <= f->target : v >= f->target;
+}
+
+static void print_json(const struct fl_machine *m, const char *commit)
+{
+	FILE *o = stdout;
+	fprintf(o, "{\n  \"machine\": {\"cpu\": ");
+	json_str(o, m->cpu);
+	fprintf(o, ", \"cores\": %d, \"kernel\": ", m->cores);
+	json_str(o, m->kernel);
+	fprintf(o, ", \"hypervisor\": \"%s\", \"tsc_invariant\": %s, \"tsc_ghz\": %.4f, \"loadavg1\": %.2f},\n",
+		m->hypervisor, m->tsc_invariant ? "true" : "false", fl_bench_tsc_per_ns, m->loadavg1);
+	fprintf(o, "  \"meta\": {\"commit\": ");
+	json_str(o, commit);
+	fprintf(o, ", \"quick\": %s, \"drainer\": ", opt.quick ? "true" : "false");
+	json_str(o, opt.drainer_name);
+	fprintf(o, ", \"timer\": \"%s\"}", fl_bench_tsc_per_ns > 0 ? "tsc" : "clock_monotonic");
+	for (size_t i = 0; i < fl_fig_count(); i++) {
+		const struct fl_fig *f = fl_fig_at(i);
+		fprintf(o, ",\n  ");
+		json_str(o, f->key);
+		fprintf(o, ": {\"unit\": ");
+		json_str(o, f->unit);
+		if (f->absent[0]) {
+			fprintf(o, ", \"absent\": true, \"reason\": ");
+			json_str(o, f->absent);
+			fprintf(o, "}");
+			continue;
+		}
+		struct fl_stats_summary s;
+		fl_fig_summary(f, &s);
+		const char *names[] = {"median", "p99", "p999", "min", "max", "mean"};
+		double vals[] = {s.median, s.p99, s.p999, s.min, s.max, s.mean};
+		for (int k = 0; k < 6; k++)
+			if (isfinite(vals[k]))
+				fprintf(o, ", \"%s\": %.5g", names[k], vals[k]);
+			else
+				fprintf(o, ", \"%s\": null", names[k]);
+		fprintf(o, ", \"runs\": %zu", s.runs);
+		if (f->target_op)
+			fprintf(o, ", \"target\": \"%s %g\", \"met\": %s", f->target_op == '<' ? "<=" : ">=", f->target,
+				target_met(f, &s) ? "true" : "false");
+		if (f->note[0]) {
+			fprintf(o, ", \"note\": ");
+			json_str(o, f->note);
+		}
+		fprintf(o, "}");
+	}
+	fprintf(o, "\n}\n");
+}
+
+static void print_table(const struct fl_machine *m, const char *commit)
+{
+	printf("fugue-bench %s on %s, %d cores, %s%s; commit %s; drainer: %s; timer: %s\n", opt.quick ? "--quick" : "",
+	       m->cpu, m->cores, m->kernel, !strcmp(m->hypervisor, "yes") ? " (virtual machine)" : "", commit,
+	       opt.drainer_name, fl_bench_tsc_per_ns > 0 ? "TSC" : "CLOCK_MONOTONIC");
+	printf("%-28s %-10s %11s %11s %11s %11s %11s %6s  %s\n", "figure", "unit", "median", "p99", "p99.9", "min",
+	       "max", "runs", "target");
+	for (size_t i = 0; i < fl_fig_count(); i++) {
+		const struct fl_fig *f = fl_fig_at(i);
+		if (f->absent[0]) {
+			printf("%-28s %-10s absent: %s\n", f->key, f->unit, f->absent);
+			continue;
+		}
+		struct fl_stats_summary s;
+		fl_fig_summary(f, &s);
+		char tgt[48] = "";
+		if (f->target_op)
+			snprintf(tgt, sizeof tgt, "%s %g %s", f->target_op == '<' ? "<=" : ">=", f->target,
+				 target_met(f, &s) ? "met" : "MISSED");
+		printf("%-28s %-10s %11.4g %11.4g %11.4g %11.4g %11.4g %6zu  %s\n", f->key, f->unit, s.median, s.p99,
+		       s.p999, s.min, s.max, s.runs, tgt);
+	}
+}
+
+/* ---- main --------------------------------------------------------------------------------------- */
+
+static const struct {
+	const char *name;
+	void (*run)(void);
+} scenarios[] = {
+	{"emit", scen_emit},   {"threads", scen_threads}, {"ratio", scen_ratio}, {"e2e", scen_e2e},
+	{"mem", scen_mem},     {"compress", scen_compress}, {"lttng", scen_lttng},
+};
+
+static int wanted(const char *name, char **args, int n)
+{
+	if (!n)
+		return 1;
+	for (int i = 0; i < n; i++) {
+		size_t l = strcspn(args[i], ".");
+		if (!strncmp(args[i], name, l) && !name[l])
+			return 1;
+		/* fprintf.* runs beside emit.*, emit.small.tN and throughput.* in threads */
+		if (!strcmp(name, "emit") && !strncmp(args[i], "fprintf", 7))
+			return 1;
+		if (!strcmp(name, "threads") &&
+		    (!strncmp(args[i], "emit.small.t", 12) || !strncmp(args[i], "throughput", 10)))
+			return 1;
+		if (!strcmp(name, "compress") && !strncmp(args[i], "compress", 8))
+			return 1;
+	}
+	return 0;
+}
+
+static void usage(FILE *o)
+{
+	fprintf(o, "usage: fugue-bench [--json] [--quick] [--samples DIR] [--logd PATH|--no-logd] [SCENARIO...]\n"
+		   "scenarios: emit threads ratio e2e mem compress lttng (or figure keys such as emit.small)\n");
+}
+
+static void find_sibling(char *out, size_t cap, const char *built, const char *rel)
+{
+	out[0] = 0;
+	if (built[0] && access(built, X_OK) == 0) {
+		snprintf(out, cap, "%s", built);
+		return;
+	}
+	char self[4096];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+	if (n <= 0)
+		return;
+	self[n] = 0;
+	char *slash = strrchr(self, '/');
+	if (!slash)
+		return;
+	*slash = 0;
+	char cand[8200];
+	snprintf(cand, sizeof cand, "%s/%s", self, rel);
+	if (access(cand, X_OK) == 0)
+		snprintf(out, cap, "%s", cand);
+}
+
+int main(int argc, char **argv)
+{
+	char *args[64];
+	int nargs = 0, no_logd = 0;
+	const char *logd = getenv("FUGUE_BENCH_LOGD");
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--json"))
+			opt.json = 1;
+		else if (!strcmp(argv[i], "--quick"))
+			opt.quick = 1;
+		else if (!strcmp(argv[i], "--samples") && i + 1 < argc)
+			opt.samples_dir = argv[++i];
+		else if (!strcmp(argv[i], "--logd") && i + 1 < argc)
+			logd = argv[++i];
+		else if (!strcmp(argv[i], "--no-logd"))
+			no_logd = 1;
+		else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+			usage(stdout);
+			return 0;
+		} else if (argv[i][0] == '-') {
+			usage(stderr);
+			return 2;
+		} else if (nargs < 64) {
+			args[nargs++] = argv[i];
+		}
+	}
+	for (int i = 0; i < nargs; i++) {
+		int ok = 0;
+		for (size_t k = 0; k < sizeof scenarios / sizeof scenarios[0]; k++)
+			ok |= wanted(scenarios[k].name, &args[i], 1);
+		if (!ok) {
+			fprintf(stderr, "fugue-bench: no scenario '%s'\n", args[i]);
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (logd && *logd)
+		snprintf(opt.logd, sizeof opt.logd, "%s", logd);
+	else
+		find_sibling(opt.logd, sizeof opt.logd, FL_BENCH_LOGD, "../drainer/fugue-logd");
+	if (no_logd)
+		opt.logd[0] = 0;
+	find_sibling(opt.lttng, sizeof opt.lttng, FL_BENCH_LTTNG, "fugue-bench-lttng");
+	opt.drainer_name = opt.logd[0] ? "fugue-logd" : "built-in consumer (fugue-logd not found)";
+
+	/* our own shm prefix unless the caller (ctest) gave one, so we never touch live sessions */
+	const char *pre = getenv("FUGUE_SHM_PREFIX");
+	if (pre && *pre)
+		snprintf(opt.prefix, sizeof opt.prefix, "%s", pre);
+	else
+		snprintf(opt.prefix, sizeof opt.prefix, "flbench-%d-", (int)getpid());
+	setenv("FUGUE_SHM_PREFIX", opt.prefix, 1);
+	const char *t = getenv("FL_TEST_TMP");
+	if (!t || !*t)
+		t = getenv("TMPDIR");
+	snprintf(opt.tmp, sizeof opt.tmp, "%s/fugue-bench.XXXXXX", t && *t ? t : "/tmp");
+	if (t && getenv("FL_TEST_TMP")) {
+		char cmd[4200];
+		snprintf(cmd, sizeof cmd, "mkdir -p '%s'", t);
+		if (system(cmd) != 0)
+			die("cannot create %s", t);
+	}
+	if (!mkdtemp(opt.tmp))
+		die("cannot create a scratch dir %s: %s", opt.tmp, strerror(errno));
+
+	fl_bench_small_payload(small_payload);
+	for (int i = 0; i < NCHUNKS; i++)
+		fl_bench_transcript_chunk(chunks[i], CHUNK, (uint64_t)i + 1);
+	fl_bench_clock_init(opt.quick ? 20 : 200);
+	struct fl_machine m;
+	fl_machine_get(&m);
+	say("fugue-bench: %s, %d cores, %s; drainer: %s\n", m.cpu, m.cores, m.kernel, opt.drainer_name);
+
+	for (size_t k = 0; k < sizeof scenarios / sizeof scenarios[0]; k++)
+		if (wanted(scenarios[k].name, args, nargs)) {
+			say("fugue-bench: %s...\n", scenarios[k].name);
+			scenarios[k].run();
+		}
+
+	char commit[64];
+	commit_id(commit, sizeof commit);
+	if (opt.samples_dir && fl_fig_dump_samples(opt.samples_dir) < 0)
+		die("cannot write samples into %s", opt.samples_dir);
+	if (opt.json)
+		print_json(&m, commit);
+	else
+		print_table(&m, commit);
+	rm_rf(opt.tmp);
+	return 0;
+}

@@ -1,0 +1,332 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+# report.py: turns fugue-bench --json results and samples into docs/benchmarks.md and gnuplot SVG plots.
+import argparse
+import datetime
+import json
+import os
+import shutil
+import subprocess
+
+# (what the issue asks, figure, statistic, op, value)
+TARGETS = [
+    ("filtered emit vs an empty loop", "ratio.filtered", "median", "<=", 1.1),
+    ("admitted 100-byte event, 1 thread, drainer running: median", "emit.small", "median", "<=", 30),
+    ("same, one call per TSC pair: p99.9", "emit.small.percall", "p999", "<=", 250),
+    ("at least 4x faster than LTTng-UST, same event, same run", "lttng.speedup.small", "median", ">=", 4),
+    ("no-slowdown b/a (level spawns)", "ratio.spawns", "median", "<=", 1.01),
+    ("no-slowdown c/a (level full, drainer running)", "ratio.full", "median", "<=", 1.05),
+    ("lossless end to end, small events on disk", "e2e.small", "median", ">=", 5e6),
+    ("lossless end to end, 4 KiB transcript chunks on disk", "e2e.transcript4k", "median", ">=", 1000),
+    ("drops in lossless end to end (small)", "e2e.small.drops", "max", "<=", 0),
+    ("drops in lossless end to end (4 KiB)", "e2e.transcript4k.drops", "max", "<=", 0),
+    ("drainer peak RSS, 1 session (32 MiB + its ring)", "mem.drainer_rss", "median", "<=", None),
+    ("drainer peak RSS, 32 sessions (32 MiB + 32 rings)", "mem.drainer_rss.s32", "median", "<=", None),
+]
+
+# How each group is measured; shown under the tables.
+METHOD = """\
+- **Clock.** Batches of calls are timed with `lfence; rdtsc; lfence` (the CPU has
+  `constant_tsc` and `nonstop_tsc`), calibrated against `CLOCK_MONOTONIC` at start;
+  each sample is a batch's time divided by its calls (4096 for the filtered and
+  empty loops, 64 for 100-byte events, 16 for 4 KiB chunks), so the timer costs
+  under 1% of what it times. `emit.small.percall` instead puts every single call
+  between two TSC reads and subtracts the median cost of an empty pair: that is
+  the per-call tail (p99.9) the target speaks of.
+- **Interleaving.** Every round runs each compared variant (empty loop, filtered
+  emit, 100-byte emit, 4 KiB emit, fprintf of both) one after the other, the
+  order rotated each round, so drift on this shared machine hits all of them
+  alike. Statistics are over all batches of all rounds; `runs` is their number.
+- **Drainer.** Emit and ratio scenarios run with a real `fugue-logd` process
+  (private `--root`, config with rotation off, private `FUGUE_SHM_PREFIX`) draining
+  the rings to JSON lines on disk while the producer is timed. Lanes are large
+  enough to hold a round; after each round the benchmark waits (untimed) until
+  every tail has caught up, so nothing is dropped and the drop counters must say 0
+  (`emit.drops`, `ratio.drops`, `emit.threads.drops`).
+- **Filtered.** `fl_emit_transcript` on a session at `spawns`: the inline level
+  check only. `emit.empty` is the same loop without the call; `ratio.filtered` is
+  their ratio per round.
+- **No-slowdown.** A synthetic session loop does, per 4 KiB chunk of terminal
+  output, a copy, a parse (newlines and escape sequences) and a 64-bit checksum
+  (`ratio.work` ns per chunk): (a) compiled without the logging call, (b) with
+  `fl_emit_transcript` on a session at `spawns`, (c) at `full` with `fugue-logd`
+  running. Each round times 256 chunks of each; `ratio.spawns` = b/a and
+  `ratio.full` = c/a per round.
+- **Threads.** 1, 2 and 4 threads emit 100-byte events into one session of 8
+  lanes; `emit.small.tN` is per-call ns from each thread's batches,
+  `throughput.small.tN` the aggregate events per second of a round.
+- **End to end.** A session in blocking mode (`FL_FULL_BLOCK`) emits N events as
+  fast as it can; the clock stops when the count of `"transcript"` lines in
+  `system.jsonl` equals the number emitted (polled every 200 us). `.drainer_cpu`
+  is the drainer's utime+stime from `/proc/<pid>/stat` per event (10 ms ticks, so
+  coarse on short runs), `.disk` the JSON bytes written per second.
+- **Memory.** `mem.drainer_rss` is `VmHWM` of a fresh `fugue-logd` after one
+  session (default geometry: 4 lanes of 1 MiB) had 2.4 MiB of 4 KiB chunks and
+  4000 small events drained, `mem.drainer_rss.s32` the same with 32 sessions. The
+  rings it maps count in RSS once touched, hence the target of 32 MiB plus rings.
+- **LTTng-UST.** `fugue-bench-lttng` starts its own `lttng-sessiond` in a private
+  `LTTNG_HOME` (as root it first drops to `nobody`, because a root session daemon
+  always uses `/var/run/lttng`), creates a user-space channel of 8 x 1 MiB
+  sub-buffers with `vpid` and `vtid` contexts, once in discard and once in
+  blocking mode, and runs the same event (ref, stream, 100 bytes or 4 KiB) through
+  a tracepoint and through `fl_emit_transcript` in one process, interleaved
+  (`lttng.fl.*` are libfuguelog's numbers from that run, drained by the built-in
+  consumer). Counts are checked with `babeltrace2`: `lttng.<mode>.recorded` and
+  `.lost` (discard mode loses events during the warm-up burst by design).
+- **fprintf.** The same event as one text line (`clock_gettime`, pid, tid,
+  payload) to a 64 KiB-buffered `FILE`, truncated between rounds.
+- **Compression.** `fl_archive_bench`: the archiver's own LZ4 frame settings over
+  transcript-like JSON lines, one thread, in memory.
+"""
+
+# Why a target is missed, keyed by figure; shown only when the run misses it.
+LIMITS = {
+    "emit.small": """\
+**Admitted event median ({v:.1f} ns > 30 ns).** `perf` on `fugue-bench emit`
+puts `__vdso_clock_gettime` at the top: on this KVM guest (clocksource `tsc`)
+one `clock_gettime(CLOCK_REALTIME)` costs about 22 ns because the vDSO reads the
+TSC with `lfence; rdtsc` (about 40 cycles on this AMD core) and cannot overlap it
+with anything. A private copy of `producer/session.c` measured with the rest
+unchanged: clock_gettime 92.8 TSC ticks per event, a plain `rdtsc` 58.7, `rdtscp`
+82.3, no clock at all 54.4 (TSC 2.6 GHz: 35.7, 22.6, 31.6 and 20.9 ns). So the
+encoding, lane and ring work is about 21 ns and the clock the rest; an unfenced
+`rdtsc` overlaps with the encoding and meets the target. DESIGN.md allows a TSC
+timestamp only when the drainer converts it from a calibration it trusts: the
+ring header already has a `clock` field (0 = CLOCK_REALTIME ns); clock 1 =
+raw TSC would need the drainer to calibrate TSC against CLOCK_REALTIME itself and
+convert (the producer sets it only with `constant_tsc` and `nonstop_tsc`). That
+is drainer work (fugue-logd) and is not done yet.""",
+    "emit.small.percall": """\
+**Per-call p99.9 ({v:.0f} ns > 250 ns).** The tail is preemption and page
+faults on a shared 2-core VM; see the latency plot.""",
+    "ratio.filtered": """\
+**Filtered emit ratio ({v:.2f} > 1.1).** The check is a load of the session's
+level-word pointer, a relaxed load, a compare and a not-taken branch; in a
+1-cycle loop, loop alignment alone can decide a 1-cycle difference.""",
+    "lttng.speedup.small": """\
+**Speed-up over LTTng-UST ({v:.2f}x < 4x).** LTTng-UST's tracepoint costs about
+{lt:.0f} ns here; libfuguelog's {fl:.0f} ns is dominated by `clock_gettime`
+(see above: LTTng reads the TSC itself and converts in the trace reader). With
+a TSC timestamp the admitted call measures about 23 ns, which is past 4x.""",
+    "ratio.spawns": """\
+**No-slowdown b/a ({v:.3f} > 1.01).** The filtered call adds a load, a
+compare and a branch to about {w:.0f} ns of work per chunk; what shows is noise
+from the other processes on this shared machine (compare p99 and min).""",
+    "ratio.full": """\
+**No-slowdown c/a ({v:.3f} > 1.05).** Copying 4 KiB into the ring and the
+drainer competing for the second core on a shared 2-core machine.""",
+    "e2e.small": """\
+**End to end, small events ({v:.3g}/s < 5M/s).** The producer is not the
+limit (one thread emits {thr:.1f}M admitted events/s); fugue-logd is, at about
+{cpu:.0f} ns of drainer CPU per event: decoding, the JSON line with an ISO 8601
+timestamp, per-session ordering and `write`s. 5M/s on one drainer core means
+200 ns per event for all of that, disk included. See the drainer profile
+in the text below the tables.""",
+    "e2e.transcript4k": """\
+**End to end, 4 KiB chunks ({v:.0f} MB/s < 1000 MB/s).** Each 4 KiB chunk
+becomes a JSON string: every byte is checked for escaping and terminal output is
+full of escape sequences (`\\u001b`), so the drainer spends about {cpu:.0f} ns
+per chunk ({mbs:.0f} MB/s of input per drainer core), and the file grows by
+{grow:.2f} bytes per input byte.""",
+}
+
+
+def stat(doc, key, s="median"):
+    f = doc.get(key)
+    if not isinstance(f, dict) or f.get("absent"):
+        return None
+    return f.get(s)
+
+
+def fmt(v):
+    if v is None:
+        return "—"
+    if isinstance(v, int):
+        return str(v)
+    a = abs(v)
+    if a >= 1e5:
+        return f"{v:.3g}"
+    if a >= 100:
+        return f"{v:.0f}"
+    if a >= 10:
+        return f"{v:.1f}"
+    return f"{v:.3g}"
+
+
+def plot(gp, script):
+    subprocess.run([gp], input=script.encode(), check=True)
+
+
+def latency_plot(gp, samples, plots, name, title, keys):
+    have = [k for k in keys if os.path.exists(os.path.join(samples, k + ".txt"))]
+    if not have:
+        return None
+    lines = []
+    for k in have:
+        vals = sorted(float(x) for x in open(os.path.join(samples, k + ".txt")) if x.strip())
+        path = os.path.join(samples, k + ".cdf")
+        with open(path, "w") as f:
+            n = len(vals)
+            for i, v in enumerate(vals):
+                f.write(f"{100.0 * (i + 1) / n:.4f} {max(v, 0.01):.3f}\n")
+        lines.append(f"'{path}' using 1:2 with lines lw 2 title '{k}'")
+    svg = os.path.join(plots, name + ".svg")
+    plot(gp, f"""set terminal svg size 800,480 dynamic font 'sans,11'
+set output '{svg}'
+set title '{title}'
+set xlabel 'percentile of samples'
+set ylabel 'ns per call'
+set logscale y
+set grid
+set key top left
+plot {', '.join(lines)}
+""")
+    return os.path.basename(svg)
+
+
+def throughput_plot(gp, doc, samples, plots):
+    rows = []
+    for t in (1, 2, 4):
+        f = doc.get(f"throughput.small.t{t}")
+        if isinstance(f, dict) and not f.get("absent"):
+            rows.append((t, f["median"], f["min"], f["max"]))
+    if not rows:
+        return None
+    path = os.path.join(samples, "throughput.dat")
+    with open(path, "w") as f:
+        for r in rows:
+            f.write("%d %f %f %f\n" % r)
+    svg = os.path.join(plots, "throughput-threads.svg")
+    plot(gp, f"""set terminal svg size 640,420 dynamic font 'sans,11'
+set output '{svg}'
+set title '100-byte events, fugue-logd running: aggregate throughput'
+set xlabel 'threads'
+set ylabel 'million events per second'
+set xtics (1, 2, 4)
+set xrange [0.5:4.5]
+set yrange [0:*]
+set grid
+set boxwidth 0.5
+set style fill solid 0.5
+plot '{path}' using 1:2 with boxes title 'median', '' using 1:2:3:4 with yerrorbars lw 2 title 'min..max'
+""")
+    return os.path.basename(svg)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--results", required=True)
+    ap.add_argument("--samples", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--plots", required=True)
+    ap.add_argument("--build-type", default="Release")
+    a = ap.parse_args()
+    doc = json.load(open(a.results))
+    m, meta = doc["machine"], doc["meta"]
+    figs = {k: v for k, v in doc.items() if k not in ("machine", "meta")}
+    shm = stat(doc, "mem.shm_per_session") or 0
+
+    out = []
+    w = out.append
+    w("# Benchmarks\n")
+    w("Generated by `scripts/bench` from `fugue-bench --json` (raw results in "
+      "[bench/results.json](bench/results.json)); the prose lives in `bench/report.py`. "
+      "Run `fugue-bench` for a table, `fugue-bench --json` for one JSON object "
+      "(every figure: median, p99, p999, min, max, mean, runs), `--quick` for the CI-sized run, "
+      "and scenario names (`emit threads ratio e2e mem compress lttng`) to pick.\n")
+    w("## The run\n")
+    w("| | |\n|---|---|")
+    w(f"| CPU | {m['cpu']}, {m['cores']} cores{' (KVM guest)' if m.get('hypervisor') == 'yes' else ''} |")
+    w(f"| kernel | {m['kernel']} |")
+    w(f"| TSC | {'invariant' if m.get('tsc_invariant') else 'not invariant'}, {m.get('tsc_ghz', 0):.3f} GHz; timer: {meta.get('timer')} |")
+    w(f"| load average at start | {m.get('loadavg1')} (the machine is shared: expect noise in p99 and max) |")
+    w(f"| commit | `{meta.get('commit')}` |")
+    w(f"| date | {datetime.datetime.utcnow().strftime('%Y-%m-%d %H:%M UTC')} |")
+    w(f"| build | {a.build_type}, {'quick run' if meta.get('quick') else 'full run'} |")
+    w(f"| drainer | {meta.get('drainer')} |\n")
+
+    w("## Targets\n")
+    w("| target | figure | measured | goal | |")
+    w("|---|---|---|---|---|")
+    missed = []
+    for what, key, s, op, val in TARGETS:
+        f = figs.get(key)
+        if key.startswith("mem.drainer_rss") and isinstance(f, dict) and f.get("target"):
+            val = float(f["target"].split()[1])
+        v = stat(doc, key, s)
+        if v is None:
+            reason = f.get("reason", "not run") if isinstance(f, dict) else "not run"
+            w(f"| {what} | `{key}` | absent: {reason} | {op} {fmt(val)} | — |")
+            continue
+        ok = v <= val if op == "<=" else v >= val
+        if not ok:
+            missed.append((key, v))
+        w(f"| {what} | `{key}` {s} | {fmt(v)} {f['unit']} | {op} {fmt(val)} | {'met' if ok else '**missed**'} |")
+    w("")
+
+    w("## Every figure\n")
+    w("| figure | unit | median | p99 | p99.9 | min | max | runs |")
+    w("|---|---|---|---|---|---|---|---|")
+    for k, f in figs.items():
+        if f.get("absent"):
+            w(f"| `{k}` | {f['unit']} | absent: {f.get('reason')} | | | | | |")
+            continue
+        w(f"| `{k}` | {f['unit']} | {fmt(f['median'])} | {fmt(f['p99'])} | {fmt(f['p999'])} | "
+          f"{fmt(f['min'])} | {fmt(f['max'])} | {f['runs']} |")
+    w("")
+
+    if missed:
+        w("## What limits the missed targets\n")
+        ctx = {
+            "w": stat(doc, "ratio.work") or 0,
+            "lt": stat(doc, "lttng.small") or 0,
+            "fl": stat(doc, "lttng.fl.small") or 0,
+            "thr": stat(doc, "throughput.small.t1") or 0,
+        }
+        for key, v in missed:
+            text = LIMITS.get(key)
+            if not text:
+                continue
+            if key.startswith("e2e."):
+                ctx["cpu"] = stat(doc, key + ".drainer_cpu") or 0
+                ctx["mbs"] = 4096 / ctx["cpu"] * 1e3 if ctx["cpu"] else 0
+                disk, mbs = stat(doc, key + ".disk") or 0, v
+                ctx["grow"] = disk / mbs if mbs else 0
+            w(text.format(v=v, **ctx) + "\n")
+        extra = os.path.join(os.path.dirname(os.path.abspath(__file__)), "limits.md")
+        if os.path.exists(extra):
+            w(open(extra).read())
+
+    w("## How it is measured\n")
+    w(METHOD)
+
+    gp = shutil.which("gnuplot")
+    plots = []
+    if gp:
+        os.makedirs(a.plots, exist_ok=True)
+        rel = os.path.relpath(a.plots, os.path.dirname(os.path.abspath(a.out)))
+        for name, title, keys in [
+            ("latency-small", "100-byte event, per call (batches of 64)",
+             ["emit.small", "lttng.small", "lttng.fl.small", "fprintf.small", "emit.small.t2", "emit.small.t4"]),
+            ("latency-percall", "100-byte event, one call per TSC pair", ["emit.small.percall"]),
+            ("latency-transcript4k", "4 KiB transcript chunk, per call (batches of 16)",
+             ["emit.transcript4k", "lttng.transcript4k", "lttng.fl.transcript4k", "fprintf.transcript4k"]),
+            ("latency-filtered", "filtered call vs empty loop (batches of 4096)", ["emit.filtered", "emit.empty"]),
+        ]:
+            p = latency_plot(gp, a.samples, a.plots, name, title, keys)
+            if p:
+                plots.append((title, f"{rel}/{p}"))
+        p = throughput_plot(gp, doc, a.samples, a.plots)
+        if p:
+            plots.append(("aggregate throughput per thread count", f"{rel}/{p}"))
+    w("## Plots\n")
+    if not plots:
+        w("gnuplot was not found; install it (`apt-get install gnuplot-nox`) and re-run `scripts/bench`.\n")
+    for title, p in plots:
+        w(f"![{title}]({p})\n")
+    with open(a.out, "w") as f:
+        f.write("\n".join(out))
+
+
+if __name__ == "__main__":
+    main()
