@@ -589,6 +589,9 @@ static void scen_ratio(void)
 		double t[4];
 		for (int v0 = 0; v0 < 4; v0++) {
 			int v = (v0 + r) % 4;
+			/* each round at full must fit the lane on its own: start it empty (untimed) */
+			if (v >= 2 && bs_wait_drained(&fu, 30) < 0)
+				die("the drainer did not keep up within 30 s");
 			if (v == 3)
 				kill(dpid, SIGSTOP);
 			t[v] = v == 0 ? session_loop_plain(n) : session_loop_logged(v == 1 ? sp.s : fu.s, n);
