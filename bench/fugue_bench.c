@@ -29,6 +29,13 @@
 #ifndef FL_BENCH_LTTNG
 #define FL_BENCH_LTTNG ""
 #endif
+#if FL_BENCH_LTTNG_MISSING == 1
+#define FL_BENCH_LTTNG_WHY "not built: pkg-config found no lttng-ust (apt-get install liblttng-ust-dev)"
+#elif FL_BENCH_LTTNG_MISSING == 2
+#define FL_BENCH_LTTNG_WHY "not built in sanitizer builds"
+#else
+#define FL_BENCH_LTTNG_WHY "fugue-bench-lttng is missing next to fugue-bench"
+#endif
 #ifndef FL_BENCH_SOURCE_DIR
 #define FL_BENCH_SOURCE_DIR ""
 #endif
@@ -46,6 +53,7 @@ static struct {
 	char prefix[64];  /* shm prefix of every ring we create */
 	const char *drainer_name;
 	int nsessions;
+	int only_small, only_4k; /* e2e.small / e2e.transcript4k named alone */
 } opt;
 
 static char small_payload[SMALL];
@@ -710,8 +718,10 @@ static void scen_e2e(void)
 		fl_fig_absent("e2e.transcript4k", "MB/s", "%s", why);
 		return;
 	}
-	e2e_run("e2e.small", 1, opt.quick ? 20000 : 2000000, opt.quick ? 1 : 5);
-	e2e_run("e2e.transcript4k", 0, opt.quick ? 2000 : 100000, opt.quick ? 1 : 5);
+	if (!opt.only_4k || opt.only_small)
+		e2e_run("e2e.small", 1, opt.quick ? 20000 : 2000000, opt.quick ? 1 : 5);
+	if (!opt.only_small || opt.only_4k)
+		e2e_run("e2e.transcript4k", 0, opt.quick ? 2000 : 100000, opt.quick ? 1 : 5);
 }
 
 /* ---- memory ---------------------------------------------------------------------------------- */
@@ -829,7 +839,7 @@ static void scen_lttng(void)
 	static const char *const keys[] = {"lttng.small", "lttng.transcript4k"};
 	if (!opt.lttng[0] || access(opt.lttng, X_OK) < 0) {
 		for (int i = 0; i < 2; i++)
-			fl_fig_absent(keys[i], "ns", "not built: liblttng-ust-dev was not found by pkg-config");
+			fl_fig_absent(keys[i], "ns", "%s", FL_BENCH_LTTNG_WHY);
 		return;
 	}
 	int p[2];
@@ -1057,6 +1067,8 @@ int main(int argc, char **argv)
 			usage(stderr);
 			return 2;
 		} else if (nargs < 64) {
+			opt.only_small |= !strcmp(argv[i], "e2e.small");
+			opt.only_4k |= !strcmp(argv[i], "e2e.transcript4k");
 			args[nargs++] = argv[i];
 		}
 	}
