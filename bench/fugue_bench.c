@@ -765,6 +765,11 @@ static void scen_mem(void)
 					die("mem: fugue-logd did not drain session %d", i);
 			double hwm = proc_status_kib(d.pid, "VmHWM");
 			fl_fig_add(which ? r32 : r1, hwm / 1024.0);
+			/* its own memory apart from the rings it maps, at the end (RssAnon has no peak) */
+			fl_fig_add(fl_fig(which ? "mem.drainer_anon.s32" : "mem.drainer_anon", "MiB"),
+				   proc_status_kib(d.pid, "RssAnon") / 1024.0);
+			fl_fig_add(fl_fig(which ? "mem.drainer_shm.s32" : "mem.drainer_shm", "MiB"),
+				   proc_status_kib(d.pid, "RssShmem") / 1024.0);
 			for (int i = 0; i < n; i++)
 				bs_close(&s[i]);
 			drainer_stop(&d);
