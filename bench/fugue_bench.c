@@ -483,7 +483,7 @@ static void scen_threads(void)
 		thr[i] = fl_fig(k, "Mevents/s");
 	}
 	uint64_t errs = 0;
-	int rounds = opt.quick ? 4 : 60, batches = 32;
+	int rounds = opt.quick ? 4 : 60, batches = 128;
 	/* round -1 warms up: every lane the threads will claim (the lowest free ones) gets its pages faulted in */
 	for (int r = -1; r < rounds; r++)
 		for (int i0 = r < 0 ? 2 : 0; i0 < 3; i0++) {
@@ -491,7 +491,7 @@ static void scen_threads(void)
 			struct thr t[4];
 			pthread_barrier_t bar;
 			pthread_barrier_init(&bar, NULL, (unsigned)n + 1);
-			double ns[4][32];
+			double ns[4][128];
 			for (int k = 0; k < n; k++) {
 				t[k] = (struct thr){.s = s.s, .bs = &s, .bar = &bar, .batches = batches, .ns = ns[k],
 						    .warm_bytes = r < 0 ? (5u << 20) : 0};
@@ -969,7 +969,7 @@ static void print_json(const struct fl_machine *m, const char *commit)
 
 static void print_table(const struct fl_machine *m, const char *commit)
 {
-	printf("fugue-bench %s on %s, %d cores, %s%s; commit %s; drainer: %s; timer: %s\n", opt.quick ? "--quick" : "",
+	printf("fugue-bench%s on %s, %d cores, %s%s; commit %s; drainer: %s; timer: %s\n", opt.quick ? " --quick" : "",
 	       m->cpu, m->cores, m->kernel, !strcmp(m->hypervisor, "yes") ? " (virtual machine)" : "", commit,
 	       opt.drainer_name, fl_bench_tsc_per_ns > 0 ? "TSC" : "CLOCK_MONOTONIC");
 	printf("%-28s %-10s %11s %11s %11s %11s %11s %6s  %s\n", "figure", "unit", "median", "p99", "p99.9", "min",
