@@ -2,6 +2,7 @@
 /* drain.c: per-session draining — peek, decode into an arena, merge by time, write, checkpoint, release. */
 #define _GNU_SOURCE
 #include "drain.h"
+#include "guard.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -157,6 +158,7 @@ struct fl_dsess {
 	struct fl_ckpt ck;
 	uint32_t ending;  /* FL_CKPT_ENDED or FL_CKPT_ABANDONED once decided */
 	int idle;
+	int truncated;    /* the producer shrank its shm object: the mapping reads zeros (ringbuf/guard.h) */
 	int64_t alive_checked, manifest_at, retry_at;
 	int manifest_dirty;
 	char last_error[256];
@@ -660,6 +662,20 @@ static int finish(struct fl_drain_worker *w, struct fl_dsess *s, int *status)
 		struct fl_ckpt before = s->ck;
 		int64_t now = now_ns(CLOCK_REALTIME);
 		arena_reset(&w->arena);
+		if (s->truncated) {
+			Fugue__Event *er = synth(w, s, now, FUGUE__EVENT__BODY_ERROR);
+			if (!er)
+				return -ENOMEM;
+			er->error->code = -EFAULT;
+			er->error->message = (char *)"the producer truncated its shm object: records not yet drained are lost";
+			er->error->origin = (char *)ORIGIN;
+			struct item eit = {now, er};
+			rc = emit_line(w, s, &eit);
+			if (rc < 0) {
+				s->ck = before;
+				return fail(s, rc, "cannot write the truncation error line");
+			}
+		}
 		if (s->ending == FL_CKPT_ABANDONED) {
 			Fugue__Event *ev = synth(w, s, now, FUGUE__EVENT__BODY_EXIT);
 			if (!ev)
@@ -712,6 +728,17 @@ int fl_drain_step(struct fl_drain_worker *w, struct fl_dsess *s, const char *roo
 		/* ended before a restart: only the manifest and the unlink may be missing */
 		s->ending = s->ck.end;
 		return finish(w, s, status);
+	}
+	if (!s->truncated && fl_guard_tripped(s->ring->hdr)) {
+		/* a SIGBUS in this ring was caught: nothing in the mapping can be believed any more */
+		fl_drain_log("session %s: shm object %s was truncated by its producer; ending the session", s->id,
+			     s->shm_name);
+		s->truncated = 1;
+		s->ending = FL_CKPT_ABANDONED;
+	}
+	if (s->truncated) {
+		s->idle = 1;
+		return finish(w, s, status) < 0 ? -EIO : 0;
 	}
 	if (!s->ending) {
 		/* pairs with the store-release of closed in fl_session_close: its heads are visible now */

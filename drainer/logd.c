@@ -20,6 +20,7 @@
 
 #include "config.h"
 #include "drain.h"
+#include "guard.h"
 #include "registry.h"
 #include "rings.h"
 #include "sink.h"
@@ -198,6 +199,12 @@ int main(int argc, char **argv)
 		fprintf(stderr, "fugue-logd: --root must be an absolute path, not '%s'\n", root);
 		return EXIT_USAGE;
 	}
+
+	/* a producer may truncate its shm object under our mapping: turn that SIGBUS into a logged end */
+	int grc = fl_guard_install();
+	if (grc < 0)
+		fl_drain_log("cannot install the SIGBUS guard (%s): a truncated ring would kill the drainer",
+			     strerror(-grc));
 
 	struct fl_config cfg;
 	if (load_config(&cfg, config, root, workers) < 0)

@@ -387,7 +387,7 @@ int fl_lane_peek(struct fl_ring *r, uint32_t lane, struct fl_rec *out, unsigned 
 			if ((uint64_t)h.len + FL_REC_HDR != room || head - pos < room) {
 				say(why, whylen, "lane %u: pad record at %llu of %u bytes does not reach the end", lane,
 				    (unsigned long long)pos, h.len);
-				return -EBADMSG;
+				goto bad;
 			}
 			pos += room;
 			continue;
@@ -395,13 +395,13 @@ int fl_lane_peek(struct fl_ring *r, uint32_t lane, struct fl_rec *out, unsigned 
 		if (h.type != FL_REC_DATA) {
 			say(why, whylen, "lane %u: record at %llu has unknown type %#x", lane, (unsigned long long)pos,
 			    h.type);
-			return -EBADMSG;
+			goto bad;
 		}
 		uint64_t space = fl_rec_space(h.len);
 		if (h.len > size / 4 || space > room || space > head - pos) {
 			say(why, whylen, "lane %u: record at %llu claims %u bytes, beyond the lane or the head", lane,
 			    (unsigned long long)pos, h.len);
-			return -EBADMSG;
+			goto bad;
 		}
 		out[n].data = base + off + FL_REC_HDR;
 		out[n].len = h.len;
@@ -416,7 +416,9 @@ int fl_lane_peek(struct fl_ring *r, uint32_t lane, struct fl_rec *out, unsigned 
 torn:
 	say(why, whylen, "lane %u: head %llu stops inside a record header at %llu", lane, (unsigned long long)head,
 	    (unsigned long long)pos);
-	return -EBADMSG;
+bad:
+	/* the records before the damage are sound: hand them out; the next call starts at it and refuses */
+	return n ? (int)n : -EBADMSG;
 }
 
 void fl_lane_release(struct fl_ring *r, uint32_t lane, uint64_t new_tail)

@@ -269,6 +269,8 @@ struct fl_rec {
  * header, length and offset against the lane. Does not move the tail. Returns
  * the count (0 when empty) and sets *next_tail to the tail after them, or
  * -EBADMSG with a reason when the lane is corrupt (the caller quarantines it).
+ * Records before a damaged one are returned first; the call that starts at
+ * the damage returns -EBADMSG, so nothing sound is lost to a later fault.
  */
 int fl_lane_peek(struct fl_ring *r, uint32_t lane, struct fl_rec *out, unsigned max,
 		 uint64_t *next_tail, char *why, size_t whylen);

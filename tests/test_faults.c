@@ -1,0 +1,407 @@
+/* SPDX-License-Identifier: MIT */
+/* test_faults: the real fugue-logd against hostile rings, planted symlinks, a full disk and processes killed at random. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "fl_test.h"
+
+#include "fl_itest.h"
+#include "fugue_event.pb-c.h"
+#include "fuguelog.h"
+#include "ring.h"
+
+/* ---- helpers -------------------------------------------------------------------------- */
+
+static char root[1024];
+
+static int setup(void **state)
+{
+	(void)state;
+	snprintf(root, sizeof root, "%s/root", fl_test_tmp());
+	fl_it_rmtree(root);
+	fl_it_shm_cleanup();
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	fl_it_shm_cleanup();
+	return 0;
+}
+
+static void path_of(char *out, size_t cap, const char *id, const char *file)
+{
+	snprintf(out, cap, "%s/%s/%s", root, id, file);
+}
+
+/* 1 when the drainer's log holds needle. */
+static int log_has(const struct fl_itd *d, const char *needle)
+{
+	char *b = fl_it_read_file(d->log, NULL);
+	int yes = b && strstr(b, needle);
+	free(b);
+	return yes;
+}
+
+struct log_arg {
+	const struct fl_itd *d;
+	const char *needle;
+};
+
+static int log_cond(void *a)
+{
+	struct log_arg *l = a;
+	return log_has(l->d, l->needle);
+}
+
+static void wait_log(const struct fl_itd *d, const char *needle)
+{
+	struct log_arg a = {d, needle};
+	if (!fl_it_wait(log_cond, &a, 30)) {
+		char *b = fl_it_read_file(d->log, NULL);
+		fail_msg("the drainer never logged '%s'; its log:\n%s", needle, b ? b : "(none)");
+	}
+}
+
+static void assert_alive(const struct fl_itd *d)
+{
+	int st;
+	if (waitpid(d->pid, &st, WNOHANG) == d->pid)
+		fail_msg("fugue-logd died: %s %d", WIFSIGNALED(st) ? "signal" : "exit",
+			 WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
+}
+
+static int count_in(const char *path, const char *needle)
+{
+	char *b = fl_it_read_file(path, NULL);
+	int n = 0;
+	for (char *p = b; p && (p = strstr(p, needle)); p += strlen(needle))
+		n++;
+	free(b);
+	return n;
+}
+
+static void check_dir(const char *id, const char *const *args)
+{
+	char dir[1200];
+	snprintf(dir, sizeof dir, "%s/%s", root, id);
+	int rc = fl_it_check(dir, args);
+	if (rc == 77)
+		skip();
+	if (rc != 0) {
+		char out[1100];
+		snprintf(out, sizeof out, "%s/check.json", fl_test_tmp());
+		char *b = fl_it_read_file(out, NULL);
+		fail_msg("check_jsonl.py failed (%d) on %s: %s", rc, dir, b ? b : "");
+	}
+}
+
+static fl_session *open_session(const char *id, int lanes, uint64_t lane_size, int block)
+{
+	fl_session *s;
+	char why[256] = "";
+	struct fl_session_opts o = {.id = id,
+				    .level = FL_LEVEL_FULL,
+				    .lanes = (uint32_t)lanes,
+				    .lane_size = lane_size,
+				    .full_policy = block ? FL_FULL_BLOCK : FL_FULL_DROP};
+	int rc = fl_session_open(&s, &o, why, sizeof why);
+	if (rc < 0)
+		fail_msg("fl_session_open %s: %s", id, why);
+	return s;
+}
+
+/* A raw ring, for records no library would write. */
+static void raw_ring(struct fl_ring *r, const char *id, uint32_t lanes)
+{
+	char name[256];
+	assert_int_equal(fl_ring_name(name, sizeof name, NULL, id), 0);
+	struct fl_ring_params p = {.id = id, .lane_count = lanes, .lane_size = 4096, .level = FL_LEVEL_FULL};
+	assert_int_equal(fl_ring_create(r, name, &p), 0);
+}
+
+static void raw_publish(struct fl_ring *r, uint32_t lane, const void *data, uint32_t len, uint32_t type)
+{
+	struct fl_reservation res = {0};
+	assert_int_equal(fl_lane_reserve(r, lane, len, &res), 0);
+	memcpy(res.payload, data, len);
+	fl_lane_commit(r, &res);
+	if (type != FL_REC_DATA)
+		memcpy(res.payload - FL_REC_HDR + 4, &type, 4); /* the header's type word */
+}
+
+/* An action Event as the producer would encode it, with seq-derived id. */
+static void raw_action(struct fl_ring *r, uint32_t lane, const char *detail)
+{
+	Fugue__Event ev = FUGUE__EVENT__INIT;
+	Fugue__Action a = FUGUE__ACTION__INIT;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ev.ts_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	ev.id = ((atomic_load(&r->lanes[lane].seq) + 1) << 6) | lane;
+	ev.pid = (uint32_t)getpid();
+	ev.body_case = FUGUE__EVENT__BODY_ACTION;
+	ev.action = &a;
+	a.action = (char *)"raw";
+	a.detail = (char *)detail;
+	uint8_t buf[512];
+	size_t n = fugue__event__pack(&ev, buf);
+	raw_publish(r, lane, buf, (uint32_t)n, FL_REC_DATA);
+}
+
+static void raw_close(struct fl_ring *r)
+{
+	fl_store_release(&r->hdr->closed, 1);
+	fl_ring_detach(r);
+}
+
+/* ---- names and the CLI ---------------------------------------------------------------- */
+
+/* Every CLI entry point that takes a session id refuses a bad one before touching anything. */
+static void test_cli_bad_ids(void **state)
+{
+	(void)state;
+	char bin[1024], long_id[80];
+	fl_it_build_path(bin, sizeof bin, "drainer/fugue-log");
+	memset(long_id, 'x', 65);
+	long_id[65] = 0;
+	const char *ids[] = {"../x", "a/b", "..", ".", "", long_id, "a b", "x\n"};
+	mkdir(root, 0700);
+	for (size_t i = 0; i < sizeof ids / sizeof *ids; i++) {
+		const char *emit[] = {bin, "--root", root, "emit", "--event", "action", "--session-id", ids[i], NULL};
+		const char *level[] = {bin, "--root", root, "level", ids[i], "full", NULL};
+		const char *cat[] = {bin, "--root", root, "cat", ids[i], NULL};
+		const char *const *cmds[] = {emit, level, cat};
+		for (int c = 0; c < 3; c++) {
+			int rc = fl_it_run(cmds[c], "/dev/null");
+			if (rc != 2)
+				fail_msg("fugue-log %s with id '%s' exited %d, want 2 (usage)", cmds[c][3], ids[i], rc);
+		}
+	}
+	assert_int_equal(fl_it_shm_cleanup(), 0); /* no ring was created */
+	char probe[1200];
+	snprintf(probe, sizeof probe, "%s/x", root);
+	assert_int_equal(access(probe, F_OK), -1); /* nothing appeared under the root */
+}
+
+/* Directories 0700 and files 0600 whatever the drainer's umask. */
+static void test_log_modes(void **state)
+{
+	(void)state;
+	mode_t old = umask(0);
+	struct fl_itd d;
+	fl_it_drainer_start(&d, root, NULL);
+	umask(old);
+	fl_session *s = open_session("modes", 1, 4096, 1);
+	fl_emit_action(s, 0, "a", "b", "c");
+	fl_emit_transcript(s, 0, 1, "out", 3);
+	fl_session_close(s);
+	assert_true(fl_it_wait_state(root, "modes", "ended", 30));
+	assert_int_equal(fl_it_drainer_stop(&d), 0);
+
+	struct stat st;
+	assert_int_equal(stat(root, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0700);
+	char p[1200];
+	snprintf(p, sizeof p, "%s/modes", root);
+	assert_int_equal(stat(p, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0700);
+	const char *files[] = {"system.jsonl", "user.jsonl", "session.json"};
+	for (size_t i = 0; i < 3; i++) {
+		path_of(p, sizeof p, "modes", files[i]);
+		assert_int_equal(stat(p, &st), 0);
+		if ((st.st_mode & 07777) != 0600)
+			fail_msg("%s has mode %03o, want 0600", p, st.st_mode & 07777);
+	}
+}
+
+/* A symlink planted in the log root, as the session directory or as a log file, is never written through. */
+static void test_symlinks_not_followed(void **state)
+{
+	(void)state;
+	char elsewhere[1100], victim[1200], p[1200];
+	snprintf(elsewhere, sizeof elsewhere, "%s/elsewhere", fl_test_tmp());
+	fl_it_rmtree(elsewhere);
+	assert_int_equal(mkdir(elsewhere, 0700), 0);
+	snprintf(victim, sizeof victim, "%s/victim", elsewhere);
+	int fd = open(victim, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "precious\n", 9), 9);
+	close(fd);
+
+	assert_int_equal(mkdir(root, 0700), 0);
+	snprintf(p, sizeof p, "%s/linkdir", root); /* <root>/linkdir -> elsewhere */
+	assert_int_equal(symlink(elsewhere, p), 0);
+	snprintf(p, sizeof p, "%s/linkfile", root); /* <root>/linkfile/system.jsonl -> victim */
+	assert_int_equal(mkdir(p, 0700), 0);
+	path_of(p, sizeof p, "linkfile", "system.jsonl");
+	assert_int_equal(symlink(victim, p), 0);
+
+	struct fl_itd d;
+	fl_it_drainer_start(&d, root, NULL);
+	fl_session *a = open_session("linkdir", 1, 4096, 0);
+	fl_session *b = open_session("linkfile", 1, 4096, 0);
+	fl_session *c = open_session("plain", 1, 4096, 0);
+	fl_emit_exit(a, 0, 0, 0, 1);
+	fl_emit_exit(b, 0, 0, 0, 1);
+	fl_emit_exit(c, 0, 0, 0, 1);
+	fl_session_close(c);
+	/* the plain session is drained; the other two are refused with a reason and retried */
+	assert_true(fl_it_wait_state(root, "plain", "ended", 30));
+	wait_log(&d, "linkdir");
+	wait_log(&d, "linkfile");
+	assert_alive(&d);
+	fl_session_close(a);
+	fl_session_close(b);
+	fl_it_drainer_kill(&d);
+
+	char *v = fl_it_read_file(victim, NULL);
+	assert_non_null(v);
+	assert_string_equal(v, "precious\n");
+	free(v);
+	/* nothing was created through the directory link either */
+	snprintf(p, sizeof p, "%s/system.jsonl", elsewhere);
+	assert_int_equal(access(p, F_OK), -1);
+	snprintf(p, sizeof p, "%s/session.json", elsewhere);
+	assert_int_equal(access(p, F_OK), -1);
+	/* and the links are still links */
+	struct stat st;
+	snprintf(p, sizeof p, "%s/linkdir", root);
+	assert_int_equal(lstat(p, &st), 0);
+	assert_true(S_ISLNK(st.st_mode));
+	path_of(p, sizeof p, "linkfile", "system.jsonl");
+	assert_int_equal(lstat(p, &st), 0);
+	assert_true(S_ISLNK(st.st_mode));
+}
+
+/* ---- hostile rings against the drainer ------------------------------------------------ */
+
+/* A ring with a bad header is refused with a logged reason; the drainer goes on with the others. */
+static void test_drainer_refuses_bad_rings(void **state)
+{
+	(void)state;
+	struct fl_ring bad;
+	raw_ring(&bad, "bad-version", 1);
+	bad.hdr->version = 99;
+	char name[256];
+	snprintf(name, sizeof name, "/dev/shm/%sbad name", fl_ring_prefix());
+	int fd = open(name, O_RDWR | O_CREAT | O_EXCL, 0600);
+	assert_true(fd >= 0);
+	close(fd);
+
+	struct fl_itd d;
+	fl_it_drainer_start(&d, root, NULL);
+	fl_session *s = open_session("good", 1, 4096, 1);
+	for (int i = 0; i < 50; i++)
+		fl_emit_action(s, 0, "act", "t", "d");
+	fl_session_close(s);
+	assert_true(fl_it_wait_state(root, "good", "ended", 30));
+	wait_log(&d, "layout version 99");
+	wait_log(&d, "not a valid session id");
+	assert_alive(&d);
+	const char *args[] = {"--gapless", "--unique-ids", "--state", "ended", "--expect", "event:action=50", NULL};
+	check_dir("good", args);
+	assert_int_equal(fl_it_drainer_stop(&d), 0);
+	/* refused rings are left alone: not unlinked, no directory */
+	char p[1200];
+	snprintf(p, sizeof p, "%s/bad-version", root);
+	assert_int_equal(access(p, F_OK), -1);
+	fl_ring_detach(&bad);
+	unlink(name);
+}
+
+/* A corrupt record quarantines its lane with an error line; undecodable bytes are one error line; the rest goes on. */
+static void test_corrupt_record_quarantines_lane(void **state)
+{
+	(void)state;
+	struct fl_ring r;
+	raw_ring(&r, "corrupt", 2);
+	raw_action(&r, 0, "lane0-first");
+	raw_publish(&r, 0, "\x01\x02\x03\x04\x05\x06\x07\x08", 8, 0x0bad0bad); /* unknown record type */
+	raw_action(&r, 0, "lane0-never");
+	raw_action(&r, 1, "lane1-a");
+	raw_publish(&r, 1, "\xff\xff\xff\xff", 4, FL_REC_DATA); /* a record, but not protobuf */
+	raw_action(&r, 1, "lane1-b");
+	raw_close(&r);
+
+	struct fl_itd d;
+	fl_it_drainer_start(&d, root, NULL);
+	assert_true(fl_it_wait_state(root, "corrupt", "ended", 30));
+	wait_log(&d, "lane 0 quarantined");
+	assert_alive(&d);
+	assert_int_equal(fl_it_drainer_stop(&d), 0);
+
+	char sys[1200], usr[1200];
+	path_of(sys, sizeof sys, "corrupt", "system.jsonl");
+	path_of(usr, sizeof usr, "corrupt", "user.jsonl");
+	assert_int_equal(count_in(usr, "lane0-first"), 1);
+	assert_int_equal(count_in(usr, "lane0-never"), 0);
+	assert_int_equal(count_in(usr, "lane1-a"), 1);
+	assert_int_equal(count_in(usr, "lane1-b"), 1);
+	assert_int_equal(count_in(sys, "lane 0 quarantined"), 1);
+	assert_int_equal(count_in(sys, "unknown type"), 1);
+	assert_int_equal(count_in(sys, "not a fugue Event"), 1);
+	const char *args[] = {"--gapless", "--expect", "errors=2", "--expect", "event:action=3", NULL};
+	check_dir("corrupt", args);
+}
+
+/* A producer truncating its ring under the drainer costs that session, not the drainer. */
+static void test_truncated_ring(void **state)
+{
+	(void)state;
+	struct fl_ring r;
+	raw_ring(&r, "shrinker", 1);
+	struct fl_itd d;
+	fl_it_drainer_start(&d, root, NULL);
+	raw_action(&r, 0, "before-shrink");
+	assert_true(fl_it_wait_lines(root, "shrinker", 1, 30));
+
+	/* a record written but not yet published, then the lanes cut off, then head moved */
+	struct fl_reservation res = {0};
+	assert_int_equal(fl_lane_reserve(&r, 0, 64, &res), 0);
+	memset(res.payload, 0x5a, 64);
+	struct fl_rec_hdr h = {64, FL_REC_DATA, res.seq};
+	memcpy(res.payload - FL_REC_HDR, &h, sizeof h);
+	assert_int_equal(ftruncate(r.fd, 4096), 0); /* the header page (with the lane table) stays */
+	fl_store_release(&r.lanes[0].head, res.end);
+
+	wait_log(&d, "truncated by its producer");
+	assert_true(fl_it_wait_state(root, "shrinker", "abandoned", 30));
+	assert_alive(&d);
+	/* and it still drains others */
+	fl_session *s = open_session("after", 1, 4096, 1);
+	fl_emit_action(s, 0, "still", "draining", "");
+	fl_session_close(s);
+	assert_true(fl_it_wait_state(root, "after", "ended", 30));
+	assert_int_equal(fl_it_drainer_stop(&d), 0);
+
+	char sys[1200], usr[1200];
+	path_of(sys, sizeof sys, "shrinker", "system.jsonl");
+	path_of(usr, sizeof usr, "shrinker", "user.jsonl");
+	assert_int_equal(count_in(usr, "before-shrink"), 1);
+	assert_int_equal(count_in(sys, "truncated its shm object"), 1);
+	fl_ring_detach(&r);
+}
+
+static const struct CMUnitTest tests[] = {
+	cmocka_unit_test_setup_teardown(test_cli_bad_ids, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_log_modes, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_symlinks_not_followed, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_drainer_refuses_bad_rings, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_corrupt_record_quarantines_lane, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_truncated_ring, setup, teardown),
+};
+
+FL_TEST_MAIN("faults", tests)
