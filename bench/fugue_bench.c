@@ -1123,6 +1123,8 @@ int main(int argc, char **argv)
 		snprintf(opt.logd, sizeof opt.logd, "%s", logd);
 	else
 		find_sibling(opt.logd, sizeof opt.logd, FL_BENCH_LOGD, "../drainer/fugue-logd");
+	if (!opt.logd[0]) /* installed: side by side in one bin directory */
+		find_sibling(opt.logd, sizeof opt.logd, "", "fugue-logd");
 	if (no_logd)
 		opt.logd[0] = 0;
 	find_sibling(opt.lttng, sizeof opt.lttng, FL_BENCH_LTTNG, "fugue-bench-lttng");
