@@ -46,7 +46,11 @@ METHOD = """\
   (`emit.drops`, `ratio.drops`, `emit.threads.drops`).
 - **Filtered.** `fl_emit_transcript` on a session at `spawns`: the inline level
   check only. `emit.empty` is the same loop without the call; `ratio.filtered` is
-  their ratio per round.
+  their ratio per round. Both loops are 64-byte aligned (`-falign-loops=64` for
+  fugue-bench), so where the linker happens to put them does not decide a
+  1-cycle difference. The check's branch hint in `producer/fuguelog.h` makes the
+  filtered path the fall-through: with the admitted path as the fall-through the
+  same loop took 2 cycles per iteration instead of 1 (a taken branch per call).
 - **No-slowdown.** A synthetic session loop does, per 4 KiB chunk of terminal
   output, a copy, a parse (newlines and escape sequences) and a 64-bit checksum
   (`ratio.work` ns per chunk): (a) compiled without the logging call, (b) with
