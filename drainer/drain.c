@@ -24,7 +24,8 @@
 #define ROUNDS 8                 /* batches per step, so one busy session cannot starve the others */
 #define ALIVE_EVERY_NS 50000000  /* idle sessions check their producer this often */
 #define MANIFEST_EVERY_NS 1000000000ll
-#define RETRY_NS 1000000000ll    /* a session whose files failed is retried after this */
+#define RETRY_MIN_NS 100000000ll /* a session whose files failed is retried after this, */
+#define RETRY_MAX_NS 5000000000ll /* doubling up to this while the failure lasts */
 #define LEVELS_NAME ".levels"
 #define ORIGIN "fugue-logd"
 
@@ -159,6 +160,9 @@ struct fl_dsess {
 	uint32_t ending;  /* FL_CKPT_ENDED or FL_CKPT_ABANDONED once decided */
 	int idle;
 	int truncated;    /* the producer shrank its shm object: the mapping reads zeros (ringbuf/guard.h) */
+	int64_t outage_since; /* CLOCK_REALTIME of the first failure of the files, 0 = none pending */
+	int outage_errno;     /* the last failure's errno, for the error line written once it ends */
+	int64_t retry_ns;     /* current backoff */
 	int64_t alive_checked, manifest_at, retry_at;
 	int manifest_dirty;
 	char last_error[256];
@@ -237,7 +241,12 @@ static int fail(struct fl_dsess *s, int rc, const char *what)
 		snprintf(s->last_error, sizeof s->last_error, "%s", what);
 	}
 	close_files(s);
-	s->retry_at = now_ns(CLOCK_MONOTONIC) + RETRY_NS;
+	/* an outage is reported in the files once they can be written again (batch) */
+	if (!s->outage_since)
+		s->outage_since = now_ns(CLOCK_REALTIME);
+	s->outage_errno = rc < 0 ? -rc : EIO;
+	s->retry_ns = s->retry_ns ? (s->retry_ns * 2 > RETRY_MAX_NS ? RETRY_MAX_NS : s->retry_ns * 2) : RETRY_MIN_NS;
+	s->retry_at = now_ns(CLOCK_MONOTONIC) + s->retry_ns;
 	return rc;
 }
 
@@ -524,7 +533,7 @@ static int batch(struct fl_drain_worker *w, struct fl_dsess *s, int *moved)
 	uint32_t nl = r->lane_count;
 	int64_t now = now_ns(CLOCK_REALTIME);
 	char why[256];
-	Fugue__Event *own[FL_RING_MAX_LANES + 1]; /* the drainer's own items: a level change, quarantines */
+	Fugue__Event *own[FL_RING_MAX_LANES + 2]; /* the drainer's own items: level change, outage, quarantines */
 	unsigned nown = 0;
 	int rc;
 
@@ -541,6 +550,20 @@ static int batch(struct fl_drain_worker *w, struct fl_dsess *s, int *moved)
 		ev->level->old = FL_LEVEL_VALUE(s->ck.level_word);
 		ev->level->new_ = FL_LEVEL_VALUE(lw);
 		ev->level->changes = (gen_new - gen_old) & (UINT64_MAX >> 8);
+		own[nown++] = ev;
+	}
+	if (s->outage_since) {
+		/* the files failed and were reopened from the checkpoint: say so where it happened */
+		char msg[300];
+		snprintf(msg, sizeof msg,
+			 "could not write the session files for %lld s (%s); resumed from the checkpoint: nothing "
+			 "accepted was lost, what producers dropped meanwhile is in the dropped lines",
+			 (long long)((now - s->outage_since) / 1000000000), strerror(s->outage_errno));
+		Fugue__Event *ev = synth(w, s, now, FUGUE__EVENT__BODY_ERROR);
+		if (!ev || !(ev->error->message = arena_strdup(w, msg)))
+			return -ENOMEM;
+		ev->error->code = -s->outage_errno;
+		ev->error->origin = (char *)ORIGIN;
 		own[nown++] = ev;
 	}
 	struct fl_ckpt before = s->ck; /* restored when the batch cannot be written */
@@ -644,6 +667,8 @@ static int batch(struct fl_drain_worker *w, struct fl_dsess *s, int *moved)
 			return rc;
 		}
 	}
+	s->outage_since = 0; /* its error line (if any) is in the files now */
+	s->retry_ns = 0;
 	/* only now are the records safely in the files and the checkpoint */
 	for (uint32_t l = 0; l < nl; l++)
 		if (w->tails[l] != fl_load_relaxed(&r->lanes[l].tail))

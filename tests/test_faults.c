@@ -31,6 +31,9 @@ static int setup(void **state)
 	snprintf(root, sizeof root, "%s/root", fl_test_tmp());
 	fl_it_rmtree(root);
 	fl_it_shm_cleanup();
+	char log[1100];
+	snprintf(log, sizeof log, "%s/fugue-logd.log", fl_test_tmp());
+	unlink(log); /* wait_log must see this run's lines only */
 	return 0;
 }
 
@@ -38,6 +41,9 @@ static int teardown(void **state)
 {
 	(void)state;
 	fl_it_shm_cleanup();
+	char mnt[1100];
+	snprintf(mnt, sizeof mnt, "%s/mnt", fl_test_tmp());
+	umount2(mnt, MNT_DETACH); /* test_disk_full's tmpfs, also when it failed half way */
 	return 0;
 }
 
@@ -395,6 +401,85 @@ static void test_truncated_ring(void **state)
 	fl_ring_detach(&r);
 }
 
+/* ---- a full disk ---------------------------------------------------------------------- */
+
+/* Fills the filesystem of dir with a ballast file until it refuses a byte more; returns its path. */
+static void fill_up(const char *path)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	static char chunk[4096];
+	memset(chunk, 'B', sizeof chunk);
+	while (write(fd, chunk, sizeof chunk) > 0)
+		;
+	while (write(fd, chunk, 1) > 0) /* the last partial page */
+		;
+	assert_int_equal(errno, ENOSPC);
+	close(fd);
+}
+
+/*
+ * The disk fills while a session emits: the drainer keeps running and stops
+ * moving tails, so the producer drops and counts; once there is room again it
+ * writes what it had accepted, the drops, and an error line about the outage.
+ * Nothing admitted is lost or doubled.
+ */
+static void test_disk_full(void **state)
+{
+	(void)state;
+	char mnt[1100], ballast[1200];
+	snprintf(mnt, sizeof mnt, "%s/mnt", fl_test_tmp());
+	mkdir(mnt, 0700);
+	if (mount("fl-test", mnt, "tmpfs", 0, "size=1m,mode=0700") < 0) {
+		print_message("cannot mount a tmpfs (%s): skipped\n", strerror(errno));
+		skip();
+	}
+	snprintf(root, sizeof root, "%s/root", mnt);
+	snprintf(ballast, sizeof ballast, "%s/ballast", mnt);
+
+	struct fl_itd d;
+	fl_it_drainer_start(&d, root, NULL);
+	fl_session *s = open_session("full", 1, 4096, 0);
+	char text[256];
+	memset(text, 't', sizeof text);
+	assert_true(fl_emit_transcript(s, 0, 1, text, sizeof text) > 0);
+	assert_true(fl_it_wait_lines(root, "full", 1, 30)); /* files exist, then the disk fills */
+	fill_up(ballast);
+
+	/* far more than the lane holds: most of it waits in the ring or is dropped */
+	long tries = 0;
+	while (tries < 20000) {
+		fl_emit_transcript(s, 0, 1, text, sizeof text);
+		tries++;
+		if (tries % 500 == 0 && log_has(&d, "No space left"))
+			break;
+	}
+	for (int i = 0; i < 2000; i++) /* keep going while the drainer cannot write */
+		fl_emit_transcript(s, 0, 1, text, sizeof text);
+	wait_log(&d, "No space left");
+	assert_alive(&d);
+	struct fl_stats st;
+	fl_session_stats(s, &st);
+	assert_true(st.dropped > 0); /* the ring filled up behind the stuck drainer */
+
+	unlink(ballast);
+	fl_session_close(s);
+	assert_true(fl_it_wait_state(root, "full", "ended", 60));
+	assert_int_equal(fl_it_drainer_stop(&d), 0);
+	print_message("admitted %llu, dropped %llu while the disk was full\n", (unsigned long long)st.admitted,
+		      (unsigned long long)st.dropped);
+
+	char e1[64], e2[64];
+	snprintf(e1, sizeof e1, "event:transcript=%llu", (unsigned long long)st.admitted);
+	snprintf(e2, sizeof e2, "drops=%llu", (unsigned long long)st.dropped);
+	const char *args[] = {"--gapless", "--unique-ids", "--state", "ended", "--expect", e1, "--expect", e2, NULL};
+	check_dir("full", args);
+	char sys[1200];
+	path_of(sys, sizeof sys, "full", "system.jsonl");
+	if (count_in(sys, "\"event\":\"error\"") < 1)
+		fail_msg("no error line says the drainer could not write for a while");
+}
+
 static const struct CMUnitTest tests[] = {
 	cmocka_unit_test_setup_teardown(test_cli_bad_ids, setup, teardown),
 	cmocka_unit_test_setup_teardown(test_log_modes, setup, teardown),
@@ -402,6 +487,7 @@ static const struct CMUnitTest tests[] = {
 	cmocka_unit_test_setup_teardown(test_drainer_refuses_bad_rings, setup, teardown),
 	cmocka_unit_test_setup_teardown(test_corrupt_record_quarantines_lane, setup, teardown),
 	cmocka_unit_test_setup_teardown(test_truncated_ring, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_disk_full, setup, teardown),
 };
 
 FL_TEST_MAIN("faults", tests)
