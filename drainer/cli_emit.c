@@ -347,11 +347,16 @@ int fl_cmd_emit(int argc, char **argv)
 	char cwd[512];
 	if (!getcwd(cwd, sizeof cwd))
 		snprintf(cwd, sizeof cwd, "?");
-	if (text_len + strlen(cwd) + 256 > ls / 4)
+	/* header fields and the kind's short strings take under 96 bytes; spawn also carries the cwd */
+	uint64_t need = text_len + 96 + (c.kind == 0 || c.kind == FL_KIND_SPAWN ? strlen(cwd) : 0);
+	uint64_t burst_len = c.have_size ? c.size : 1024;
+	if (c.burst && burst_len + 96 > need)
+		need = burst_len + 96;
+	if (need > ls / 4 - 16)
 		return fl_cli_usage_err("emit",
-					"an event of %llu bytes does not fit a lane of %llu bytes (the limit is a "
-					"quarter lane); raise --lane-size",
-					(unsigned long long)text_len, (unsigned long long)ls);
+					"an event of about %llu bytes does not fit a lane of %llu bytes (the limit is "
+					"a quarter lane); raise --lane-size",
+					(unsigned long long)need, (unsigned long long)ls);
 
 	if (level)
 		unsetenv("FUGUE_SESSION_LOG"); /* the command line wins over the environment */

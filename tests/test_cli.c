@@ -1,0 +1,691 @@
+/* SPDX-License-Identifier: MIT */
+/* test_cli.c: fugue-log as a real process — help and exit codes, level get/set seen by a producer, emit counts, ls --json, cat merging. */
+#define _GNU_SOURCE
+#include "fl_test.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fuguelog.h"
+#include "ring.h"
+#include "segread.h"
+
+static char out_buf[1 << 20], err_buf[1 << 16];
+
+static const char *cli_path(void)
+{
+	static char p[1024];
+	const char *b = getenv("FL_BUILD_DIR");
+	snprintf(p, sizeof p, "%s/drainer/fugue-log", b && *b ? b : ".");
+	return p;
+}
+
+static void slurp(const char *path, char *buf, size_t cap)
+{
+	int fd = open(path, O_RDONLY);
+	size_t n = 0;
+	ssize_t k;
+	while (fd >= 0 && n + 1 < cap && (k = read(fd, buf + n, cap - 1 - n)) > 0)
+		n += (size_t)k;
+	buf[n] = 0;
+	if (fd >= 0)
+		close(fd);
+}
+
+static void put_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	assert_int_equal(fclose(f), 0);
+}
+
+/* Runs argv with stdout/stderr into out_buf/err_buf (and stdin from stdin_file when not NULL); returns its exit code. */
+static int run_argv(const char *stdin_file, char *const argv[])
+{
+	char o[1200], e[1200];
+	snprintf(o, sizeof o, "%s/stdout", fl_test_tmp());
+	snprintf(e, sizeof e, "%s/stderr", fl_test_tmp());
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int fo = open(o, O_WRONLY | O_CREAT | O_TRUNC, 0600), fe = open(e, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		if (fo < 0 || fe < 0)
+			_exit(126);
+		dup2(fo, 1);
+		dup2(fe, 2);
+		if (stdin_file) {
+			int fi = open(stdin_file, O_RDONLY);
+			if (fi < 0)
+				_exit(126);
+			dup2(fi, 0);
+		}
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	int st;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	slurp(o, out_buf, sizeof out_buf);
+	slurp(e, err_buf, sizeof err_buf);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* run("ls", "--json", NULL): fugue-log with these arguments. */
+static int run(const char *arg0, ...)
+{
+	char *argv[64];
+	int n = 0;
+	argv[n++] = (char *)cli_path();
+	va_list ap;
+	va_start(ap, arg0);
+	for (const char *a = arg0; a && n < 63; a = va_arg(ap, const char *))
+		argv[n++] = (char *)a;
+	va_end(ap);
+	argv[n] = NULL;
+	return run_argv(NULL, argv);
+}
+
+/* Removes every shm object of this test's prefix (sessions opened by the CLI stay after close). */
+static void shm_cleanup(void)
+{
+	const char *pfx = fl_ring_prefix();
+	DIR *d = opendir("/dev/shm");
+	struct dirent *e;
+	while (d && (e = readdir(d)))
+		if (!strncmp(e->d_name, pfx, strlen(pfx))) {
+			char n[512];
+			snprintf(n, sizeof n, "/%s", e->d_name);
+			shm_unlink(n);
+		}
+	if (d)
+		closedir(d);
+}
+
+/* Isolates the CLI from the machine: no user config, no level from the environment. */
+static int setup(void **state)
+{
+	(void)state;
+	setenv("HOME", fl_test_tmp(), 1);
+	unsetenv("FUGUE_SESSION_LOG");
+	unsetenv("FUGUE_LOG_DIR");
+	shm_cleanup();
+	return 0;
+}
+
+static pid_t child = -1; /* a follower still running when an assertion fails */
+
+static int teardown(void **state)
+{
+	(void)state;
+	if (child > 0) {
+		kill(child, SIGKILL);
+		waitpid(child, NULL, 0);
+		child = -1;
+	}
+	shm_cleanup();
+	return 0;
+}
+
+static fl_session *open_session(const char *id, int level)
+{
+	fl_session *s;
+	struct fl_session_opts o = {.id = id, .level = level};
+	char why[256] = "";
+	int rc = fl_session_open(&s, &o, why, sizeof why);
+	if (rc < 0)
+		fail_msg("fl_session_open(%s): %s", id, why);
+	return s;
+}
+
+static struct fl_ring attach(const char *id)
+{
+	char name[256], why[256] = "";
+	struct fl_ring r;
+	assert_int_equal(fl_ring_name(name, sizeof name, NULL, id), 0);
+	if (fl_ring_attach(&r, name, why, sizeof why) < 0)
+		fail_msg("attach %s: %s", name, why);
+	return r;
+}
+
+/* An unsigned field of the JSON object in out_buf. */
+static uint64_t json_u64(const char *key)
+{
+	const char *v;
+	size_t n;
+	if (fl_json_field(out_buf, strlen(out_buf), key, &v, &n) < 0)
+		fail_msg("no \"%s\" in: %s", key, out_buf);
+	char tmp[32];
+	assert_true(n < sizeof tmp);
+	memcpy(tmp, v, n);
+	tmp[n] = 0;
+	return strtoull(tmp, NULL, 10);
+}
+
+/* ---- help and usage ------------------------------------------------------------------ */
+
+static void test_help_every_command(void **state)
+{
+	(void)state;
+	static const char *const cmds[] = {"ls", "level", "emit", "cat", "gc"};
+	const int n = (int)(sizeof cmds / sizeof cmds[0]);
+	assert_int_equal(run("--help", NULL), 0);
+	for (int i = 0; i < n; i++)
+		assert_non_null(strstr(out_buf, cmds[i]));
+	for (int i = 0; i < n; i++) {
+		assert_int_equal(run(cmds[i], "--help", NULL), 0);
+		assert_non_null(strstr(out_buf, "usage: fugue-log"));
+		assert_non_null(strstr(out_buf, "Exit codes"));
+	}
+	assert_int_equal(run(NULL), 2);
+	assert_int_equal(run("frobnicate", NULL), 2);
+	assert_non_null(strstr(err_buf, "unknown command 'frobnicate'"));
+	assert_int_equal(run("ls", "--bogus", NULL), 2);
+	assert_non_null(strstr(err_buf, "--help"));
+	assert_int_equal(run("emit", NULL), 2);
+	assert_non_null(strstr(err_buf, "--event KIND is required"));
+	assert_int_equal(run("emit", "--event", "sneeze", NULL), 2);
+	assert_non_null(strstr(err_buf, "unknown event kind 'sneeze'"));
+	assert_int_equal(run("emit", "--event", "spawn", "--count", "x", NULL), 2);
+	assert_int_equal(run("emit", "--event", "spawn", "--lanes", "3", NULL), 2);
+	assert_int_equal(run("cat", NULL), 2);
+	assert_int_equal(run("cat", "--class", "both", "x", NULL), 2);
+}
+
+/* ---- level ------------------------------------------------------------------------- */
+
+static void test_level_get_set(void **state)
+{
+	(void)state;
+	fl_session *s = open_session("lv1", FL_LEVEL_SIGNALS);
+	struct fl_ring r = attach("lv1");
+	uint64_t gen0 = FL_LEVEL_GEN(fl_ring_level_word(&r));
+
+	assert_int_equal(run("level", "lv1", NULL), 0);
+	assert_string_equal(out_buf, "signals\n");
+	assert_int_equal(run("level", "lv1", "full", NULL), 0);
+	assert_string_equal(out_buf, "signals -> full\n");
+	assert_int_equal(fl_get_level(s), FL_LEVEL_FULL);
+	assert_int_equal(FL_LEVEL_GEN(fl_ring_level_word(&r)), gen0 + 1);
+	/* the producer's own emits follow at once */
+	assert_true(fl_emit_transcript(s, 0, 1, "x", 1) > 0);
+
+	/* the same level again: said, not written */
+	assert_int_equal(run("level", "lv1", "full", NULL), 0);
+	assert_string_equal(out_buf, "full -> full\n");
+	assert_int_equal(FL_LEVEL_GEN(fl_ring_level_word(&r)), gen0 + 1);
+
+	assert_int_equal(run("level", "lv1", "1", NULL), 0);
+	assert_string_equal(out_buf, "full -> spawns\n");
+	assert_int_equal(fl_get_level(s), FL_LEVEL_SPAWNS);
+	assert_int_equal(FL_LEVEL_GEN(fl_ring_level_word(&r)), gen0 + 2);
+	assert_int_equal(fl_emit_transcript(s, 0, 1, "x", 1), 0);
+
+	/* a level set by the producer is what the CLI reads */
+	fl_set_level(s, FL_LEVEL_PROMPTS);
+	assert_int_equal(run("level", "lv1", NULL), 0);
+	assert_string_equal(out_buf, "prompts\n");
+
+	fl_ring_detach(&r);
+	fl_session_close(s);
+	/* closed: reading works, setting is refused */
+	assert_int_equal(run("level", "lv1", NULL), 0);
+	assert_string_equal(out_buf, "prompts\n");
+	assert_int_equal(run("level", "lv1", "full", NULL), 1);
+	assert_non_null(strstr(err_buf, "was closed"));
+}
+
+static void test_level_all(void **state)
+{
+	(void)state;
+	fl_session *a = open_session("all-a", FL_LEVEL_SPAWNS);
+	fl_session *b = open_session("all-b", FL_LEVEL_FULL);
+	fl_session *c = open_session("all-c", FL_LEVEL_SIGNALS);
+	fl_session_close(c); /* closed: read, but skipped by a set */
+
+	assert_int_equal(run("level", "--all", NULL), 0);
+	assert_non_null(strstr(out_buf, "all-a spawns\n"));
+	assert_non_null(strstr(out_buf, "all-b full\n"));
+	assert_non_null(strstr(out_buf, "all-c signals\n"));
+
+	assert_int_equal(run("level", "--all", "prompts", NULL), 0);
+	assert_non_null(strstr(out_buf, "all-a: spawns -> prompts\n"));
+	assert_non_null(strstr(out_buf, "all-b: full -> prompts\n"));
+	assert_null(strstr(out_buf, "all-c"));
+	assert_non_null(strstr(err_buf, "skipping all-c"));
+	assert_int_equal(fl_get_level(a), FL_LEVEL_PROMPTS);
+	assert_int_equal(fl_get_level(b), FL_LEVEL_PROMPTS);
+	fl_session_close(a);
+	fl_session_close(b);
+}
+
+static void test_level_errors(void **state)
+{
+	(void)state;
+	fl_session *s = open_session("lverr", FL_LEVEL_SIGNALS);
+	assert_int_equal(run("level", "lverr", "loud", NULL), 2);
+	assert_non_null(strstr(err_buf, "unknown level 'loud'"));
+	assert_non_null(strstr(err_buf, "spawns, signals, prompts or full"));
+	assert_int_equal(run("level", "lverr", "5", NULL), 2);
+	assert_int_equal(fl_get_level(s), FL_LEVEL_SIGNALS);
+	assert_int_equal(run("level", "no-such-session", NULL), 3);
+	assert_non_null(strstr(err_buf, "no session 'no-such-session'"));
+	assert_int_equal(run("level", "no-such-session", "full", NULL), 3);
+	assert_int_equal(run("level", "../etc", "full", NULL), 2);
+	assert_non_null(strstr(err_buf, "not a session id"));
+	assert_int_equal(run("level", NULL), 2);
+	assert_int_equal(run("level", "--all", "full", "extra", NULL), 2);
+	assert_int_equal(run("level", "lverr", "full", "extra", NULL), 2);
+	fl_session_close(s);
+}
+
+/* ---- emit ---------------------------------------------------------------------------- */
+
+static void test_emit_counts(void **state)
+{
+	(void)state;
+	/* completion needs signals: every call at spawns is filtered */
+	assert_int_equal(run("emit", "--event", "completion", "--count", "1000", "--level", "spawns",
+			     "--session-id", "em1", NULL),
+			 0);
+	assert_int_equal(json_u64("emitted"), 1000);
+	assert_int_equal(json_u64("admitted"), 0);
+	assert_int_equal(json_u64("dropped"), 0);
+	assert_int_equal(json_u64("filtered"), 1000);
+	assert_non_null(strstr(out_buf, "\"session\":\"em1\""));
+
+	assert_int_equal(run("emit", "--event", "spawn", "--count", "1000", "--level", "spawns", "--session-id",
+			     "em2", NULL),
+			 0);
+	assert_int_equal(json_u64("admitted"), 1000);
+	assert_int_equal(json_u64("filtered"), 0);
+	/* what the CLI says is what the ring holds */
+	struct fl_ring r = attach("em2");
+	uint64_t seq = 0;
+	for (uint32_t l = 0; l < r.lane_count; l++)
+		seq += fl_load_acquire(&r.lanes[l].seq);
+	assert_int_equal(seq, 1000);
+	assert_int_equal(FL_LEVEL_VALUE(fl_ring_level_word(&r)), FL_LEVEL_SPAWNS);
+	fl_ring_detach(&r);
+
+	/* all ten kinds in turn: at prompts, 8 of every 10 pass (not transcript, not input) */
+	assert_int_equal(run("emit", "--event", "all", "--count", "1000", "--level", "prompts", NULL), 0);
+	assert_int_equal(json_u64("emitted"), 1000);
+	assert_int_equal(json_u64("admitted"), 800);
+	assert_int_equal(json_u64("filtered"), 200);
+
+	/* threads split the count exactly; FUGUE_SESSION_LOG loses to --level */
+	setenv("FUGUE_SESSION_LOG", "spawns", 1);
+	assert_int_equal(run("emit", "--event", "all", "--count", "1001", "--threads", "3", "--level", "full",
+			     "--lane-size", "4M", NULL),
+			 0);
+	unsetenv("FUGUE_SESSION_LOG");
+	assert_int_equal(json_u64("emitted"), 1001);
+	assert_int_equal(json_u64("admitted"), 1001);
+
+	/* a lane too small for the burst: drops are counted, not fatal */
+	assert_int_equal(run("emit", "--event", "transcript", "--count", "100", "--size", "900", "--lanes", "1",
+			     "--lane-size", "4K", "--level", "full", NULL),
+			 0);
+	uint64_t ad = json_u64("admitted"), dr = json_u64("dropped");
+	assert_int_equal(ad + dr, 100);
+	assert_true(ad >= 1 && ad < 10);
+
+	/* an event that cannot fit a quarter lane is refused up front */
+	assert_int_equal(run("emit", "--event", "transcript", "--size", "2000", "--lane-size", "4K", NULL), 2);
+	assert_non_null(strstr(err_buf, "--lane-size"));
+}
+
+static void test_emit_rate_duration(void **state)
+{
+	(void)state;
+	/* 20 events at 100/s: paced by sleeping, the count is exact */
+	assert_int_equal(run("emit", "--event", "error", "--count", "20", "--rate", "100", "--level", "signals",
+			     NULL),
+			 0);
+	assert_int_equal(json_u64("admitted"), 20);
+	/* --duration without --count: stops by itself */
+	assert_int_equal(run("emit", "--event", "state", "--duration", "0.3", "--rate", "50", "--level", "full",
+			     NULL),
+			 0);
+	uint64_t n = json_u64("emitted");
+	assert_true(n >= 1 && n <= 16);
+	assert_int_equal(json_u64("admitted"), n);
+	/* --burst adds transcripts */
+	assert_int_equal(run("emit", "--event", "spawn", "--count", "3", "--burst", "50", "--level", "full", NULL),
+			 0);
+	assert_int_equal(json_u64("emitted"), 53);
+	assert_int_equal(json_u64("admitted"), 53);
+}
+
+static void test_emit_refused_id(void **state)
+{
+	(void)state;
+	assert_int_equal(run("emit", "--event", "spawn", "--session-id", "bad id", NULL), 2);
+	assert_non_null(strstr(err_buf, "session id 'bad id' refused"));
+	assert_string_equal(out_buf, "");
+	assert_int_equal(run("emit", "--event", "spawn", "--session-id", "..", NULL), 2);
+	char longid[80];
+	memset(longid, 'a', 65);
+	longid[65] = 0;
+	assert_int_equal(run("emit", "--event", "spawn", "--session-id", longid, NULL), 2);
+	/* a ring of that id exists: not a usage error, a failure */
+	fl_session *s = open_session("taken", FL_LEVEL_FULL);
+	assert_int_equal(run("emit", "--event", "spawn", "--session-id", "taken", NULL), 1);
+	assert_non_null(strstr(err_buf, "exists"));
+	fl_session_close(s);
+	/* a bad level from the environment is named */
+	setenv("FUGUE_SESSION_LOG", "chatty", 1);
+	assert_int_equal(run("emit", "--event", "spawn", NULL), 1);
+	assert_non_null(strstr(err_buf, "FUGUE_SESSION_LOG=chatty"));
+	unsetenv("FUGUE_SESSION_LOG");
+}
+
+/* ---- ls ---------------------------------------------------------------------------------- */
+
+static void test_ls_json(void **state)
+{
+	(void)state;
+	fl_session *s = open_session("ls-live", FL_LEVEL_FULL);
+	for (int i = 0; i < 37; i++)
+		assert_true(fl_emit_transcript(s, 0, 1, "abcdefgh", 8) > 0);
+	fl_session *c = open_session("ls-closed", FL_LEVEL_SPAWNS);
+	fl_session_close(c);
+	/* a foreign object under the prefix: listed as broken, not a crash */
+	char name[256];
+	assert_int_equal(fl_ring_name(name, sizeof name, NULL, "ls-broken"), 0);
+	int fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, 65536), 0);
+	close(fd);
+
+	assert_int_equal(run("ls", "--json", NULL), 0);
+	char path[1200];
+	snprintf(path, sizeof path, "%s/ls.json", fl_test_tmp());
+	put_file(path, out_buf);
+	char *py[] = {"/usr/bin/env", "python3", "-c",
+		      "import json,sys\n"
+		      "d=json.load(sys.stdin)\n"
+		      "s={x['id']:x for x in d['sessions']}\n"
+		      "assert len(s)==3, s\n"
+		      "l=s['ls-live']\n"
+		      "assert l['state']=='live' and l['level']=='full' and l['events']==37 and l['drops']==0, l\n"
+		      "assert l['pid']>0 and l['lanes']==4 and 0<l['fill']<1 and l['queued_bytes']>0, l\n"
+		      "assert s['ls-closed']['state']=='closed' and s['ls-closed']['level']=='spawns'\n"
+		      "b=s['ls-broken']\n"
+		      "assert b['state']=='broken' and b['reason'], b\n",
+		      NULL};
+	int rc = run_argv(path, py);
+	if (rc)
+		fail_msg("python3 check of ls --json failed (%d): %s\n%s", rc, err_buf, out_buf);
+
+	assert_int_equal(run("ls", NULL), 0);
+	assert_non_null(strstr(out_buf, "SESSION"));
+	assert_non_null(strstr(out_buf, "ls-live"));
+	assert_non_null(strstr(out_buf, "broken"));
+	fl_session_close(s);
+}
+
+/* ---- cat on hand-made files ------------------------------------------------------------ */
+
+static char root[1100], sdir[1200];
+
+static void make_session_dir(const char *id)
+{
+	snprintf(root, sizeof root, "%s/root", fl_test_tmp());
+	mkdir(root, 0700);
+	snprintf(sdir, sizeof sdir, "%s/%s", root, id);
+	char cmd[2600];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", sdir, sdir);
+	assert_int_equal(system(cmd), 0);
+}
+
+static void file_in(const char *name, const char *text)
+{
+	char p[1400];
+	snprintf(p, sizeof p, "%s/%s", sdir, name);
+	put_file(p, text);
+}
+
+/* Compresses text into sdir/name with the lz4 CLI, appending a frame when append is set. */
+static void lz4_in(const char *name, const char *text, int append)
+{
+	char p[1400], cmd[3200];
+	snprintf(p, sizeof p, "%s/plain.tmp", fl_test_tmp());
+	put_file(p, text);
+	snprintf(cmd, sizeof cmd, "lz4 -q -c '%s' %s '%s/%s'", p, append ? ">>" : ">", sdir, name);
+	if (system(cmd) != 0)
+		fail_msg("lz4 CLI failed: %s (is the lz4 package installed?)", cmd);
+}
+
+static const char *line(int seq, const char *cls)
+{
+	static char buf[8][160];
+	static int k;
+	char *b = buf[k++ % 8];
+	snprintf(b, 160, "{\"ts\":\"2026-01-01T00:00:00.%09dZ\",\"seq\":%d,\"class\":\"%s\",\"data\":{\"seq\":0}}\n",
+		 seq, seq, cls);
+	return b;
+}
+
+static void test_cat_merge_handmade(void **state)
+{
+	(void)state;
+	make_session_dir("hand");
+	char buf[4096];
+	/* system: archive 1 (two concatenated frames), archive 2 with a plain twin (plain wins), plain 3, active */
+	snprintf(buf, sizeof buf, "%s%s", line(0, "system"), line(1, "system"));
+	lz4_in("system.000001.jsonl.lz4", buf, 0);
+	lz4_in("system.000001.jsonl.lz4", line(3, "system"), 1);
+	snprintf(buf, sizeof buf, "%s%s", line(5, "system"), line(6, "system"));
+	file_in("system.000002.jsonl", buf);
+	lz4_in("system.000002.jsonl.lz4", line(5, "system"), 0);
+	file_in("system.000003.jsonl", line(8, "system"));
+	/* the active file ends in half a line the drainer is still writing: held back */
+	snprintf(buf, sizeof buf, "%s{\"seq\":12,\"cla", line(10, "system"));
+	file_in("system.jsonl", buf);
+	/* user: archive, then active */
+	snprintf(buf, sizeof buf, "%s%s", line(2, "user"), line(4, "user"));
+	lz4_in("user.000002.jsonl.lz4", buf, 0);
+	snprintf(buf, sizeof buf, "%s%s%s", line(7, "user"), line(9, "user"), line(11, "user"));
+	file_in("user.jsonl", buf);
+	/* noise that is not a segment */
+	file_in("session.json", "{\"id\":\"hand\",\"state\":\"live\"}\n");
+	file_in("system.000004.jsonl.lz4.tmp", "junk");
+	file_in("notes.txt", "{\"seq\":99}\n");
+
+	assert_int_equal(run("cat", "--root", root, "hand", NULL), 0);
+	char want[8192] = "";
+	for (int i = 0; i <= 11; i++)
+		strcat(want, line(i, (i == 2 || i == 4 || i == 7 || i == 9 || i == 11) ? "user" : "system"));
+	assert_string_equal(out_buf, want);
+
+	/* FUGUE_LOG_DIR is the root when --root is absent */
+	setenv("FUGUE_LOG_DIR", root, 1);
+	assert_int_equal(run("cat", "hand", "--class", "user", NULL), 0);
+	unsetenv("FUGUE_LOG_DIR");
+	snprintf(want, sizeof want, "%s%s%s%s%s", line(2, "user"), line(4, "user"), line(7, "user"), line(9, "user"),
+		 line(11, "user"));
+	assert_string_equal(out_buf, want);
+
+	assert_int_equal(run("cat", "--root", root, "--class", "system", "hand", NULL), 0);
+	snprintf(want, sizeof want, "%s%s%s%s%s%s%s", line(0, "system"), line(1, "system"), line(3, "system"),
+		 line(5, "system"), line(6, "system"), line(8, "system"), line(10, "system"));
+	assert_string_equal(out_buf, want);
+
+	assert_int_equal(run("cat", "--root", root, "nobody", NULL), 3);
+	assert_non_null(strstr(err_buf, "no logs for session 'nobody'"));
+}
+
+static void test_cat_bad_files(void **state)
+{
+	(void)state;
+	make_session_dir("bad");
+	char buf[4096], p[1400];
+	snprintf(buf, sizeof buf, "%s%s%s", line(0, "system"), line(1, "system"), line(2, "system"));
+	lz4_in("system.000001.jsonl.lz4", buf, 0);
+	/* cut the archive short: the lines before the cut may show, the error is reported */
+	snprintf(p, sizeof p, "%s/system.000001.jsonl.lz4", sdir);
+	struct stat st;
+	assert_int_equal(stat(p, &st), 0);
+	assert_int_equal(truncate(p, st.st_size - 6), 0);
+	file_in("system.jsonl", line(3, "system"));
+	/* a symlink where a segment should be is refused, not followed */
+	char target[1400];
+	snprintf(target, sizeof target, "%s/secret", fl_test_tmp());
+	put_file(target, "{\"seq\":1000}\n");
+	snprintf(p, sizeof p, "%s/user.000001.jsonl", sdir);
+	assert_int_equal(symlink(target, p), 0);
+	file_in("user.jsonl", line(4, "user"));
+
+	assert_int_equal(run("cat", "--root", root, "bad", NULL), 1);
+	assert_non_null(strstr(err_buf, "system.000001.jsonl.lz4"));
+	assert_non_null(strstr(err_buf, "symlink"));
+	assert_null(strstr(out_buf, "1000"));
+	assert_non_null(strstr(out_buf, line(3, "system")));
+	assert_non_null(strstr(out_buf, line(4, "user")));
+
+	/* the session directory itself as a symlink is refused */
+	char link[1400];
+	snprintf(link, sizeof link, "%s/viaLink", root);
+	unlink(link);
+	assert_int_equal(symlink(sdir, link), 0);
+	assert_int_equal(run("cat", "--root", root, "viaLink", NULL), 1);
+	assert_int_equal(run("cat", "--root", root, "../x", NULL), 2);
+}
+
+/* Appends text to sdir/name. */
+static void append_in(const char *name, const char *text)
+{
+	char p[1400];
+	snprintf(p, sizeof p, "%s/%s", sdir, name);
+	FILE *f = fopen(p, "a");
+	assert_non_null(f);
+	fputs(text, f);
+	assert_int_equal(fclose(f), 0);
+}
+
+static int count_lines(const char *path)
+{
+	slurp(path, out_buf, sizeof out_buf);
+	int n = 0;
+	for (const char *c = out_buf; *c; c++)
+		n += *c == '\n';
+	return n;
+}
+
+static void test_cat_follow_rotation(void **state)
+{
+	(void)state;
+	make_session_dir("fol");
+	file_in("system.jsonl", line(0, "system"));
+	file_in("user.jsonl", line(1, "user"));
+	char outp[1200];
+	snprintf(outp, sizeof outp, "%s/follow.out", fl_test_tmp());
+	unlink(outp); /* a stale copy from an earlier run must not count */
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	child = pid;
+	if (pid == 0) {
+		int fo = open(outp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		dup2(fo, 1);
+		execl(cli_path(), cli_path(), "cat", "--root", root, "--follow", "fol", (char *)NULL);
+		_exit(127);
+	}
+	/* bounded waits for what the follower prints; no timing assertion */
+	int n = 0;
+	for (int i = 0; i < 3000 && (n = count_lines(outp)) < 2; i++)
+		usleep(10000);
+	assert_int_equal(n, 2);
+
+	/* the drainer appends, then rotates: rename the active file, open a new one */
+	append_in("system.jsonl", line(2, "system"));
+	append_in("user.jsonl", line(3, "user"));
+	char a[1400], b[1400];
+	snprintf(a, sizeof a, "%s/system.jsonl", sdir);
+	snprintf(b, sizeof b, "%s/system.000001.jsonl", sdir);
+	append_in("system.jsonl", line(4, "system"));
+	assert_int_equal(rename(a, b), 0);
+	file_in("system.jsonl", line(5, "system"));
+	append_in("user.jsonl", line(6, "user"));
+	for (int i = 0; i < 3000 && (n = count_lines(outp)) < 7; i++)
+		usleep(10000);
+	assert_int_equal(n, 7);
+
+	/* the rotated segment is archived and its plain copy removed: nothing is printed twice */
+	char cmd[3000];
+	snprintf(cmd, sizeof cmd, "lz4 -q '%s' '%s.lz4' && rm '%s'", b, b, b);
+	assert_int_equal(system(cmd), 0);
+	append_in("system.jsonl", line(7, "system"));
+	file_in("session.json", "{\"id\":\"fol\",\"state\":\"ended\"}\n");
+
+	int st = 0;
+	pid_t w = 0;
+	for (int i = 0; i < 3000 && (w = waitpid(pid, &st, WNOHANG)) == 0; i++)
+		usleep(10000);
+	if (w == 0) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &st, 0);
+		child = -1;
+		fail_msg("cat --follow did not end after session.json said ended");
+	}
+	child = -1;
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+	slurp(outp, out_buf, sizeof out_buf);
+	char want[4096] = "";
+	for (int i = 0; i <= 7; i++)
+		strcat(want, line(i, (i == 1 || i == 3 || i == 6) ? "user" : "system"));
+	assert_string_equal(out_buf, want);
+}
+
+static void test_cat_follow_sigint(void **state)
+{
+	(void)state;
+	make_session_dir("sig");
+	file_in("user.jsonl", line(0, "user"));
+	char outp[1200];
+	snprintf(outp, sizeof outp, "%s/sig.out", fl_test_tmp());
+	unlink(outp); /* a stale copy from an earlier run must not count */
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	child = pid;
+	if (pid == 0) {
+		int fo = open(outp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		dup2(fo, 1);
+		execl(cli_path(), cli_path(), "cat", "--root", root, "-f", "sig", (char *)NULL);
+		_exit(127);
+	}
+	int n = 0;
+	for (int i = 0; i < 3000 && (n = count_lines(outp)) < 1; i++)
+		usleep(10000);
+	assert_int_equal(n, 1);
+	kill(pid, SIGINT);
+	int st;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	child = -1;
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+}
+
+static const struct CMUnitTest tests[] = {
+	cmocka_unit_test_setup_teardown(test_help_every_command, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_level_get_set, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_level_all, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_level_errors, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_emit_counts, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_emit_rate_duration, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_emit_refused_id, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_ls_json, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_cat_merge_handmade, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_cat_bad_files, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_cat_follow_rotation, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_cat_follow_sigint, setup, teardown),
+};
+
+FL_TEST_MAIN("cli", tests)
