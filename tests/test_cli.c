@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fl_itest.h"
 #include "fuguelog.h"
 #include "ring.h"
 #include "segread.h"
@@ -673,6 +674,140 @@ static void test_cat_follow_sigint(void **state)
 	assert_int_equal(WEXITSTATUS(st), 0);
 }
 
+
+/* ---- cat on a real drainer's files ------------------------------------------------------- */
+
+/* Checks out_buf: n lines with seq 1..n in order, each in the file of its class. */
+static void check_merged(long n, long *user_lines)
+{
+	long i = 0, users = 0;
+	for (char *l = out_buf, *nl; *l; l = nl + 1, i++) {
+		nl = strchr(l, '\n');
+		assert_non_null(nl);
+		uint64_t seq;
+		if (fl_line_seq(l, (size_t)(nl - l), &seq) < 0)
+			fail_msg("line %ld has no seq: %.200s", i + 1, l);
+		if ((long)seq != i + 1)
+			fail_msg("line %ld has seq %llu", i + 1, (unsigned long long)seq);
+		const char *v;
+		size_t vl;
+		assert_int_equal(fl_json_field(l, (size_t)(nl - l), "class", &v, &vl), 0);
+		users += vl == 6 && !memcmp(v, "\"user\"", 6);
+	}
+	assert_int_equal(i, n);
+	if (user_lines)
+		*user_lines = users;
+}
+
+static void test_cat_real_drainer(void **state)
+{
+	(void)state;
+	char droot[1200], conf[1300];
+	snprintf(droot, sizeof droot, "%s/droot", fl_test_tmp());
+	fl_it_rmtree(droot);
+	snprintf(conf, sizeof conf, "%s/rotate.conf", fl_test_tmp());
+	/* small segments: the session spans several rotated, lz4-archived files */
+	put_file(conf, "max_file_size = 4K\n");
+	const char *extra[] = {"--config", conf, NULL};
+	struct fl_itd d;
+	fl_it_drainer_start(&d, droot, extra);
+
+	/* 300 events of all ten kinds at full: 120 user, 180 system */
+	assert_int_equal(run("emit", "--event", "all", "--count", "300", "--level", "full", "--session-id", "real",
+			     "--block", NULL),
+			 0);
+	assert_int_equal(json_u64("admitted"), 300);
+	if (!fl_it_wait_state(droot, "real", "ended", 60))
+		fail_msg("session 'real' never ended (drainer log: %s)", d.log);
+
+	assert_int_equal(run("cat", "--root", droot, "real", NULL), 0);
+	long users;
+	check_merged(300, &users);
+	assert_int_equal(users, 120);
+	/* the archives really were read: rotation happened */
+	char p[1400];
+	int archives = 0;
+	for (int k = 1; k < 1000; k++) {
+		snprintf(p, sizeof p, "%s/real/system.%06d.jsonl.lz4", droot, k);
+		archives += access(p, F_OK) == 0;
+	}
+	snprintf(p, sizeof p, "%s/real/system.000001.jsonl", droot);
+	assert_true(archives > 0 || access(p, F_OK) == 0);
+
+	assert_int_equal(run("cat", "--root", droot, "--class", "user", "real", NULL), 0);
+	long n = 0;
+	for (const char *c = out_buf; *c; c++)
+		n += *c == '\n';
+	assert_int_equal(n, 120);
+	assert_null(strstr(out_buf, "\"class\":\"system\""));
+	assert_int_equal(fl_it_drainer_stop(&d), 0);
+}
+
+static void test_cat_follow_real_drainer(void **state)
+{
+	(void)state;
+	char droot[1200], conf[1300];
+	snprintf(droot, sizeof droot, "%s/droot", fl_test_tmp());
+	fl_it_rmtree(droot);
+	snprintf(conf, sizeof conf, "%s/rotate.conf", fl_test_tmp());
+	put_file(conf, "max_file_size = 4K\n");
+	const char *extra[] = {"--config", conf, NULL};
+	struct fl_itd d;
+	fl_it_drainer_start(&d, droot, extra);
+
+	/* a paced session; the follower starts while it runs and ends with it */
+	char emit_out[1200];
+	snprintf(emit_out, sizeof emit_out, "%s/emit.json", fl_test_tmp());
+	const char *emit[] = {cli_path(), "emit", "--event", "all", "--count", "200", "--rate", "400", "--level",
+			      "full", "--session-id", "fol-real", "--block", NULL};
+	pid_t ep = fork();
+	assert_true(ep >= 0);
+	if (ep == 0) {
+		int fd = open(emit_out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		dup2(fd, 1);
+		execv(emit[0], (char *const *)emit);
+		_exit(127);
+	}
+	char name[256];
+	struct fl_ring r;
+	assert_int_equal(fl_ring_name(name, sizeof name, NULL, "fol-real"), 0);
+	int seen = 0;
+	for (int i = 0; i < 3000 && !seen; i++) {
+		seen = fl_ring_attach(&r, name, NULL, 0) == 0;
+		if (seen)
+			fl_ring_detach(&r);
+		else
+			usleep(2000);
+	}
+	/* the session may already be finished and unlinked on a fast machine: then cat reads the files */
+	char outp[1200];
+	snprintf(outp, sizeof outp, "%s/follow.out", fl_test_tmp());
+	unlink(outp);
+	pid_t cp = fork();
+	assert_true(cp >= 0);
+	child = cp;
+	if (cp == 0) {
+		int fo = open(outp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		dup2(fo, 1);
+		execl(cli_path(), cli_path(), "cat", "--root", droot, "--follow", "fol-real", (char *)NULL);
+		_exit(127);
+	}
+	int st;
+	assert_int_equal(waitpid(ep, &st, 0), ep);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	pid_t w = 0;
+	for (int i = 0; i < 6000 && (w = waitpid(cp, &st, WNOHANG)) == 0; i++)
+		usleep(10000);
+	if (w == 0)
+		fail_msg("cat --follow did not end with the session (drainer log: %s)", d.log);
+	child = -1;
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+	slurp(outp, out_buf, sizeof out_buf);
+	check_merged(200, NULL);
+	assert_int_equal(fl_it_drainer_stop(&d), 0);
+}
+
 static const struct CMUnitTest tests[] = {
 	cmocka_unit_test_setup_teardown(test_help_every_command, setup, teardown),
 	cmocka_unit_test_setup_teardown(test_level_get_set, setup, teardown),
@@ -686,6 +821,8 @@ static const struct CMUnitTest tests[] = {
 	cmocka_unit_test_setup_teardown(test_cat_bad_files, setup, teardown),
 	cmocka_unit_test_setup_teardown(test_cat_follow_rotation, setup, teardown),
 	cmocka_unit_test_setup_teardown(test_cat_follow_sigint, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_cat_real_drainer, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_cat_follow_real_drainer, setup, teardown),
 };
 
 FL_TEST_MAIN("cli", tests)
