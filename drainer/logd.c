@@ -162,6 +162,17 @@ int main(int argc, char **argv)
 	unsigned workers = 0;
 	int c;
 	fl_drain_set_logger(log_line);
+	/*
+	 * Signals are taken by sigwait in this thread only; every thread started later inherits the
+	 * mask. Blocked first thing, so a SIGTERM during start-up is a clean stop, not a kill.
+	 */
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'r':
@@ -221,15 +232,6 @@ int main(int argc, char **argv)
 		return lock == -EBUSY ? EXIT_RUNNING : EXIT_FAIL;
 	if (!foreground && daemonize(cfg.root) < 0)
 		return EXIT_FAIL;
-
-	/* signals are taken by sigwait in this thread only; every thread started later inherits the mask */
-	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	signal(SIGPIPE, SIG_IGN);
 
 	struct fl_registry *reg;
 	struct fl_registry_opts ro = {.root = cfg.root, .prefix = cfg.shm_prefix, .workers = cfg.workers};
