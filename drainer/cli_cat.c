@@ -403,7 +403,8 @@ int fl_cmd_cat(int argc, char **argv)
 	}
 
 	int final = !follow;
-	int have_out = 0;
+	/* seq starts at 1, so the first line needs no wait (unless --since cut the start off) */
+	int have_out = !cat_timed;
 	uint64_t last_out = 0;
 	while (!interrupted) {
 		struct stream *best = NULL;

@@ -107,6 +107,10 @@ static int64_t emit_one(struct worker *w, int kind)
 	fl_session *s = w->s;
 	const char *t = w->cfg->text || w->cfg->have_size ? w->str : default_text(kind);
 	uint64_t ref = w->last_spawn > 0 ? (uint64_t)w->last_spawn : 0;
+	const void *b = w->bytes;
+	size_t bl = w->blen;
+	if (!w->cfg->text && !w->cfg->have_size && !w->cfg->binary)
+		b = t, bl = strlen(t); /* each byte kind its own default text */
 	switch (kind) {
 	case FL_KIND_SPAWN: {
 		const char *argv[] = {t};
@@ -124,9 +128,9 @@ static int64_t emit_one(struct worker *w, int kind)
 	case FL_KIND_COMPLETION: return fl_emit_completion(s, ref, t, "ok", elapsed_ns(w->cfg));
 	case FL_KIND_ERROR: return fl_emit_error(s, ref, 1, t, "fugue-log emit");
 	case FL_KIND_STATE: return fl_emit_state(s, ref, "running", "waiting", t);
-	case FL_KIND_PROMPT: return fl_emit_prompt(s, 0, w->bytes, w->blen);
-	case FL_KIND_TRANSCRIPT: return fl_emit_transcript(s, 0, 1, w->bytes, w->blen);
-	case FL_KIND_INPUT: return fl_emit_input(s, 0, w->bytes, w->blen);
+	case FL_KIND_PROMPT: return fl_emit_prompt(s, 0, b, bl);
+	case FL_KIND_TRANSCRIPT: return fl_emit_transcript(s, 0, 1, b, bl);
+	case FL_KIND_INPUT: return fl_emit_input(s, 0, b, bl);
 	}
 	return -EINVAL;
 }
