@@ -646,6 +646,12 @@ static int batch(struct fl_drain_worker *w, struct fl_dsess *s, int *moved)
 		if (push_item(w, (int64_t)own[i]->ts_ns, own[i]) < 0)
 			goto nomem;
 	w->lane_to[nl] = w->nitems;
+	if (fl_guard_tripped(r->hdr)) {
+		/* truncated while we read it: what came from the zeroed mapping is not believed; the step ends it */
+		s->ck = before;
+		*moved = 0;
+		return 0;
+	}
 
 	size_t written = 0;
 	if (w->nitems) {
