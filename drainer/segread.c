@@ -420,9 +420,10 @@ int fl_line_seq(const char *line, size_t len, uint64_t *seq)
 		return rc;
 	uint64_t x = 0;
 	for (size_t i = 0; i < n; i++) {
-		if (v[i] < '0' || v[i] > '9' || x > (UINT64_MAX - 9) / 10)
+		uint64_t d = (uint64_t)(v[i] - '0');
+		if (v[i] < '0' || v[i] > '9' || x > (UINT64_MAX - d) / 10)
 			return -EBADMSG;
-		x = x * 10 + (uint64_t)(v[i] - '0');
+		x = x * 10 + d;
 	}
 	*seq = x;
 	return 0;

@@ -74,7 +74,9 @@ int fl_segments_list(int dirfd, const char *cls, struct fl_seg **out);
 /*
  * Finds the value of top-level key in one JSON object line: *val and *vlen span
  * the raw value (a string keeps its quotes). Skips nested objects, arrays and
- * strings with escapes correctly. Returns 0, or -ENOENT / -EBADMSG.
+ * strings with escapes correctly. Only the line up to the value is checked:
+ * what follows it is not validated (a key early in a long line is cheap).
+ * Returns 0, or -ENOENT / -EBADMSG.
  */
 int fl_json_field(const char *line, size_t len, const char *key, const char **val, size_t *vlen);
 

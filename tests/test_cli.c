@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -18,6 +19,7 @@
 #include "segread.h"
 
 static char out_buf[1 << 20], err_buf[1 << 16];
+static struct rusage last_ru; /* CPU time of the last run_argv child */
 
 static const char *cli_path(void)
 {
@@ -71,7 +73,7 @@ static int run_argv(const char *stdin_file, char *const argv[])
 		_exit(127);
 	}
 	int st;
-	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_int_equal(wait4(pid, &st, 0, &last_ru), pid);
 	slurp(o, out_buf, sizeof out_buf);
 	slurp(e, err_buf, sizeof err_buf);
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
@@ -357,6 +359,14 @@ static void test_emit_rate_duration(void **state)
 	uint64_t n = json_u64("emitted");
 	assert_true(n >= 1 && n <= 16);
 	assert_int_equal(json_u64("admitted"), n);
+	/* a low rate sleeps between events: 1.5 s of pacing must not cost a core (a spin would use ~1.5 s) */
+	assert_int_equal(run("emit", "--event", "state", "--duration", "1.5", "--rate", "20", "--threads", "2",
+			     "--level", "full", NULL),
+			 0);
+	double cpu = (double)last_ru.ru_utime.tv_sec + last_ru.ru_utime.tv_usec / 1e6 +
+		     (double)last_ru.ru_stime.tv_sec + last_ru.ru_stime.tv_usec / 1e6;
+	if (cpu > 0.75)
+		fail_msg("emit --rate 20 for 1.5 s used %.2f s of CPU: it spins instead of sleeping", cpu);
 	/* --burst adds transcripts */
 	assert_int_equal(run("emit", "--event", "spawn", "--count", "3", "--burst", "50", "--level", "full", NULL),
 			 0);
@@ -675,6 +685,82 @@ static void test_cat_follow_sigint(void **state)
 }
 
 
+/* ---- segread and the JSON field lookup, directly ----------------------------------------- */
+
+static void test_segread_lines(void **state)
+{
+	(void)state;
+	const char *v;
+	size_t n;
+	uint64_t seq;
+	/* nested and quoted "seq" before the top-level one must not be taken */
+	const char *l1 = "{\"data\":{\"seq\":5,\"x\":\"\\\"seq\\\":7 }\"},\"a\":[1,{\"seq\":8}],\"seq\":3}";
+	assert_int_equal(fl_line_seq(l1, strlen(l1), &seq), 0);
+	assert_int_equal(seq, 3);
+	assert_int_equal(fl_json_field(l1, strlen(l1), "a", &v, &n), 0);
+	assert_int_equal(n, strlen("[1,{\"seq\":8}]"));
+	assert_int_equal(fl_json_field(l1, strlen(l1), "nope", &v, &n), -ENOENT);
+	const char *l2 = " { \"seq\" : 18446744073709551615 , \"s\" : \"x\" } ";
+	assert_int_equal(fl_line_seq(l2, strlen(l2), &seq), 0);
+	assert_true(seq == UINT64_MAX);
+	assert_int_equal(fl_json_field(l2, strlen(l2), "s", &v, &n), 0);
+	assert_int_equal(n, 3);
+	const char *bad[] = {"", "[1]", "{\"seq\":-1}", "{\"seq\":\"1\"}", "{\"seq\" 1}", "{\"a\":1 \"seq\":2}",
+			     "{\"seq\":18446744073709551616}", "{\"a\":\"unterminated}"};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		if (fl_line_seq(bad[i], strlen(bad[i]), &seq) >= 0)
+			fail_msg("a seq was found in %s", bad[i]);
+
+	/* a 300 KB line (past the first buffer) plain and in lz4, then a short one */
+	make_session_dir("long");
+	size_t big = 300000;
+	char *text = malloc(big + 64);
+	assert_non_null(text);
+	int k = snprintf(text, big + 64, "{\"seq\":1,\"pad\":\"");
+	memset(text + k, 'x', big);
+	strcpy(text + k + big, "\"}\n{\"seq\":2}\n");
+	file_in("system.000001.jsonl", text);
+	lz4_in("system.000002.jsonl.lz4", text, 0);
+	int dfd = open(sdir, O_RDONLY | O_DIRECTORY);
+	assert_true(dfd >= 0);
+	struct fl_seg *segs;
+	assert_int_equal(fl_segments_list(dfd, "system", &segs), 2);
+	assert_int_equal(segs[0].num, 1);
+	assert_int_equal(segs[1].lz4, 1);
+	for (int i = 0; i < 2; i++) {
+		struct fl_segread *r;
+		const char *line;
+		size_t len;
+		assert_int_equal(fl_segread_open(&r, dfd, segs[i].name, NULL, 0), 0);
+		assert_int_equal(fl_segread_next(r, &line, &len, NULL, 0), 1);
+		assert_int_equal(len, (size_t)k + big + 2);
+		assert_int_equal(fl_line_seq(line, len, &seq), 0);
+		assert_int_equal(seq, 1);
+		assert_int_equal(fl_segread_next(r, &line, &len, NULL, 0), 1);
+		assert_int_equal(len, 9);
+		assert_int_equal(fl_segread_next(r, &line, &len, NULL, 0), 0);
+		fl_segread_close(r);
+	}
+	free(segs);
+	/* the active file: an incomplete line waits until its newline arrives */
+	file_in("user.jsonl", "{\"seq\":3}\n{\"seq\":4");
+	struct fl_segread *r;
+	const char *line;
+	size_t len;
+	assert_int_equal(fl_segread_open(&r, dfd, "user.jsonl", NULL, 0), 0);
+	assert_int_equal(fl_segread_next(r, &line, &len, NULL, 0), 1);
+	assert_int_equal(fl_segread_next(r, &line, &len, NULL, 0), 0);
+	append_in("user.jsonl", "}\n");
+	assert_int_equal(fl_segread_next(r, &line, &len, NULL, 0), 1);
+	assert_int_equal(len, 9);
+	assert_memory_equal(line, "{\"seq\":4}", 9);
+	fl_segread_close(r);
+	char why[200];
+	assert_int_equal(fl_segread_open(&r, dfd, "../x", why, sizeof why), -EINVAL);
+	close(dfd);
+	free(text);
+}
+
 /* ---- cat on a real drainer's files ------------------------------------------------------- */
 
 /* Checks out_buf: n lines with seq 1..n in order, each in the file of its class. */
@@ -821,6 +907,7 @@ static const struct CMUnitTest tests[] = {
 	cmocka_unit_test_setup_teardown(test_cat_bad_files, setup, teardown),
 	cmocka_unit_test_setup_teardown(test_cat_follow_rotation, setup, teardown),
 	cmocka_unit_test_setup_teardown(test_cat_follow_sigint, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_segread_lines, setup, teardown),
 	cmocka_unit_test_setup_teardown(test_cat_real_drainer, setup, teardown),
 	cmocka_unit_test_setup_teardown(test_cat_follow_real_drainer, setup, teardown),
 };
