@@ -112,14 +112,23 @@ double fl_cli_now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+void fl_cli_printable(char *dst, size_t cap, const char *src)
+{
+	size_t i = 0;
+	for (; cap && i < cap - 1 && src[i]; i++)
+		dst[i] = src[i] > 0x20 && src[i] < 0x7f ? src[i] : '?';
+	if (cap)
+		dst[i] = 0;
+}
+
 void fl_cli_json_str(FILE *f, const char *s)
 {
 	fputc('"', f);
 	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
 		if (*p == '"' || *p == '\\')
 			fprintf(f, "\\%c", *p);
-		else if (*p < 0x20)
-			fprintf(f, "\\u%04x", *p);
+		else if (*p < 0x20 || *p >= 0x7f)
+			fprintf(f, "\\u%04x", *p); /* bytes, not UTF-8: our strings are ASCII or untrusted */
 		else
 			fputc(*p, f);
 	}

@@ -53,6 +53,9 @@ int fl_cli_double(const char *s, double *out);
 /* Monotonic clock in seconds. */
 double fl_cli_now(void);
 
+/* Copies src into dst with every byte outside printable ASCII as '?': names found in /dev/shm are untrusted. */
+void fl_cli_printable(char *dst, size_t cap, const char *src);
+
 /* Writes s as a JSON string (quotes, escapes) to f. */
 void fl_cli_json_str(FILE *f, const char *s);
 

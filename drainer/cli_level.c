@@ -91,7 +91,9 @@ static int each(const char *id, const char *shm, void *arg)
 static void bad_name(const char *name, void *arg)
 {
 	(void)arg;
-	fprintf(stderr, "fugue-log level: skipping /%s: not a valid session id\n", name);
+	char safe[300];
+	fl_cli_printable(safe, sizeof safe, name);
+	fprintf(stderr, "fugue-log level: skipping /%s: not a valid session id\n", safe);
 }
 
 int fl_cmd_level(int argc, char **argv)

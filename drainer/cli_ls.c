@@ -61,8 +61,10 @@ static void found_bad(const char *name, void *arg)
 	struct ent *e = add(arg);
 	if (!e)
 		return;
-	snprintf(e->id, sizeof e->id, "%.*s", FL_RING_ID_MAX, name);
-	snprintf(e->why, sizeof e->why, "shm object /%s does not end in a valid session id", name);
+	char safe[FL_RING_ID_MAX + 80];
+	fl_cli_printable(safe, sizeof safe, name); /* a hostile name must not reach a terminal raw */
+	snprintf(e->id, sizeof e->id, "%.*s", FL_RING_ID_MAX, safe);
+	snprintf(e->why, sizeof e->why, "shm object /%s does not end in a valid session id", safe);
 	e->state = "broken";
 }
 

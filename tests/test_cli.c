@@ -414,6 +414,11 @@ static void test_ls_json(void **state)
 	assert_true(fd >= 0);
 	assert_int_equal(ftruncate(fd, 65536), 0);
 	close(fd);
+	/* a name that is no session id, with terminal escapes and a non-UTF-8 byte in it */
+	snprintf(name, sizeof name, "/%sx\x1b[31m\xff", fl_ring_prefix());
+	fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL, 0600);
+	assert_true(fd >= 0);
+	close(fd);
 
 	assert_int_equal(run("ls", "--json", NULL), 0);
 	char path[1200];
@@ -423,7 +428,9 @@ static void test_ls_json(void **state)
 		      "import json,sys\n"
 		      "d=json.load(sys.stdin)\n"
 		      "s={x['id']:x for x in d['sessions']}\n"
-		      "assert len(s)==3, s\n"
+		      "assert len(s)==4, s\n"
+		      "x=[v for k,v in s.items() if k.endswith('x?[31m?')][0]\n"
+		      "assert x['state']=='broken' and 'valid session id' in x['reason'], x\n"
 		      "l=s['ls-live']\n"
 		      "assert l['state']=='live' and l['level']=='full' and l['events']==37 and l['drops']==0, l\n"
 		      "assert l['pid']>0 and l['lanes']==4 and 0<l['fill']<1 and l['queued_bytes']>0, l\n"
@@ -439,6 +446,7 @@ static void test_ls_json(void **state)
 	assert_non_null(strstr(out_buf, "SESSION"));
 	assert_non_null(strstr(out_buf, "ls-live"));
 	assert_non_null(strstr(out_buf, "broken"));
+	assert_null(strchr(out_buf, '\x1b'));
 	fl_session_close(s);
 }
 
