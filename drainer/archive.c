@@ -372,7 +372,7 @@ static int archive_matches(int dirfd, const char *lz4_name, int plain_fd)
 	return c.n == (uint64_t)st.st_size;
 }
 
-static int compress_fd(int in, int out, uint64_t size, uint64_t *out_bytes)
+static int compress_fd(int in, int out, uint64_t size, uint64_t *out_bytes, long pause_ms)
 {
 	LZ4F_preferences_t prefs;
 	archive_prefs(&prefs, size);
@@ -412,6 +412,12 @@ static int compress_fd(int in, int out, uint64_t size, uint64_t *out_bytes)
 		if ((rc = write_full(out, dst, w)) < 0)
 			goto done;
 		total += w;
+		if (pause_ms > 0) {
+			/* FUGUE_ARCHIVE_PAUSE_MS: tests hold the temp file half written to crash in the middle */
+			struct timespec ts = {pause_ms / 1000, (pause_ms % 1000) * 1000000L};
+			nanosleep(&ts, NULL);
+			pause_ms = 0;
+		}
 	}
 	if (seen != size) {
 		rc = -EAGAIN; /* the segment changed under us: it was not closed */
@@ -438,7 +444,7 @@ static int fsync_dir(int dirfd)
 	return fsync(dirfd) < 0 ? -errno : 0;
 }
 
-int fl_archive_segment(int dirfd, const char *plain, struct fl_archive_stats *st)
+static int archive_segment(int dirfd, const char *plain, struct fl_archive_stats *st, long pause_ms)
 {
 	char cls[16], lz4[FL_SEG_NAME_MAX], tmp[FL_SEG_NAME_MAX];
 	uint64_t n;
@@ -491,7 +497,7 @@ int fl_archive_segment(int dirfd, const char *plain, struct fl_archive_stats *st
 		rc = -errno;
 		goto out;
 	}
-	rc = compress_fd(in, out, (uint64_t)ps.st_size, &st->out_bytes);
+	rc = compress_fd(in, out, (uint64_t)ps.st_size, &st->out_bytes, pause_ms);
 	if (rc == 0) {
 		/* Keep the segment's mtime so age-based tools (find -mtime, ls -lt) see when its lines were written. */
 		struct timespec ts[2] = {ps.st_atim, ps.st_mtim};
@@ -519,6 +525,11 @@ drop_plain:
 out:
 	close(in);
 	return rc;
+}
+
+int fl_archive_segment(int dirfd, const char *plain, struct fl_archive_stats *st)
+{
+	return archive_segment(dirfd, plain, st, 0);
 }
 
 int fl_archive_recover(int dirfd, uint64_t skip_from, void (*todo)(const char *plain, void *arg), void *arg)
@@ -565,6 +576,7 @@ struct fl_archiver {
 	struct fl_archive_job *head, *tail;
 	unsigned pending; /* queued + running */
 	int stopping, finish;
+	long pause_ms; /* FUGUE_ARCHIVE_PAUSE_MS, read once at start */
 	fl_archive_done_fn done;
 	void *arg;
 };
@@ -585,7 +597,7 @@ static void *archiver_main(void *p)
 		pthread_mutex_unlock(&a->mu);
 
 		struct fl_archive_stats st;
-		int rc = fl_archive_segment(j->dirfd, j->name, &st);
+		int rc = archive_segment(j->dirfd, j->name, &st, a->pause_ms);
 		if (a->done)
 			a->done(a->arg, j->tag, j->name, rc, &st);
 		close(j->dirfd);
@@ -609,6 +621,8 @@ int fl_archiver_start(struct fl_archiver **out, fl_archive_done_fn done, void *a
 	pthread_cond_init(&a->idle, NULL);
 	a->done = done;
 	a->arg = arg;
+	const char *pause = getenv("FUGUE_ARCHIVE_PAUSE_MS");
+	a->pause_ms = pause ? strtol(pause, NULL, 10) : 0;
 	int rc = pthread_create(&a->thread, NULL, archiver_main, a);
 	if (rc) {
 		pthread_mutex_destroy(&a->mu);

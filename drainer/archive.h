@@ -106,7 +106,11 @@ struct fl_archiver;
 typedef void (*fl_archive_done_fn)(void *arg, uint64_t tag, const char *plain, int rc,
 				   const struct fl_archive_stats *st);
 
-/* Starts the compressor thread. done may be NULL. Returns 0 or -errno. */
+/*
+ * Starts the compressor thread. done may be NULL. For crash tests only, the
+ * environment variable FUGUE_ARCHIVE_PAUSE_MS makes each job sleep that long
+ * after writing the first piece of its temp archive. Returns 0 or -errno.
+ */
 int fl_archiver_start(struct fl_archiver **out, fl_archive_done_fn done, void *arg);
 
 /*

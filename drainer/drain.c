@@ -275,7 +275,10 @@ static int write_manifest(struct fl_dsess *s, int durable)
 		.nlevels = n,
 	};
 	(void)h;
-	int rc = fl_manifest_write(fl_sink_dirfd(s->sink), &m, durable);
+	char *segs = fl_sink_segments_json(s->sink); /* rotation (h6): the segment list */
+	m.extra = segs;
+	int rc = segs ? fl_manifest_write(fl_sink_dirfd(s->sink), &m, durable) : -ENOMEM;
+	free(segs);
 	if (rc == 0) {
 		s->manifest_dirty = 0;
 		s->manifest_at = now_ns(CLOCK_MONOTONIC);
@@ -666,6 +669,10 @@ static int batch(struct fl_drain_worker *w, struct fl_dsess *s, int *moved)
 			s->ck = before;
 			return rc;
 		}
+		/* rotation (h6): segments rotated in this batch are covered now and may be compressed */
+		fl_sink_committed(s->sink);
+		if (s->ck.sink.next_segment != before.sink.next_segment)
+			s->manifest_dirty = 1;
 	} else if (s->ck.quarantined != before.quarantined) {
 		rc = fl_ckpt_write(&s->ckf, &s->ck, 0);
 		if (rc < 0) {
@@ -733,6 +740,7 @@ static int finish(struct fl_drain_worker *w, struct fl_dsess *s, int *status)
 			s->ck = before;
 			return fail(s, rc, "cannot write the final checkpoint");
 		}
+		fl_sink_committed(s->sink);
 	}
 	rc = write_manifest(s, 1);
 	if (rc < 0)
@@ -820,6 +828,8 @@ int fl_drain_quiesce(struct fl_drain_worker *w, struct fl_dsess *s, const char *
 	if (rc == 0) {
 		fl_sink_get_state(s->sink, &s->ck.sink);
 		rc = fl_ckpt_write(&s->ckf, &s->ck, 1);
+		if (rc == 0)
+			fl_sink_committed(s->sink);
 	}
 	int mrc = write_manifest(s, 1);
 	return rc < 0 ? rc : mrc;

@@ -20,6 +20,7 @@
 
 #include "config.h"
 #include "drain.h"
+#include "housekeep.h"
 #include "guard.h"
 #include "registry.h"
 #include "rings.h"
@@ -233,6 +234,14 @@ int main(int argc, char **argv)
 	if (!foreground && daemonize(cfg.root) < 0)
 		return EXIT_FAIL;
 
+	/* compression and retention (h6); before the registry, so sinks rotate from their first line */
+	struct fl_housekeep *hk;
+	int hrc = fl_housekeep_start(&hk, &cfg);
+	if (hrc < 0) {
+		fl_drain_log("cannot start compression and retention: %s", strerror(-hrc));
+		return EXIT_FAIL;
+	}
+
 	struct fl_registry *reg;
 	struct fl_registry_opts ro = {.root = cfg.root, .prefix = cfg.shm_prefix, .workers = cfg.workers};
 	int rc = fl_registry_start(&reg, &ro);
@@ -261,6 +270,7 @@ int main(int argc, char **argv)
 			snprintf(next.shm_prefix, sizeof next.shm_prefix, "%s", cfg.shm_prefix);
 			next.workers = cfg.workers;
 			cfg = next;
+			fl_housekeep_reconfigure(hk, &cfg);
 			fl_drain_log("SIGHUP: config reloaded (%s)", cfg.path[0] ? cfg.path : "defaults");
 			continue;
 		}
@@ -269,6 +279,7 @@ int main(int argc, char **argv)
 		break;
 	}
 	rc = fl_registry_stop(reg);
+	fl_housekeep_stop(hk); /* after the workers: the archives queued by their last checkpoints are finished */
 	if (rc < 0)
 		fl_drain_log("stopped with an error: %s", strerror(-rc));
 	else

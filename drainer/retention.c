@@ -26,6 +26,7 @@ void fl_retention_policy_from_config(struct fl_retention_policy *p, const struct
 	p->retention_s = c->retention_s;
 	p->max_session_size = c->max_session_size;
 	p->max_total_size = c->max_total_size;
+	p->cleanup_on_exit = c->cleanup_on_exit;
 }
 
 const char *fl_retention_reason_name(enum fl_retention_reason r)
@@ -458,11 +459,18 @@ int fl_retention_run(int root_fd, const struct fl_retention_policy *p, int64_t n
 	closedir(d);
 	st->sessions = ns;
 
+	/* 0. cleanup_on_exit: an ended session is not kept at all. */
+	for (size_t i = 0; !rc && p->cleanup_on_exit && i < ns; i++)
+		if (!ss[i].live && !ss[i].pending)
+			remove_whole(root_fd, &ss[i], FL_RET_CLEANUP, h, st);
+
 	/* 1. Age. */
 	if (!rc && p->retention_s) {
 		int64_t cutoff = now_ns - (int64_t)p->retention_s * 1000000000ll;
 		for (size_t i = 0; i < ns; i++) {
 			struct sess *s = &ss[i];
+			if (s->gone)
+				continue;
 			if (!s->live && !s->pending && s->newest < cutoff) {
 				remove_whole(root_fd, s, FL_RET_ENDED, h, st);
 				continue;

@@ -10,6 +10,7 @@
 
 /*
  * Rules (docs/rotation.md), applied in this order by one pass:
+ *  0. cleanup_on_exit: every ended session goes whole;
  *  1. retention: an ended session whose newest line is older than retention_s
  *     is removed whole; in every other session, archived segments whose newest
  *     line is older go;
@@ -41,6 +42,7 @@ struct fl_retention_policy {
 	uint64_t retention_s;      /* 0 = keep forever */
 	uint64_t max_session_size; /* bytes; 0 = off */
 	uint64_t max_total_size;   /* bytes; 0 = off */
+	int cleanup_on_exit;       /* remove every ended session whole (once nothing waits for compression) */
 };
 
 void fl_retention_policy_from_config(struct fl_retention_policy *p, const struct fl_config *c);

@@ -3,14 +3,21 @@
 #define _GNU_SOURCE
 #include "sink.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "archive.h"
+#include "jsonl.h"
 
 #define SINK_BUF (256u * 1024) /* per class: one write() per this many bytes of lines */
 
@@ -24,7 +31,33 @@ struct fl_sink {
 	int dirfd;
 	struct fl_sink_state st;
 	struct sink_file f[FL_SINK_CLASSES];
+	int segfd;          /* .segments: one seg_rec per segment number (rotation) */
+	uint64_t *pending;  /* segment numbers rotated since the last checkpoint */
+	uint8_t *pend_cls;
+	size_t npending, pending_cap;
 };
+
+/*
+ * Rotation (h6). What each rotated segment held, at index n-1 of .segments: a
+ * record is written before its rotation's rename, so every segment on disk has
+ * one; records at or past the checkpoint's next_segment mean nothing (that
+ * rotation is undone on reopen and the record written again).
+ */
+struct seg_rec {
+	uint64_t n; /* 0: no record */
+	uint32_t cls;
+	uint32_t pad;
+	uint64_t lines, first_seq, last_seq;
+	int64_t first_ts, last_ts;
+	uint64_t size;
+};
+
+#define SEGMENTS_NAME ".segments"
+
+static const char *const cls_names[FL_SINK_CLASSES] = {"system", "user"};
+static _Atomic uint64_t rot_max;            /* max_file_size; 0 = no rotation */
+static pthread_mutex_t rot_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct fl_archiver *rot_arch;        /* under rot_mu */
 
 static const char *const names[FL_SINK_CLASSES] = {"system.jsonl", "user.jsonl"};
 
@@ -90,6 +123,68 @@ static int write_all(int fd, const char *p, size_t n)
 	return 0;
 }
 
+/*
+ * Puts the directory back to what the checkpoint describes (rotation, h6):
+ * every segment numbered from next on was rotated after it. Per class, the
+ * lowest of them is the file that was active at the checkpoint: the others go
+ * first (so a crash in here leaves the lowest in place for the next try), then
+ * it is renamed back over the active name, to be truncated by the caller.
+ */
+static int undo_rotations(int dirfd, uint64_t next)
+{
+	int dfd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+	if (!d) {
+		if (dfd >= 0)
+			close(dfd);
+		return -errno;
+	}
+	uint64_t low[FL_SINK_CLASSES] = {UINT64_MAX, UINT64_MAX};
+	int found = 0;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		char cls[16];
+		uint64_t n;
+		int kind = fl_seg_parse(e->d_name, cls, &n);
+		if (!kind || n < next)
+			continue;
+		found = 1;
+		for (int c = 0; c < FL_SINK_CLASSES; c++)
+			if (!strcmp(cls, cls_names[c]) && kind == FL_SEG_PLAIN && n < low[c])
+				low[c] = n;
+	}
+	if (!found) {
+		closedir(d);
+		return 0;
+	}
+	rewinddir(d);
+	int rc = 0;
+	while ((e = readdir(d))) {
+		char cls[16];
+		uint64_t n;
+		int kind = fl_seg_parse(e->d_name, cls, &n);
+		if (!kind || n < next)
+			continue;
+		int keep = 0;
+		for (int c = 0; c < FL_SINK_CLASSES; c++)
+			keep |= !strcmp(cls, cls_names[c]) && kind == FL_SEG_PLAIN && n == low[c];
+		if (!keep && unlinkat(dirfd, e->d_name, 0) < 0 && errno != ENOENT)
+			rc = -errno;
+	}
+	closedir(d);
+	if (rc < 0 || fsync(dirfd) < 0)
+		return rc < 0 ? rc : -errno;
+	for (int c = 0; c < FL_SINK_CLASSES; c++) {
+		char name[FL_SEG_NAME_MAX];
+		if (low[c] == UINT64_MAX)
+			continue;
+		fl_seg_name(name, sizeof name, cls_names[c], low[c], FL_SEG_PLAIN);
+		if (renameat(dirfd, name, dirfd, names[c]) < 0)
+			return -errno;
+	}
+	return fsync(dirfd) < 0 ? -errno : 0;
+}
+
 int fl_sink_open(struct fl_sink **out, int root_fd, const char *id, const struct fl_sink_state *resume,
 		 char *why, size_t whylen)
 {
@@ -112,11 +207,21 @@ int fl_sink_open(struct fl_sink **out, int root_fd, const char *id, const struct
 		return -ENOMEM;
 	}
 	s->dirfd = dirfd;
+	s->segfd = -1;
 	if (resume)
 		s->st = *resume;
 	for (int c = 0; c < FL_SINK_CLASSES; c++)
 		s->f[c].fd = -1;
-	int rc = 0;
+	int rc = undo_rotations(dirfd, s->st.next_segment ? s->st.next_segment : 1);
+	if (rc < 0) {
+		say(why, whylen, "cannot undo the rotations after the checkpoint in %s: %s", id, strerror(-rc));
+	} else {
+		s->segfd = openat(dirfd, SEGMENTS_NAME, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (s->segfd < 0) {
+			rc = -errno;
+			say(why, whylen, "cannot open %s/" SEGMENTS_NAME ": %s", id, strerror(-rc));
+		}
+	}
 	for (int c = 0; c < FL_SINK_CLASSES && !rc; c++) {
 		struct sink_file *f = &s->f[c];
 		f->buf = malloc(SINK_BUF);
@@ -165,9 +270,147 @@ static int flush_one(struct fl_sink *s, int c)
 	return rc;
 }
 
+/* Closes the active file of cls as the next segment and opens a new one; see fl_sink_set_rotation. */
+static int rotate(struct fl_sink *s, int cls)
+{
+	struct sink_file *f = &s->f[cls];
+	struct fl_sink_state *st = &s->st;
+	int rc = flush_one(s, cls);
+	if (rc < 0)
+		return rc;
+	if (fdatasync(f->fd) < 0)
+		return -errno;
+	if (s->npending == s->pending_cap) {
+		size_t nc = s->pending_cap ? s->pending_cap * 2 : 8;
+		uint64_t *np = realloc(s->pending, nc * sizeof *np);
+		if (!np)
+			return -ENOMEM;
+		s->pending = np;
+		uint8_t *nk = realloc(s->pend_cls, nc);
+		if (!nk)
+			return -ENOMEM;
+		s->pend_cls = nk;
+		s->pending_cap = nc;
+	}
+	uint64_t n = st->next_segment ? st->next_segment : 1;
+	char name[FL_SEG_NAME_MAX];
+	fl_seg_name(name, sizeof name, cls_names[cls], n, FL_SEG_PLAIN);
+	struct seg_rec r = {.n = n, .cls = (uint32_t)cls, .lines = st->lines[cls], .first_seq = st->first_seq[cls],
+			    .last_seq = st->last_seq[cls], .first_ts = st->first_ts[cls], .last_ts = st->last_ts[cls],
+			    .size = st->size[cls]};
+	if (pwrite(s->segfd, &r, sizeof r, (off_t)((n - 1) * sizeof r)) != (ssize_t)sizeof r)
+		return -EIO;
+	if (renameat(s->dirfd, names[cls], s->dirfd, name) < 0)
+		return -errno;
+	/* the name was just renamed away; from here a failure is undone by the reopen */
+	int nfd = openat(s->dirfd, names[cls], O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (nfd < 0)
+		return -errno;
+	close(f->fd);
+	f->fd = nfd;
+	if (fsync(s->dirfd) < 0)
+		return -errno;
+	st->next_segment = n + 1;
+	st->segments[cls]++;
+	st->size[cls] = st->lines[cls] = st->first_seq[cls] = st->last_seq[cls] = 0;
+	st->first_ts[cls] = st->last_ts[cls] = 0;
+	s->pending[s->npending] = n;
+	s->pend_cls[s->npending++] = (uint8_t)cls;
+	return 0;
+}
+
+void fl_sink_set_rotation(uint64_t max_file_size, struct fl_archiver *arch)
+{
+	pthread_mutex_lock(&rot_mu);
+	atomic_store_explicit(&rot_max, max_file_size, memory_order_relaxed);
+	rot_arch = arch;
+	pthread_mutex_unlock(&rot_mu);
+}
+
+void fl_sink_get_rotation(uint64_t *max_file_size, struct fl_archiver **arch)
+{
+	pthread_mutex_lock(&rot_mu);
+	if (max_file_size)
+		*max_file_size = atomic_load_explicit(&rot_max, memory_order_relaxed);
+	if (arch)
+		*arch = rot_arch;
+	pthread_mutex_unlock(&rot_mu);
+}
+
+void fl_sink_committed(struct fl_sink *s)
+{
+	if (!s->npending)
+		return;
+	/* held across the enqueue so fugue-logd cannot stop the archiver under us */
+	pthread_mutex_lock(&rot_mu);
+	for (size_t i = 0; rot_arch && i < s->npending; i++) {
+		char name[FL_SEG_NAME_MAX];
+		fl_seg_name(name, sizeof name, cls_names[s->pend_cls[i]], s->pending[i], FL_SEG_PLAIN);
+		fl_archiver_enqueue(rot_arch, s->dirfd, name, s->pending[i]);
+	}
+	pthread_mutex_unlock(&rot_mu);
+	s->npending = 0; /* without an archiver they stay plain; the next fugue-logd start queues them */
+}
+
+char *fl_sink_segments_json(const struct fl_sink *s)
+{
+	struct fl_jbuf b = {0};
+	struct fl_tsfmt tc = {0};
+	uint64_t next = s->st.next_segment ? s->st.next_segment : 1;
+	int rc = fl_jbuf_reserve(&b, 64);
+	if (rc == 0)
+		b.len = (size_t)sprintf(b.p, "\"segments\":[");
+	int first = 1;
+	for (uint64_t n = 1; n < next && rc == 0; n++) {
+		struct seg_rec r;
+		if (pread(s->segfd, &r, sizeof r, (off_t)((n - 1) * sizeof r)) != (ssize_t)sizeof r || r.n != n ||
+		    r.cls >= FL_SINK_CLASSES)
+			continue;
+		char plain[FL_SEG_NAME_MAX], lz4[FL_SEG_NAME_MAX], t1[32], t2[32];
+		fl_seg_name(plain, sizeof plain, cls_names[r.cls], n, FL_SEG_PLAIN);
+		fl_seg_name(lz4, sizeof lz4, cls_names[r.cls], n, FL_SEG_LZ4);
+		struct stat ps, ls;
+		int have_plain = fstatat(s->dirfd, plain, &ps, AT_SYMLINK_NOFOLLOW) == 0;
+		int have_lz4 = fstatat(s->dirfd, lz4, &ls, AT_SYMLINK_NOFOLLOW) == 0;
+		if (!have_plain && !have_lz4)
+			continue; /* removed by retention */
+		fl_jsonl_time(&tc, (uint64_t)(r.first_ts > 0 ? r.first_ts : 0), t1);
+		fl_jsonl_time(&tc, (uint64_t)(r.last_ts > 0 ? r.last_ts : 0), t2);
+		char comp[24] = "null";
+		if (!have_plain)
+			snprintf(comp, sizeof comp, "%lld", (long long)ls.st_size);
+		rc = fl_jbuf_reserve(&b, 512);
+		if (rc < 0)
+			break;
+		b.len += (size_t)snprintf(
+			b.p + b.len, 512,
+			"%s{\"n\":%" PRIu64 ",\"class\":\"%s\",\"file\":\"%s\",\"state\":\"%s\",\"lines\":%" PRIu64
+			",\"first_seq\":%" PRIu64 ",\"last_seq\":%" PRIu64 ",\"first_ts\":\"%s\",\"first_ts_ns\":%" PRId64
+			",\"last_ts\":\"%s\",\"last_ts_ns\":%" PRId64 ",\"size\":%" PRIu64 ",\"compressed\":%s}",
+			first ? "" : ",", n, cls_names[r.cls], have_plain ? plain : lz4, have_plain ? "closed" : "archived",
+			r.lines, r.first_seq, r.last_seq, t1, r.first_ts, t2, r.last_ts, r.size, comp);
+		first = 0;
+	}
+	if (rc == 0)
+		rc = fl_jbuf_reserve(&b, 2);
+	if (rc < 0) {
+		fl_jbuf_free(&b);
+		return NULL;
+	}
+	b.p[b.len++] = ']';
+	b.p[b.len] = 0;
+	return b.p;
+}
+
 int fl_sink_append(struct fl_sink *s, int cls, const char *line, size_t len, uint64_t seq, int64_t ts_ns)
 {
 	struct sink_file *f = &s->f[cls];
+	uint64_t max = atomic_load_explicit(&rot_max, memory_order_relaxed);
+	if (max && s->st.size[cls] && s->st.size[cls] + len > max) {
+		int rc = rotate(s, cls);
+		if (rc < 0)
+			return rc;
+	}
 	if (len > SINK_BUF - f->used) {
 		int rc = flush_one(s, cls);
 		if (rc < 0)
@@ -235,6 +478,10 @@ void fl_sink_close(struct fl_sink *s)
 			close(s->f[c].fd);
 		free(s->f[c].buf);
 	}
+	if (s->segfd >= 0)
+		close(s->segfd);
+	free(s->pending);
+	free(s->pend_cls);
 	close(s->dirfd);
 	free(s);
 }

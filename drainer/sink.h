@@ -34,7 +34,8 @@ struct fl_sink_state {
 	int64_t last_ts[FL_SINK_CLASSES];
 	uint64_t segments[FL_SINK_CLASSES];  /* rotated segments so far (rotation) */
 	uint64_t total_bytes;                /* bytes ever appended, over all classes and segments */
-	uint64_t reserved[7];                /* for rotation and retention; zero */
+	uint64_t next_segment;               /* number of the next rotated segment, shared by both classes; 0 = 1 */
+	uint64_t reserved[6];                /* zero */
 };
 
 struct fl_sink;
@@ -73,6 +74,38 @@ int fl_sink_dirfd(const struct fl_sink *s);
 
 /* Flushes (best effort), closes the files and the directory, frees s. NULL is fine. */
 void fl_sink_close(struct fl_sink *s);
+
+/* ---- Rotation (h6, docs/rotation.md) ---- */
+
+struct fl_archiver;
+
+/*
+ * Sets rotation for every sink, open or opened later (fugue-logd at start and
+ * on SIGHUP; any thread): a class's active file is rotated when a line would
+ * take it past max_file_size bytes (0 = never) — flushed, fdatasync'ed,
+ * renamed to <class>.<NNNNNN>.jsonl, a new active file created, the directory
+ * fsync'ed. Rotated segments are queued on arch (NULL: they stay plain) once a
+ * checkpoint covers them, see fl_sink_committed. Default: 0, NULL.
+ */
+void fl_sink_set_rotation(uint64_t max_file_size, struct fl_archiver *arch);
+void fl_sink_get_rotation(uint64_t *max_file_size, struct fl_archiver **arch);
+
+/*
+ * Call right after a checkpoint holding fl_sink_get_state's state is written:
+ * the segments rotated before it are queued for compression. Before that they
+ * must not be touched: a crash before the checkpoint makes fl_sink_open undo
+ * their rotation (the lowest uncheckpointed segment of a class is renamed back
+ * to the active name and truncated to the checkpointed size; later ones go).
+ */
+void fl_sink_committed(struct fl_sink *s);
+
+/*
+ * The session.json member listing the segments that still exist:
+ * "segments":[{"n","class","file","state":"archived"|"closed","lines",
+ * "first_seq","last_seq","first_ts(_ns)","last_ts(_ns)","size","compressed"}].
+ * Returns a malloc'ed string (free it) or NULL when out of memory.
+ */
+char *fl_sink_segments_json(const struct fl_sink *s);
 
 /*
  * Opens (creating 0700 with parents) the log root as a directory fd. Returns the

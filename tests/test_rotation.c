@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "fl_test.h"
+#include "fl_itest.h"
 #include "archive.h"
 
 /* A fresh directory under the test's scratch dir; returns an O_DIRECTORY fd and its path. */
@@ -411,6 +412,335 @@ static void test_cat_time_range(void **state)
 	close(d);
 }
 
+/* ---- with the real fugue-logd ---------------------------------------------------------- */
+
+/* The drainer of the running case, killed by the teardown when an assertion ends the case early. */
+static struct fl_itd g_drainer;
+
+static int kill_drainer(void **state)
+{
+	(void)state;
+	fl_it_drainer_kill(&g_drainer);
+	fl_it_shm_cleanup();
+	return 0;
+}
+
+/* Writes FL_TEST_TMP/name with text and returns its path (static buffer per call site is the caller's). */
+static const char *conf_file(char *path, size_t len, const char *name, const char *text)
+{
+	snprintf(path, len, "%s/%s", fl_test_tmp(), name);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	assert_int_equal(fclose(f), 0);
+	return path;
+}
+
+/* The "admitted" of fugue-log emit's JSON summary in file out. */
+static long emit_admitted(const char *out)
+{
+	char *b = fl_it_read_file(out, NULL);
+	assert_non_null(b);
+	const char *p = strstr(b, "\"admitted\":");
+	assert_non_null(p);
+	long n = strtol(p + 11, NULL, 10);
+	free(b);
+	return n;
+}
+
+/* Runs tests/check_rotation.py on dir with args (NULL-terminated); returns its exit code, 77 without python3. */
+static int check_rotation(const char *dir, const char *const *args)
+{
+	char script[1024], out[1100];
+	fl_it_source_path(script, sizeof script, "tests/check_rotation.py");
+	snprintf(out, sizeof out, "%s/check_rotation.json", fl_test_tmp());
+	const char *argv[32] = {"python3", script, dir};
+	int n = 3;
+	for (int i = 0; args && args[i] && n < 31; i++)
+		argv[n++] = args[i];
+	argv[n] = NULL;
+	int rc = fl_it_run(argv, out);
+	char *b = fl_it_read_file(out, NULL);
+	fprintf(stderr, "check_rotation %s: %s", dir, b ? b : "(no output)\n");
+	free(b);
+	return rc == 127 ? 77 : rc;
+}
+
+/* fugue-log cat of session id into FL_TEST_TMP/cat.out; returns the exit code. */
+static int cat_session(const char *root, const char *id, char *out, size_t len)
+{
+	char bin[1024];
+	fl_it_build_path(bin, sizeof bin, "drainer/fugue-log");
+	snprintf(out, len, "%s/cat.out", fl_test_tmp());
+	const char *argv[] = {bin, "--root", root, "cat", id, NULL};
+	return fl_it_run(argv, out);
+}
+
+/*
+ * Rotation every 8 KiB under a producer at full speed (no blocking: drops are
+ * allowed and reported): every admitted event is on disk exactly once across
+ * the archives and the active files, every archive passes lz4 -t, session.json
+ * lists each segment with the right ranges and sizes, and cat prints exactly
+ * every line in seq order.
+ */
+static void test_rotation_full_speed(void **state)
+{
+	(void)state;
+	char root[1100], conf[1100], out[1100], bin[1024], dir[1200], count[32], catout[1100];
+	snprintf(root, sizeof root, "%s/root", fl_test_tmp());
+	fl_it_rmtree(root);
+	conf_file(conf, sizeof conf, "rot.conf", "max_file_size = 8K\n");
+	struct fl_itd *dp = &g_drainer;
+	const char *extra[] = {"--config", conf, NULL};
+	fl_it_drainer_start(dp, root, extra);
+	fl_it_build_path(bin, sizeof bin, "drainer/fugue-log");
+	snprintf(count, sizeof count, "%ld", fl_it_scale(30000, 5));
+	snprintf(out, sizeof out, "%s/emit.json", fl_test_tmp());
+	const char *emit[] = {bin, "--root", root, "emit", "--event", "all", "--count", count, "--level", "full",
+			      "--session-id", "rot", "--lane-size", "256K", NULL};
+	assert_int_equal(fl_it_run(emit, out), 0);
+	long admitted = emit_admitted(out);
+	assert_true(admitted > 1000);
+	assert_true(fl_it_wait_state(root, "rot", "ended", 120));
+	assert_int_equal(fl_it_drainer_stop(dp), 0);
+	fl_it_shm_cleanup();
+
+	assert_int_equal(cat_session(root, "rot", catout, sizeof catout), 0);
+	snprintf(dir, sizeof dir, "%s/rot", root);
+	char adm[32];
+	snprintf(adm, sizeof adm, "%ld", admitted);
+	const char *args[] = {"--admitted", adm, "--min-segments", "20", "--settled", "--cat", catout, NULL};
+	int rc = check_rotation(dir, args);
+	if (rc == 77)
+		skip();
+	assert_int_equal(rc, 0);
+}
+
+static int has_tmp(void *arg)
+{
+	DIR *dd = opendir((const char *)arg);
+	if (!dd)
+		return 0;
+	struct dirent *e;
+	int found = 0;
+	while ((e = readdir(dd)) && !found) {
+		size_t n = strlen(e->d_name);
+		found = n > 4 && !strcmp(e->d_name + n - 4, ".tmp") && strstr(e->d_name, ".jsonl.lz4");
+	}
+	closedir(dd);
+	return found;
+}
+
+/*
+ * The drainer SIGKILLed while it compresses (FUGUE_ARCHIVE_PAUSE_MS holds each
+ * temp archive half written, so every kill lands inside a compression), five
+ * times, while a blocking producer keeps writing; then a clean run: every
+ * segment is archived exactly once, no temp file is left, no line is lost or
+ * repeated, and cat prints each line once.
+ */
+static void test_sigkill_during_compression(void **state)
+{
+	(void)state;
+	char root[1100], conf[1100], out[1100], bin[1024], dir[1200], count[32], catout[1100];
+	snprintf(root, sizeof root, "%s/root", fl_test_tmp());
+	fl_it_rmtree(root);
+	snprintf(dir, sizeof dir, "%s/kill", root);
+	conf_file(conf, sizeof conf, "kill.conf", "max_file_size = 32K\n");
+	const char *extra[] = {"--config", conf, NULL};
+	fl_it_build_path(bin, sizeof bin, "drainer/fugue-log");
+	snprintf(count, sizeof count, "%ld", fl_it_scale(40000, 4));
+	snprintf(out, sizeof out, "%s/emit.json", fl_test_tmp());
+
+	/* the producer blocks while the drainer is down, so nothing is dropped */
+	pid_t prod = fork();
+	assert_true(prod >= 0);
+	if (prod == 0) {
+		const char *emit[] = {bin, "--root", root, "emit", "--event", "transcript", "--size", "200",
+				      "--count", count, "--level", "full", "--session-id", "kill", "--block",
+				      "--lane-size", "64K", NULL};
+		_exit(fl_it_run(emit, out));
+	}
+	struct fl_itd *dp = &g_drainer;
+	int kills = 0;
+	setenv("FUGUE_ARCHIVE_PAUSE_MS", "400", 1);
+	for (int round = 0; round < 5; round++) {
+		fl_it_drainer_start(dp, root, extra);
+		if (!fl_it_wait(has_tmp, dir, 60)) {
+			fl_it_drainer_kill(dp);
+			break;
+		}
+		fl_it_drainer_kill(dp);
+		kills += has_tmp(dir); /* the half-written archive is still there after the kill */
+	}
+	unsetenv("FUGUE_ARCHIVE_PAUSE_MS");
+	assert_int_equal(kills, 5);
+
+	fl_it_drainer_start(dp, root, extra);
+	int st;
+	assert_int_equal(waitpid(prod, &st, 0), prod);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	long admitted = emit_admitted(out);
+	assert_int_equal(admitted, fl_it_scale(40000, 4));
+	assert_true(fl_it_wait_state(root, "kill", "ended", 120));
+	assert_int_equal(fl_it_drainer_stop(dp), 0);
+	fl_it_shm_cleanup();
+
+	assert_int_equal(cat_session(root, "kill", catout, sizeof catout), 0);
+	char adm[32];
+	snprintf(adm, sizeof adm, "%ld", admitted);
+	const char *args[] = {"--admitted", adm, "--min-segments", "10", "--settled", "--cat", catout, NULL};
+	int rc = check_rotation(dir, args);
+	if (rc == 77)
+		skip();
+	assert_int_equal(rc, 0);
+}
+
+/* Sum of the sizes of the regular files in dir, and whether a closed plain segment is among them. */
+static long dir_bytes(const char *dir, int *plain_segments)
+{
+	DIR *dd = opendir(dir);
+	if (!dd)
+		return -1;
+	long total = 0;
+	*plain_segments = 0;
+	struct dirent *e;
+	while ((e = readdir(dd))) {
+		char p[1400], cls[16];
+		uint64_t n;
+		struct stat sb;
+		snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+		if (lstat(p, &sb) == 0 && S_ISREG(sb.st_mode))
+			total += (long)sb.st_size;
+		if (fl_seg_parse(e->d_name, cls, &n) == FL_SEG_PLAIN)
+			*plain_segments = 1;
+	}
+	closedir(dd);
+	return total;
+}
+
+struct cap_wait {
+	const char *dir;
+	long cap;
+};
+
+static int under_cap(void *arg)
+{
+	struct cap_wait *c = arg;
+	int plain;
+	long b = dir_bytes(c->dir, &plain);
+	return b >= 0 && b <= c->cap && !plain;
+}
+
+/*
+ * fugue-logd applies retention by itself (on its timer and after each
+ * archive): max_session_size 160K with 16K segments; once the session ended the
+ * directory shrinks under the cap, the oldest segments went first (the
+ * survivors are the newest numbers), and every removal is a retention line in
+ * @fugue-logd.jsonl naming a file that is gone.
+ */
+static void test_daemon_retention(void **state)
+{
+	(void)state;
+	char root[1100], conf[1100], out[1100], bin[1024], dir[1200], cmd[4096];
+	snprintf(root, sizeof root, "%s/root", fl_test_tmp());
+	fl_it_rmtree(root);
+	snprintf(dir, sizeof dir, "%s/ret", root);
+	conf_file(conf, sizeof conf, "ret.conf", "max_file_size = 16K\nmax_session_size = 160K\n");
+	const char *extra[] = {"--config", conf, NULL};
+	setenv("FUGUE_GC_INTERVAL", "1s", 1);
+	struct fl_itd *dp = &g_drainer;
+	fl_it_drainer_start(dp, root, extra);
+	unsetenv("FUGUE_GC_INTERVAL");
+	fl_it_build_path(bin, sizeof bin, "drainer/fugue-log");
+	snprintf(out, sizeof out, "%s/emit.json", fl_test_tmp());
+	const char *emit[] = {bin, "--root", root, "emit", "--event", "all", "--count", "8000", "--level", "full",
+			      "--session-id", "ret", "--block", NULL};
+	assert_int_equal(fl_it_run(emit, out), 0);
+	assert_true(fl_it_wait_state(root, "ret", "ended", 120));
+	struct cap_wait cw = {dir, 160 * 1024};
+	assert_true(fl_it_wait(under_cap, &cw, 60));
+	assert_int_equal(fl_it_drainer_stop(dp), 0);
+	fl_it_shm_cleanup();
+	snprintf(cmd, sizeof cmd,
+		 "python3 - '%s' <<'EOF'\n"
+		 "import json,os,re,sys\n"
+		 "root=sys.argv[1]; d=os.path.join(root,'ret')\n"
+		 "log=[json.loads(l) for l in open(os.path.join(root,'@fugue-logd.jsonl'))]\n"
+		 "gone=[o['data']['file'] for o in log if o['session']=='ret']\n"
+		 "assert gone and all(o['data']['reason']=='max_session_size' and o['data']['by']=='fugue-logd' "
+		 "and o['event']=='retention' and o['class']=='system' for o in log), log[:3]\n"
+		 "assert [o['seq'] for o in log]==list(range(1,len(log)+1))\n"
+		 "assert not any(os.path.exists(os.path.join(d,f)) for f in gone)\n"
+		 "num=lambda f:int(f.split('.')[1])\n"
+		 "left=[f for f in os.listdir(d) if re.match(r'^[a-z]+\\.\\d{6}\\.jsonl\\.lz4$',f)]\n"
+		 "assert left and min(num(f) for f in left) > max(num(f) for f in gone), (sorted(left)[:3], gone[-3:])\n"
+		 "assert all(f.endswith('.lz4') for f in gone)\n"
+		 "EOF",
+		 root);
+	assert_int_equal(system(cmd), 0);
+}
+
+static int dir_gone(void *arg)
+{
+	struct stat sb;
+	return stat((const char *)arg, &sb) < 0 && errno == ENOENT;
+}
+
+static int dir_exists(void *arg)
+{
+	struct stat sb;
+	return stat((const char *)arg, &sb) == 0;
+}
+
+/* cleanup_on_exit: a session's directory goes once it ended (and its archives are done), recorded in the log. */
+static void test_cleanup_on_exit(void **state)
+{
+	(void)state;
+	char root[1100], conf[1100], out[1100], bin[1024], dir[1200], other[1200];
+	snprintf(root, sizeof root, "%s/root", fl_test_tmp());
+	fl_it_rmtree(root);
+	snprintf(dir, sizeof dir, "%s/bye", root);
+	snprintf(other, sizeof other, "%s/stays", root);
+	conf_file(conf, sizeof conf, "bye.conf", "max_file_size = 4K\ncleanup_on_exit = yes\n");
+	const char *extra[] = {"--config", conf, NULL};
+	setenv("FUGUE_GC_INTERVAL", "1s", 1);
+	struct fl_itd *dp = &g_drainer;
+	fl_it_drainer_start(dp, root, extra);
+	unsetenv("FUGUE_GC_INTERVAL");
+	fl_it_build_path(bin, sizeof bin, "drainer/fugue-log");
+	snprintf(out, sizeof out, "%s/emit.json", fl_test_tmp());
+	const char *emit[] = {bin, "--root", root, "emit", "--event", "all", "--count", "2000", "--level", "full",
+			      "--session-id", "bye", "--block", NULL};
+	assert_int_equal(fl_it_run(emit, out), 0);
+	assert_true(fl_it_wait(dir_gone, dir, 60));
+	/* a session that is still open is not touched: its ring is in shm */
+	const char *emit2[] = {bin, "--root", root, "emit", "--event", "spawn", "--duration", "6", "--rate", "50",
+			       "--level", "full", "--session-id", "stays", NULL};
+	pid_t p = fork();
+	assert_true(p >= 0);
+	if (p == 0)
+		_exit(fl_it_run(emit2, NULL));
+	assert_true(fl_it_wait(dir_exists, other, 30));
+	fl_it_sleep_ms(1500); /* a gc pass or more while it is live */
+	struct stat sb;
+	int st, still_running = waitpid(p, &st, WNOHANG) == 0;
+	if (still_running) /* (on a very slow machine the session may have ended already: then it may go) */
+		assert_int_equal(stat(other, &sb), 0);
+	if (still_running)
+		assert_int_equal(waitpid(p, &st, 0), p);
+	assert_true(fl_it_wait(dir_gone, other, 60));
+	assert_int_equal(fl_it_drainer_stop(dp), 0);
+	fl_it_shm_cleanup();
+	char log[1200];
+	snprintf(log, sizeof log, "%s/@fugue-logd.jsonl", root);
+	char *b = fl_it_read_file(log, NULL);
+	assert_non_null(b);
+	assert_non_null(strstr(b, "\"session\":\"bye\",\"class\":\"system\",\"event\":\"retention\""));
+	assert_non_null(strstr(b, "\"scope\":\"session\",\"file\":null,\"reason\":\"cleanup_on_exit\""));
+	assert_non_null(strstr(b, "\"session\":\"stays\""));
+	free(b);
+}
+
 static const struct CMUnitTest tests[] = {
 	cmocka_unit_test(test_segment_names),
 	cmocka_unit_test(test_archive_roundtrip),
@@ -418,6 +748,10 @@ static const struct CMUnitTest tests[] = {
 	cmocka_unit_test(test_archiver_thread),
 	cmocka_unit_test(test_archive_sigkill),
 	cmocka_unit_test(test_cat_time_range),
+	cmocka_unit_test_teardown(test_rotation_full_speed, kill_drainer),
+	cmocka_unit_test_teardown(test_sigkill_during_compression, kill_drainer),
+	cmocka_unit_test_teardown(test_daemon_retention, kill_drainer),
+	cmocka_unit_test_teardown(test_cleanup_on_exit, kill_drainer),
 };
 
 FL_TEST_MAIN("rotation", tests)
