@@ -121,7 +121,8 @@ static int setup(void **state)
 	return 0;
 }
 
-static pid_t child = -1; /* a follower still running when an assertion fails */
+static pid_t child = -1;           /* a follower still running when an assertion fails */
+static struct fl_itd *drainer_up; /* a drainer still running when an assertion fails */
 
 static int teardown(void **state)
 {
@@ -130,6 +131,10 @@ static int teardown(void **state)
 		kill(child, SIGKILL);
 		waitpid(child, NULL, 0);
 		child = -1;
+	}
+	if (drainer_up) {
+		fl_it_drainer_kill(drainer_up);
+		drainer_up = NULL;
 	}
 	shm_cleanup();
 	return 0;
@@ -805,6 +810,7 @@ static void test_cat_real_drainer(void **state)
 	const char *extra[] = {"--config", conf, NULL};
 	struct fl_itd d;
 	fl_it_drainer_start(&d, droot, extra);
+	drainer_up = &d;
 
 	/* 300 events of all ten kinds at full: 120 user, 180 system */
 	assert_int_equal(run("emit", "--event", "all", "--count", "300", "--level", "full", "--session-id", "real",
@@ -834,6 +840,7 @@ static void test_cat_real_drainer(void **state)
 		n += *c == '\n';
 	assert_int_equal(n, 120);
 	assert_null(strstr(out_buf, "\"class\":\"system\""));
+	drainer_up = NULL;
 	assert_int_equal(fl_it_drainer_stop(&d), 0);
 }
 
@@ -848,6 +855,7 @@ static void test_cat_follow_real_drainer(void **state)
 	const char *extra[] = {"--config", conf, NULL};
 	struct fl_itd d;
 	fl_it_drainer_start(&d, droot, extra);
+	drainer_up = &d;
 
 	/* a paced session; the follower starts while it runs and ends with it */
 	char emit_out[1200];
@@ -899,6 +907,7 @@ static void test_cat_follow_real_drainer(void **state)
 	assert_int_equal(WEXITSTATUS(st), 0);
 	slurp(outp, out_buf, sizeof out_buf);
 	check_merged(200, NULL);
+	drainer_up = NULL;
 	assert_int_equal(fl_it_drainer_stop(&d), 0);
 }
 
