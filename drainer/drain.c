@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "checkpoint.h"
+#include "clock.h"
 #include "fuguelog.h"
 #include "jsonl.h"
 #include "manifest.h"
@@ -146,10 +147,12 @@ struct fl_drain_worker {
 	uint64_t tails[FL_RING_MAX_LANES];
 	struct fl_jbuf line;
 	struct fl_tsfmt tc;
+	struct fl_clock_cal cal; /* TSC rings: this worker's calibration (clock.h) */
 };
 
 struct fl_dsess {
 	struct fl_ring *ring;
+	struct fl_clock_sess clk; /* the ring's clock, read once at attach */
 	char id[FL_RING_ID_MAX + 1];
 	char shm_name[128];
 	int open;
@@ -201,6 +204,7 @@ int fl_dsess_new(struct fl_dsess **out, struct fl_ring *ring, const char *id, co
 	if (!s)
 		return -ENOMEM;
 	s->ring = ring;
+	fl_clock_sess_init(&s->clk, ring->hdr);
 	snprintf(s->id, sizeof s->id, "%s", id);
 	snprintf(s->shm_name, sizeof s->shm_name, "%s", shm_name);
 	s->ckf.fd = -1;
@@ -579,7 +583,10 @@ static int batch(struct fl_drain_worker *w, struct fl_dsess *s, int *moved)
 		uint64_t sseq, shead, sdrops;
 		fl_lane_snapshot(r, l, &sseq, &shead, &sdrops);
 		uint64_t next_tail;
-		int n = fl_lane_peek(r, l, w->recs, BATCH, &next_tail, why, sizeof why);
+		/* a clock it cannot convert quarantines the lanes: ticks are never printed as times */
+		int n = fl_clock_check(&w->cal, &s->clk, why, sizeof why);
+		if (n == 0)
+			n = fl_lane_peek(r, l, w->recs, BATCH, &next_tail, why, sizeof why);
 		if (n < 0) {
 			/* a corrupt lane is never read again; the others go on */
 			s->ck.quarantined |= 1ull << l;
@@ -614,6 +621,8 @@ static int batch(struct fl_drain_worker *w, struct fl_dsess *s, int *moved)
 			memcpy(w->scratch, rec->data, rec->len);
 			Fugue__Event *ev = fugue__event__unpack(&w->alloc, rec->len, w->scratch);
 			int ok = ev && kind_of(ev) >= FL_KIND_SPAWN && kind_of(ev) <= FL_KIND_INPUT;
+			if (ok)
+				ev->ts_ns = fl_clock_convert(&w->cal, &s->clk, l, ev->ts_ns);
 			int64_t ts = ok ? (int64_t)(ev->ts_ns > (uint64_t)INT64_MAX ? (uint64_t)INT64_MAX : ev->ts_ns)
 					: last_ts;
 			if (rec->seq > *next && push_dropped(w, s, ts, l, rec->seq - *next) < 0)

@@ -51,6 +51,14 @@ enum fl_class { FL_CLASS_SYSTEM = 0, FL_CLASS_USER = 1 };
 /* What a full lane does: drop the record and count it (default), or wait for room. */
 enum fl_full_policy { FL_FULL_DROP = 0, FL_FULL_BLOCK = 1 };
 
+/*
+ * What stamps each event. AUTO: the TSC when the CPU has constant_tsc and
+ * nonstop_tsc (one unfenced rdtsc, converted to CLOCK_REALTIME by the drainer),
+ * else clock_gettime(CLOCK_REALTIME). TSC without those flags falls back to
+ * REALTIME. $FUGUE_CLOCK (auto, realtime, tsc) overrides the option.
+ */
+enum fl_clock { FL_CLOCK_AUTO = 0, FL_CLOCK_REALTIME = 1, FL_CLOCK_TSC = 2 };
+
 /* Session options; {0} is a sane default for every field. */
 struct fl_session_opts {
 	const char *id;         /* NULL: a new UUIDv7; else [A-Za-z0-9._-]{1,64} */
@@ -62,6 +70,7 @@ struct fl_session_opts {
 	uint64_t block_timeout_ns; /* FL_FULL_BLOCK: 0 waits forever, else drops after this */
 	const char *shm_prefix; /* NULL: $FUGUE_SHM_PREFIX, else "fugue-" */
 	const char *config_path; /* NULL: $HOME/.fugue/logging.conf */
+	int clock;              /* enum fl_clock; 0: AUTO */
 };
 
 /* Counters of one session, summed over its lanes. */
@@ -71,6 +80,7 @@ struct fl_stats {
 	uint64_t dropped;  /* lost to a full lane or refused as too large */
 	uint32_t lanes;
 	uint64_t lane_size;
+	int clock; /* FL_CLOCK_REALTIME or FL_CLOCK_TSC: the one in force */
 };
 
 typedef struct fl_session fl_session;

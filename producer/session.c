@@ -43,6 +43,7 @@ struct fl_session {
 	uint32_t pid;
 	uint32_t max_record;
 	int block;
+	int tsc; /* events carry raw TSC ticks (ring clock FL_RING_CLOCK_TSC) */
 	uint64_t block_timeout_ns;
 	struct fl_session *next; /* in the list of open sessions */
 	char id[FL_RING_ID_MAX + 1];
@@ -249,6 +250,28 @@ static int resolve_level(const struct fl_session_opts *o, char *why, size_t whyl
 	return c.level ? c.level : FL_LEVEL_SIGNALS;
 }
 
+/* FUGUE_CLOCK > option > auto. Returns enum fl_clock or -EINVAL. */
+static int resolve_clock(const struct fl_session_opts *o, char *why, size_t whylen)
+{
+	const char *env = getenv("FUGUE_CLOCK");
+	if (env && *env) {
+		if (!strcmp(env, "auto"))
+			return FL_CLOCK_AUTO;
+		if (!strcmp(env, "realtime"))
+			return FL_CLOCK_REALTIME;
+		if (!strcmp(env, "tsc"))
+			return FL_CLOCK_TSC;
+		say(why, whylen, "FUGUE_CLOCK=%s is not a clock; use auto, realtime or tsc", env);
+		return -EINVAL;
+	}
+	if (o->clock < FL_CLOCK_AUTO || o->clock > FL_CLOCK_TSC) {
+		say(why, whylen, "clock %d is not a clock; use FL_CLOCK_AUTO, FL_CLOCK_REALTIME or FL_CLOCK_TSC",
+		    o->clock);
+		return -EINVAL;
+	}
+	return o->clock;
+}
+
 /* ---- lanes ------------------------------------------------------------------------- */
 
 static uint32_t my_tid(void)
@@ -436,6 +459,9 @@ int fl_session_open(fl_session **out, const struct fl_session_opts *opts, char *
 	int level = resolve_level(o, why, whylen);
 	if (level < 0)
 		return level;
+	int clock = resolve_clock(o, why, whylen);
+	if (clock < 0)
+		return clock;
 	if (o->full_policy != FL_FULL_DROP && o->full_policy != FL_FULL_BLOCK) {
 		say(why, whylen, "full_policy %d is neither FL_FULL_DROP nor FL_FULL_BLOCK", o->full_policy);
 		return -EINVAL;
@@ -462,7 +488,10 @@ int fl_session_open(fl_session **out, const struct fl_session_opts *opts, char *
 					   .lane_count = lanes,
 					   .lane_size = lane_size,
 					   .flags = o->full_policy == FL_FULL_BLOCK ? FL_RING_F_BLOCK : 0,
-					   .level = (uint8_t)level};
+					   .level = (uint8_t)level,
+					   /* the ring falls back to REALTIME when the TSC is not fit (fl_tsc_usable) */
+					   .clock = clock == FL_CLOCK_REALTIME ? FL_RING_CLOCK_REALTIME
+									: FL_RING_CLOCK_TSC};
 		rc = fl_ring_create(&s->ring, s->shm_name, &p);
 	}
 	if (rc < 0) {
@@ -481,6 +510,7 @@ int fl_session_open(fl_session **out, const struct fl_session_opts *opts, char *
 	s->pid = (uint32_t)getpid();
 	s->max_record = fl_ring_max_record(&s->ring);
 	s->block = o->full_policy == FL_FULL_BLOCK;
+	s->tsc = s->ring.hdr->clock == FL_RING_CLOCK_TSC;
 	s->block_timeout_ns = o->block_timeout_ns;
 
 	pthread_mutex_lock(&open_lock);
@@ -543,6 +573,7 @@ int fl_session_stats(const fl_session *s, struct fl_stats *st)
 	st->admitted = st->emitted - st->dropped;
 	st->lanes = s->ring.lane_count;
 	st->lane_size = s->ring.lane_size;
+	st->clock = s->tsc ? FL_CLOCK_TSC : FL_CLOCK_REALTIME;
 	return 0;
 }
 
@@ -588,7 +619,8 @@ static int64_t emit(fl_session *s, int kind, uint64_t ref, const struct fl_field
 		goto out;
 	}
 	uint8_t *p = res.payload;
-	uint64_t ts = now_realtime();
+	/* an unfenced rdtsc overlaps with the encoding; the vDSO's clock_gettime fences it (docs/benchmarks.md) */
+	uint64_t ts = s->tsc ? fl_rdtsc() : now_realtime();
 	*p++ = (uint8_t)pb_tag(1, PB_FIXED64);
 	memcpy(p, &ts, 8); /* little-endian hosts only: fixed64 is little-endian on the wire */
 	p += 8;

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <linux/futex.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -104,6 +105,71 @@ static int64_t now_ns(clockid_t c)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* 1 when the first "flags" line of /proc/cpuinfo has every word of want (NULL-terminated). */
+static int cpu_flags_have(const char *const *want)
+{
+	FILE *f = fopen("/proc/cpuinfo", "re");
+	if (!f)
+		return 0;
+	char *line = NULL;
+	size_t cap = 0;
+	int ok = 0;
+	while (getline(&line, &cap, f) > 0) {
+		if (strncmp(line, "flags", 5))
+			continue;
+		char *colon = strchr(line, ':');
+		ok = colon != NULL;
+		for (const char *const *w = want; ok && *w; w++) {
+			size_t n = strlen(*w);
+			const char *p = colon;
+			ok = 0;
+			while ((p = strstr(p + 1, *w)))
+				if (p[-1] == ' ' && (p[n] == ' ' || p[n] == '\n' || !p[n])) {
+					ok = 1;
+					break;
+				}
+		}
+		break;
+	}
+	free(line);
+	fclose(f);
+	return ok;
+}
+
+static int tsc_ok;
+static pthread_once_t tsc_once = PTHREAD_ONCE_INIT;
+
+static void tsc_probe(void)
+{
+#if defined(__x86_64__)
+	static const char *const want[] = {"constant_tsc", "nonstop_tsc", NULL};
+	tsc_ok = cpu_flags_have(want);
+#endif
+}
+
+int fl_tsc_usable(void)
+{
+	pthread_once(&tsc_once, tsc_probe);
+	return tsc_ok;
+}
+
+uint64_t fl_tsc_anchor(uint64_t *tsc, int64_t *realtime_ns)
+{
+	uint64_t best = UINT64_MAX;
+	/* an interrupt or preemption inside one bracket only widens that one: keep the tightest */
+	for (int i = 0; i < 5; i++) {
+		uint64_t t0 = fl_rdtsc();
+		int64_t rt = now_ns(CLOCK_REALTIME);
+		uint64_t t1 = fl_rdtsc();
+		if (t1 - t0 < best) {
+			best = t1 - t0;
+			*tsc = t0 + (t1 - t0) / 2;
+			*realtime_ns = rt;
+		}
+	}
+	return best;
+}
+
 static void fill_handle(struct fl_ring *r, void *base, uint64_t size)
 {
 	r->hdr = base;
@@ -147,9 +213,11 @@ int fl_ring_create(struct fl_ring *r, const char *name, const struct fl_ring_par
 	h->lane_count = lanes;
 	h->flags = p->flags;
 	h->pid = (uint32_t)getpid();
-	h->clock = 0;
 	h->pid_start = fl_proc_start(getpid());
 	h->start_realtime_ns = now_ns(CLOCK_REALTIME);
+	h->clock = p->clock == FL_RING_CLOCK_TSC && fl_tsc_usable() ? FL_RING_CLOCK_TSC : FL_RING_CLOCK_REALTIME;
+	if (h->clock == FL_RING_CLOCK_TSC)
+		fl_tsc_anchor(&h->anchor_tsc, &h->anchor_realtime_ns);
 	h->start_monotonic_ns = now_ns(CLOCK_MONOTONIC);
 	snprintf(h->id, sizeof h->id, "%s", p->id);
 	atomic_init(&h->level, p->level);

@@ -44,6 +44,10 @@
 
 #define FL_RING_F_BLOCK 1u /* producer waits for room instead of dropping */
 
+/* Values of fl_ring_hdr.clock. A consumer refuses a ring whose clock it does not know. */
+#define FL_RING_CLOCK_REALTIME 0u /* ts_ns is CLOCK_REALTIME nanoseconds */
+#define FL_RING_CLOCK_TSC 1u      /* ts_ns is raw TSC ticks; the consumer converts (drainer/clock.h) */
+
 /* Level word: low byte the value, bits 8..63 a generation bumped by every change. */
 #define FL_LEVEL_VALUE(w) ((uint8_t)((w)&0xffu))
 #define FL_LEVEL_GEN(w) ((w) >> 8)
@@ -59,13 +63,16 @@ struct fl_ring_hdr {
 	uint32_t lane_count;
 	uint32_t flags;
 	uint32_t pid;
-	uint32_t clock;     /* 0: record timestamps are CLOCK_REALTIME ns */
+	uint32_t clock;     /* FL_RING_CLOCK_*: what the ts_ns field of every record holds */
 	uint64_t pid_start; /* starttime of pid from /proc/<pid>/stat (clock ticks), for pid reuse */
 	int64_t start_realtime_ns;
 	int64_t start_monotonic_ns;
 	char id[FL_RING_ID_MAX + 8]; /* NUL-terminated session id */
 	_Atomic uint32_t closed;     /* set by the producer when it closes the session */
 	uint32_t reserved;
+	/* FL_RING_CLOCK_TSC: one (TSC, CLOCK_REALTIME ns) pair read together at create, for the drainer */
+	uint64_t anchor_tsc;
+	int64_t anchor_realtime_ns;
 	_Alignas(FL_CACHELINE) _Atomic uint64_t level; /* alone on its cache line */
 	uint8_t level_pad[FL_CACHELINE - sizeof(uint64_t)];
 };
@@ -107,6 +114,7 @@ struct fl_ring_params {
 	uint64_t lane_size;  /* power of two, FL_RING_MIN_LANE_SIZE..FL_RING_MAX_LANE_SIZE */
 	uint32_t flags;      /* FL_RING_F_* */
 	uint8_t level;       /* initial value of the level word */
+	uint32_t clock;      /* FL_RING_CLOCK_*; TSC only when fl_tsc_usable() said so */
 };
 
 /* Bytes a ring with these sizes needs, or 0 when they are out of range. */
@@ -153,6 +161,32 @@ int fl_ring_owner_alive(const struct fl_ring *r);
 
 /* starttime of a process from /proc/<pid>/stat in clock ticks, 0 when it is gone. */
 uint64_t fl_proc_start(int pid);
+
+/* ---- clocks ------------------------------------------------------------------------ */
+
+/*
+ * 1 when this machine's TSC may stamp records: x86-64, and /proc/cpuinfo lists
+ * constant_tsc (fixed rate) and nonstop_tsc (keeps counting in deep C-states).
+ * Read once per process; any thread.
+ */
+int fl_tsc_usable(void);
+
+/* The time stamp counter, not fenced: it overlaps with the work around it. 0 off x86-64. */
+static inline uint64_t fl_rdtsc(void)
+{
+#if defined(__x86_64__)
+	return __builtin_ia32_rdtsc();
+#else
+	return 0;
+#endif
+}
+
+/*
+ * Reads the TSC and CLOCK_REALTIME as close together as it can (the tightest
+ * of a few rdtsc / clock_gettime / rdtsc brackets, TSC at its middle). Returns
+ * the bracket width in ticks: the uncertainty of the pair.
+ */
+uint64_t fl_tsc_anchor(uint64_t *tsc, int64_t *realtime_ns);
 
 /* ---- level word ---------------------------------------------------------------- */
 

@@ -41,6 +41,12 @@ static uint64_t realtime_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* Now in the ring's clock: what its records' ts_ns holds (raw TSC ticks when the session chose the TSC). */
+static uint64_t ring_now(const struct fl_ring *r)
+{
+	return r->hdr->clock == FL_RING_CLOCK_TSC ? fl_rdtsc() : realtime_ns();
+}
+
 /* Scales iteration counts down under sanitizers (scripts/test sets FL_SANITIZED). */
 static unsigned scaled(unsigned n, unsigned div)
 {
@@ -247,9 +253,9 @@ static void check_bytes(ProtobufCBinaryData got, const uint8_t *want, size_t n)
 /* Emits x, decodes the record with protobuf-c and compares every field. */
 static void roundtrip(fl_session *s, struct fl_ring *r, const struct expect *x, uint64_t want_seq)
 {
-	uint64_t before = realtime_ns();
+	uint64_t before = ring_now(r);
 	int64_t id = emit_expect(s, x);
-	uint64_t after = realtime_ns();
+	uint64_t after = ring_now(r);
 	if (id <= 0)
 		fail_msg("kind %s: emit returned %lld", fl_kind_name(x->kind), (long long)id);
 	uint64_t seq;
