@@ -17,6 +17,7 @@
 
 #include "archive.h"
 #include "fuguelog.h"
+#include "segindex.h"
 
 #define GC_LOCK "@gc.lock"
 #define REMOVING_PREFIX "@removing."
@@ -533,8 +534,12 @@ int fl_retention_run(int root_fd, const struct fl_retention_policy *p, int64_t n
 		free(u);
 	}
 	st->total_bytes = total;
-	for (size_t i = 0; i < ns; i++)
+	for (size_t i = 0; i < ns; i++) {
+		/* nothing else rewrites an ended session's manifest: keep its segment list true */
+		if (!ss[i].gone && !ss[i].live && ss[i].dirfd >= 0)
+			fl_segindex_refresh(ss[i].dirfd);
 		free_session(&ss[i]);
+	}
 	free(ss);
 	unlock_root(lock);
 	return rc;

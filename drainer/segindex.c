@@ -6,6 +6,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -148,6 +149,156 @@ int fl_segindex_skip(const struct fl_segindex *idx, const char *cls, uint64_t n,
 		return s->last_ts < since || s->first_ts > until;
 	}
 	return 0;
+}
+
+/* Appends n bytes to a growing buffer; -ENOMEM leaves it as it was. */
+static int put(char **b, size_t *len, size_t *cap, const char *p, size_t n)
+{
+	if (*len + n + 1 > *cap) {
+		size_t nc = (*len + n + 1) * 2;
+		char *nb = realloc(*b, nc);
+		if (!nb)
+			return -ENOMEM;
+		*b = nb;
+		*cap = nc;
+	}
+	memcpy(*b + *len, p, n);
+	*len += n;
+	(*b)[*len] = 0;
+	return 0;
+}
+
+/* Replaces the first `from` in the element text [p, p+n) while copying it out. */
+static int put_replaced(char **b, size_t *len, size_t *cap, const char *p, size_t n, const char *from,
+			const char *to)
+{
+	const char *hit = memmem(p, n, from, strlen(from));
+	if (!hit)
+		return put(b, len, cap, p, n);
+	int rc = put(b, len, cap, p, (size_t)(hit - p));
+	rc = rc ? rc : put(b, len, cap, to, strlen(to));
+	size_t skip = (size_t)(hit - p) + strlen(from);
+	return rc ? rc : put(b, len, cap, hit + strlen(from), n - skip);
+}
+
+int fl_segindex_refresh(int dirfd)
+{
+	int fd = openat(dirfd, "session.json", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	struct stat st;
+	if (fstat(fd, &st) < 0 || st.st_size <= 0 || (uint64_t)st.st_size > MANIFEST_MAX) {
+		close(fd);
+		return 0;
+	}
+	size_t len = (size_t)st.st_size, got = 0;
+	char *buf = malloc(len + 1), *out = NULL;
+	size_t olen = 0, ocap = 0;
+	ssize_t k;
+	int rc = 0, changed = 0;
+	if (!buf) {
+		close(fd);
+		return -ENOMEM;
+	}
+	while (got < len && (k = read(fd, buf + got, len - got)) > 0)
+		got += (size_t)k;
+	close(fd);
+	const char *arr;
+	size_t alen;
+	if (fl_json_field(buf, got, "segments", &arr, &alen) < 0 || alen < 2 || arr[0] != '[')
+		goto done;
+	rc = put(&out, &olen, &ocap, buf, (size_t)(arr - buf) + 1);
+	const char *p = arr + 1, *e = arr + alen - 1;
+	int first = 1;
+	while (!rc) {
+		while (p < e && (isspace((unsigned char)*p) || *p == ','))
+			p++;
+		if (p >= e)
+			break;
+		const char *end = value_end(p, e);
+		if (!end || *p != '{') {
+			rc = 0; /* not ours to fix: leave the file alone */
+			changed = 0;
+			goto done;
+		}
+		size_t n = (size_t)(end - p);
+		uint64_t num;
+		const char *cv;
+		size_t cl;
+		char cls[16] = "";
+		if (num_field(p, n, "n", &num) == 0 && fl_json_field(p, n, "class", &cv, &cl) == 0 && cl >= 3 &&
+		    cl - 2 < sizeof cls)
+			memcpy(cls, cv + 1, cl - 2);
+		char plain[FL_SEG_NAME_MAX], lz4[FL_SEG_NAME_MAX];
+		struct stat ps, ls;
+		int have_plain = 0, have_lz4 = 0;
+		if (cls[0] && fl_seg_name(plain, sizeof plain, cls, num, FL_SEG_PLAIN) == 0 &&
+		    fl_seg_name(lz4, sizeof lz4, cls, num, FL_SEG_LZ4) == 0) {
+			have_plain = fstatat(dirfd, plain, &ps, AT_SYMLINK_NOFOLLOW) == 0;
+			have_lz4 = fstatat(dirfd, lz4, &ls, AT_SYMLINK_NOFOLLOW) == 0;
+		} else {
+			have_plain = 1; /* an entry we cannot read: keep it as it is */
+		}
+		if (!have_plain && !have_lz4) {
+			changed = 1; /* removed by retention */
+		} else {
+			if (!first)
+				rc = put(&out, &olen, &ocap, ",", 1);
+			first = 0;
+			if (!rc && !have_plain && !memmem(p, n, "\"state\":\"archived\"", 18)) {
+				/* archived after the drainer last wrote the list */
+				char from[FL_SEG_NAME_MAX + 16], to[FL_SEG_NAME_MAX + 16], comp[40];
+				snprintf(from, sizeof from, "\"file\":\"%s\"", plain);
+				snprintf(to, sizeof to, "\"file\":\"%s\"", lz4);
+				snprintf(comp, sizeof comp, "\"compressed\":%lld", (long long)ls.st_size);
+				char *tmp = NULL;
+				size_t tl = 0, tc = 0;
+				rc = put_replaced(&tmp, &tl, &tc, p, n, from, to);
+				char *tmp2 = NULL;
+				size_t t2l = 0, t2c = 0;
+				rc = rc ? rc : put_replaced(&tmp2, &t2l, &t2c, tmp, tl, "\"state\":\"closed\"",
+							   "\"state\":\"archived\"");
+				rc = rc ? rc : put_replaced(&out, &olen, &ocap, tmp2, t2l, "\"compressed\":null", comp);
+				free(tmp);
+				free(tmp2);
+				changed = 1;
+			} else if (!rc) {
+				rc = put(&out, &olen, &ocap, p, n);
+			}
+		}
+		p = end;
+	}
+	if (!rc)
+		rc = put(&out, &olen, &ocap, arr + alen - 1, got - (size_t)(arr + alen - 1 - buf));
+	if (rc || !changed)
+		goto done;
+	/* '@' cannot start a name the drainer uses, so this temp never meets its own */
+	fd = openat(dirfd, "@session.json.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		rc = -errno;
+		goto done;
+	}
+	size_t off = 0;
+	while (off < olen && !rc) {
+		ssize_t w = write(fd, out + off, olen - off);
+		if (w < 0 && errno != EINTR)
+			rc = -errno;
+		else if (w > 0)
+			off += (size_t)w;
+	}
+	if (!rc && fsync(fd) < 0)
+		rc = -errno;
+	close(fd);
+	if (!rc && renameat(dirfd, "@session.json.tmp", dirfd, "session.json") < 0)
+		rc = -errno;
+	if (rc)
+		unlinkat(dirfd, "@session.json.tmp", 0);
+	else
+		fsync(dirfd);
+done:
+	free(buf);
+	free(out);
+	return rc < 0 ? rc : changed;
 }
 
 int fl_time_arg_parse(const char *s, int64_t now_ns, int64_t *out_ns)

@@ -37,6 +37,16 @@ void fl_segindex_free(struct fl_segindex *idx);
 int fl_segindex_skip(const struct fl_segindex *idx, const char *cls, uint64_t n, int64_t since, int64_t until);
 
 /*
+ * Brings the "segments" list of dirfd/session.json in line with the disk,
+ * for a session nothing else writes any more (ended, not live): entries whose
+ * file is gone (retention) are dropped, `closed` entries whose archive is now
+ * complete become `archived` with their compressed size. Rewrites the file
+ * (temp, fsync, rename) only when something changed. Returns 1 when it
+ * rewrote, 0 when nothing changed or there is no list, or -errno.
+ */
+int fl_segindex_refresh(int dirfd);
+
+/*
  * Parses a time argument to ns since the epoch: ISO 8601 / RFC 3339
  * ("2026-11-25T16:33:33Z", fraction up to 9 digits, "Z" or "+HH:MM"/"-HH:MM",
  * no zone = UTC, a space instead of "T", or a date alone = its midnight UTC),

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
 # check_rotation.py: checks a rotated session directory — archives, segments, active files and session.json agree, every line once.
-"""Usage: check_rotation.py SESSION_DIR [--admitted N] [--min-segments K] [--settled] [--cat FILE]
+"""Usage: check_rotation.py SESSION_DIR [--admitted N] [--min-segments K] [--settled] [--partial] [--cat FILE]
 
 Reads every segment of both classes (lz4 archives through `lz4 -dc`, each one
 first tested with `lz4 -t`) and the active files, then checks:
@@ -13,6 +13,8 @@ first tested with `lz4 -t`) and the active files, then checks:
     than a line past max (not checked: max is the drainer's);
   - session.json lists every segment on disk with the right class, lines, seq
     range and plain size, and the compressed size of archived ones;
+  - --partial: retention removed old segments, so seq need not start at 1 nor
+    be gapless (it must still be unique);
   - --cat FILE: the output of `fugue-log cat` equals all lines sorted by seq.
 Prints a JSON summary; exits 1 with the reasons on stderr when a check fails.
 """
@@ -29,7 +31,7 @@ def main():
     args = sys.argv[1:]
     d = args.pop(0)
     admitted = min_segments = None
-    settled = False
+    settled = partial = False
     cat_file = None
     while args:
         a = args.pop(0)
@@ -39,6 +41,8 @@ def main():
             min_segments = int(args.pop(0))
         elif a == "--settled":
             settled = True
+        elif a == "--partial":
+            partial = True
         elif a == "--cat":
             cat_file = args.pop(0)
         else:
@@ -97,7 +101,9 @@ def main():
                 lines.append((o["seq"], raw, o))
 
     seqs = sorted(s for s, _, _ in lines)
-    if seqs != list(range(1, len(seqs) + 1)):
+    if partial and len(seqs) != len(set(seqs)):
+        errs.append("%d seq values repeated" % (len(seqs) - len(set(seqs))))
+    if not partial and seqs != list(range(1, len(seqs) + 1)):
         dup = len(seqs) - len(set(seqs))
         errs.append("seq not unique and gapless from 1: %d lines, %d duplicates, max %s"
                     % (len(seqs), dup, seqs[-1] if seqs else None))

@@ -380,6 +380,50 @@ static void test_gc_cli(void **state)
 	close(root);
 }
 
+/* An ended session's segment list follows the disk after a pass: removed entries dropped, late archives marked. */
+static void test_manifest_refresh(void **state)
+{
+	(void)state;
+	int root = fresh_root("refresh");
+	mkfile("s", "system.000001.jsonl.lz4", 100, 10 * DAY); /* goes: older than retention */
+	mkfile("s", "user.000002.jsonl.lz4", 77, 1 * DAY);     /* the manifest still says closed */
+	mkfile("s", "system.000003.jsonl", 200, 1 * DAY);      /* closed, waiting */
+	mkfile("s", "system.jsonl", 10, 0);
+	char path[1400];
+	snprintf(path, sizeof path, "%s/s/session.json", g_root);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("{\"id\":\"s\",\"state\":\"ended\",\"segments\":["
+	      "{\"n\":1,\"class\":\"system\",\"file\":\"system.000001.jsonl.lz4\",\"state\":\"archived\",\"lines\":1,"
+	      "\"size\":300,\"compressed\":100},"
+	      "{\"n\":2,\"class\":\"user\",\"file\":\"user.000002.jsonl\",\"state\":\"closed\",\"lines\":2,"
+	      "\"size\":400,\"compressed\":null},"
+	      "{\"n\":3,\"class\":\"system\",\"file\":\"system.000003.jsonl\",\"state\":\"closed\",\"lines\":3,"
+	      "\"size\":200,\"compressed\":null}],\"files\":{}}\n",
+	      f);
+	fclose(f);
+	struct fl_retention_stats st;
+	run(root, 7 * 86400, 0, 0, &st);
+	assert_int_equal(st.removed_segments, 1);
+	char cmd[2048];
+	snprintf(cmd, sizeof cmd,
+		 "python3 -c \"import json,sys; m=json.load(open(sys.argv[1])); s=m['segments']; "
+		 "assert [x['n'] for x in s]==[2,3], s; "
+		 "assert s[0]=={'n':2,'class':'user','file':'user.000002.jsonl.lz4','state':'archived','lines':2,"
+		 "'size':400,'compressed':77}, s[0]; "
+		 "assert s[1]['state']=='closed' and s[1]['compressed'] is None; assert m['files']=={} and m['id']=='s'\" "
+		 "'%s'",
+		 path);
+	assert_int_equal(system(cmd), 0);
+	/* unchanged now: not rewritten */
+	struct stat a, b;
+	assert_int_equal(stat(path, &a), 0);
+	run(root, 7 * 86400, 0, 0, &st);
+	assert_int_equal(stat(path, &b), 0);
+	assert_int_equal(a.st_ino, b.st_ino);
+	close(root);
+}
+
 static const struct CMUnitTest tests[] = {
 	cmocka_unit_test(test_age_rule),
 	cmocka_unit_test(test_session_cap),
@@ -387,6 +431,7 @@ static const struct CMUnitTest tests[] = {
 	cmocka_unit_test(test_rules_together),
 	cmocka_unit_test(test_remove_session),
 	cmocka_unit_test(test_gc_cli),
+	cmocka_unit_test(test_manifest_refresh),
 };
 
 FL_TEST_MAIN("retention", tests)
