@@ -361,10 +361,17 @@ char *fl_sink_segments_json(const struct fl_sink *s)
 	if (rc == 0)
 		b.len = (size_t)sprintf(b.p, "\"segments\":[");
 	int first = 1;
+	/* one read for every record: this runs at each manifest write */
+	size_t want = (size_t)(next - 1) * sizeof(struct seg_rec);
+	struct seg_rec *recs = want ? malloc(want) : NULL;
+	ssize_t got = recs ? pread(s->segfd, recs, want, 0) : 0;
+	if (want && !recs)
+		rc = -ENOMEM;
 	for (uint64_t n = 1; n < next && rc == 0; n++) {
-		struct seg_rec r;
-		if (pread(s->segfd, &r, sizeof r, (off_t)((n - 1) * sizeof r)) != (ssize_t)sizeof r || r.n != n ||
-		    r.cls >= FL_SINK_CLASSES)
+		if ((size_t)got < n * sizeof(struct seg_rec))
+			break;
+		struct seg_rec r = recs[n - 1];
+		if (r.n != n || r.cls >= FL_SINK_CLASSES)
 			continue;
 		char plain[FL_SEG_NAME_MAX], lz4[FL_SEG_NAME_MAX], t1[32], t2[32];
 		fl_seg_name(plain, sizeof plain, cls_names[r.cls], n, FL_SEG_PLAIN);
@@ -391,6 +398,7 @@ char *fl_sink_segments_json(const struct fl_sink *s)
 			r.lines, r.first_seq, r.last_seq, t1, r.first_ts, t2, r.last_ts, r.size, comp);
 		first = 0;
 	}
+	free(recs);
 	if (rc == 0)
 		rc = fl_jbuf_reserve(&b, 2);
 	if (rc < 0) {

@@ -633,7 +633,8 @@ static int has_tmp(void *arg)
 /*
  * The drainer SIGKILLed while it compresses (FUGUE_ARCHIVE_PAUSE_MS holds each
  * temp archive half written, so every kill lands inside a compression), five
- * times, while a blocking producer keeps writing; then a clean run: every
+ * times, then six times at arbitrary points, while a blocking producer keeps
+ * writing; then a clean run: every
  * segment is archived exactly once, no temp file is left, no line is lost or
  * repeated, and cat prints each line once.
  */
@@ -673,6 +674,12 @@ static void test_sigkill_during_compression(void **state)
 	}
 	unsetenv("FUGUE_ARCHIVE_PAUSE_MS");
 	assert_int_equal(kills, 5);
+	/* and at arbitrary points: in a batch, a rotation, before or after a checkpoint */
+	for (int round = 0; round < 6; round++) {
+		fl_it_drainer_start(dp, root, extra);
+		fl_it_sleep_ms(20 + (round * 37) % 150);
+		fl_it_drainer_kill(dp);
+	}
 
 	fl_it_drainer_start(dp, root, extra);
 	int st;
