@@ -24,7 +24,7 @@
 #define BATCH 1024               /* records per lane per batch */
 #define ROUNDS 8                 /* batches per step, so one busy session cannot starve the others */
 #define ALIVE_EVERY_NS 50000000  /* idle sessions check their producer this often */
-#define MANIFEST_EVERY_NS 1000000000ll
+#define MANIFEST_EVERY_NS 200000000ll /* session.json follows a live session this closely */
 #define RETRY_MIN_NS 100000000ll /* a session whose files failed is retried after this, */
 #define RETRY_MAX_NS 5000000000ll /* doubling up to this while the failure lasts */
 #define LEVELS_NAME ".levels"
@@ -811,6 +811,8 @@ int fl_drain_step(struct fl_drain_worker *w, struct fl_dsess *s, const char *roo
 			break;
 	}
 	s->idle = !total && !moved;
+	if (total)
+		s->manifest_dirty = 1; /* next_seq and the file sizes moved */
 	if (s->ending && s->idle)
 		return finish(w, s, status) < 0 ? -EIO : 0;
 	if (s->manifest_dirty && mono - s->manifest_at >= MANIFEST_EVERY_NS) {

@@ -15,6 +15,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -161,9 +162,23 @@ static inline void fl_it_drainer_start(struct fl_itd *d, const char *root, const
 	for (int i = 0; extra && extra[i] && n < 31; i++)
 		argv[n++] = extra[i];
 	argv[n] = NULL;
+	/*
+	 * Blocked across fork and kept through exec: a SIGTERM sent before the new
+	 * process even ran still finds it blocked and means a clean stop.
+	 */
+	sigset_t set, old;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigprocmask(SIG_BLOCK, &set, &old);
 	d->pid = fork();
+	if (d->pid != 0)
+		sigprocmask(SIG_SETMASK, &old, NULL);
 	assert_true(d->pid >= 0);
 	if (d->pid == 0) {
+		/* a test that fails an assertion exits at once: its drainer must not outlive it */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		int fd = open(d->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
 		if (fd >= 0)
 			dup2(fd, 2);
@@ -253,7 +268,7 @@ static inline long fl_it_count_lines(const char *path)
 	return lines;
 }
 
-/* Lines in <root>/<id>/system.jsonl + user.jsonl (active files). */
+/* Lines in <root>/<id>/system.jsonl + user.jsonl (the active files only, not rotated segments). */
 static inline long fl_it_session_lines(const char *root, const char *id)
 {
 	char p[1200];
@@ -295,6 +310,22 @@ static inline int fl_it_wait_state(const char *root, const char *id, const char 
 	return fl_it_wait(fl_it_state_cond, &a, timeout_s);
 }
 
+/*
+ * The session's next seq as session.json says (lines written so far + 1,
+ * rotated segments included; the drainer refreshes it every 200 ms while
+ * lines flow), 0 when there is no manifest yet.
+ */
+static inline long fl_it_session_next_seq(const char *root, const char *id)
+{
+	char p[1200];
+	snprintf(p, sizeof p, "%s/%s/session.json", root, id);
+	char *b = fl_it_read_file(p, NULL);
+	const char *at = b ? strstr(b, "\"next_seq\":") : NULL;
+	long v = at ? strtol(at + 11, NULL, 10) : 0;
+	free(b);
+	return v;
+}
+
 struct fl_it_lines_arg {
 	const char *root, *id;
 	long n;
@@ -303,10 +334,10 @@ struct fl_it_lines_arg {
 static inline int fl_it_lines_cond(void *a)
 {
 	struct fl_it_lines_arg *s = a;
-	return fl_it_session_lines(s->root, s->id) >= s->n;
+	return fl_it_session_next_seq(s->root, s->id) - 1 >= s->n;
 }
 
-/* Waits (bounded) until the session's active files hold at least n lines; returns 1 when they did. */
+/* Waits (bounded) until the session has at least n lines (by session.json); returns 1 when it had. */
 static inline int fl_it_wait_lines(const char *root, const char *id, long n, double timeout_s)
 {
 	struct fl_it_lines_arg a = {root, id, n};
