@@ -11,6 +11,7 @@
 
 #include "cli.h"
 #include "retention.h"
+#include "rings.h"
 
 struct gc_ctx {
 	int root_fd;
@@ -24,7 +25,7 @@ static int gc_live(void *arg, const char *id)
 {
 	struct gc_ctx *g = arg;
 	char path[256];
-	snprintf(path, sizeof path, "/dev/shm/%s%s", g->prefix, id);
+	snprintf(path, sizeof path, FL_SHM_DIR "/%s%s", g->prefix, id);
 	return access(path, F_OK) == 0 ? 1 : -1;
 }
 

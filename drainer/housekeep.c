@@ -18,6 +18,7 @@
 #include "drain.h"
 #include "fuguelog.h"
 #include "retention.h"
+#include "rings.h"
 #include "sink.h"
 
 #define KICK_GAP_NS 1000000000ll /* at most one kicked pass a second, however fast sessions rotate */
@@ -46,7 +47,7 @@ static int live_by_shm(void *arg, const char *id)
 {
 	struct fl_housekeep *h = arg;
 	char path[256];
-	snprintf(path, sizeof path, "/dev/shm/%s%s", h->shm_prefix, id);
+	snprintf(path, sizeof path, FL_SHM_DIR "/%s%s", h->shm_prefix, id);
 	return access(path, F_OK) == 0 ? 1 : -1;
 }
 
