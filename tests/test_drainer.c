@@ -63,7 +63,8 @@ static int emit_round(fl_session *s, int i)
 	rc |= fl_emit_completion(s, r, task, "ok", 12345) < 0;
 	rc |= fl_emit_error(s, r, -2, "no such file: \\path\\", "open") < 0;
 	rc |= fl_emit_state(s, r, "idle", "busy", "turn") < 0;
-	rc |= fl_emit_prompt(s, r, "write a \"poem\"\n\xe2\x80\xa8 please", 28) < 0;
+	static const char prompt[] = "write a \"poem\"\n\xe2\x80\xa8 please";
+	rc |= fl_emit_prompt(s, r, prompt, sizeof prompt - 1) < 0;
 	rc |= fl_emit_transcript(s, r, 1, bin, sizeof bin) < 0;
 	rc |= fl_emit_input(s, r, ctl, sizeof ctl) < 0;
 	rc |= fl_emit_exit(s, r, 0, 0, 99) < 0;
