@@ -116,8 +116,11 @@ int fl_segindex_load(int dirfd, struct fl_segindex *idx)
 			memcpy(s->cls, cv + 1, cl - 2);
 			num_field(p, olen, "first_seq", &s->first_seq);
 			num_field(p, olen, "last_seq", &s->last_seq);
-			num_field(p, olen, "first_ts_ns", &a);
-			num_field(p, olen, "last_ts_ns", &b);
+			/* the smallest and largest ts in the segment when listed, else its first and last line's */
+			if (num_field(p, olen, "min_ts_ns", &a) < 0)
+				num_field(p, olen, "first_ts_ns", &a);
+			if (num_field(p, olen, "max_ts_ns", &b) < 0)
+				num_field(p, olen, "last_ts_ns", &b);
 			s->first_ts = (int64_t)a;
 			s->last_ts = (int64_t)b;
 			idx->n++;

@@ -11,7 +11,7 @@ struct fl_segindex_ent {
 	uint64_t n;       /* segment number */
 	char cls[16];     /* "system" / "user" */
 	uint64_t first_seq, last_seq;
-	int64_t first_ts, last_ts; /* ns since the epoch; 0 when unknown */
+	int64_t first_ts, last_ts; /* ns since the epoch, the smallest and largest ts in it; 0 when unknown */
 };
 
 struct fl_segindex {

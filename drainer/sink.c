@@ -50,6 +50,7 @@ struct seg_rec {
 	uint64_t lines, first_seq, last_seq;
 	int64_t first_ts, last_ts;
 	uint64_t size;
+	int64_t min_ts, max_ts;
 };
 
 #define SEGMENTS_NAME ".segments"
@@ -297,7 +298,7 @@ static int rotate(struct fl_sink *s, int cls)
 	fl_seg_name(name, sizeof name, cls_names[cls], n, FL_SEG_PLAIN);
 	struct seg_rec r = {.n = n, .cls = (uint32_t)cls, .lines = st->lines[cls], .first_seq = st->first_seq[cls],
 			    .last_seq = st->last_seq[cls], .first_ts = st->first_ts[cls], .last_ts = st->last_ts[cls],
-			    .size = st->size[cls]};
+			    .size = st->size[cls], .min_ts = st->min_ts[cls], .max_ts = st->max_ts[cls]};
 	if (pwrite(s->segfd, &r, sizeof r, (off_t)((n - 1) * sizeof r)) != (ssize_t)sizeof r)
 		return -EIO;
 	if (renameat(s->dirfd, names[cls], s->dirfd, name) < 0)
@@ -313,7 +314,7 @@ static int rotate(struct fl_sink *s, int cls)
 	st->next_segment = n + 1;
 	st->segments[cls]++;
 	st->size[cls] = st->lines[cls] = st->first_seq[cls] = st->last_seq[cls] = 0;
-	st->first_ts[cls] = st->last_ts[cls] = 0;
+	st->first_ts[cls] = st->last_ts[cls] = st->min_ts[cls] = st->max_ts[cls] = 0;
 	s->pending[s->npending] = n;
 	s->pend_cls[s->npending++] = (uint8_t)cls;
 	return 0;
@@ -393,9 +394,10 @@ char *fl_sink_segments_json(const struct fl_sink *s)
 			b.p + b.len, 512,
 			"%s{\"n\":%" PRIu64 ",\"class\":\"%s\",\"file\":\"%s\",\"state\":\"%s\",\"lines\":%" PRIu64
 			",\"first_seq\":%" PRIu64 ",\"last_seq\":%" PRIu64 ",\"first_ts\":\"%s\",\"first_ts_ns\":%" PRId64
-			",\"last_ts\":\"%s\",\"last_ts_ns\":%" PRId64 ",\"size\":%" PRIu64 ",\"compressed\":%s}",
+			",\"last_ts\":\"%s\",\"last_ts_ns\":%" PRId64 ",\"min_ts_ns\":%" PRId64 ",\"max_ts_ns\":%" PRId64
+			",\"size\":%" PRIu64 ",\"compressed\":%s}",
 			first ? "" : ",", n, cls_names[r.cls], have_plain ? plain : lz4, have_plain ? "closed" : "archived",
-			r.lines, r.first_seq, r.last_seq, t1, r.first_ts, t2, r.last_ts, r.size, comp);
+			r.lines, r.first_seq, r.last_seq, t1, r.first_ts, t2, r.last_ts, r.min_ts, r.max_ts, r.size, comp);
 		first = 0;
 	}
 	free(recs);
@@ -436,7 +438,12 @@ int fl_sink_append(struct fl_sink *s, int cls, const char *line, size_t len, uin
 	if (!st->lines[cls]) {
 		st->first_seq[cls] = seq;
 		st->first_ts[cls] = ts_ns;
+		st->min_ts[cls] = st->max_ts[cls] = ts_ns;
 	}
+	if (ts_ns < st->min_ts[cls])
+		st->min_ts[cls] = ts_ns;
+	if (ts_ns > st->max_ts[cls])
+		st->max_ts[cls] = ts_ns;
 	st->last_seq[cls] = seq;
 	st->last_ts[cls] = ts_ns;
 	st->lines[cls]++;

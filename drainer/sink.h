@@ -35,7 +35,9 @@ struct fl_sink_state {
 	uint64_t segments[FL_SINK_CLASSES];  /* rotated segments so far (rotation) */
 	uint64_t total_bytes;                /* bytes ever appended, over all classes and segments */
 	uint64_t next_segment;               /* number of the next rotated segment, shared by both classes; 0 = 1 */
-	uint64_t reserved[6];                /* zero */
+	int64_t min_ts[FL_SINK_CLASSES];     /* smallest and largest ts_ns in each active file (lanes merge by time */
+	int64_t max_ts[FL_SINK_CLASSES];     /* per batch, so a late record can be older than the last line) */
+	uint64_t reserved[2];                /* zero */
 };
 
 struct fl_sink;

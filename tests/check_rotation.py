@@ -90,7 +90,9 @@ def main():
             lines.append((o["seq"], raw, o))
         if seqs != sorted(seqs):
             errs.append("segment %d out of seq order" % n)
-        per_seg[(cls, n)] = {"lines": len(seqs), "first_seq": seqs[0] if seqs else 0,
+        tss = [o["ts_ns"] for s_, _, o in lines[len(lines) - len(seqs):]]
+        per_seg[(cls, n)] = {"min_ts": min(tss) if tss else 0, "max_ts": max(tss) if tss else 0,
+                             "lines": len(seqs), "first_seq": seqs[0] if seqs else 0,
                              "last_seq": seqs[-1] if seqs else 0, "size": len(data),
                              "compressed": None if e["plain"] else os.path.getsize(base + ".lz4")}
     for cls in ("system", "user"):
@@ -128,8 +130,12 @@ def main():
         if s["state"] == "archived" and s["compressed"] != got["compressed"]:
             errs.append("session.json %s.%06d compressed=%s, the file has %s" % (k[0], k[1], s["compressed"],
                                                                               got["compressed"]))
-        if not (s["first_ts_ns"] <= s["last_ts_ns"]):
-            errs.append("session.json %s.%06d time range reversed" % k)
+        if not (s["min_ts_ns"] <= min(s["first_ts_ns"], s["last_ts_ns"]) and
+                max(s["first_ts_ns"], s["last_ts_ns"]) <= s["max_ts_ns"]):
+            errs.append("session.json %s.%06d time range does not hold its first and last line" % k)
+        if (got["min_ts"], got["max_ts"]) != (s["min_ts_ns"], s["max_ts_ns"]):
+            errs.append("session.json %s.%06d min/max ts %s..%s, the lines say %s..%s" % (
+                k[0], k[1], s["min_ts_ns"], s["max_ts_ns"], got["min_ts"], got["max_ts"]))
     for k in listed:
         if k not in per_seg:
             errs.append("session.json lists %s.%06d, which is not on disk" % k)
