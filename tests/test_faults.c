@@ -266,8 +266,8 @@ static void test_symlinks_not_followed(void **state)
 	fl_session_close(c);
 	/* the plain session is drained; the other two are refused with a reason and retried */
 	assert_true(fl_it_wait_state(root, "plain", "ended", 30));
-	wait_log(&d, "linkdir");
-	wait_log(&d, "linkfile");
+	wait_log(&d, "session linkdir: ");
+	wait_log(&d, "session linkfile: ");
 	assert_alive(&d);
 	fl_session_close(a);
 	fl_session_close(b);
