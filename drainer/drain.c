@@ -728,7 +728,9 @@ static int finish(struct fl_drain_worker *w, struct fl_dsess *s, int *status)
 			if (!ev)
 				return -ENOMEM;
 			ev->exit->abandoned = 1;
-			ev->exit->duration_ns = now > s->ck.ring_start_ns ? (uint64_t)(now - s->ck.ring_start_ns) : 0;
+			/* start time is the producer's word: unsigned, so a hostile one cannot overflow */
+			ev->exit->duration_ns =
+				now > s->ck.ring_start_ns ? (uint64_t)now - (uint64_t)s->ck.ring_start_ns : 0;
 			struct item it = {now, ev};
 			rc = emit_line(w, s, &it);
 			if (rc == 0)
