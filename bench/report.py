@@ -99,12 +99,11 @@ path it overlaps with the encoding). The vDSO reads the TSC with
 unchanged: clock_gettime 92.8 TSC ticks per event, a plain `rdtsc` 58.7, `rdtscp`
 82.3, no clock at all 54.4 (TSC 2.6 GHz: 35.7, 22.6, 31.6 and 20.9 ns). So the
 encoding, lane and ring work is about 21 ns and the clock the rest; an unfenced
-`rdtsc` overlaps with the encoding and meets the target. DESIGN.md allows a TSC
-timestamp only when the drainer converts it from a calibration it trusts: the
-ring header already has a `clock` field (0 = CLOCK_REALTIME ns); clock 1 =
-raw TSC would need the drainer to calibrate TSC against CLOCK_REALTIME itself and
-convert (the producer sets it only with `constant_tsc` and `nonstop_tsc`). That
-is drainer work (fugue-logd) and is not done yet.""",
+`rdtsc` overlaps with the encoding and meets the target. Sessions stamp events
+with an unfenced `rdtsc` (ring clock 1, converted by fugue-logd: see
+docs/producer.md, Clocks) when the CPU has `constant_tsc` and `nonstop_tsc`;
+a miss here means this run used CLOCK_REALTIME (`FUGUE_CLOCK=realtime`, or a CPU
+without those flags) or a loaded machine.""",
     "emit.small.percall": """\
 **Per-call p99.9 ({v:.0f} ns > 250 ns).** The tail comes with fugue-logd:
 with the built-in consumer, which reads only record headers, the same loop
@@ -119,23 +118,27 @@ level-word pointer, a relaxed load, a compare and a not-taken branch; in a
 1-cycle loop, loop alignment alone can decide a 1-cycle difference.""",
     "lttng.speedup.small": """\
 **Speed-up over LTTng-UST ({v:.2f}x < 4x).** LTTng-UST's tracepoint costs about
-{lt:.0f} ns here; libfuguelog's {fl:.0f} ns is dominated by `clock_gettime`
-(see above: LTTng reads the TSC itself and converts in the trace reader). With
-a TSC timestamp the admitted call measures about 23 ns, which is past 4x.""",
+{lt:.0f} ns here; libfuguelog's {fl:.0f} ns. With `clock_gettime` timestamps
+the call is about 37 ns (3.2x); with TSC timestamps (the default where the CPU
+allows it, like LTTng, which reads the TSC and converts in the trace reader)
+about 23 ns, past 4x.""",
     "ratio.spawns": """\
 **No-slowdown b/a ({v:.3f} > 1.01).** The filtered call adds a load, a
 compare and a branch to about {w:.0f} ns of work per chunk; what shows is noise
 from the other processes on this shared machine (compare p99 and min).""",
     "ratio.full": """\
-**No-slowdown c/a ({v:.3f} > 1.05).** Logging a 4 KiB chunk at `full` means
-copying it into the ring: about 80-100 ns with nothing else running (chunk in
-L1, lane in L2) and about 400 ns here (`emit.transcript4k`), where fugue-logd
-reads the same lines from the other core; plus the fenced `clock_gettime`,
-which also stops the core from overlapping one chunk's checksum with the next
-chunk's copy. 5% of {w:.0f} ns is {w5:.0f} ns. With the drainer stopped for
-the round (`ratio.full.paused`) the ratio is {p:.3f}: when that is no lower than
-c/a, the cost is the producer's own copy and clock, not the drainer's
-competition for the cores.""",
+**No-slowdown c/a ({v:.3f} > 1.05).** Logging a 4 KiB chunk at `full` copies
+it into the ring: 45-50 ns for the copy alone (4 KiB from L1 into a lane in L2,
+one 32-byte store per cycle) plus about 25 ns for the record around it, against
+a budget of 5% of {w:.0f} ns = {w5:.0f} ns. With fugue-logd reading the lane
+from the other core, each line must also be taken back from the drainer's cache
+on the next lap: per call that shows in `emit.transcript4k`, but in the session
+loop it mostly overlaps with the work: with the drainer stopped for the round
+(`ratio.full.paused`) the ratio is {p:.3f}. Since events carry TSC timestamps
+(ring clock 1) the emit no longer fences the core with the vDSO's
+`lfence; rdtsc`, which took c/a from about 1.2 to about 1.1. Non-temporal
+stores, `prefetchw` ahead of the head and flushing consumed lines in the
+drainer were measured and do not help (below).""",
     "e2e.small": """\
 **End to end, small events ({v:.3g}/s < 5M/s).** The producer is not the
 limit (one thread emits {thr:.1f}M admitted events/s); fugue-logd is, at about
