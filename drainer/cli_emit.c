@@ -50,8 +50,9 @@ static atomic_int stop_flag;
 
 static void on_signal(int sig)
 {
-	(void)sig;
-	atomic_store(&stop_flag, 1);
+	/* the second signal ends at once: a --block emit may be waiting on a drainer that is gone */
+	if (atomic_exchange(&stop_flag, 1))
+		_exit(128 + sig);
 }
 
 static const char *default_text(int kind)
@@ -214,6 +215,7 @@ static void help(void)
 	       "  --root DIR, --config FILE   as for every command (the config gives default_level)\n"
 	       "\n"
 	       "SIGINT/SIGTERM stop emitting; the session is closed and the JSON printed as usual.\n"
+	       "A second signal exits at once (128+signal), e.g. when --block waits for a dead drainer.\n"
 	       "Exit codes: 0 the session ran (drops are reported, not failures); 1 the session could\n"
 	       "not be opened (e.g. a live session with that id exists); 2 usage error (bad kind,\n"
 	       "level, number or session id).\n",
