@@ -31,7 +31,9 @@ static fl_session *open_session(const char *id, int level, int block, uint32_t l
 	fl_session *s = NULL;
 	char why[256] = "";
 	struct fl_session_opts o = {
-		.id = id, .level = level, .lanes = lanes, .lane_size = lane_size, .full_policy = block ? FL_FULL_BLOCK : FL_FULL_DROP};
+		.id = id, .level = level, .lanes = lanes, .lane_size = lane_size, .full_policy = block ? FL_FULL_BLOCK : FL_FULL_DROP,
+		/* bounded, so a drainer that died makes the test fail instead of hang */
+		.block_timeout_ns = 60ull * 1000000000u};
 	int rc = fl_session_open(&s, &o, why, sizeof why);
 	if (rc < 0) {
 		fprintf(stderr, "fl_session_open(%s): %s\n", id, why);
@@ -83,10 +85,23 @@ static pid_t spawn_child(int (*fn)(void *), void *arg)
 	return p;
 }
 
+/* The child's exit code (128+signal when killed); a child still running after 120 s is killed and fails the test. */
 static int child_status(pid_t p)
 {
 	int st;
-	assert_int_equal(waitpid(p, &st, 0), p);
+	double end = fl_it_now() + 120;
+	for (;;) {
+		pid_t r = waitpid(p, &st, WNOHANG);
+		if (r == p)
+			break;
+		assert_true(r == 0);
+		if (fl_it_now() > end) {
+			kill(p, SIGKILL);
+			waitpid(p, &st, 0);
+			fail_msg("producer child %d still running after 120 s", (int)p);
+		}
+		fl_it_sleep_ms(2);
+	}
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
