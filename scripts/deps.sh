@@ -7,7 +7,7 @@ FL_PACKAGES=(cmake make gcc pkg-config python3 lz4 liburcu-dev liblz4-dev libpro
 fl_install_deps() {
   local want=("${FL_PACKAGES[@]}" "$@") missing=() p
   for p in "${want[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+    [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" = "install ok installed" ] || missing+=("$p")
   done
   [ ${#missing[@]} -eq 0 ] && return 0
   if [ "$(id -u)" -ne 0 ]; then

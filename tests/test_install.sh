@@ -66,9 +66,9 @@ read -ra cflags <<<"$(pkg-config "${pcflags[@]}" --cflags fuguelog)"
 read -ra libs <<<"$(pkg-config "${pcflags[@]}" --libs fuguelog)"
 "$cc" "${san[@]}" -o "$tmp/user-shared" "$tmp/user.c" "${cflags[@]}" "${libs[@]}"
 libdir=$(pkg-config "${pcflags[@]}" --variable=libdir fuguelog)
-LD_LIBRARY_PATH=$libdir ldd "$tmp/user-shared" | grep -q "$libdir/libfuguelog.so" ||
+LD_LIBRARY_PATH=$libdir ldd "$tmp/user-shared" | grep >/dev/null "$libdir/libfuguelog.so" ||
   { echo "user-shared does not load libfuguelog.so from $libdir" >&2; exit 1; }
-LD_LIBRARY_PATH=$libdir "$tmp/user-shared" install-shared | grep -qx "install-shared ok emitted=2"
+LD_LIBRARY_PATH=$libdir "$tmp/user-shared" install-shared | grep -x >/dev/null "install-shared ok emitted=2"
 
 # static: the archive itself, plus its private dependencies from --static
 read -ra slibs <<<"$(pkg-config "${pcflags[@]}" --static --libs fuguelog)"
@@ -76,9 +76,9 @@ for i in "${!slibs[@]}"; do
   [ "${slibs[$i]}" = -lfuguelog ] && slibs[$i]=-l:libfuguelog.a
 done
 "$cc" "${san[@]}" -o "$tmp/user-static" "$tmp/user.c" "${cflags[@]}" "${slibs[@]}"
-if ldd "$tmp/user-static" | grep -q libfuguelog; then
+if ldd "$tmp/user-static" | grep >/dev/null libfuguelog; then
   echo "user-static still needs libfuguelog.so" >&2
   exit 1
 fi
-"$tmp/user-static" install-static | grep -qx "install-static ok emitted=2"
+"$tmp/user-static" install-static | grep -x >/dev/null "install-static ok emitted=2"
 echo "installed library works: shared and static"
