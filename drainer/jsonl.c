@@ -443,26 +443,27 @@ int fl_jsonl_render(struct fl_jbuf *b, struct fl_tsfmt *tc, const Fugue__Event *
 	o = put_u64(o, seq);
 	b->len = (size_t)(o - b->p);
 	rc = put_cstr(b, 0, "session", session);
+	/* the fixed middle of the line in one go: kind and level names are short, numbers at most 20 digits */
 	if (!rc)
-		rc = put_raw(b, cls == FL_CLASS_USER ? ",\"class\":\"user\",\"event\":\"" : ",\"class\":\"system\",\"event\":\"");
-	if (!rc)
-		rc = put_raw(b, name);
-	if (!rc)
-		rc = put_raw(b, "\",\"level\":\"");
-	if (!rc)
-		rc = put_raw(b, lvl);
-	if (!rc)
-		rc = put_raw(b, "\"");
-	if (!rc)
-		rc = NUM("pid", ev->pid);
-	if (!rc)
-		rc = NUM("tid", ev->tid);
-	if (!rc)
-		rc = NUM("id", ev->id);
-	if (!rc)
-		rc = NUM("ref", ev->ref);
-	if (!rc)
-		rc = put_raw(b, ",\"data\":");
+		rc = fl_jbuf_reserve(b, 256);
+	if (!rc) {
+		o = b->p + b->len;
+		o = cls == FL_CLASS_USER ? PUTS(o, ",\"class\":\"user\",\"event\":\"")
+					 : PUTS(o, ",\"class\":\"system\",\"event\":\"");
+		o = put(o, name, strlen(name));
+		o = PUTS(o, "\",\"level\":\"");
+		o = put(o, lvl, strlen(lvl));
+		o = PUTS(o, "\",\"pid\":");
+		o = put_u64(o, ev->pid);
+		o = PUTS(o, ",\"tid\":");
+		o = put_u64(o, ev->tid);
+		o = PUTS(o, ",\"id\":");
+		o = put_u64(o, ev->id);
+		o = PUTS(o, ",\"ref\":");
+		o = put_u64(o, ev->ref);
+		o = PUTS(o, ",\"data\":");
+		b->len = (size_t)(o - b->p);
+	}
 	if (!rc) {
 		size_t data_at = b->len;
 		rc = put_data(b, ev);
