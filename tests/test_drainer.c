@@ -10,7 +10,9 @@
 #include <sys/mman.h>
 
 #include "fuguelog.h"
+#include "checkpoint.h"
 #include "jsonl.h"
+#include "sink.h"
 #include "ring.h"
 
 /* ---- helpers -------------------------------------------------------------------------------- */
@@ -211,6 +213,110 @@ static void test_render_line(void **state)
 	assert_false(fl_utf8_valid((const uint8_t *)"\xf4\x90\x80\x80", 4)); /* above U+10FFFF */
 	assert_false(fl_utf8_valid((const uint8_t *)"\xe2\x82", 2));         /* cut short */
 	fl_jbuf_free(&b);
+}
+
+/* ---- unit: checkpoint slots and sink resume ----------------------------------------------- */
+
+static int scratch_dir(const char *name)
+{
+	char p[1200];
+	snprintf(p, sizeof p, "%s/%s", fl_test_tmp(), name);
+	fl_it_rmtree(p);
+	assert_int_equal(mkdir(p, 0700), 0);
+	int fd = open(p, O_RDONLY | O_DIRECTORY);
+	assert_true(fd >= 0);
+	return fd;
+}
+
+static void test_checkpoint_slots(void **state)
+{
+	(void)state;
+	int dfd = scratch_dir("ckpt");
+	struct fl_ckpt c = {0}, got;
+	struct fl_ckpt_file f;
+	assert_int_equal(fl_ckpt_load(dfd, &got), -ENOENT);
+	assert_int_equal(fl_ckpt_open(&f, dfd), 0);
+	c.next_seq = 10;
+	assert_int_equal(fl_ckpt_write(&f, &c, 0), 0);
+	c.next_seq = 20;
+	c.lane_next[3] = 77;
+	assert_int_equal(fl_ckpt_write(&f, &c, 1), 0);
+	assert_int_equal(fl_ckpt_load(dfd, &got), 0);
+	assert_int_equal(got.next_seq, 20);
+	assert_int_equal(got.lane_next[3], 77);
+	fl_ckpt_close(&f);
+
+	/* a torn newest slot (generation 2 lives in slot 0): the older one wins */
+	int fd = openat(dfd, ".checkpoint", O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, "X", 1, 200), 1);
+	assert_int_equal(fl_ckpt_load(dfd, &got), 0);
+	assert_int_equal(got.next_seq, 10);
+
+	/* writing on continues after the valid slot and never overwrites it */
+	assert_int_equal(fl_ckpt_open(&f, dfd), 0);
+	c.next_seq = 30;
+	assert_int_equal(fl_ckpt_write(&f, &c, 0), 0);
+	assert_int_equal(fl_ckpt_load(dfd, &got), 0);
+	assert_int_equal(got.next_seq, 30);
+	fl_ckpt_close(&f);
+
+	/* both slots damaged: no checkpoint to trust */
+	assert_int_equal(pwrite(fd, "X", 1, 200), 1);
+	assert_int_equal(pwrite(fd, "X", 1, 4096 + 200), 1);
+	assert_int_equal(fl_ckpt_load(dfd, &got), -EBADMSG);
+	close(fd);
+	close(dfd);
+}
+
+static void test_sink_resume_truncates(void **state)
+{
+	(void)state;
+	int rfd = scratch_dir("sinkroot");
+	char why[256];
+	struct fl_sink *s;
+	struct fl_sink_state st;
+	assert_int_equal(fl_sink_open(&s, rfd, "sess", NULL, why, sizeof why), 0);
+	assert_int_equal(fl_sink_append(s, FL_SINK_SYSTEM, "a\n", 2, 1, 100), 0);
+	assert_int_equal(fl_sink_append(s, FL_SINK_USER, "bb\n", 3, 2, 101), 0);
+	assert_int_equal(fl_sink_append(s, FL_SINK_SYSTEM, "ccc\n", 4, 3, 102), 0);
+	assert_int_equal(fl_sink_flush(s), 0);
+	fl_sink_get_state(s, &st); /* what a checkpoint would hold */
+	assert_int_equal(st.size[FL_SINK_SYSTEM], 6);
+	assert_int_equal(st.size[FL_SINK_USER], 3);
+	assert_int_equal(st.lines[FL_SINK_SYSTEM], 2);
+	assert_int_equal(st.first_seq[FL_SINK_SYSTEM], 1);
+	assert_int_equal(st.last_seq[FL_SINK_SYSTEM], 3);
+	/* lines after the checkpoint, then a crash */
+	assert_int_equal(fl_sink_append(s, FL_SINK_SYSTEM, "dddd\n", 5, 4, 103), 0);
+	assert_int_equal(fl_sink_append(s, FL_SINK_USER, "eeeee\n", 6, 5, 104), 0);
+	fl_sink_close(s);
+
+	char p[1200];
+	snprintf(p, sizeof p, "%s/sinkroot/sess/system.jsonl", fl_test_tmp());
+	size_t n;
+	char *b = fl_it_read_file(p, &n);
+	assert_int_equal(n, 11);
+	free(b);
+	assert_int_equal(fl_sink_open(&s, rfd, "sess", &st, why, sizeof why), 0);
+	b = fl_it_read_file(p, &n);
+	assert_int_equal(n, 6);
+	assert_memory_equal(b, "a\nccc\n", 6);
+	free(b);
+	struct stat sb;
+	assert_int_equal(stat(p, &sb), 0);
+	assert_int_equal(sb.st_mode & 0777, 0600);
+	fl_sink_close(s);
+
+	/* a file shorter than its checkpoint is refused, not silently extended */
+	assert_int_equal(truncate(p, 2), 0);
+	assert_int_equal(fl_sink_open(&s, rfd, "sess", &st, why, sizeof why), -EBADMSG);
+
+	/* a symlink in place of the session directory is refused */
+	snprintf(p, sizeof p, "%s/sinkroot/evil", fl_test_tmp());
+	assert_int_equal(symlink("/tmp", p), 0);
+	assert_true(fl_sink_open(&s, rfd, "evil", NULL, why, sizeof why) < 0);
+	close(rfd);
 }
 
 /* ---- every kind at every level ---------------------------------------------------------------- */
@@ -532,6 +638,8 @@ static void test_32_sessions(void **state)
 
 static const struct CMUnitTest tests[] = {
 	cmocka_unit_test(test_render_line),
+	cmocka_unit_test(test_checkpoint_slots),
+	cmocka_unit_test(test_sink_resume_truncates),
 	cmocka_unit_test(test_every_kind_every_level),
 	cmocka_unit_test(test_level_flips),
 	cmocka_unit_test(test_drainer_killed_20_times),
