@@ -6,10 +6,12 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -28,6 +30,8 @@ struct fl_housekeep {
 	char shm_prefix[72];
 	struct fl_archiver *arch;
 	pthread_t thread;
+	pthread_t watcher; /* valid when inotify_fd >= 0 */
+	int inotify_fd;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	struct fl_retention_policy policy; /* under mu */
@@ -96,6 +100,39 @@ static void *housekeep_main(void *p)
 	return NULL;
 }
 
+/*
+ * A ring unlinked from shm is a session that just ended: a pass soon makes
+ * cleanup_on_exit (and "ended sessions older than retention") act within about
+ * a second instead of at the next timer tick.
+ */
+static void *watch_main(void *p)
+{
+	struct fl_housekeep *h = p;
+	size_t plen = strlen(h->shm_prefix);
+	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+	for (;;) {
+		pthread_mutex_lock(&h->mu);
+		int stop = h->stop;
+		pthread_mutex_unlock(&h->mu);
+		if (stop)
+			break;
+		struct pollfd pf = {h->inotify_fd, POLLIN, 0};
+		if (poll(&pf, 1, 250) <= 0)
+			continue;
+		ssize_t n = read(h->inotify_fd, buf, sizeof buf);
+		int ours = 0;
+		for (ssize_t off = 0; n > 0 && off + (ssize_t)sizeof(struct inotify_event) <= n;) {
+			const struct inotify_event *ev = (const struct inotify_event *)(buf + off);
+			if (ev->len && !strncmp(ev->name, h->shm_prefix, plen))
+				ours = 1;
+			off += (ssize_t)(sizeof *ev + ev->len);
+		}
+		if (ours)
+			fl_housekeep_kick(h);
+	}
+	return NULL;
+}
+
 static void queue_plain(const char *plain, void *arg)
 {
 	void **a = arg;
@@ -144,6 +181,7 @@ int fl_housekeep_start(struct fl_housekeep **out, const struct fl_config *cfg)
 	}
 	snprintf(h->shm_prefix, sizeof h->shm_prefix, "%s", cfg->shm_prefix);
 	fl_retention_policy_from_config(&h->policy, cfg);
+	h->inotify_fd = -1;
 	h->period_ns = FL_HOUSEKEEP_PERIOD_S * 1000000000ll;
 	const char *iv = getenv("FUGUE_GC_INTERVAL");
 	uint64_t s;
@@ -161,6 +199,13 @@ int fl_housekeep_start(struct fl_housekeep **out, const struct fl_config *cfg)
 		fl_sink_set_rotation(cfg->max_file_size, NULL);
 		fl_archiver_stop(h->arch, 0);
 		goto fail;
+	}
+	/* optional: without it, ended sessions are noticed at the next timer tick */
+	h->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (h->inotify_fd >= 0 && (inotify_add_watch(h->inotify_fd, FL_SHM_DIR, IN_DELETE) < 0 ||
+				   pthread_create(&h->watcher, NULL, watch_main, h) != 0)) {
+		close(h->inotify_fd);
+		h->inotify_fd = -1;
 	}
 	*out = h;
 	return 0;
@@ -204,6 +249,10 @@ void fl_housekeep_stop(struct fl_housekeep *h)
 	pthread_cond_signal(&h->cv);
 	pthread_mutex_unlock(&h->mu);
 	pthread_join(h->thread, NULL);
+	if (h->inotify_fd >= 0) {
+		pthread_join(h->watcher, NULL); /* it sees stop within its poll timeout */
+		close(h->inotify_fd);
+	}
 	/* sinks opened from now on rotate but leave their segments plain for the next start */
 	uint64_t max = 0;
 	fl_sink_get_rotation(&max, NULL);
