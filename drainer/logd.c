@@ -37,7 +37,8 @@ static const char usage[] =
 	"\n"
 	"  --root DIR     log root (default: config 'root', $FUGUE_LOG_DIR, ~/.fugue/logs)\n"
 	"  --config FILE  config file (default ~/.fugue/logging.conf; a missing default is fine)\n"
-	"  --foreground   stay attached and log to stderr (default: daemonize, log to <root>/fugue-logd.log)\n"
+	"  --foreground   stay attached and log to stderr (default: daemonize, log to <root>/fugue-logd.log,\n"
+	"                 pid in <root>/fugue-logd.pid)\n"
 	"  --workers N    drain threads (default: config 'workers', else one per core, at most 4)\n"
 	"  -h, --help     this text\n"
 	"\n"
@@ -46,6 +47,7 @@ static const char usage[] =
 	"already drains this shm prefix.\n";
 
 static FILE *log_file; /* NULL: stderr */
+static char pidpath[PATH_MAX]; /* set when daemonized */
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void log_line(const char *line)
@@ -148,6 +150,16 @@ static int daemonize(const char *root)
 	}
 	dup2(lfd, 2);
 	log_file = fdopen(lfd, "a");
+	/* for whoever has to stop it: service scripts, tests */
+	char pid[32];
+	snprintf(pidpath, sizeof pidpath, "%s/fugue-logd.pid", root);
+	int pfd = open(pidpath, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (pfd >= 0) {
+		int n = snprintf(pid, sizeof pid, "%d\n", (int)getpid());
+		if (write(pfd, pid, (size_t)n) != n)
+			fl_drain_log("cannot write %s", pidpath);
+		close(pfd);
+	}
 	return 0;
 }
 
@@ -284,6 +296,8 @@ int main(int argc, char **argv)
 		fl_drain_log("stopped with an error: %s", strerror(-rc));
 	else
 		fl_drain_log("stopped");
+	if (pidpath[0])
+		unlink(pidpath);
 	close(lock);
 	return rc < 0 ? EXIT_FAIL : EXIT_OK;
 }

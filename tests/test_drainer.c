@@ -636,6 +636,121 @@ static void test_32_sessions(void **state)
 	assert_int_equal(fl_it_shm_cleanup(), 0);
 }
 
+/* ---- options, exit codes, daemon mode, SIGHUP ------------------------------------------------ */
+
+static void write_text(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+struct pidfile_arg {
+	const char *path;
+	int present;
+};
+
+static int pidfile_cond(void *a)
+{
+	struct pidfile_arg *p = a;
+	return (access(p->path, F_OK) == 0) == p->present;
+}
+
+/* Waits (bounded) until the file holds the text. */
+static int log_says(const char *path, const char *text)
+{
+	double end = fl_it_now() + 30;
+	do {
+		char *b = fl_it_read_file(path, NULL);
+		int yes = b && strstr(b, text);
+		free(b);
+		if (yes)
+			return 1;
+		fl_it_sleep_ms(10);
+	} while (fl_it_now() < end);
+	return 0;
+}
+
+static void test_options_daemon_sighup(void **state)
+{
+	(void)state;
+	/* a daemon left by an earlier failed run of this test would hold the prefix */
+	char oldpid[1200];
+	snprintf(oldpid, sizeof oldpid, "%s/root/r1/fugue-logd.pid", fl_test_tmp());
+	char *op = fl_it_read_file(oldpid, NULL);
+	if (op && atoi(op) > 1) {
+		char cmdp[64];
+		snprintf(cmdp, sizeof cmdp, "/proc/%d/cmdline", atoi(op));
+		char *cmd = fl_it_read_file(cmdp, NULL);
+		if (cmd && strstr(cmd, "fugue-logd")) /* only if that pid is still our daemon */
+			kill((pid_t)atoi(op), SIGKILL);
+		free(cmd);
+	}
+	free(op);
+	fresh();
+	unsetenv("FUGUE_LOG_DIR");
+	char bin[1024], conf[1200], r1[1200], r2[1200], pidf[1300], errf[1200];
+	fl_it_build_path(bin, sizeof bin, "drainer/fugue-logd");
+	snprintf(conf, sizeof conf, "%s/logd.conf", fl_test_tmp());
+	snprintf(r1, sizeof r1, "%s/r1", root);
+	snprintf(r2, sizeof r2, "%s/r2", root);
+	snprintf(pidf, sizeof pidf, "%s/fugue-logd.pid", r1);
+	snprintf(errf, sizeof errf, "%s/stdout.txt", fl_test_tmp());
+
+	const char *bogus[] = {bin, "--bogus", NULL};
+	assert_int_equal(fl_it_run(bogus, errf), 2);
+	const char *relative[] = {bin, "--root", "relative/dir", NULL};
+	assert_int_equal(fl_it_run(relative, errf), 2);
+	write_text(conf, "workers = lots\n");
+	const char *bad[] = {bin, "--foreground", "--config", conf, NULL};
+	assert_int_equal(fl_it_run(bad, errf), 3);
+	const char *help[] = {bin, "--help", NULL};
+	assert_int_equal(fl_it_run(help, errf), 0);
+	char *h = fl_it_read_file(errf, NULL);
+	assert_non_null(strstr(h, "Exit codes"));
+	free(h);
+
+	/* daemon mode: the parent returns 0 at once, the daemon writes its pid file */
+	char text[2600];
+	snprintf(text, sizeof text, "root = %s\n", r1);
+	write_text(conf, text);
+	const char *daemon[] = {bin, "--config", conf, NULL};
+	assert_int_equal(fl_it_run(daemon, NULL), 0);
+	struct pidfile_arg pa = {pidf, 1};
+	assert_true(fl_it_wait(pidfile_cond, &pa, 30));
+	char *ps = fl_it_read_file(pidf, NULL);
+	pid_t dpid = (pid_t)atoi(ps);
+	free(ps);
+	assert_true(dpid > 1);
+	assert_int_equal(kill(dpid, 0), 0);
+	/* one drainer per prefix */
+	const char *again[] = {bin, "--foreground", "--config", conf, NULL};
+	assert_int_equal(fl_it_run(again, NULL), 4);
+
+	/* SIGHUP: a bad config is refused and the daemon goes on; a new root takes the next sessions */
+	char log[1300];
+	snprintf(log, sizeof log, "%s/fugue-logd.log", r1);
+	write_text(conf, "retention = forever\n");
+	assert_int_equal(kill(dpid, SIGHUP), 0);
+	assert_true(log_says(log, "config refused"));
+	snprintf(text, sizeof text, "root = %s\n", r2);
+	write_text(conf, text);
+	assert_int_equal(kill(dpid, SIGHUP), 0);
+	assert_true(log_says(log, "new sessions go to"));
+	struct kinds_arg ka = {.id = "after-hup", .level = FL_LEVEL_FULL, .rounds = 3};
+	assert_int_equal(child_status(spawn_child(kinds_child, &ka)), 0);
+	assert_true(fl_it_wait_state(r2, "after-hup", "ended", 60));
+
+	/* SIGTERM: clean stop, pid file gone */
+	assert_int_equal(kill(dpid, SIGTERM), 0);
+	pa.present = 0;
+	assert_true(fl_it_wait(pidfile_cond, &pa, 60));
+	snprintf(root, sizeof root, "%s", r2);
+	const char *extra[] = {"--state", "ended", "--expect=total=30", NULL};
+	check("after-hup", extra);
+}
+
 static const struct CMUnitTest tests[] = {
 	cmocka_unit_test(test_render_line),
 	cmocka_unit_test(test_checkpoint_slots),
@@ -645,6 +760,7 @@ static const struct CMUnitTest tests[] = {
 	cmocka_unit_test(test_drainer_killed_20_times),
 	cmocka_unit_test(test_producer_killed),
 	cmocka_unit_test(test_32_sessions),
+	cmocka_unit_test(test_options_daemon_sighup),
 };
 
 FL_TEST_MAIN("drainer", tests)
