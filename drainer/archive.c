@@ -91,8 +91,8 @@ static int digits(const char *s, int n, int *out)
 int fl_ts_parse(const char *s, size_t len, uint64_t *ns)
 {
 	int Y, M, D, h, m, sec;
-	if (len < 20 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||
-	    s[13] != ':' || s[16] != ':')
+	if (len < 20 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') || s[13] != ':' ||
+	    s[16] != ':')
 		return -EINVAL;
 	if (digits(s, 4, &Y) || digits(s + 5, 2, &M) || digits(s + 8, 2, &D) || digits(s + 11, 2, &h) ||
 	    digits(s + 14, 2, &m) || digits(s + 17, 2, &sec))

@@ -19,13 +19,14 @@
 
 enum fl_seg_kind {
 	FL_SEG_PLAIN = 1, /* <class>.<N>.jsonl */
-	FL_SEG_LZ4 = 2,   /* <class>.<N>.jsonl.lz4 */
-	FL_SEG_TMP = 3,   /* <class>.<N>.jsonl.lz4.tmp */
+	FL_SEG_LZ4 = 2,	  /* <class>.<N>.jsonl.lz4 */
+	FL_SEG_TMP = 3,	  /* <class>.<N>.jsonl.lz4.tmp */
 };
 
 #define FL_SEG_NAME_MAX 64
 
-/* Writes "<cls>.<n, 6+ digits>.jsonl" (+".lz4" for FL_SEG_LZ4, +".lz4.tmp" for FL_SEG_TMP). -ENAMETOOLONG if it does not fit. */
+/* Writes "<cls>.<n, 6+ digits>.jsonl" (+".lz4" for FL_SEG_LZ4, +".lz4.tmp" for FL_SEG_TMP). -ENAMETOOLONG if it does
+ * not fit. */
 int fl_seg_name(char *buf, size_t len, const char *cls, uint64_t n, enum fl_seg_kind kind);
 
 /*

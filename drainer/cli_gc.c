@@ -49,17 +49,16 @@ static void gc_report(void *arg, const struct fl_retention_removal *r)
 
 static void gc_help(FILE *f)
 {
-	fprintf(f,
-		"usage: fugue-log gc [--json] [--root DIR] [--config FILE]\n\n"
-		"Applies the retention rules to the log root now, as fugue-logd does on its timer:\n"
-		"  retention         archived segments whose newest line is older go; ended sessions that\n"
-		"                    old go whole (default 7d; 0 = keep forever)\n"
-		"  max_session_size  a session's oldest archived segments go while it is larger (default 1G)\n"
-		"  max_total_size    the oldest archived segments or ended sessions across the root go while\n"
-		"                    the root is larger (default 0 = off)\n"
-		"Active files and segments still waiting for compression are never removed. Every removal\n"
-		"is printed (--json: as the retention line) and appended to <root>/@fugue-logd.jsonl.\n"
-		"See docs/rotation.md. Exit codes: 0 done, 1 failure (unreadable root, bad config), 2 usage.\n");
+	fprintf(f, "usage: fugue-log gc [--json] [--root DIR] [--config FILE]\n\n"
+		   "Applies the retention rules to the log root now, as fugue-logd does on its timer:\n"
+		   "  retention         archived segments whose newest line is older go; ended sessions that\n"
+		   "                    old go whole (default 7d; 0 = keep forever)\n"
+		   "  max_session_size  a session's oldest archived segments go while it is larger (default 1G)\n"
+		   "  max_total_size    the oldest archived segments or ended sessions across the root go while\n"
+		   "                    the root is larger (default 0 = off)\n"
+		   "Active files and segments still waiting for compression are never removed. Every removal\n"
+		   "is printed (--json: as the retention line) and appended to <root>/@fugue-logd.jsonl.\n"
+		   "See docs/rotation.md. Exit codes: 0 done, 1 failure (unreadable root, bad config), 2 usage.\n");
 }
 
 int fl_cmd_gc(int argc, char **argv)

@@ -35,7 +35,7 @@ struct fl_housekeep {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	struct fl_retention_policy policy; /* under mu */
-	int stop, kicked;                  /* under mu */
+	int stop, kicked;		   /* under mu */
 	int64_t period_ns;
 };
 

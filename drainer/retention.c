@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* retention.c: one retention pass over the log root (age, per-session and total caps), whole-session removal, retention lines. */
+/* retention.c: one retention pass over the log root (age, per-session and total caps), whole-session removal, retention
+ * lines. */
 #define _GNU_SOURCE
 #include "retention.h"
 
@@ -343,8 +344,13 @@ static int remove_seg(int root_fd, struct sess *s, struct seg *g, enum fl_retent
 	s->bytes -= g->bytes;
 	st->removed_segments++;
 	st->freed_bytes += g->bytes;
-	struct fl_retention_removal r = {.session = s->id, .file = g->name, .reason = why, .bytes = g->bytes,
-					 .files = 1, .newest_ns = g->mtime, .live = s->live};
+	struct fl_retention_removal r = {.session = s->id,
+					 .file = g->name,
+					 .reason = why,
+					 .bytes = g->bytes,
+					 .files = 1,
+					 .newest_ns = g->mtime,
+					 .live = s->live};
 	report(h, root_fd, &r);
 	return 0;
 }
@@ -361,8 +367,13 @@ static int remove_whole(int root_fd, struct sess *s, enum fl_retention_reason wh
 	s->gone = 1;
 	st->removed_sessions++;
 	st->freed_bytes += s->bytes;
-	struct fl_retention_removal r = {.session = s->id, .file = NULL, .reason = why, .bytes = s->bytes,
-					 .files = files, .newest_ns = s->newest, .live = 0};
+	struct fl_retention_removal r = {.session = s->id,
+					 .file = NULL,
+					 .reason = why,
+					 .bytes = s->bytes,
+					 .files = files,
+					 .newest_ns = s->newest,
+					 .live = 0};
 	s->bytes = 0;
 	report(h, root_fd, &r);
 	return 0;

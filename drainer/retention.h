@@ -39,20 +39,20 @@
 #define FL_RETENTION_LOG "@fugue-logd.jsonl" /* the drainer's own log, in the root */
 
 struct fl_retention_policy {
-	uint64_t retention_s;      /* 0 = keep forever */
+	uint64_t retention_s;	   /* 0 = keep forever */
 	uint64_t max_session_size; /* bytes; 0 = off */
 	uint64_t max_total_size;   /* bytes; 0 = off */
-	int cleanup_on_exit;       /* remove every ended session whole (once nothing waits for compression) */
+	int cleanup_on_exit;	   /* remove every ended session whole (once nothing waits for compression) */
 };
 
 void fl_retention_policy_from_config(struct fl_retention_policy *p, const struct fl_config *c);
 
 enum fl_retention_reason {
-	FL_RET_RETENTION = 0,    /* a segment older than retention */
+	FL_RET_RETENTION = 0,	 /* a segment older than retention */
 	FL_RET_SESSION_SIZE = 1, /* max_session_size */
-	FL_RET_TOTAL_SIZE = 2,   /* max_total_size */
-	FL_RET_ENDED = 3,        /* an ended session older than retention, whole */
-	FL_RET_CLEANUP = 4,      /* cleanup_on_exit, whole */
+	FL_RET_TOTAL_SIZE = 2,	 /* max_total_size */
+	FL_RET_ENDED = 3,	 /* an ended session older than retention, whole */
+	FL_RET_CLEANUP = 4,	 /* cleanup_on_exit, whole */
 };
 
 /* "retention", "max_session_size", "max_total_size", "retention" (ended), "cleanup_on_exit". */
@@ -63,10 +63,10 @@ struct fl_retention_removal {
 	const char *session;
 	const char *file; /* segment file name, or NULL when the whole session directory went */
 	enum fl_retention_reason reason;
-	uint64_t bytes;   /* bytes freed */
-	uint64_t files;   /* files removed */
+	uint64_t bytes;	   /* bytes freed */
+	uint64_t files;	   /* files removed */
 	int64_t newest_ns; /* newest line (mtime) of what went */
-	int live;         /* the session was live */
+	int live;	   /* the session was live */
 };
 
 /*
@@ -82,11 +82,11 @@ struct fl_retention_hooks {
 };
 
 struct fl_retention_stats {
-	uint64_t sessions;         /* sessions looked at */
+	uint64_t sessions;	   /* sessions looked at */
 	uint64_t removed_segments; /* segments removed on their own */
 	uint64_t removed_sessions; /* sessions removed whole */
 	uint64_t freed_bytes;
-	uint64_t total_bytes;      /* the root's bytes after the pass */
+	uint64_t total_bytes; /* the root's bytes after the pass */
 };
 
 /*

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* segindex.c: reads session.json's segment list and decides which segments a time range can skip; parses time arguments. */
+/* segindex.c: reads session.json's segment list and decides which segments a time range can skip; parses time
+ * arguments. */
 #define _GNU_SOURCE
 #include "segindex.h"
 
@@ -172,8 +173,7 @@ static int put(char **b, size_t *len, size_t *cap, const char *p, size_t n)
 }
 
 /* Replaces the first `from` in the element text [p, p+n) while copying it out. */
-static int put_replaced(char **b, size_t *len, size_t *cap, const char *p, size_t n, const char *from,
-			const char *to)
+static int put_replaced(char **b, size_t *len, size_t *cap, const char *p, size_t n, const char *from, const char *to)
 {
 	const char *hit = memmem(p, n, from, strlen(from));
 	if (!hit)
@@ -259,8 +259,9 @@ int fl_segindex_refresh(int dirfd)
 				rc = put_replaced(&tmp, &tl, &tc, p, n, from, to);
 				char *tmp2 = NULL;
 				size_t t2l = 0, t2c = 0;
-				rc = rc ? rc : put_replaced(&tmp2, &t2l, &t2c, tmp, tl, "\"state\":\"closed\"",
-							   "\"state\":\"archived\"");
+				rc = rc ? rc
+					: put_replaced(&tmp2, &t2l, &t2c, tmp, tl, "\"state\":\"closed\"",
+						       "\"state\":\"archived\"");
 				rc = rc ? rc : put_replaced(&out, &olen, &ocap, tmp2, t2l, "\"compressed\":null", comp);
 				free(tmp);
 				free(tmp2);

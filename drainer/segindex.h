@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* segindex.h: the segment list of session.json (seq and time ranges), for readers that skip segments, and time arguments. */
+/* segindex.h: the segment list of session.json (seq and time ranges), for readers that skip segments, and time
+ * arguments. */
 #ifndef FL_SEGINDEX_H
 #define FL_SEGINDEX_H
 
@@ -8,8 +9,8 @@
 
 /* One segment as session.json lists it (docs/rotation.md). */
 struct fl_segindex_ent {
-	uint64_t n;       /* segment number */
-	char cls[16];     /* "system" / "user" */
+	uint64_t n;   /* segment number */
+	char cls[16]; /* "system" / "user" */
 	uint64_t first_seq, last_seq;
 	int64_t first_ts, last_ts; /* ns since the epoch, the smallest and largest ts in it; 0 when unknown */
 };

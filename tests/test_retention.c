@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* test_retention: each retention rule alone and together, with exact surviving file sets and one log line per removal. */
+/* test_retention: each retention rule alone and together, with exact surviving file sets and one log line per removal.
+ */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <fcntl.h>
@@ -134,11 +135,10 @@ static int log_lines(const char *grep)
 	return WEXITSTATUS(st);
 }
 
-static void run(int root, uint64_t retention_s, uint64_t session_cap, uint64_t total_cap,
-		struct fl_retention_stats *st)
+static void run(int root, uint64_t retention_s, uint64_t session_cap, uint64_t total_cap, struct fl_retention_stats *st)
 {
-	struct fl_retention_policy p = {.retention_s = retention_s, .max_session_size = session_cap,
-					.max_total_size = total_cap};
+	struct fl_retention_policy p = {
+	    .retention_s = retention_s, .max_session_size = session_cap, .max_total_size = total_cap};
 	struct fl_retention_hooks h = {.by = "test"};
 	assert_int_equal(fl_retention_run(root, &p, g_now, &h, st), 0);
 }
@@ -406,14 +406,15 @@ static void test_manifest_refresh(void **state)
 	run(root, 7 * 86400, 0, 0, &st);
 	assert_int_equal(st.removed_segments, 1);
 	char cmd[2048];
-	snprintf(cmd, sizeof cmd,
-		 "python3 -c \"import json,sys; m=json.load(open(sys.argv[1])); s=m['segments']; "
-		 "assert [x['n'] for x in s]==[2,3], s; "
-		 "assert s[0]=={'n':2,'class':'user','file':'user.000002.jsonl.lz4','state':'archived','lines':2,"
-		 "'size':400,'compressed':77}, s[0]; "
-		 "assert s[1]['state']=='closed' and s[1]['compressed'] is None; assert m['files']=={} and m['id']=='s'\" "
-		 "'%s'",
-		 path);
+	snprintf(
+	    cmd, sizeof cmd,
+	    "python3 -c \"import json,sys; m=json.load(open(sys.argv[1])); s=m['segments']; "
+	    "assert [x['n'] for x in s]==[2,3], s; "
+	    "assert s[0]=={'n':2,'class':'user','file':'user.000002.jsonl.lz4','state':'archived','lines':2,"
+	    "'size':400,'compressed':77}, s[0]; "
+	    "assert s[1]['state']=='closed' and s[1]['compressed'] is None; assert m['files']=={} and m['id']=='s'\" "
+	    "'%s'",
+	    path);
 	assert_int_equal(system(cmd), 0);
 	/* unchanged now: not rewritten */
 	struct stat a, b;
@@ -425,13 +426,9 @@ static void test_manifest_refresh(void **state)
 }
 
 static const struct CMUnitTest tests[] = {
-	cmocka_unit_test(test_age_rule),
-	cmocka_unit_test(test_session_cap),
-	cmocka_unit_test(test_total_cap),
-	cmocka_unit_test(test_rules_together),
-	cmocka_unit_test(test_remove_session),
-	cmocka_unit_test(test_gc_cli),
-	cmocka_unit_test(test_manifest_refresh),
+    cmocka_unit_test(test_age_rule),	     cmocka_unit_test(test_session_cap),    cmocka_unit_test(test_total_cap),
+    cmocka_unit_test(test_rules_together),   cmocka_unit_test(test_remove_session), cmocka_unit_test(test_gc_cli),
+    cmocka_unit_test(test_manifest_refresh),
 };
 
 FL_TEST_MAIN("retention", tests)

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* test_rotation: segment names, lz4 archiving and its crash recovery, the compressor thread, and rotation under a live drainer. */
+/* test_rotation: segment names, lz4 archiving and its crash recovery, the compressor thread, and rotation under a live
+ * drainer. */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <fcntl.h>
@@ -178,16 +179,21 @@ static void test_archive_crash_states(void **state)
 	write_segment(d, "system.000003.jsonl", 1, 3000, ts0); /* (c) truncated archive beside the plain */
 	write_segment(d, "user.000004.jsonl", 1, 3000, ts0);   /* (d) archive with a flipped byte */
 	write_segment(d, "system.000005.jsonl", 1, 10, ts0);   /* (e) not checkpointed yet: left alone */
-	assert_int_equal(sh_in(dir, "cp system.000001.jsonl orig1 && cp user.000002.jsonl orig2 && "
-				    "cp system.000003.jsonl orig3 && cp user.000004.jsonl orig4%s", ""), 0);
+	assert_int_equal(sh_in(dir,
+			       "cp system.000001.jsonl orig1 && cp user.000002.jsonl orig2 && "
+			       "cp system.000003.jsonl orig3 && cp user.000004.jsonl orig4%s",
+			       ""),
+			 0);
 	assert_int_equal(sh_in(dir, "head -c 777 /dev/urandom > %s", "system.000001.jsonl.lz4.tmp"), 0);
 	assert_int_equal(sh_in(dir, "lz4 -q user.000002.jsonl %s", "user.000002.jsonl.lz4"), 0);
 	assert_int_equal(sh_in(dir, "lz4 -q system.000003.jsonl full3 && head -c 2000 full3 > %s && rm full3",
-			       "system.000003.jsonl.lz4"), 0);
+			       "system.000003.jsonl.lz4"),
+			 0);
 	assert_int_equal(sh_in(dir,
 			       "lz4 -q user.000004.jsonl %s && printf 'X' | dd of=user.000004.jsonl.lz4 bs=1 "
 			       "seek=3000 conv=notrunc status=none",
-			       "user.000004.jsonl.lz4"), 0);
+			       "user.000004.jsonl.lz4"),
+			 0);
 	/* A truncated or damaged archive never verifies. */
 	assert_int_equal(fl_archive_verify(d, "system.000003.jsonl.lz4", NULL), -EBADMSG);
 	assert_int_equal(fl_archive_verify(d, "user.000004.jsonl.lz4", NULL), -EBADMSG);
@@ -595,8 +601,8 @@ static void test_rotation_full_speed(void **state)
 	fl_it_build_path(bin, sizeof bin, "drainer/fugue-log");
 	snprintf(count, sizeof count, "%ld", fl_it_scale(30000, 5));
 	snprintf(out, sizeof out, "%s/emit.json", fl_test_tmp());
-	const char *emit[] = {bin, "--root", root, "emit", "--event", "all", "--count", count, "--level", "full",
-			      "--session-id", "rot", "--lane-size", "256K", NULL};
+	const char *emit[] = {bin,	 "--root", root,	   "emit", "--event",	  "all",  "--count", count,
+			      "--level", "full",   "--session-id", "rot",  "--lane-size", "256K", NULL};
 	assert_int_equal(fl_it_run(emit, out), 0);
 	long admitted = emit_admitted(out);
 	assert_true(admitted > 1000);
@@ -655,9 +661,9 @@ static void test_sigkill_during_compression(void **state)
 	pid_t prod = fork();
 	assert_true(prod >= 0);
 	if (prod == 0) {
-		const char *emit[] = {bin, "--root", root, "emit", "--event", "transcript", "--size", "200",
-				      "--count", count, "--level", "full", "--session-id", "kill", "--block",
-				      "--lane-size", "64K", NULL};
+		const char *emit[] = {bin,	 "--root",	root,  "emit",	  "--event", "transcript",   "--size",
+				      "200",	 "--count",	count, "--level", "full",    "--session-id", "kill",
+				      "--block", "--lane-size", "64K", NULL};
 		_exit(fl_it_run(emit, out));
 	}
 	struct fl_itd *dp = &g_drainer;
@@ -759,30 +765,31 @@ static void test_daemon_retention(void **state)
 	unsetenv("FUGUE_GC_INTERVAL");
 	fl_it_build_path(bin, sizeof bin, "drainer/fugue-log");
 	snprintf(out, sizeof out, "%s/emit.json", fl_test_tmp());
-	const char *emit[] = {bin, "--root", root, "emit", "--event", "all", "--count", "8000", "--level", "full",
-			      "--session-id", "ret", "--block", NULL};
+	const char *emit[] = {bin,    "--root",	 root,	 "emit",	 "--event", "all",     "--count",
+			      "8000", "--level", "full", "--session-id", "ret",	    "--block", NULL};
 	assert_int_equal(fl_it_run(emit, out), 0);
 	assert_true(fl_it_wait_state(root, "ret", "ended", 120));
 	struct cap_wait cw = {dir, 160 * 1024};
 	assert_true(fl_it_wait(under_cap, &cw, 60));
 	assert_int_equal(fl_it_drainer_stop(dp), 0);
 	fl_it_shm_cleanup();
-	snprintf(cmd, sizeof cmd,
-		 "python3 - '%s' <<'EOF'\n"
-		 "import json,os,re,sys\n"
-		 "root=sys.argv[1]; d=os.path.join(root,'ret')\n"
-		 "log=[json.loads(l) for l in open(os.path.join(root,'@fugue-logd.jsonl'))]\n"
-		 "gone=[o['data']['file'] for o in log if o['session']=='ret']\n"
-		 "assert gone and all(o['data']['reason']=='max_session_size' and o['data']['by']=='fugue-logd' "
-		 "and o['event']=='retention' and o['class']=='system' for o in log), log[:3]\n"
-		 "assert [o['seq'] for o in log]==list(range(1,len(log)+1))\n"
-		 "assert not any(os.path.exists(os.path.join(d,f)) for f in gone)\n"
-		 "num=lambda f:int(f.split('.')[1])\n"
-		 "left=[f for f in os.listdir(d) if re.match(r'^[a-z]+\\.\\d{6}\\.jsonl\\.lz4$',f)]\n"
-		 "assert left and min(num(f) for f in left) > max(num(f) for f in gone), (sorted(left)[:3], gone[-3:])\n"
-		 "assert all(f.endswith('.lz4') for f in gone)\n"
-		 "EOF",
-		 root);
+	snprintf(
+	    cmd, sizeof cmd,
+	    "python3 - '%s' <<'EOF'\n"
+	    "import json,os,re,sys\n"
+	    "root=sys.argv[1]; d=os.path.join(root,'ret')\n"
+	    "log=[json.loads(l) for l in open(os.path.join(root,'@fugue-logd.jsonl'))]\n"
+	    "gone=[o['data']['file'] for o in log if o['session']=='ret']\n"
+	    "assert gone and all(o['data']['reason']=='max_session_size' and o['data']['by']=='fugue-logd' "
+	    "and o['event']=='retention' and o['class']=='system' for o in log), log[:3]\n"
+	    "assert [o['seq'] for o in log]==list(range(1,len(log)+1))\n"
+	    "assert not any(os.path.exists(os.path.join(d,f)) for f in gone)\n"
+	    "num=lambda f:int(f.split('.')[1])\n"
+	    "left=[f for f in os.listdir(d) if re.match(r'^[a-z]+\\.\\d{6}\\.jsonl\\.lz4$',f)]\n"
+	    "assert left and min(num(f) for f in left) > max(num(f) for f in gone), (sorted(left)[:3], gone[-3:])\n"
+	    "assert all(f.endswith('.lz4') for f in gone)\n"
+	    "EOF",
+	    root);
 	assert_int_equal(system(cmd), 0);
 	/* the ended session's manifest was brought in line: it lists exactly what is left */
 	const char *args[] = {"--settled", "--partial", NULL};
@@ -824,13 +831,13 @@ static void test_cleanup_on_exit(void **state)
 	fl_it_drainer_start(dp, root, extra);
 	fl_it_build_path(bin, sizeof bin, "drainer/fugue-log");
 	snprintf(out, sizeof out, "%s/emit.json", fl_test_tmp());
-	const char *emit[] = {bin, "--root", root, "emit", "--event", "all", "--count", "2000", "--level", "full",
-			      "--session-id", "bye", "--block", NULL};
+	const char *emit[] = {bin,    "--root",	 root,	 "emit",	 "--event", "all",     "--count",
+			      "2000", "--level", "full", "--session-id", "bye",	    "--block", NULL};
 	assert_int_equal(fl_it_run(emit, out), 0);
 	assert_true(fl_it_wait(dir_gone, dir, 30));
 	/* a session that is still open is not touched: its ring is in shm */
-	const char *emit2[] = {bin, "--root", root, "emit", "--event", "spawn", "--duration", "6", "--rate", "50",
-			       "--level", "full", "--session-id", "stays", NULL};
+	const char *emit2[] = {bin,	 "--root", root,      "emit", "--event",      "spawn", "--duration", "6",
+			       "--rate", "50",	   "--level", "full", "--session-id", "stays", NULL};
 	pid_t p = fork();
 	assert_true(p >= 0);
 	if (p == 0)
@@ -857,17 +864,17 @@ static void test_cleanup_on_exit(void **state)
 }
 
 static const struct CMUnitTest tests[] = {
-	cmocka_unit_test(test_segment_names),
-	cmocka_unit_test(test_archive_roundtrip),
-	cmocka_unit_test(test_archive_crash_states),
-	cmocka_unit_test(test_archiver_thread),
-	cmocka_unit_test(test_archive_sigkill),
-	cmocka_unit_test(test_cat_time_range),
-	cmocka_unit_test(test_sink_undo_rotation),
-	cmocka_unit_test_teardown(test_rotation_full_speed, kill_drainer),
-	cmocka_unit_test_teardown(test_sigkill_during_compression, kill_drainer),
-	cmocka_unit_test_teardown(test_daemon_retention, kill_drainer),
-	cmocka_unit_test_teardown(test_cleanup_on_exit, kill_drainer),
+    cmocka_unit_test(test_segment_names),
+    cmocka_unit_test(test_archive_roundtrip),
+    cmocka_unit_test(test_archive_crash_states),
+    cmocka_unit_test(test_archiver_thread),
+    cmocka_unit_test(test_archive_sigkill),
+    cmocka_unit_test(test_cat_time_range),
+    cmocka_unit_test(test_sink_undo_rotation),
+    cmocka_unit_test_teardown(test_rotation_full_speed, kill_drainer),
+    cmocka_unit_test_teardown(test_sigkill_during_compression, kill_drainer),
+    cmocka_unit_test_teardown(test_daemon_retention, kill_drainer),
+    cmocka_unit_test_teardown(test_cleanup_on_exit, kill_drainer),
 };
 
 FL_TEST_MAIN("rotation", tests)
