@@ -17,11 +17,11 @@ static const struct {
 	int (*fn)(int, char **);
 	const char *what;
 } commands[] = {
-	{"ls", fl_cmd_ls, "list sessions: pid, level, live or not, events/s, ring fill, drops"},
-	{"level", fl_cmd_level, "read or set a session's level (one atomic write)"},
-	{"emit", fl_cmd_emit, "write events as one session: logger(1) for sessions, and a load generator"},
-	{"cat", fl_cmd_cat, "print a session's log, both audit classes merged by seq, archives included"},
-	{"gc", fl_cmd_gc, "apply the retention rules to the log root now (docs/rotation.md)"},
+    {"ls", fl_cmd_ls, "list sessions: pid, level, live or not, events/s, ring fill, drops"},
+    {"level", fl_cmd_level, "read or set a session's level (one atomic write)"},
+    {"emit", fl_cmd_emit, "write events as one session: logger(1) for sessions, and a load generator"},
+    {"cat", fl_cmd_cat, "print a session's log, both audit classes merged by seq, archives included"},
+    {"gc", fl_cmd_gc, "apply the retention rules to the log root now (docs/rotation.md)"},
 };
 
 static void usage(FILE *f)

@@ -27,9 +27,11 @@ extern struct fl_cli_common fl_cli;
 
 /* getopt_long entries and codes of the common options; put FL_CLI_COMMON_OPTS in every table. */
 enum { FL_OPT_ROOT = 0x1000, FL_OPT_CONFIG, FL_OPT_HELP };
-#define FL_CLI_COMMON_OPTS                                                                                     \
-	{"root", required_argument, NULL, FL_OPT_ROOT}, {"config", required_argument, NULL, FL_OPT_CONFIG},    \
-		{"help", no_argument, NULL, 'h'}
+#define FL_CLI_COMMON_OPTS                                                                                             \
+	{"root", required_argument, NULL, FL_OPT_ROOT}, {"config", required_argument, NULL, FL_OPT_CONFIG},            \
+	{                                                                                                              \
+		"help", no_argument, NULL, 'h'                                                                         \
+	}
 
 /*
  * Handles a common option inside a command's getopt loop: returns 1 when c was

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* cli_cat.c: fugue-log cat — a session's lines from every segment of both audit classes, merged by seq, optionally followed. */
+/* cli_cat.c: fugue-log cat — a session's lines from every segment of both classes, merged by seq, followed. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -306,8 +306,9 @@ int fl_cmd_cat(int argc, char **argv)
 			clock_gettime(CLOCK_REALTIME, &now);
 			int64_t t;
 			if (fl_time_arg_parse(optarg, (int64_t)now.tv_sec * 1000000000ll + now.tv_nsec, &t) < 0)
-				return fl_cli_usage_err("cat", "--%s '%s': use ISO 8601 (2026-11-25T16:33:33Z), "
-							       "@EPOCH_SECONDS or a time ago like 10m",
+				return fl_cli_usage_err("cat",
+							"--%s '%s': use ISO 8601 (2026-11-25T16:33:33Z), "
+							"@EPOCH_SECONDS or a time ago like 10m",
 							c == 'S' ? "since" : "until", optarg);
 			*(c == 'S' ? &cat_since : &cat_until) = t;
 			cat_timed = 1;
@@ -395,8 +396,8 @@ int fl_cmd_cat(int argc, char **argv)
 		char path[PATH_MAX + 80];
 		snprintf(path, sizeof path, "/proc/self/fd/%d", dirfd);
 		if (ifd >= 0 && inotify_add_watch(ifd, path,
-						  IN_MODIFY | IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM |
-							  IN_CLOSE_WRITE | IN_DELETE | IN_DELETE_SELF) < 0) {
+						  IN_MODIFY | IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_CLOSE_WRITE |
+						      IN_DELETE | IN_DELETE_SELF) < 0) {
 			close(ifd);
 			ifd = -1; /* polling still works, only slower to notice */
 		}

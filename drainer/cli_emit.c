@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* cli_emit.c: fugue-log emit — one session that writes events through the public libfuguelog API; logger(1) and load generator. */
+/* cli_emit.c: fugue-log emit — one session of events through the public libfuguelog API (logger(1), load). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <math.h>
@@ -38,7 +38,7 @@ struct worker {
 	const struct emit_cfg *cfg;
 	uint64_t first, n; /* event indices [first, first+n); n UINT64_MAX = until --duration or a signal */
 	uint64_t emitted, admitted, filtered, dropped;
-	char *str;      /* text of string fields, NUL-terminated */
+	char *str;	/* text of string fields, NUL-terminated */
 	uint8_t *bytes; /* payload of prompt/transcript/input */
 	size_t blen;
 	int64_t last_spawn;
@@ -58,15 +58,24 @@ static void on_signal(int sig)
 static const char *default_text(int kind)
 {
 	switch (kind) {
-	case FL_KIND_SPAWN: return "fugue-session";
-	case FL_KIND_ACTION: return "attach";
-	case FL_KIND_COMMAND: return "make";
-	case FL_KIND_COMPLETION: return "turn";
-	case FL_KIND_ERROR: return "something failed";
-	case FL_KIND_STATE: return "waiting for input";
-	case FL_KIND_PROMPT: return "write a haiku about ring buffers";
-	case FL_KIND_TRANSCRIPT: return "building... done\n";
-	case FL_KIND_INPUT: return "y\n";
+	case FL_KIND_SPAWN:
+		return "fugue-session";
+	case FL_KIND_ACTION:
+		return "attach";
+	case FL_KIND_COMMAND:
+		return "make";
+	case FL_KIND_COMPLETION:
+		return "turn";
+	case FL_KIND_ERROR:
+		return "something failed";
+	case FL_KIND_STATE:
+		return "waiting for input";
+	case FL_KIND_PROMPT:
+		return "write a haiku about ring buffers";
+	case FL_KIND_TRANSCRIPT:
+		return "building... done\n";
+	case FL_KIND_INPUT:
+		return "y\n";
 	}
 	return "fugue";
 }
@@ -120,18 +129,26 @@ static int64_t emit_one(struct worker *w, int kind)
 			w->last_spawn = id;
 		return id;
 	}
-	case FL_KIND_EXIT: return fl_emit_exit(s, ref, 0, 0, elapsed_ns(w->cfg));
-	case FL_KIND_ACTION: return fl_emit_action(s, 0, t, w->target, "fugue-log emit");
+	case FL_KIND_EXIT:
+		return fl_emit_exit(s, ref, 0, 0, elapsed_ns(w->cfg));
+	case FL_KIND_ACTION:
+		return fl_emit_action(s, 0, t, w->target, "fugue-log emit");
 	case FL_KIND_COMMAND: {
 		const char *args[] = {"-j2"};
 		return fl_emit_command(s, 0, t, args, 1);
 	}
-	case FL_KIND_COMPLETION: return fl_emit_completion(s, ref, t, "ok", elapsed_ns(w->cfg));
-	case FL_KIND_ERROR: return fl_emit_error(s, ref, 1, t, "fugue-log emit");
-	case FL_KIND_STATE: return fl_emit_state(s, ref, "running", "waiting", t);
-	case FL_KIND_PROMPT: return fl_emit_prompt(s, 0, b, bl);
-	case FL_KIND_TRANSCRIPT: return fl_emit_transcript(s, 0, 1, b, bl);
-	case FL_KIND_INPUT: return fl_emit_input(s, 0, b, bl);
+	case FL_KIND_COMPLETION:
+		return fl_emit_completion(s, ref, t, "ok", elapsed_ns(w->cfg));
+	case FL_KIND_ERROR:
+		return fl_emit_error(s, ref, 1, t, "fugue-log emit");
+	case FL_KIND_STATE:
+		return fl_emit_state(s, ref, "running", "waiting", t);
+	case FL_KIND_PROMPT:
+		return fl_emit_prompt(s, 0, b, bl);
+	case FL_KIND_TRANSCRIPT:
+		return fl_emit_transcript(s, 0, 1, b, bl);
+	case FL_KIND_INPUT:
+		return fl_emit_input(s, 0, b, bl);
 	}
 	return -EINVAL;
 }
@@ -222,29 +239,43 @@ static void help(void)
 	       MAX_THREADS);
 }
 
-enum { O_EVENT = 0x100, O_COUNT, O_SIZE, O_THREADS, O_RATE, O_DURATION, O_ID, O_LEVEL, O_TEXT, O_BLOCK,
-       O_BLOCK_TIMEOUT, O_LANES, O_LANE_SIZE, O_BURST, O_BINARY };
+enum {
+	O_EVENT = 0x100,
+	O_COUNT,
+	O_SIZE,
+	O_THREADS,
+	O_RATE,
+	O_DURATION,
+	O_ID,
+	O_LEVEL,
+	O_TEXT,
+	O_BLOCK,
+	O_BLOCK_TIMEOUT,
+	O_LANES,
+	O_LANE_SIZE,
+	O_BURST,
+	O_BINARY
+};
 
 int fl_cmd_emit(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"event", required_argument, NULL, O_EVENT},
-		{"count", required_argument, NULL, O_COUNT},
-		{"size", required_argument, NULL, O_SIZE},
-		{"threads", required_argument, NULL, O_THREADS},
-		{"rate", required_argument, NULL, O_RATE},
-		{"duration", required_argument, NULL, O_DURATION},
-		{"session-id", required_argument, NULL, O_ID},
-		{"level", required_argument, NULL, O_LEVEL},
-		{"text", required_argument, NULL, O_TEXT},
-		{"block", no_argument, NULL, O_BLOCK},
-		{"block-timeout", required_argument, NULL, O_BLOCK_TIMEOUT},
-		{"lanes", required_argument, NULL, O_LANES},
-		{"lane-size", required_argument, NULL, O_LANE_SIZE},
-		{"burst", required_argument, NULL, O_BURST},
-		{"binary", no_argument, NULL, O_BINARY},
-		FL_CLI_COMMON_OPTS,
-		{0}};
+	static const struct option opts[] = {{"event", required_argument, NULL, O_EVENT},
+					     {"count", required_argument, NULL, O_COUNT},
+					     {"size", required_argument, NULL, O_SIZE},
+					     {"threads", required_argument, NULL, O_THREADS},
+					     {"rate", required_argument, NULL, O_RATE},
+					     {"duration", required_argument, NULL, O_DURATION},
+					     {"session-id", required_argument, NULL, O_ID},
+					     {"level", required_argument, NULL, O_LEVEL},
+					     {"text", required_argument, NULL, O_TEXT},
+					     {"block", no_argument, NULL, O_BLOCK},
+					     {"block-timeout", required_argument, NULL, O_BLOCK_TIMEOUT},
+					     {"lanes", required_argument, NULL, O_LANES},
+					     {"lane-size", required_argument, NULL, O_LANE_SIZE},
+					     {"burst", required_argument, NULL, O_BURST},
+					     {"binary", no_argument, NULL, O_BINARY},
+					     FL_CLI_COMMON_OPTS,
+					     {0}};
 	struct emit_cfg c = {.kind = -1, .threads = 1};
 	struct fl_session_opts so = {0};
 	const char *event = NULL;
@@ -300,8 +331,8 @@ int fl_cmd_emit(int argc, char **argv)
 			break;
 		case O_LEVEL:
 			if ((level = fl_level_parse(optarg)) < 0)
-				return fl_cli_usage_err("emit", "unknown level '%s': use spawns, signals, prompts or full",
-							optarg);
+				return fl_cli_usage_err(
+				    "emit", "unknown level '%s': use spawns, signals, prompts or full", optarg);
 			break;
 		case O_TEXT:
 			c.text = optarg;
@@ -316,7 +347,8 @@ int fl_cmd_emit(int argc, char **argv)
 			break;
 		case O_LANES:
 			if (fl_cli_u64(optarg, &lanes) < 0 || lanes < 1 || lanes > 64 || (lanes & (lanes - 1)))
-				return fl_cli_usage_err("emit", "--lanes '%s': use a power of two from 1 to 64", optarg);
+				return fl_cli_usage_err("emit", "--lanes '%s': use a power of two from 1 to 64",
+							optarg);
 			break;
 		case O_LANE_SIZE:
 			if (fl_cli_u64(optarg, &lane_size) < 0 || lane_size < 4096 || lane_size > (1ull << 30) ||
@@ -466,8 +498,7 @@ int fl_cmd_emit(int argc, char **argv)
 	printf("{\"session\":");
 	fl_cli_json_str(stdout, id);
 	printf(",\"emitted\":%llu,\"admitted\":%llu,\"dropped\":%llu,\"filtered\":%llu,\"seconds\":%.3f}\n",
-	       (unsigned long long)em, (unsigned long long)ad, (unsigned long long)dr, (unsigned long long)fi,
-	       secs);
+	       (unsigned long long)em, (unsigned long long)ad, (unsigned long long)dr, (unsigned long long)fi, secs);
 	if (fflush(stdout))
 		rc = FL_EXIT_FAIL;
 	return rc;

@@ -166,8 +166,8 @@ int fl_cmd_level(int argc, char **argv)
 		return FL_EXIT_NOSESSION;
 	}
 	if (rc == -EACCES) {
-		fl_cli_err("permission denied on %s%s: the session belongs to another user; run as that user", FL_SHM_DIR,
-			   shm);
+		fl_cli_err("permission denied on %s%s: the session belongs to another user; run as that user",
+			   FL_SHM_DIR, shm);
 		return FL_EXIT_FAIL;
 	}
 	if (rc < 0) {

@@ -170,7 +170,8 @@ int fl_cmd_ls(int argc, char **argv)
 		if (rc < 0) {
 			e->state = "broken";
 			if (rc == -EACCES)
-				snprintf(e->why, sizeof e->why, "permission denied: %s belongs to another user", e->shm);
+				snprintf(e->why, sizeof e->why, "permission denied: %s belongs to another user",
+					 e->shm);
 			else if (rc == -ENOENT)
 				snprintf(e->why, sizeof e->why, "vanished while listing (the drainer finished it)");
 			else
@@ -237,8 +238,8 @@ int fl_cmd_ls(int argc, char **argv)
 			printf("}");
 		} else if (e->ok) {
 			printf("%-36s %8u %-8s %-6s %9.0f %4.0f%% %8llu\n", e->id, e->r.hdr->pid,
-			       fl_level_name(FL_LEVEL_VALUE(fl_ring_level_word(&e->r))), e->state, rate,
-			       e->fill * 100, (unsigned long long)e->drops);
+			       fl_level_name(FL_LEVEL_VALUE(fl_ring_level_word(&e->r))), e->state, rate, e->fill * 100,
+			       (unsigned long long)e->drops);
 		} else {
 			printf("%-36s %8s %-8s %-6s  %s\n", e->id, "-", "-", "broken", e->why);
 		}

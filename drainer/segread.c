@@ -57,8 +57,7 @@ int fl_segread_open(struct fl_segread **out, int dirfd, const char *name, char *
 	int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0) {
 		int e = errno;
-		say(why, whylen, e == ELOOP ? "%s: is a symlink; refusing to follow it" : "%s: %s", name,
-		    strerror(e));
+		say(why, whylen, e == ELOOP ? "%s: is a symlink; refusing to follow it" : "%s: %s", name, strerror(e));
 		return -e;
 	}
 	struct stat st;
@@ -364,8 +363,7 @@ static const char *skip_value(const char *p, const char *e)
 		return NULL;
 	}
 	const char *s = p;
-	while (p < e && *p != ',' && *p != '}' && *p != ']' && *p != ' ' && *p != '\t' && *p != '\r' &&
-	       *p != '\n')
+	while (p < e && *p != ',' && *p != '}' && *p != ']' && *p != ' ' && *p != '\t' && *p != '\r' && *p != '\n')
 		p++;
 	return p > s ? p : NULL;
 }

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* test_cli.c: fugue-log as a real process — help and exit codes, level get/set seen by a producer, emit counts, ls --json, cat merging. */
+/* test_cli.c: fugue-log as a real process — help, exit codes, level, emit counts, ls --json, cat merging. */
 #define _GNU_SOURCE
 #include "fl_test.h"
 
@@ -49,7 +49,8 @@ static void put_file(const char *path, const char *text)
 	assert_int_equal(fclose(f), 0);
 }
 
-/* Runs argv with stdout/stderr into out_buf/err_buf (and stdin from stdin_file when not NULL); returns its exit code. */
+/* Runs argv with stdout/stderr into out_buf/err_buf (and stdin from stdin_file when not NULL); returns its exit code.
+ */
 static int run_argv(const char *stdin_file, char *const argv[])
 {
 	char o[1200], e[1200];
@@ -121,7 +122,7 @@ static int setup(void **state)
 	return 0;
 }
 
-static pid_t child = -1;           /* a follower still running when an assertion fails */
+static pid_t child = -1;	  /* a follower still running when an assertion fails */
 static struct fl_itd *drainer_up; /* a drainer still running when an assertion fails */
 
 static int teardown(void **state)
@@ -298,18 +299,17 @@ static void test_emit_counts(void **state)
 {
 	(void)state;
 	/* completion needs signals: every call at spawns is filtered */
-	assert_int_equal(run("emit", "--event", "completion", "--count", "1000", "--level", "spawns",
-			     "--session-id", "em1", NULL),
-			 0);
+	assert_int_equal(
+	    run("emit", "--event", "completion", "--count", "1000", "--level", "spawns", "--session-id", "em1", NULL),
+	    0);
 	assert_int_equal(json_u64("emitted"), 1000);
 	assert_int_equal(json_u64("admitted"), 0);
 	assert_int_equal(json_u64("dropped"), 0);
 	assert_int_equal(json_u64("filtered"), 1000);
 	assert_non_null(strstr(out_buf, "\"session\":\"em1\""));
 
-	assert_int_equal(run("emit", "--event", "spawn", "--count", "1000", "--level", "spawns", "--session-id",
-			     "em2", NULL),
-			 0);
+	assert_int_equal(
+	    run("emit", "--event", "spawn", "--count", "1000", "--level", "spawns", "--session-id", "em2", NULL), 0);
 	assert_int_equal(json_u64("admitted"), 1000);
 	assert_int_equal(json_u64("filtered"), 0);
 	/* what the CLI says is what the ring holds */
@@ -353,13 +353,11 @@ static void test_emit_rate_duration(void **state)
 {
 	(void)state;
 	/* 20 events at 100/s: paced by sleeping, the count is exact */
-	assert_int_equal(run("emit", "--event", "error", "--count", "20", "--rate", "100", "--level", "signals",
-			     NULL),
+	assert_int_equal(run("emit", "--event", "error", "--count", "20", "--rate", "100", "--level", "signals", NULL),
 			 0);
 	assert_int_equal(json_u64("admitted"), 20);
 	/* --duration without --count: stops by itself */
-	assert_int_equal(run("emit", "--event", "state", "--duration", "0.3", "--rate", "50", "--level", "full",
-			     NULL),
+	assert_int_equal(run("emit", "--event", "state", "--duration", "0.3", "--rate", "50", "--level", "full", NULL),
 			 0);
 	uint64_t n = json_u64("emitted");
 	assert_true(n >= 1 && n <= 16);
@@ -373,8 +371,7 @@ static void test_emit_rate_duration(void **state)
 	if (cpu > 0.75)
 		fail_msg("emit --rate 20 for 1.5 s used %.2f s of CPU: it spins instead of sleeping", cpu);
 	/* --burst adds transcripts */
-	assert_int_equal(run("emit", "--event", "spawn", "--count", "3", "--burst", "50", "--level", "full", NULL),
-			 0);
+	assert_int_equal(run("emit", "--event", "spawn", "--count", "3", "--burst", "50", "--level", "full", NULL), 0);
 	assert_int_equal(json_u64("emitted"), 53);
 	assert_int_equal(json_u64("admitted"), 53);
 }
@@ -697,7 +694,6 @@ static void test_cat_follow_sigint(void **state)
 	assert_int_equal(WEXITSTATUS(st), 0);
 }
 
-
 /* ---- segread and the JSON field lookup, directly ----------------------------------------- */
 
 static void test_segread_lines(void **state)
@@ -718,8 +714,14 @@ static void test_segread_lines(void **state)
 	assert_true(seq == UINT64_MAX);
 	assert_int_equal(fl_json_field(l2, strlen(l2), "s", &v, &n), 0);
 	assert_int_equal(n, 3);
-	const char *bad[] = {"", "[1]", "{\"seq\":-1}", "{\"seq\":\"1\"}", "{\"seq\" 1}", "{\"a\":1 \"seq\":2}",
-			     "{\"seq\":18446744073709551616}", "{\"a\":\"unterminated}"};
+	const char *bad[] = {"",
+			     "[1]",
+			     "{\"seq\":-1}",
+			     "{\"seq\":\"1\"}",
+			     "{\"seq\" 1}",
+			     "{\"a\":1 \"seq\":2}",
+			     "{\"seq\":18446744073709551616}",
+			     "{\"a\":\"unterminated}"};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
 		if (fl_line_seq(bad[i], strlen(bad[i]), &seq) >= 0)
 			fail_msg("a seq was found in %s", bad[i]);
@@ -815,9 +817,8 @@ static void test_cat_real_drainer(void **state)
 	/* 300 events of all ten kinds at full: 120 user, 180 system */
 	/* 300 small events fit one 1 MiB lane: no drops even if the drainer lags, and no --block that a
 	   dead drainer could hang */
-	assert_int_equal(run("emit", "--event", "all", "--count", "300", "--level", "full", "--session-id", "real",
-			     NULL),
-			 0);
+	assert_int_equal(
+	    run("emit", "--event", "all", "--count", "300", "--level", "full", "--session-id", "real", NULL), 0);
 	assert_int_equal(json_u64("admitted"), 300);
 	if (!fl_it_wait_state(droot, "real", "ended", 60))
 		fail_msg("session 'real' never ended (drainer log: %s)", d.log);
@@ -862,8 +863,8 @@ static void test_cat_follow_real_drainer(void **state)
 	/* a paced session; the follower starts while it runs and ends with it */
 	char emit_out[1200];
 	snprintf(emit_out, sizeof emit_out, "%s/emit.json", fl_test_tmp());
-	const char *emit[] = {cli_path(), "emit", "--event", "all", "--count", "200", "--rate", "400", "--level",
-			      "full", "--session-id", "fol-real", NULL};
+	const char *emit[] = {cli_path(), "emit",    "--event", "all",		"--count",  "200", "--rate",
+			      "400",	  "--level", "full",	"--session-id", "fol-real", NULL};
 	pid_t ep = fork();
 	assert_true(ep >= 0);
 	if (ep == 0) {
@@ -914,21 +915,21 @@ static void test_cat_follow_real_drainer(void **state)
 }
 
 static const struct CMUnitTest tests[] = {
-	cmocka_unit_test_setup_teardown(test_help_every_command, setup, teardown),
-	cmocka_unit_test_setup_teardown(test_level_get_set, setup, teardown),
-	cmocka_unit_test_setup_teardown(test_level_all, setup, teardown),
-	cmocka_unit_test_setup_teardown(test_level_errors, setup, teardown),
-	cmocka_unit_test_setup_teardown(test_emit_counts, setup, teardown),
-	cmocka_unit_test_setup_teardown(test_emit_rate_duration, setup, teardown),
-	cmocka_unit_test_setup_teardown(test_emit_refused_id, setup, teardown),
-	cmocka_unit_test_setup_teardown(test_ls_json, setup, teardown),
-	cmocka_unit_test_setup_teardown(test_cat_merge_handmade, setup, teardown),
-	cmocka_unit_test_setup_teardown(test_cat_bad_files, setup, teardown),
-	cmocka_unit_test_setup_teardown(test_cat_follow_rotation, setup, teardown),
-	cmocka_unit_test_setup_teardown(test_cat_follow_sigint, setup, teardown),
-	cmocka_unit_test_setup_teardown(test_segread_lines, setup, teardown),
-	cmocka_unit_test_setup_teardown(test_cat_real_drainer, setup, teardown),
-	cmocka_unit_test_setup_teardown(test_cat_follow_real_drainer, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_help_every_command, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_level_get_set, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_level_all, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_level_errors, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_emit_counts, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_emit_rate_duration, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_emit_refused_id, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_ls_json, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_cat_merge_handmade, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_cat_bad_files, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_cat_follow_rotation, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_cat_follow_sigint, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_segread_lines, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_cat_real_drainer, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_cat_follow_real_drainer, setup, teardown),
 };
 
 FL_TEST_MAIN("cli", tests)
