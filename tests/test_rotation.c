@@ -661,9 +661,26 @@ static void test_sigkill_during_compression(void **state)
 	pid_t prod = fork();
 	assert_true(prod >= 0);
 	if (prod == 0) {
-		const char *emit[] = {bin,	 "--root",	root,  "emit",	  "--event", "transcript",   "--size",
-				      "200",	 "--count",	count, "--level", "full",    "--session-id", "kill",
-				      "--block", "--lane-size", "64K", NULL};
+		const char *emit[] = {bin,
+				      "--root",
+				      root,
+				      "emit",
+				      "--event",
+				      "transcript",
+				      "--size",
+				      "200",
+				      "--count",
+				      count,
+				      "--level",
+				      "full",
+				      "--session-id",
+				      "kill",
+				      "--block",
+				      "--block-timeout",
+				      "60000",
+				      "--lane-size",
+				      "64K",
+				      NULL};
 		_exit(fl_it_run(emit, out));
 	}
 	struct fl_itd *dp = &g_drainer;
@@ -688,8 +705,19 @@ static void test_sigkill_during_compression(void **state)
 	}
 
 	fl_it_drainer_start(dp, root, extra);
-	int st;
-	assert_int_equal(waitpid(prod, &st, 0), prod);
+	/* bounded: a drainer that died must fail the test, not hang it behind a blocked producer */
+	int st = 0;
+	pid_t w = 0;
+	for (double end = fl_it_now() + 180; w == 0 && fl_it_now() < end;) {
+		w = waitpid(prod, &st, WNOHANG);
+		if (w == 0)
+			fl_it_sleep_ms(20);
+	}
+	if (w != prod) {
+		kill(prod, SIGKILL);
+		waitpid(prod, &st, 0);
+		fail_msg("the producer did not finish within 180 s");
+	}
 	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 	long admitted = emit_admitted(out);
 	assert_int_equal(admitted, fl_it_scale(40000, 4));
@@ -765,8 +793,8 @@ static void test_daemon_retention(void **state)
 	unsetenv("FUGUE_GC_INTERVAL");
 	fl_it_build_path(bin, sizeof bin, "drainer/fugue-log");
 	snprintf(out, sizeof out, "%s/emit.json", fl_test_tmp());
-	const char *emit[] = {bin,    "--root",	 root,	 "emit",	 "--event", "all",     "--count",
-			      "8000", "--level", "full", "--session-id", "ret",	    "--block", NULL};
+	const char *emit[] = {bin,	 "--root", root,	   "emit", "--event",	  "all", "--count", "8000",
+			      "--level", "full",   "--session-id", "ret",  "--lane-size", "4M",	 NULL};
 	assert_int_equal(fl_it_run(emit, out), 0);
 	assert_true(fl_it_wait_state(root, "ret", "ended", 120));
 	struct cap_wait cw = {dir, 160 * 1024};
@@ -831,8 +859,8 @@ static void test_cleanup_on_exit(void **state)
 	fl_it_drainer_start(dp, root, extra);
 	fl_it_build_path(bin, sizeof bin, "drainer/fugue-log");
 	snprintf(out, sizeof out, "%s/emit.json", fl_test_tmp());
-	const char *emit[] = {bin,    "--root",	 root,	 "emit",	 "--event", "all",     "--count",
-			      "2000", "--level", "full", "--session-id", "bye",	    "--block", NULL};
+	const char *emit[] = {bin,	 "--root", root,	   "emit", "--event",	  "all", "--count", "2000",
+			      "--level", "full",   "--session-id", "bye",  "--lane-size", "4M",	 NULL};
 	assert_int_equal(fl_it_run(emit, out), 0);
 	assert_true(fl_it_wait(dir_gone, dir, 30));
 	/* a session that is still open is not touched: its ring is in shm */
