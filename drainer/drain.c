@@ -22,6 +22,8 @@
 #include "sink.h"
 
 #define BATCH 1024               /* records per lane per batch */
+#define BATCH_BYTES (1u << 20)   /* record bytes per batch, over all lanes ... */
+#define LANE_MIN_BYTES (32u << 10) /* ... but at least this much per lane */
 #define ROUNDS 8                 /* batches per step, so one busy session cannot starve the others */
 #define ALIVE_EVERY_NS 50000000  /* idle sessions check their producer this often */
 #define MANIFEST_EVERY_NS 200000000ll /* session.json follows a live session this closely */
@@ -587,6 +589,16 @@ static int batch(struct fl_drain_worker *w, struct fl_dsess *s, int *moved)
 		int n = fl_clock_check(&w->cal, &s->clk, why, sizeof why);
 		if (n == 0)
 			n = fl_lane_peek(r, l, w->recs, BATCH, &next_tail, why, sizeof why);
+		if (n > 1) {
+			/* a byte budget per lane and batch: big records must not blow up the arena's decoded copies */
+			uint64_t bytes = 0, budget = BATCH_BYTES / nl > LANE_MIN_BYTES ? BATCH_BYTES / nl : LANE_MIN_BYTES;
+			int keep = n;
+			for (int i = 0; i < n && keep == n; i++)
+				if ((bytes += w->recs[i].len) >= budget)
+					keep = i + 1;
+			if (keep < n)
+				n = fl_lane_peek(r, l, w->recs, (unsigned)keep, &next_tail, why, sizeof why);
+		}
 		if (n < 0) {
 			/* a corrupt lane is never read again; the others go on */
 			s->ck.quarantined |= 1ull << l;

@@ -7,6 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "fuguelog.h"
 
@@ -195,8 +198,48 @@ size_t fl_base64(const uint8_t *s, size_t len, char *out)
 static char *put_escaped(char *o, const uint8_t *s, size_t len)
 {
 	static const char hex[] = "0123456789abcdef";
-	for (size_t i = 0; i < len; i++) {
-		uint8_t c = s[i];
+	const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+	size_t i = 0;
+	while (i < len) {
+#ifdef __SSE2__
+		/*
+		 * Sixteen bytes at a time: copy them blindly (the caller reserved 6*len),
+		 * then keep as many as come before the first byte that needs escaping.
+		 */
+		while (i + 16 <= len) {
+			__m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
+			_mm_storeu_si128((__m128i *)(void *)o, v);
+			__m128i low = _mm_cmpeq_epi8(_mm_max_epu8(v, _mm_set1_epi8(0x1f)), _mm_set1_epi8(0x1f));
+			__m128i quote = _mm_cmpeq_epi8(v, _mm_set1_epi8('"'));
+			__m128i back = _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'));
+			unsigned m = (unsigned)_mm_movemask_epi8(_mm_or_si128(low, _mm_or_si128(quote, back)));
+			if (m) {
+				unsigned k = (unsigned)__builtin_ctz(m);
+				o += k;
+				i += k;
+				break;
+			}
+			o += 16;
+			i += 16;
+		}
+#endif
+		/* eight bytes at a time while none is below 0x20, '"' or '\\' (exact SWAR tests) */
+		while (i + 8 <= len) {
+			uint64_t w;
+			memcpy(&w, s + i, 8);
+			uint64_t q = w ^ (ones * '"'), bs = w ^ (ones * '\\');
+			uint64_t ctl = (w - ones * 0x20) & ~w;   /* a byte below 0x20 */
+			uint64_t quote = (q - ones) & ~q;        /* a byte equal to '"' */
+			uint64_t back = (bs - ones) & ~bs;       /* a byte equal to '\\' */
+			if ((ctl | quote | back) & highs)
+				break;
+			memcpy(o, &w, 8);
+			o += 8;
+			i += 8;
+		}
+		if (i >= len)
+			break;
+		uint8_t c = s[i++];
 		if (__builtin_expect(c >= 0x20 && c != '"' && c != '\\', 1)) {
 			*o++ = (char)c;
 			continue;

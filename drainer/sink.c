@@ -19,7 +19,7 @@
 #include "archive.h"
 #include "jsonl.h"
 
-#define SINK_BUF (256u * 1024) /* per class: one write() per this many bytes of lines */
+#define SINK_BUF (64u * 1024) /* per class: one write() per this many bytes of lines; small enough for 32 sessions */
 
 struct sink_file {
 	int fd;
