@@ -46,17 +46,27 @@ static inline char *put(char *o, const char *s, size_t n)
 
 #define PUTS(o, lit) put((o), (lit), sizeof(lit) - 1)
 
+/* Decimal digits, two per step from a table: numbers are most of a small event's line. */
 static char *put_u64(char *o, uint64_t v)
 {
+	static const char pairs[201] = "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+				       "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+				       "8081828384858687888990919293949596979899";
 	char tmp[20];
-	int n = 0;
-	do {
-		tmp[n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	while (n)
-		*o++ = tmp[--n];
-	return o;
+	int n = 20;
+	while (v >= 100) {
+		unsigned r = (unsigned)(v % 100);
+		v /= 100;
+		tmp[--n] = pairs[2 * r + 1];
+		tmp[--n] = pairs[2 * r];
+	}
+	if (v >= 10) {
+		tmp[--n] = pairs[2 * v + 1];
+		tmp[--n] = pairs[2 * v];
+	} else
+		tmp[--n] = (char)('0' + v);
+	memcpy(o, tmp + n, (size_t)(20 - n));
+	return o + (20 - n);
 }
 
 static char *put_i64(char *o, int64_t v)
