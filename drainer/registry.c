@@ -28,7 +28,6 @@
 struct ent {
 	struct cds_lfht_node node;
 	struct rcu_head rcu;
-	struct fl_registry *reg;
 	_Atomic int busy; /* a worker is stepping it */
 	_Atomic int done; /* finished: the discovery thread removes it */
 	unsigned long hash;
@@ -56,14 +55,6 @@ struct fl_registry {
 	pthread_t discovery;
 	int inotify_fd;
 	_Atomic int stop;
-	/*
-	 * Bumped (release) by every thread after each read-side pass and by the
-	 * discovery thread before it adds an entry; acquired by the call_rcu
-	 * callbacks and by workers before they touch an entry. The grace period and
-	 * the hash table already order all of these; this makes that order visible
-	 * to ThreadSanitizer, which cannot see into liburcu or through membarrier().
-	 */
-	_Atomic unsigned long epoch;
 	struct rejected *rejected;
 	_Atomic unsigned count;
 };
@@ -90,16 +81,27 @@ static int match_id(struct cds_lfht_node *node, const void *key)
 	return !strcmp(caa_container_of(node, struct ent, node)->id, key);
 }
 
+/*
+ * Bumped (release) by every thread after each read-side pass and before it
+ * adds or hands an entry to call_rcu; acquired by the call_rcu callbacks and by
+ * workers before they touch an entry. The grace period and the hash table
+ * already order all of these; this makes that order visible to
+ * ThreadSanitizer, which cannot see into liburcu or through membarrier(). A
+ * global, so a callback acquires it before it reads anything of its entry.
+ */
+static _Atomic unsigned long epoch;
+
 static void pass_done(struct fl_registry *r)
 {
-	atomic_fetch_add_explicit(&r->epoch, 1, memory_order_release);
+	(void)r;
+	atomic_fetch_add_explicit(&epoch, 1, memory_order_release);
 }
 
 static void free_ent(struct rcu_head *head)
 {
 	struct ent *e = caa_container_of(head, struct ent, rcu);
 	/* acquire pairs with pass_done (see epoch); release pairs with the last look in fl_registry_stop */
-	atomic_fetch_add_explicit(&e->reg->epoch, 1, memory_order_acq_rel);
+	atomic_fetch_add_explicit(&epoch, 1, memory_order_acq_rel);
 	fl_dsess_free(e->ds);
 	fl_ring_detach(&e->ring);
 	free(e);
@@ -170,7 +172,6 @@ static int on_ring(const char *id, const char *shm_name, void *arg)
 	}
 	if (x)
 		x->seen = 0; /* attached now: dropped at the end of the scan */
-	e->reg = r;
 	e->hash = h;
 	snprintf(e->id, sizeof e->id, "%s", id);
 	snprintf(e->shm, sizeof e->shm, "%s", shm_name);
@@ -239,6 +240,7 @@ static void reap(struct fl_registry *r)
 	{
 		if (atomic_load(&e->done) && !atomic_load(&e->busy) && cds_lfht_del(r->ht, &e->node) == 0) {
 			atomic_fetch_sub(&r->count, 1);
+			pass_done(r); /* our last look at e happens before free_ent */
 			urcu_memb_call_rcu(&e->rcu, free_ent);
 		}
 	}
@@ -299,7 +301,7 @@ static void *worker_main(void *arg)
 		{
 			int zero = 0;
 			/* pairs with the pass_done before cds_lfht_add in on_ring */
-			(void)atomic_load_explicit(&r->epoch, memory_order_acquire);
+			(void)atomic_load_explicit(&epoch, memory_order_acquire);
 			if (atomic_load(&e->done) || !atomic_compare_exchange_strong(&e->busy, &zero, 1))
 				continue;
 			/* re-check under the claim: another worker may have finished it just before */
@@ -412,14 +414,16 @@ int fl_registry_stop(struct fl_registry *r)
 			if (rc < 0 && !first)
 				first = rc;
 		}
-		if (cds_lfht_del(r->ht, &e->node) == 0)
+		if (cds_lfht_del(r->ht, &e->node) == 0) {
+			pass_done(r); /* our last look at e happens before free_ent */
 			urcu_memb_call_rcu(&e->rcu, free_ent);
+		}
 	}
 	urcu_memb_read_unlock();
 	pass_done(r);
 	fl_drain_worker_free(w);
 	urcu_memb_barrier(); /* every free_ent has run */
-	(void)atomic_load_explicit(&r->epoch, memory_order_acquire); /* pairs with free_ent */
+	(void)atomic_load_explicit(&epoch, memory_order_acquire); /* pairs with free_ent */
 	if (r->inotify_fd >= 0)
 		close(r->inotify_fd);
 	cds_lfht_destroy(r->ht, NULL);
