@@ -398,6 +398,31 @@ static void test_guard_passes_other_sigbus(void **state)
 		assert_true(WTERMSIG(st) == SIGBUS || (sanitized && WTERMSIG(st) == SIGABRT));
 }
 
+/* The guard's table is fixed: past FL_GUARD_SLOTS mappings it says so, and a freed slot is reused. */
+static void test_guard_table_full(void **state)
+{
+	(void)state;
+	static char fake[FL_GUARD_SLOTS + 1][64]; /* distinct bases; never faulted */
+	assert_int_equal(fl_guard_install(), 0);
+	int used = 0;
+	for (int i = 0; i < FL_GUARD_SLOTS + 1; i++) {
+		int rc = fl_guard_add(fake[i], sizeof fake[i]);
+		if (rc == -ENOSPC)
+			break;
+		assert_int_equal(rc, 0);
+		used++;
+	}
+	assert_int_equal(used, FL_GUARD_SLOTS); /* no other ring is attached in this test */
+	assert_int_equal(fl_guard_add(fake[FL_GUARD_SLOTS], 64), -ENOSPC);
+	assert_int_equal(fl_guard_tripped(fake[7]), 0);
+	fl_guard_del(fake[7]);
+	assert_int_equal(fl_guard_add(fake[FL_GUARD_SLOTS], 64), 0);
+	for (int i = 0; i <= FL_GUARD_SLOTS; i++)
+		fl_guard_del(fake[i]);
+	assert_int_equal(fl_guard_add(fake[0], 64), 0);
+	fl_guard_del(fake[0]);
+}
+
 /* ---- permissions and names ------------------------------------------------------------ */
 
 static void test_shm_mode_0600(void **state)
@@ -523,6 +548,7 @@ static const struct CMUnitTest tests[] = {
 	cmocka_unit_test(test_corrupt_lane_refused),
 	cmocka_unit_test(test_truncate_after_attach),
 	cmocka_unit_test(test_guard_passes_other_sigbus),
+	cmocka_unit_test(test_guard_table_full),
 	cmocka_unit_test(test_shm_mode_0600),
 	cmocka_unit_test(test_session_id_refused),
 	cmocka_unit_test(test_scan_skips_bad_names),
