@@ -16,7 +16,8 @@ Checks, always: line syntax, key set and types, ts matches ts_ns, class
 matches the file, event/class/level match the kind table, session matches
 the directory name, data fields per kind (text or text_b64 that decodes).
 Optional: --gapless (seq is exactly 1..N over both classes), --unique-ids
-(no producer id twice), --refs (every non-zero ref names an id of the
+(no producer id twice), --lane-order (in seq order, each lane's ids only
+grow: one thread's events keep their emit order), --refs (every non-zero ref names an id of the
 session), --state STATE (session.json), --expect KEY=N (exact count; KEY is
 total, class:C, event:E, file:NAME, drops, level_changes, level_lines,
 dropped_lines, abandoned, errors, producer_lines).
@@ -213,6 +214,13 @@ def check_dir(d, args):
             dup = len(seqs) - len(set(seqs))
             missing = len(set(range(1, max(seqs, default=0) + 1)) - set(seqs))
             problems.append("%s: seq is not 1..%d without gaps (%d duplicates, %d missing)" % (d, len(seqs), dup, missing))
+    if args.lane_order:
+        last = {}
+        for key, seq in sorted(ids.items(), key=lambda kv: kv[1]):
+            lane = key & 63
+            if lane in last and key < last[lane][0]:
+                problems.append("%s: lane %d id %d at seq %d comes after id %d at seq %d" % (d, lane, key, seq, last[lane][0], last[lane][1]))
+            last[lane] = (key, seq)
     if args.refs:
         for path, lineno, ref in refs:
             if ref not in ids:
@@ -249,6 +257,7 @@ def main():
     ap.add_argument("--gapless", action="store_true")
     ap.add_argument("--unique-ids", action="store_true")
     ap.add_argument("--refs", action="store_true")
+    ap.add_argument("--lane-order", action="store_true")
     ap.add_argument("--state")
     ap.add_argument("--expect", action="append", default=[], metavar="KEY=N")
     args = ap.parse_args()

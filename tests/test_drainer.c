@@ -115,8 +115,8 @@ static void session_dir(char *out, size_t cap, const char *id)
 /* Runs check_jsonl.py on one session with the checks every test wants plus extra ones. */
 static void check(const char *id, const char *const *extra)
 {
-	const char *args[48] = {"--gapless", "--unique-ids", "--refs"};
-	int n = 3;
+	const char *args[48] = {"--gapless", "--unique-ids", "--refs", "--lane-order"};
+	int n = 4;
 	for (int i = 0; extra && extra[i]; i++)
 		args[n++] = extra[i];
 	args[n] = NULL;
