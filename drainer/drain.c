@@ -502,31 +502,55 @@ static int emit_line(struct fl_drain_worker *w, struct fl_dsess *s, const struct
 	return 0;
 }
 
+/* Run a goes before run b: earlier head item, then the lower run (lanes before the drainer's own items). */
+static int run_before(const struct fl_drain_worker *w, const size_t *pos, unsigned a, unsigned b)
+{
+	int64_t ta = w->items[pos[a]].ts, tb = w->items[pos[b]].ts;
+	return ta < tb || (ta == tb && a < b);
+}
+
+static void sift_down(const struct fl_drain_worker *w, const size_t *pos, unsigned *heap, unsigned n, unsigned i)
+{
+	for (;;) {
+		unsigned l = 2 * i + 1, m = i;
+		if (l < n && run_before(w, pos, heap[l], heap[m]))
+			m = l;
+		if (l + 1 < n && run_before(w, pos, heap[l + 1], heap[m]))
+			m = l + 1;
+		if (m == i)
+			return;
+		unsigned t = heap[i];
+		heap[i] = heap[m];
+		heap[m] = t;
+		i = m;
+	}
+}
+
 /*
- * Merges the lanes' item runs (each already in lane order) by timestamp, the
- * drainer's own items (run FL_RING_MAX_LANES) first among equals, and writes them.
+ * Merges the item runs (one per lane, each in lane order, then the drainer's
+ * own items) by timestamp and writes them: a binary heap of runs, so a line
+ * costs log2(lanes) comparisons, also with 64 lanes.
  */
 static int write_merged(struct fl_drain_worker *w, struct fl_dsess *s, unsigned nruns, size_t *written)
 {
 	size_t pos[FL_RING_MAX_LANES + 1];
-	unsigned live[FL_RING_MAX_LANES + 1], nlive = 0;
+	unsigned heap[FL_RING_MAX_LANES + 1], n = 0;
 	for (unsigned r = 0; r < nruns; r++) {
 		pos[r] = w->lane_from[r];
 		if (pos[r] < w->lane_to[r])
-			live[nlive++] = r;
+			heap[n++] = r;
 	}
-	while (nlive) {
-		unsigned best = 0;
-		for (unsigned i = 1; i < nlive; i++)
-			if (w->items[pos[live[i]]].ts < w->items[pos[live[best]]].ts)
-				best = i;
-		unsigned r = live[best];
+	for (unsigned i = n / 2; i-- > 0;)
+		sift_down(w, pos, heap, n, i);
+	while (n) {
+		unsigned r = heap[0];
 		int rc = emit_line(w, s, &w->items[pos[r]]);
 		if (rc < 0)
 			return rc;
 		(*written)++;
 		if (++pos[r] == w->lane_to[r])
-			live[best] = live[--nlive];
+			heap[0] = heap[--n];
+		sift_down(w, pos, heap, n, 0);
 	}
 	return 0;
 }
