@@ -48,7 +48,9 @@ struct rejected {
 
 struct fl_registry {
 	struct cds_lfht *ht;
-	char *root; /* RCU pointer: workers read it under the read lock */
+	/* workers read it under the RCU read lock; C11 acquire/release so TSan sees the hand-over
+	   (it does not see liburcu's rcu_dereference), freed only after a grace period */
+	_Atomic(char *) root;
 	char prefix[80];
 	unsigned nworkers;
 	pthread_t *workers;
@@ -296,7 +298,8 @@ static void *worker_main(void *arg)
 		struct cds_lfht_iter it;
 		struct ent *e;
 		urcu_memb_read_lock();
-		const char *root = rcu_dereference(r->root);
+		/* pairs with the exchange in fl_registry_set_root */
+		const char *root = atomic_load_explicit(&r->root, memory_order_acquire);
 		cds_lfht_for_each_entry(r->ht, &it, e, node)
 		{
 			int zero = 0;
@@ -378,7 +381,7 @@ int fl_registry_set_root(struct fl_registry *r, const char *root)
 	char *n = strdup(root);
 	if (!n)
 		return -ENOMEM;
-	char *old = rcu_xchg_pointer(&r->root, n);
+	char *old = atomic_exchange_explicit(&r->root, n, memory_order_acq_rel);
 	urcu_memb_synchronize_rcu();
 	free(old);
 	return 0;
