@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: MIT
 # deps.sh: sourced by the entry scripts; installs the Debian packages fuguelog needs, quietly.
 FL_PACKAGES=(cmake make gcc pkg-config python3 lz4 liburcu-dev liblz4-dev libprotobuf-c-dev
-             protobuf-c-compiler libcmocka-dev libinih-dev)
+             protobuf-c-compiler libcmocka-dev libinih-dev rsyslog)
 
 # fl_install_deps [extra packages...]: installs what is missing; fast when nothing is.
 fl_install_deps() {
