@@ -174,7 +174,7 @@ static int lz4_stream(int fd, int (*fn)(void *arg, const void *buf, size_t len),
 		goto done;
 	}
 	for (;;) {
-		size_t got;
+		size_t got = 0;
 		rc = read_full(fd, in, FL_IO_CHUNK, &got);
 		if (rc < 0 || got == 0)
 			break;
@@ -225,7 +225,7 @@ static int plain_stream(int fd, int (*fn)(void *arg, const void *buf, size_t len
 		return -ENOMEM;
 	int rc;
 	for (;;) {
-		size_t got;
+		size_t got = 0;
 		rc = read_full(fd, buf, FL_IO_CHUNK, &got);
 		if (rc < 0 || got == 0)
 			break;
@@ -337,7 +337,7 @@ static int cmp_chunk(void *arg, const void *buf, size_t len)
 	struct cmp_state *c = arg;
 	const char *p = buf;
 	while (len) {
-		size_t want = len < FL_IO_CHUNK ? len : FL_IO_CHUNK, got;
+		size_t want = len < FL_IO_CHUNK ? len : FL_IO_CHUNK, got = 0;
 		int rc = read_full(c->fd, c->buf, want, &got);
 		if (rc < 0)
 			return rc;
@@ -398,7 +398,7 @@ static int compress_fd(int in, int out, uint64_t size, uint64_t *out_bytes, long
 		goto done;
 	total += w;
 	for (;;) {
-		size_t got;
+		size_t got = 0;
 		if ((rc = read_full(in, src, FL_IO_CHUNK, &got)) < 0)
 			goto done;
 		if (got == 0)
