@@ -16,6 +16,7 @@
 
 #include "checkpoint.h"
 #include "clock.h"
+#include "decode.h"
 #include "fuguelog.h"
 #include "jsonl.h"
 #include "manifest.h"
@@ -141,8 +142,6 @@ struct fl_drain_worker {
 	struct arena arena;
 	ProtobufCAllocator alloc;
 	struct fl_rec recs[BATCH];
-	uint8_t *scratch; /* a private copy of each record: the producer may still write the shared one */
-	size_t scratch_cap;
 	struct item *items;
 	size_t nitems, items_cap;
 	size_t lane_from[FL_RING_MAX_LANES + 1], lane_to[FL_RING_MAX_LANES + 1];
@@ -194,7 +193,6 @@ void fl_drain_worker_free(struct fl_drain_worker *w)
 	w->arena.used = 0;
 	arena_reset(&w->arena);
 	free(w->arena.base);
-	free(w->scratch);
 	free(w->items);
 	fl_jbuf_free(&w->line);
 	free(w);
@@ -644,18 +642,20 @@ static int batch(struct fl_drain_worker *w, struct fl_dsess *s, int *moved)
 			const struct fl_rec *rec = &w->recs[i];
 			if (rec->seq < *next)
 				continue; /* written before a restart, its tail not yet moved */
-			if (rec->len > w->scratch_cap) {
-				size_t cap = w->scratch_cap ? w->scratch_cap : 4096;
-				while (cap < rec->len)
-					cap *= 2;
-				uint8_t *p = realloc(w->scratch, cap);
-				if (!p)
-					goto nomem;
-				w->scratch = p;
-				w->scratch_cap = cap;
-			}
-			memcpy(w->scratch, rec->data, rec->len);
-			Fugue__Event *ev = fugue__event__unpack(&w->alloc, rec->len, w->scratch);
+			/*
+			 * A private copy in the arena: the producer may still write the shared
+			 * bytes, and the fast decoder's bytes fields point into the copy.
+			 */
+			uint8_t *copy = arena_alloc(&w->arena, rec->len ? rec->len : 1);
+			if (!copy)
+				goto nomem;
+			memcpy(copy, rec->data, rec->len);
+			Fugue__Event *ev = NULL;
+			rc = fl_event_decode(copy, rec->len, &w->alloc, &ev);
+			if (rc < 0)
+				goto nomem;
+			if (rc == 0) /* not the plain form: protobuf-c decides, and may refuse */
+				ev = fugue__event__unpack(&w->alloc, rec->len, copy);
 			int ok = ev && kind_of(ev) >= FL_KIND_SPAWN && kind_of(ev) <= FL_KIND_INPUT;
 			if (ok)
 				ev->ts_ns = fl_clock_convert(&w->cal, &s->clk, l, ev->ts_ns);

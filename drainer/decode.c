@@ -1,0 +1,281 @@
+/* SPDX-License-Identifier: MIT */
+/* decode.c: reads the plainly encoded flat Event straight from the record bytes; anything else goes to protobuf-c. */
+#include "decode.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <string.h>
+
+/*
+ * Why: protobuf-c's generic unpack walks descriptors, counts and sorts fields
+ * and allocates every bytes field, ~10% of the drainer's time on small events.
+ * This path only takes input whose meaning is unambiguous (no duplicates, so
+ * no merging; no unknown fields; shortest tags); it never rejects anything
+ * itself, so what is malformed stays exactly what protobuf-c says it is.
+ */
+
+enum ftype { F_NONE, F_U32, F_I32, F_U64, F_BOOL, F_STR, F_BYTES };
+
+struct fdesc {
+	uint8_t type;
+	uint8_t off;
+};
+
+struct kdesc {
+	const void *init; /* the message's INIT value */
+	uint8_t size;
+	struct fdesc f[5]; /* by field number 1..4 */
+};
+
+static const Fugue__Exit exit0 = FUGUE__EXIT__INIT;
+static const Fugue__Action action0 = FUGUE__ACTION__INIT;
+static const Fugue__Completion completion0 = FUGUE__COMPLETION__INIT;
+static const Fugue__Error error0 = FUGUE__ERROR__INIT;
+static const Fugue__State state0 = FUGUE__STATE__INIT;
+static const Fugue__Prompt prompt0 = FUGUE__PROMPT__INIT;
+static const Fugue__Transcript transcript0 = FUGUE__TRANSCRIPT__INIT;
+static const Fugue__Input input0 = FUGUE__INPUT__INIT;
+static const Fugue__Level level0 = FUGUE__LEVEL__INIT;
+static const Fugue__Dropped dropped0 = FUGUE__DROPPED__INIT;
+
+#define FD(t, s, m) {(t), (uint8_t)offsetof(s, m)}
+
+/* by body field number - 6; spawn and command (repeated strings) are left to protobuf-c */
+static const struct kdesc kinds[12] = {
+	[FUGUE__EVENT__BODY_EXIT - 6] = {&exit0, sizeof(Fugue__Exit),
+					 {{0}, FD(F_I32, Fugue__Exit, status), FD(F_I32, Fugue__Exit, signal),
+					  FD(F_U64, Fugue__Exit, duration_ns), FD(F_BOOL, Fugue__Exit, abandoned)}},
+	[FUGUE__EVENT__BODY_ACTION - 6] = {&action0, sizeof(Fugue__Action),
+					   {{0}, FD(F_STR, Fugue__Action, action), FD(F_STR, Fugue__Action, target),
+					    FD(F_STR, Fugue__Action, detail)}},
+	[FUGUE__EVENT__BODY_COMPLETION - 6] = {&completion0, sizeof(Fugue__Completion),
+					       {{0}, FD(F_STR, Fugue__Completion, task),
+						FD(F_STR, Fugue__Completion, outcome),
+						FD(F_U64, Fugue__Completion, duration_ns)}},
+	[FUGUE__EVENT__BODY_ERROR - 6] = {&error0, sizeof(Fugue__Error),
+					  {{0}, FD(F_I32, Fugue__Error, code), FD(F_STR, Fugue__Error, message),
+					   FD(F_STR, Fugue__Error, origin)}},
+	[FUGUE__EVENT__BODY_STATE - 6] = {&state0, sizeof(Fugue__State),
+					  {{0}, FD(F_STR, Fugue__State, from), FD(F_STR, Fugue__State, to),
+					   FD(F_STR, Fugue__State, reason)}},
+	[FUGUE__EVENT__BODY_PROMPT - 6] = {&prompt0, sizeof(Fugue__Prompt), {{0}, FD(F_BYTES, Fugue__Prompt, text)}},
+	[FUGUE__EVENT__BODY_TRANSCRIPT - 6] = {&transcript0, sizeof(Fugue__Transcript),
+					       {{0}, FD(F_U32, Fugue__Transcript, stream),
+						FD(F_BYTES, Fugue__Transcript, data)}},
+	[FUGUE__EVENT__BODY_INPUT - 6] = {&input0, sizeof(Fugue__Input), {{0}, FD(F_BYTES, Fugue__Input, data)}},
+	[FUGUE__EVENT__BODY_LEVEL - 6] = {&level0, sizeof(Fugue__Level),
+					  {{0}, FD(F_U32, Fugue__Level, old), FD(F_U32, Fugue__Level, new_),
+					   FD(F_U64, Fugue__Level, changes)}},
+	[FUGUE__EVENT__BODY_DROPPED - 6] = {&dropped0, sizeof(Fugue__Dropped),
+					    {{0}, FD(F_U64, Fugue__Dropped, count), FD(F_U32, Fugue__Dropped, lane)}},
+};
+
+/* A varint of at most 10 bytes (protobuf-c's limit), its 7-bit groups summed mod 2^64 as protobuf-c does. */
+static int varint(const uint8_t **pp, const uint8_t *end, uint64_t *v, int *nonzero)
+{
+	const uint8_t *p = *pp;
+	uint64_t r = 0;
+	unsigned any = 0;
+	for (unsigned i = 0; i < 10 && p < end; i++) {
+		uint8_t b = *p++;
+		r |= (uint64_t)(b & 0x7f) << (7 * i);
+		any |= b & 0x7f;
+		if (!(b & 0x80)) {
+			*pp = p;
+			*v = r;
+			if (nonzero)
+				*nonzero = any != 0; /* protobuf-c's bool: any set bit, also beyond bit 63 */
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* A tag in its shortest form (one or two bytes, field > 0); anything else is not ours to judge. */
+static int tag(const uint8_t **pp, const uint8_t *end, unsigned *field, unsigned *wt)
+{
+	const uint8_t *p = *pp;
+	if (p >= end)
+		return 0;
+	unsigned v = p[0];
+	if (v & 0x80) {
+		if (p + 1 >= end || p[1] == 0 || p[1] & 0x80)
+			return 0;
+		v = (v & 0x7f) | (unsigned)p[1] << 7;
+		p += 2;
+	} else
+		p++;
+	*field = v >> 3;
+	*wt = v & 7;
+	*pp = p;
+	return *field != 0;
+}
+
+/* A length prefix as protobuf-c reads it (at most 5 bytes) that fits in what is left. */
+static int length(const uint8_t **pp, const uint8_t *end, size_t *n)
+{
+	const uint8_t *p = *pp;
+	uint64_t v = 0;
+	for (unsigned i = 0; i < 5 && p < end; i++) {
+		uint8_t b = *p++;
+		v |= (uint64_t)(b & 0x7f) << (7 * i);
+		if (!(b & 0x80)) {
+			if (v > (uint64_t)(end - p))
+				return 0;
+			*n = (size_t)v;
+			*pp = p;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* One body message; 1 decoded, 0 not plain, -ENOMEM. */
+static int body(const struct kdesc *k, const uint8_t *p, const uint8_t *end, ProtobufCAllocator *a, void **out)
+{
+	uint8_t *m = a->alloc(a->allocator_data, k->size);
+	if (!m)
+		return -ENOMEM;
+	memcpy(m, k->init, k->size);
+	unsigned seen = 0;
+	while (p < end) {
+		unsigned field, wt;
+		if (!tag(&p, end, &field, &wt) || field > 4 || seen >> field & 1)
+			return 0;
+		seen |= 1u << field;
+		const struct fdesc *f = &k->f[field];
+		void *dst = m + f->off;
+		uint64_t v;
+		int nz;
+		size_t n;
+		switch (f->type) {
+		case F_U32:
+		case F_I32:
+		case F_U64:
+		case F_BOOL:
+			if (wt != 0 || !varint(&p, end, &v, &nz))
+				return 0;
+			if (f->type == F_U32) {
+				uint32_t x = (uint32_t)v;
+				memcpy(dst, &x, sizeof x);
+			} else if (f->type == F_I32) {
+				int32_t x = (int32_t)(uint32_t)v;
+				memcpy(dst, &x, sizeof x);
+			} else if (f->type == F_U64)
+				memcpy(dst, &v, sizeof v);
+			else {
+				protobuf_c_boolean x = nz;
+				memcpy(dst, &x, sizeof x);
+			}
+			break;
+		case F_STR: {
+			if (wt != 2 || !length(&p, end, &n))
+				return 0;
+			char *s = a->alloc(a->allocator_data, n + 1);
+			if (!s)
+				return -ENOMEM;
+			memcpy(s, p, n);
+			s[n] = 0;
+			memcpy(dst, &s, sizeof s);
+			p += n;
+			break;
+		}
+		case F_BYTES: {
+			if (wt != 2 || !length(&p, end, &n))
+				return 0;
+			ProtobufCBinaryData bd = {n, n ? (uint8_t *)p : NULL};
+			memcpy(dst, &bd, sizeof bd);
+			p += n;
+			break;
+		}
+		default:
+			return 0; /* an unknown field: protobuf-c keeps it, so it decides */
+		}
+	}
+	*out = m;
+	return 1;
+}
+
+int fl_event_decode(const uint8_t *p, size_t len, ProtobufCAllocator *a, Fugue__Event **out)
+{
+	const uint8_t *end = p + len;
+	Fugue__Event *ev = a->alloc(a->allocator_data, sizeof *ev);
+	if (!ev)
+		return -ENOMEM;
+	static const Fugue__Event ev0 = FUGUE__EVENT__INIT;
+	*ev = ev0;
+	unsigned seen = 0;
+	while (p < end) {
+		unsigned field, wt;
+		uint64_t v;
+		size_t n;
+		if (!tag(&p, end, &field, &wt) || field > 17 || seen >> field & 1)
+			return 0;
+		seen |= 1u << field;
+		if (field == 1) {
+			if (wt != 1 || end - p < 8)
+				return 0;
+			memcpy(&v, p, 8); /* fixed64 is little-endian, as is every host this runs on */
+			ev->ts_ns = v;
+			p += 8;
+		} else if (field <= 5) {
+			if (wt != 0 || !varint(&p, end, &v, NULL))
+				return 0;
+			if (field == 2)
+				ev->id = v;
+			else if (field == 3)
+				ev->ref = v;
+			else if (field == 4)
+				ev->pid = (uint32_t)v;
+			else
+				ev->tid = (uint32_t)v;
+		} else {
+			/* a second body would replace or merge into the first: protobuf-c's business */
+			const struct kdesc *k = &kinds[field - 6];
+			if (ev->body_case != FUGUE__EVENT__BODY__NOT_SET || !k->init || wt != 2 || !length(&p, end, &n))
+				return 0;
+			void *m;
+			int rc = body(k, p, p + n, a, &m);
+			if (rc <= 0)
+				return rc;
+			p += n;
+			ev->body_case = (Fugue__Event__BodyCase)field;
+			switch (ev->body_case) {
+			case FUGUE__EVENT__BODY_EXIT:
+				ev->exit = m;
+				break;
+			case FUGUE__EVENT__BODY_ACTION:
+				ev->action = m;
+				break;
+			case FUGUE__EVENT__BODY_COMPLETION:
+				ev->completion = m;
+				break;
+			case FUGUE__EVENT__BODY_ERROR:
+				ev->error = m;
+				break;
+			case FUGUE__EVENT__BODY_STATE:
+				ev->state = m;
+				break;
+			case FUGUE__EVENT__BODY_PROMPT:
+				ev->prompt = m;
+				break;
+			case FUGUE__EVENT__BODY_TRANSCRIPT:
+				ev->transcript = m;
+				break;
+			case FUGUE__EVENT__BODY_INPUT:
+				ev->input = m;
+				break;
+			case FUGUE__EVENT__BODY_LEVEL:
+				ev->level = m;
+				break;
+			case FUGUE__EVENT__BODY_DROPPED:
+				ev->dropped = m;
+				break;
+			default:
+				return 0;
+			}
+		}
+	}
+	*out = ev;
+	return 1;
+}
