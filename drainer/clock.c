@@ -2,9 +2,9 @@
 /* clock.c: TSC-to-CLOCK_REALTIME conversion for fugue-logd — calibration, anchors, per-lane ordering. */
 #define _GNU_SOURCE
 #include "clock.h"
+#include "why.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <time.h>
 
@@ -13,16 +13,6 @@
 #define MIN_HZ 10000000.0         /* a measured TSC rate outside these is not believed */
 #define MAX_HZ 100000000000.0
 #define ANCHOR_SANE_NS 1000000000 /* the producer's anchor must agree with its start time this well */
-
-static void say(char *why, size_t whylen, const char *fmt, ...)
-{
-	if (!why || !whylen)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(why, whylen, fmt, ap);
-	va_end(ap);
-}
 
 uint64_t fl_clock_mult(uint64_t ns, uint64_t ticks, unsigned shift)
 {
@@ -80,7 +70,7 @@ static void calibrate(struct fl_clock_cal *cal)
 {
 	if (!fl_tsc_usable()) {
 		cal->state = -1;
-		say(cal->why, sizeof cal->why,
+		fl_why(cal->why, sizeof cal->why,
 		    "this machine's TSC is not constant_tsc and nonstop_tsc (/proc/cpuinfo), so its ticks have no "
 		    "fixed rate");
 		return;
@@ -93,7 +83,7 @@ static void calibrate(struct fl_clock_cal *cal)
 	double hz = cal->mult ? (double)(1ull << FL_CLOCK_SHIFT) * 1e9 / (double)cal->mult : 0;
 	if (hz < MIN_HZ || hz > MAX_HZ) {
 		cal->state = -1;
-		say(cal->why, sizeof cal->why, "the TSC measured %.0f Hz against CLOCK_MONOTONIC, which is not believable",
+		fl_why(cal->why, sizeof cal->why, "the TSC measured %.0f Hz against CLOCK_MONOTONIC, which is not believable",
 		    hz);
 		return;
 	}
@@ -117,7 +107,7 @@ int fl_clock_check(struct fl_clock_cal *cal, const struct fl_clock_sess *cs, cha
 	if (cs->clock == FL_RING_CLOCK_REALTIME)
 		return 0;
 	if (cs->clock != FL_RING_CLOCK_TSC) {
-		say(why, whylen,
+		fl_why(why, whylen,
 		    "ring clock %u is unknown to this fugue-logd (it reads 0, CLOCK_REALTIME ns, and 1, TSC ticks); "
 		    "its records are not read: run a fugue-logd as new as the producer",
 		    cs->clock);
@@ -126,7 +116,7 @@ int fl_clock_check(struct fl_clock_cal *cal, const struct fl_clock_sess *cs, cha
 	if (!cal->state)
 		calibrate(cal);
 	if (cal->state < 0) {
-		say(why, whylen, "ring clock 1 (TSC ticks) cannot be converted: %s; run the producer with "
+		fl_why(why, whylen, "ring clock 1 (TSC ticks) cannot be converted: %s; run the producer with "
 				 "FUGUE_CLOCK=realtime",
 		    cal->why);
 		return -EPROTO;

@@ -2,12 +2,12 @@
 /* segread.c: line reader over plain and lz4-framed log segments, segment listing, top-level JSON field lookup. */
 #define _GNU_SOURCE
 #include "segread.h"
+#include "why.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <lz4frame.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,16 +31,6 @@ struct fl_segread {
 	char errmsg[160];
 };
 
-static void say(char *why, size_t whylen, const char *fmt, ...)
-{
-	if (!why || !whylen)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(why, whylen, fmt, ap);
-	va_end(ap);
-}
-
 static int has_suffix(const char *s, const char *suf)
 {
 	size_t n = strlen(s), m = strlen(suf);
@@ -51,18 +41,18 @@ int fl_segread_open(struct fl_segread **out, int dirfd, const char *name, char *
 {
 	*out = NULL;
 	if (!*name || strchr(name, '/') || strlen(name) >= sizeof((struct fl_segread *)0)->name) {
-		say(why, whylen, "'%s' is not a segment file name", name);
+		fl_why(why, whylen, "'%s' is not a segment file name", name);
 		return -EINVAL;
 	}
 	int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0) {
 		int e = errno;
-		say(why, whylen, e == ELOOP ? "%s: is a symlink; refusing to follow it" : "%s: %s", name, strerror(e));
+		fl_why(why, whylen, e == ELOOP ? "%s: is a symlink; refusing to follow it" : "%s: %s", name, strerror(e));
 		return -e;
 	}
 	struct stat st;
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		say(why, whylen, "%s: not a regular file", name);
+		fl_why(why, whylen, "%s: not a regular file", name);
 		close(fd);
 		return -EINVAL;
 	}
@@ -188,7 +178,7 @@ static ssize_t fill(struct fl_segread *r)
 int fl_segread_next(struct fl_segread *r, const char **line, size_t *len, char *why, size_t whylen)
 {
 	if (r->err) {
-		say(why, whylen, "%s", r->errmsg);
+		fl_why(why, whylen, "%s", r->errmsg);
 		return r->err;
 	}
 	for (;;) {
@@ -209,7 +199,7 @@ int fl_segread_next(struct fl_segread *r, const char **line, size_t *len, char *
 					 FL_SEGREAD_MAX_LINE);
 			else if (k != -EBADMSG)
 				snprintf(r->errmsg, sizeof r->errmsg, "%s: %s", r->name, strerror((int)-k));
-			say(why, whylen, "%s", r->errmsg);
+			fl_why(why, whylen, "%s", r->errmsg);
 			if (r->lz4 || k == -E2BIG)
 				r->err = (int)k;
 			return (int)k;

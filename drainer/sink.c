@@ -2,13 +2,13 @@
 /* sink.c: buffered, symlink-safe writer of a session's active JSON-lines files. */
 #define _GNU_SOURCE
 #include "sink.h"
+#include "why.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,16 +62,6 @@ static struct fl_archiver *rot_arch;        /* under rot_mu */
 
 static const char *const names[FL_SINK_CLASSES] = {"system.jsonl", "user.jsonl"};
 
-static void say(char *why, size_t whylen, const char *fmt, ...)
-{
-	if (!why || !whylen)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(why, whylen, fmt, ap);
-	va_end(ap);
-}
-
 const char *fl_sink_file_name(int cls)
 {
 	return cls >= 0 && cls < FL_SINK_CLASSES ? names[cls] : NULL;
@@ -81,7 +71,7 @@ int fl_sink_open_root(const char *root, char *why, size_t whylen)
 {
 	char path[4096];
 	if (!root || !*root || strlen(root) >= sizeof path) {
-		say(why, whylen, "log root '%s' is empty or too long", root ? root : "");
+		fl_why(why, whylen, "log root '%s' is empty or too long", root ? root : "");
 		return -EINVAL;
 	}
 	snprintf(path, sizeof path, "%s", root);
@@ -90,20 +80,20 @@ int fl_sink_open_root(const char *root, char *why, size_t whylen)
 			*p = 0;
 			if (mkdir(path, 0700) < 0 && errno != EEXIST) {
 				int e = -errno;
-				say(why, whylen, "cannot create %s: %s", path, strerror(-e));
+				fl_why(why, whylen, "cannot create %s: %s", path, strerror(-e));
 				return e;
 			}
 			*p = '/';
 		}
 	if (mkdir(path, 0700) < 0 && errno != EEXIST) {
 		int e = -errno;
-		say(why, whylen, "cannot create log root %s: %s", path, strerror(-e));
+		fl_why(why, whylen, "cannot create log root %s: %s", path, strerror(-e));
 		return e;
 	}
 	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0) {
 		int e = -errno;
-		say(why, whylen, "cannot open log root %s: %s", path, strerror(-e));
+		fl_why(why, whylen, "cannot open log root %s: %s", path, strerror(-e));
 		return e;
 	}
 	return fd;
@@ -192,13 +182,13 @@ int fl_sink_open(struct fl_sink **out, int root_fd, const char *id, const struct
 	*out = NULL;
 	if (mkdirat(root_fd, id, 0700) < 0 && errno != EEXIST) {
 		int e = -errno;
-		say(why, whylen, "cannot create session directory %s: %s", id, strerror(-e));
+		fl_why(why, whylen, "cannot create session directory %s: %s", id, strerror(-e));
 		return e;
 	}
 	int dirfd = openat(root_fd, id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (dirfd < 0) {
 		int e = -errno;
-		say(why, whylen, "cannot open session directory %s: %s%s", id, strerror(-e),
+		fl_why(why, whylen, "cannot open session directory %s: %s%s", id, strerror(-e),
 		    e == -ELOOP || e == -ENOTDIR ? " (a symlink or file is in the way)" : "");
 		return e;
 	}
@@ -215,12 +205,12 @@ int fl_sink_open(struct fl_sink **out, int root_fd, const char *id, const struct
 		s->f[c].fd = -1;
 	int rc = undo_rotations(dirfd, s->st.next_segment ? s->st.next_segment : 1);
 	if (rc < 0) {
-		say(why, whylen, "cannot undo the rotations after the checkpoint in %s: %s", id, strerror(-rc));
+		fl_why(why, whylen, "cannot undo the rotations after the checkpoint in %s: %s", id, strerror(-rc));
 	} else {
 		s->segfd = openat(dirfd, SEGMENTS_NAME, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 		if (s->segfd < 0) {
 			rc = -errno;
-			say(why, whylen, "cannot open %s/" SEGMENTS_NAME ": %s", id, strerror(-rc));
+			fl_why(why, whylen, "cannot open %s/" SEGMENTS_NAME ": %s", id, strerror(-rc));
 		}
 	}
 	for (int c = 0; c < FL_SINK_CLASSES && !rc; c++) {
@@ -229,25 +219,25 @@ int fl_sink_open(struct fl_sink **out, int root_fd, const char *id, const struct
 		f->fd = openat(dirfd, names[c], O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
 		if (!f->buf || f->fd < 0) {
 			rc = f->buf ? -errno : -ENOMEM;
-			say(why, whylen, "cannot open %s/%s: %s", id, names[c], strerror(-rc));
+			fl_why(why, whylen, "cannot open %s/%s: %s", id, names[c], strerror(-rc));
 			break;
 		}
 		struct stat st;
 		if (fstat(f->fd, &st) < 0 || !S_ISREG(st.st_mode)) {
 			rc = -EBADF;
-			say(why, whylen, "%s/%s is not a regular file", id, names[c]);
+			fl_why(why, whylen, "%s/%s is not a regular file", id, names[c]);
 			break;
 		}
 		if ((uint64_t)st.st_size < s->st.size[c]) {
 			rc = -EBADMSG;
-			say(why, whylen, "%s/%s has %lld bytes, the checkpoint says %llu: it was cut by someone else", id,
+			fl_why(why, whylen, "%s/%s has %lld bytes, the checkpoint says %llu: it was cut by someone else", id,
 			    names[c], (long long)st.st_size, (unsigned long long)s->st.size[c]);
 			break;
 		}
 		/* lines past the checkpoint were never acknowledged to the ring: they are written again */
 		if ((uint64_t)st.st_size != s->st.size[c] && ftruncate(f->fd, (off_t)s->st.size[c]) < 0) {
 			rc = -errno;
-			say(why, whylen, "cannot truncate %s/%s: %s", id, names[c], strerror(-rc));
+			fl_why(why, whylen, "cannot truncate %s/%s: %s", id, names[c], strerror(-rc));
 		}
 	}
 	if (rc < 0) {

@@ -2,13 +2,13 @@
 /* session.c: libfuguelog — session open/close, level resolution, lane claiming, typed emits. */
 #define _GNU_SOURCE
 #include "fuguelog.h"
+#include "why.h"
 
 #include <errno.h>
 #include <ini.h>
 #include <linux/membarrier.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,16 +71,6 @@ static pthread_once_t exit_once = PTHREAD_ONCE_INIT;
 static int membarrier_cmd = -1;
 static int owner_fence;           /* no membarrier(): owners fence on entry instead */
 static _Atomic uint32_t proc_pid; /* this process; reset in a forked child */
-
-static void say(char *why, size_t whylen, const char *fmt, ...)
-{
-	if (!why || !whylen)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(why, whylen, fmt, ap);
-	va_end(ap);
-}
 
 /* ---- names, levels, kinds ----------------------------------------------------------- */
 
@@ -214,13 +204,13 @@ static int resolve_level(const struct fl_session_opts *o, char *why, size_t whyl
 	if (env && *env) {
 		int l = fl_level_parse(env);
 		if (l < 0)
-			say(why, whylen, "FUGUE_SESSION_LOG=%s is not a level; use spawns, signals, prompts or full",
+			fl_why(why, whylen, "FUGUE_SESSION_LOG=%s is not a level; use spawns, signals, prompts or full",
 			    env);
 		return l;
 	}
 	if (o->level) {
 		if (o->level < FL_LEVEL_SPAWNS || o->level > FL_LEVEL_FULL) {
-			say(why, whylen, "level %d is not a level; use 1 (spawns) .. 4 (full)", o->level);
+			fl_why(why, whylen, "level %d is not a level; use 1 (spawns) .. 4 (full)", o->level);
 			return -EINVAL;
 		}
 		return o->level;
@@ -239,11 +229,11 @@ static int resolve_level(const struct fl_session_opts *o, char *why, size_t whyl
 	if (rc == -1) /* no file: the built-in default */
 		return FL_LEVEL_SIGNALS;
 	if (rc != 0) {
-		say(why, whylen, "%s: syntax error on line %d; fix or remove the file", cfg, rc);
+		fl_why(why, whylen, "%s: syntax error on line %d; fix or remove the file", cfg, rc);
 		return -EINVAL;
 	}
 	if (c.level < 0) {
-		say(why, whylen, "%s: default_level=%s is not a level; use spawns, signals, prompts or full", cfg,
+		fl_why(why, whylen, "%s: default_level=%s is not a level; use spawns, signals, prompts or full", cfg,
 		    c.bad);
 		return -EINVAL;
 	}
@@ -261,11 +251,11 @@ static int resolve_clock(const struct fl_session_opts *o, char *why, size_t whyl
 			return FL_CLOCK_REALTIME;
 		if (!strcmp(env, "tsc"))
 			return FL_CLOCK_TSC;
-		say(why, whylen, "FUGUE_CLOCK=%s is not a clock; use auto, realtime or tsc", env);
+		fl_why(why, whylen, "FUGUE_CLOCK=%s is not a clock; use auto, realtime or tsc", env);
 		return -EINVAL;
 	}
 	if (o->clock < FL_CLOCK_AUTO || o->clock > FL_CLOCK_TSC) {
-		say(why, whylen, "clock %d is not a clock; use FL_CLOCK_AUTO, FL_CLOCK_REALTIME or FL_CLOCK_TSC",
+		fl_why(why, whylen, "clock %d is not a clock; use FL_CLOCK_AUTO, FL_CLOCK_REALTIME or FL_CLOCK_TSC",
 		    o->clock);
 		return -EINVAL;
 	}
@@ -448,7 +438,7 @@ int fl_session_open(fl_session **out, const struct fl_session_opts *opts, char *
 	pthread_once(&exit_once, exit_key_init);
 	if (id) {
 		if (fl_id_check(id) < 0) {
-			say(why, whylen,
+			fl_why(why, whylen,
 			    "session id '%.80s' refused: use 1 to 64 of A-Z a-z 0-9 . _ - (not '.' or '..')", id);
 			return -EINVAL;
 		}
@@ -463,13 +453,13 @@ int fl_session_open(fl_session **out, const struct fl_session_opts *opts, char *
 	if (clock < 0)
 		return clock;
 	if (o->full_policy != FL_FULL_DROP && o->full_policy != FL_FULL_BLOCK) {
-		say(why, whylen, "full_policy %d is neither FL_FULL_DROP nor FL_FULL_BLOCK", o->full_policy);
+		fl_why(why, whylen, "full_policy %d is neither FL_FULL_DROP nor FL_FULL_BLOCK", o->full_policy);
 		return -EINVAL;
 	}
 	uint32_t lanes = o->lanes ? o->lanes : 4;
 	uint64_t lane_size = o->lane_size ? o->lane_size : (1ull << 20);
 	if (!fl_ring_size(lanes, lane_size)) {
-		say(why, whylen, "%u lanes of %llu bytes: lanes must be a power of two up to %u, lane size a power "
+		fl_why(why, whylen, "%u lanes of %llu bytes: lanes must be a power of two up to %u, lane size a power "
 				 "of two from 4 KiB to 1 GiB",
 		    lanes, (unsigned long long)lane_size, FL_RING_MAX_LANES);
 		return -EINVAL;
@@ -496,11 +486,11 @@ int fl_session_open(fl_session **out, const struct fl_session_opts *opts, char *
 	}
 	if (rc < 0) {
 		if (rc == -EEXIST)
-			say(why, whylen, "a ring for session '%s' exists (%s): pick another id, or let the drainer "
+			fl_why(why, whylen, "a ring for session '%s' exists (%s): pick another id, or let the drainer "
 					 "finish the old one",
 			    id, s->shm_name);
 		else
-			say(why, whylen, "cannot create ring %s: %s", s->shm_name, strerror(-rc));
+			fl_why(why, whylen, "cannot create ring %s: %s", s->shm_name, strerror(-rc));
 		free(s);
 		return rc;
 	}

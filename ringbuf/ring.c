@@ -2,13 +2,13 @@
 /* ring.c: slow paths of the shared-memory ring — create, attach, validate, wait, consume. */
 #define _GNU_SOURCE
 #include "ring.h"
+#include "why.h"
 #include "guard.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <linux/futex.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -25,16 +25,6 @@ _Static_assert(sizeof(struct fl_rec_hdr) == FL_REC_HDR, "record header is 16 byt
 _Static_assert(-105 == -ENOBUFS, "fl_lane_reserve hard-codes ENOBUFS");
 
 #define PAGE 4096ull
-
-static void say(char *why, size_t whylen, const char *fmt, ...)
-{
-	if (!why || !whylen)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(why, whylen, fmt, ap);
-	va_end(ap);
-}
 
 static int pow2(uint64_t v)
 {
@@ -260,19 +250,19 @@ int fl_ring_validate(struct fl_ring *r, void *base, uint64_t size, char *why, si
 {
 	const struct fl_ring_hdr *h = base;
 	if ((uintptr_t)base % FL_CACHELINE) {
-		say(why, whylen, "ring image at %p is not cache-line aligned", base);
+		fl_why(why, whylen, "ring image at %p is not cache-line aligned", base);
 		return -EINVAL;
 	}
 	if (size < sizeof *h) {
-		say(why, whylen, "mapping of %llu bytes is smaller than a ring header", (unsigned long long)size);
+		fl_why(why, whylen, "mapping of %llu bytes is smaller than a ring header", (unsigned long long)size);
 		return -EBADF;
 	}
 	if (h->magic != FL_RING_MAGIC) {
-		say(why, whylen, "bad magic %#llx: not a fuguelog ring", (unsigned long long)h->magic);
+		fl_why(why, whylen, "bad magic %#llx: not a fuguelog ring", (unsigned long long)h->magic);
 		return -EBADF;
 	}
 	if (h->version != FL_RING_VERSION || h->hdr_size != sizeof *h) {
-		say(why, whylen, "layout version %u (header %u bytes); this build reads version %u (%zu bytes)",
+		fl_why(why, whylen, "layout version %u (header %u bytes); this build reads version %u (%zu bytes)",
 		    h->version, h->hdr_size, FL_RING_VERSION, sizeof *h);
 		return -EPROTO;
 	}
@@ -280,21 +270,21 @@ int fl_ring_validate(struct fl_ring *r, void *base, uint64_t size, char *why, si
 	uint64_t lane_size = h->lane_size;
 	uint64_t want = fl_ring_size(lanes, lane_size);
 	if (!want) {
-		say(why, whylen, "bad geometry: %u lanes of %llu bytes", lanes, (unsigned long long)lane_size);
+		fl_why(why, whylen, "bad geometry: %u lanes of %llu bytes", lanes, (unsigned long long)lane_size);
 		return -EPROTO;
 	}
 	if (h->lanes_off != lanes_off() || h->data_off != data_off(lanes)) {
-		say(why, whylen, "bad offsets: lanes at %llu, data at %llu", (unsigned long long)h->lanes_off,
+		fl_why(why, whylen, "bad offsets: lanes at %llu, data at %llu", (unsigned long long)h->lanes_off,
 		    (unsigned long long)h->data_off);
 		return -EPROTO;
 	}
 	if (h->total_size != want || size < want) {
-		say(why, whylen, "size mismatch: header says %llu, layout needs %llu, mapping has %llu",
+		fl_why(why, whylen, "size mismatch: header says %llu, layout needs %llu, mapping has %llu",
 		    (unsigned long long)h->total_size, (unsigned long long)want, (unsigned long long)size);
 		return -EPROTO;
 	}
 	if (!memchr(h->id, 0, sizeof h->id)) {
-		say(why, whylen, "session id is not NUL-terminated");
+		fl_why(why, whylen, "session id is not NUL-terminated");
 		return -EPROTO;
 	}
 	r->lane_count = lanes;
@@ -313,18 +303,18 @@ int fl_ring_attach(struct fl_ring *r, const char *name, char *why, size_t whylen
 	int fd = shm_open(name, O_RDWR | O_CLOEXEC | O_NOFOLLOW, 0);
 	if (fd < 0) {
 		int e = -errno;
-		say(why, whylen, "cannot open shm %s: %s", name, strerror(-e));
+		fl_why(why, whylen, "cannot open shm %s: %s", name, strerror(-e));
 		return e;
 	}
 	struct stat st;
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		say(why, whylen, "shm %s is not a regular object", name);
+		fl_why(why, whylen, "shm %s is not a regular object", name);
 		close(fd);
 		return -EBADF;
 	}
 	if ((uint64_t)st.st_size < sizeof(struct fl_ring_hdr) ||
 	    (uint64_t)st.st_size > data_off(FL_RING_MAX_LANES) + FL_RING_MAX_LANES * FL_RING_MAX_LANE_SIZE) {
-		say(why, whylen, "shm %s has an impossible size of %lld bytes", name, (long long)st.st_size);
+		fl_why(why, whylen, "shm %s has an impossible size of %lld bytes", name, (long long)st.st_size);
 		close(fd);
 		return -EBADF;
 	}
@@ -332,14 +322,14 @@ int fl_ring_attach(struct fl_ring *r, const char *name, char *why, size_t whylen
 	void *base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (base == MAP_FAILED) {
 		int e = -errno;
-		say(why, whylen, "cannot map shm %s: %s", name, strerror(-e));
+		fl_why(why, whylen, "cannot map shm %s: %s", name, strerror(-e));
 		close(fd);
 		return e;
 	}
 	fl_guard_add(base, size); /* before the first read: the producer may truncate at any time */
 	int rc = fl_ring_validate(r, base, size, why, whylen);
 	if (rc == 0 && fl_guard_tripped(base)) {
-		say(why, whylen, "shm %s was truncated while being attached", name);
+		fl_why(why, whylen, "shm %s was truncated while being attached", name);
 		rc = -EBADF;
 	}
 	if (rc < 0) {
@@ -451,12 +441,12 @@ int fl_lane_peek(struct fl_ring *r, uint32_t lane, struct fl_rec *out, unsigned 
 
 	*next_tail = tail;
 	if ((head | tail) & (FL_REC_ALIGN - 1)) {
-		say(why, whylen, "lane %u: unaligned head %llu or tail %llu", lane, (unsigned long long)head,
+		fl_why(why, whylen, "lane %u: unaligned head %llu or tail %llu", lane, (unsigned long long)head,
 		    (unsigned long long)tail);
 		return -EBADMSG;
 	}
 	if (head - tail > size) {
-		say(why, whylen, "lane %u: head %llu is %lld bytes from tail %llu, lane holds %llu", lane,
+		fl_why(why, whylen, "lane %u: head %llu is %lld bytes from tail %llu, lane holds %llu", lane,
 		    (unsigned long long)head, (long long)(head - tail), (unsigned long long)tail,
 		    (unsigned long long)size);
 		return -EBADMSG;
@@ -477,7 +467,7 @@ int fl_lane_peek(struct fl_ring *r, uint32_t lane, struct fl_rec *out, unsigned 
 		memcpy(&h, base + off, sizeof h); /* one read: the producer may change the bytes */
 		if (h.type == FL_REC_PAD) {
 			if ((uint64_t)h.len + FL_REC_HDR != room || head - pos < room) {
-				say(why, whylen, "lane %u: pad record at %llu of %u bytes does not reach the end", lane,
+				fl_why(why, whylen, "lane %u: pad record at %llu of %u bytes does not reach the end", lane,
 				    (unsigned long long)pos, h.len);
 				goto bad;
 			}
@@ -485,13 +475,13 @@ int fl_lane_peek(struct fl_ring *r, uint32_t lane, struct fl_rec *out, unsigned 
 			continue;
 		}
 		if (h.type != FL_REC_DATA) {
-			say(why, whylen, "lane %u: record at %llu has unknown type %#x", lane, (unsigned long long)pos,
+			fl_why(why, whylen, "lane %u: record at %llu has unknown type %#x", lane, (unsigned long long)pos,
 			    h.type);
 			goto bad;
 		}
 		uint64_t space = fl_rec_space(h.len);
 		if (h.len > size / 4 || space > room || space > head - pos) {
-			say(why, whylen, "lane %u: record at %llu claims %u bytes, beyond the lane or the head", lane,
+			fl_why(why, whylen, "lane %u: record at %llu claims %u bytes, beyond the lane or the head", lane,
 			    (unsigned long long)pos, h.len);
 			goto bad;
 		}
@@ -506,7 +496,7 @@ int fl_lane_peek(struct fl_ring *r, uint32_t lane, struct fl_rec *out, unsigned 
 		*next_tail = pos; /* trailing pads are consumed with the batch */
 	return (int)n;
 torn:
-	say(why, whylen, "lane %u: head %llu stops inside a record header at %llu", lane, (unsigned long long)head,
+	fl_why(why, whylen, "lane %u: head %llu stops inside a record header at %llu", lane, (unsigned long long)head,
 	    (unsigned long long)pos);
 bad:
 	/* the records before the damage are sound: hand them out; the next call starts at it and refuses */
