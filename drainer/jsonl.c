@@ -204,35 +204,83 @@ size_t fl_base64(const uint8_t *s, size_t len, char *out)
 	return (size_t)(o - out);
 }
 
-/* Writes the valid UTF-8 s as the inside of a JSON string; needs 6*len bytes of room. */
-static char *put_escaped(char *o, const uint8_t *s, size_t len)
+/* The escape of one byte below 0x20, '"' or '\\'. */
+static char *put_escape1(char *o, uint8_t c)
 {
 	static const char hex[] = "0123456789abcdef";
+	*o++ = '\\';
+	switch (c) {
+	case '"':
+	case '\\':
+		*o++ = (char)c;
+		break;
+	case '\b':
+		*o++ = 'b';
+		break;
+	case '\t':
+		*o++ = 't';
+		break;
+	case '\n':
+		*o++ = 'n';
+		break;
+	case '\f':
+		*o++ = 'f';
+		break;
+	case '\r':
+		*o++ = 'r';
+		break;
+	default:
+		o = PUTS(o, "u00");
+		*o++ = hex[c >> 4];
+		*o++ = hex[c & 15];
+	}
+	return o;
+}
+
+/*
+ * Writes s as the inside of a JSON string (needs 6*len bytes of room) and
+ * returns the end; when check is set, s is also validated as UTF-8 on the way,
+ * and NULL comes back when it is not valid (what was written is garbage then).
+ * One pass instead of a validation pass and an escaping pass: ASCII (terminal
+ * output, mostly) is proven valid by the same 16-byte loads that escape it;
+ * from the first byte >= 0x80 on, the rest is validated once with
+ * fl_utf8_valid (everything before it was ASCII, so it starts a character).
+ */
+static char *put_escaped_checked(char *o, const uint8_t *s, size_t len, int check)
+{
 	const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
 	size_t i = 0;
-	while (i < len) {
 #ifdef __SSE2__
-		/*
-		 * Sixteen bytes at a time: copy them blindly (the caller reserved 6*len),
-		 * then keep as many as come before the first byte that needs escaping.
-		 */
-		while (i + 16 <= len) {
-			__m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
-			_mm_storeu_si128((__m128i *)(void *)o, v);
-			__m128i low = _mm_cmpeq_epi8(_mm_max_epu8(v, _mm_set1_epi8(0x1f)), _mm_set1_epi8(0x1f));
-			__m128i quote = _mm_cmpeq_epi8(v, _mm_set1_epi8('"'));
-			__m128i back = _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'));
-			unsigned m = (unsigned)_mm_movemask_epi8(_mm_or_si128(low, _mm_or_si128(quote, back)));
-			if (m) {
-				unsigned k = (unsigned)__builtin_ctz(m);
-				o += k;
-				i += k;
-				break;
-			}
+	/*
+	 * Sixteen bytes at a time: copy them blindly, then keep as many as come
+	 * before the first byte that needs escaping, escape it, and go on from
+	 * the byte after it.
+	 */
+	while (i + 16 <= len) {
+		__m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
+		_mm_storeu_si128((__m128i *)(void *)o, v);
+		if (check && _mm_movemask_epi8(v)) {
+			if (!fl_utf8_valid(s + i, len - i))
+				return NULL;
+			check = 0;
+		}
+		__m128i low = _mm_cmpeq_epi8(_mm_max_epu8(v, _mm_set1_epi8(0x1f)), _mm_set1_epi8(0x1f));
+		__m128i quote = _mm_cmpeq_epi8(v, _mm_set1_epi8('"'));
+		__m128i back = _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'));
+		unsigned m = (unsigned)_mm_movemask_epi8(_mm_or_si128(low, _mm_or_si128(quote, back)));
+		if (!m) {
 			o += 16;
 			i += 16;
+			continue;
 		}
+		unsigned k = (unsigned)__builtin_ctz(m);
+		o = put_escape1(o + k, s[i + k]);
+		i += k + 1;
+	}
 #endif
+	if (check && !fl_utf8_valid(s + i, len - i))
+		return NULL;
+	while (i < len) {
 		/* eight bytes at a time while none is below 0x20, '"' or '\\' (exact SWAR tests) */
 		while (i + 8 <= len) {
 			uint64_t w;
@@ -250,38 +298,18 @@ static char *put_escaped(char *o, const uint8_t *s, size_t len)
 		if (i >= len)
 			break;
 		uint8_t c = s[i++];
-		if (__builtin_expect(c >= 0x20 && c != '"' && c != '\\', 1)) {
+		if (__builtin_expect(c >= 0x20 && c != '"' && c != '\\', 1))
 			*o++ = (char)c;
-			continue;
-		}
-		*o++ = '\\';
-		switch (c) {
-		case '"':
-		case '\\':
-			*o++ = (char)c;
-			break;
-		case '\b':
-			*o++ = 'b';
-			break;
-		case '\t':
-			*o++ = 't';
-			break;
-		case '\n':
-			*o++ = 'n';
-			break;
-		case '\f':
-			*o++ = 'f';
-			break;
-		case '\r':
-			*o++ = 'r';
-			break;
-		default:
-			o = PUTS(o, "u00");
-			*o++ = hex[c >> 4];
-			*o++ = hex[c & 15];
-		}
+		else
+			o = put_escape1(o, c);
 	}
 	return o;
+}
+
+/* Writes the valid UTF-8 s as the inside of a JSON string; needs 6*len bytes of room. */
+static char *put_escaped(char *o, const uint8_t *s, size_t len)
+{
+	return put_escaped_checked(o, s, len, 0);
 }
 
 /* Room a field needs at most: key, quotes, escapes or base64, separators. */
@@ -303,10 +331,10 @@ static int put_text(struct fl_jbuf *b, int first, const char *key, const void *p
 		*o++ = ',';
 	*o++ = '"';
 	o = put(o, key, klen);
-	if (fl_utf8_valid(s, len)) {
-		o = PUTS(o, "\":\"");
-		o = put_escaped(o, s, len);
-	} else {
+	char *e = put_escaped_checked(PUTS(o, "\":\""), s, len, 1);
+	if (e)
+		o = e;
+	else {
 		o = PUTS(o, "_b64\":\"");
 		o += fl_base64(s, len, o);
 	}
