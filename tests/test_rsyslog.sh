@@ -184,6 +184,6 @@ for cls in ('system', 'user'):
                     print(f'  first difference at line {i + 1}:\n  want {a[:160]!r}\n  got  {b[:160]!r}')
                     break
     if len(got_all) != sum(len(lines(f'{tmp}/want.{sid}.{cls}.jsonl')) for sid in sids):
-        fail(f'{cls}: the receiver has lines of no known session')
+        fail(f'{cls}: the receiver has {len(got_all)} lines in all, not what the sessions have')
 sys.exit(0 if ok else 1)
 EOF
