@@ -109,10 +109,10 @@ text=$'h\xc3\xa9llo \xe2\x9c\x93 "q" \\ \t end'
 # A second session at the same time writes 10K transcript lines (above rsyslog's default 8k
 # maxMessageSize), so a segment holds one or two lines. Rates keep each segment alive for a while:
 # a tailer can only ship a file it opened before the file was renamed (docs/shipping.md).
-"$flog" emit --event transcript --count 24 --rate 6 --size 10K --text "$text" --level full \
+"$flog" emit --event transcript --count 12 --rate 3 --size 10K --text "$text" --level full \
   --block --session-id "$sid2" >"$tmp/emit2.json" &
 emit2=$!
-"$flog" emit --event all --count "${FL_RSYSLOG_COUNT:-600}" --rate "${FL_RSYSLOG_RATE:-200}" --size 300 \
+"$flog" emit --event all --count "${FL_RSYSLOG_COUNT:-400}" --rate "${FL_RSYSLOG_RATE:-100}" --size 300 \
   --text "$text" --level full --block --session-id "$sid" --burst 20 >"$tmp/emit.json"
 wait "$emit2"
 cat "$tmp/emit.json" "$tmp/emit2.json"
