@@ -77,7 +77,12 @@ EOF
 sed -e "s|@ROOT@|$root|g" -e "s|@TARGET@|127.0.0.1|g" -e "s|@PORT@|$port|g" \
     -e "s|@WORKDIR@|$tmp/send.work|g" \
     "${FL_SOURCE_DIR:?}/contrib/shipping/rsyslog/fuguelog-imfile.conf" >"$tmp/send.conf"
-echo "action(type=\"omfile\" file=\"$tmp/send.internal.log\")" >>"$tmp/send.conf"
+# Test harness only: rsyslog's own messages to a side file, and a probe input whose line reaching the
+# receiver proves imfile watches and the TCP path is up before the producer starts.
+cat >>"$tmp/send.conf" <<EOF
+action(type="omfile" file="$tmp/send.internal.log")
+input(type="imfile" file="$tmp/probe.log" tag="fl-probe" ruleset="fuguelog_ship")
+EOF
 
 "$rsyslogd" -N1 -f "$tmp/recv.conf" >"$tmp/recv.check" 2>&1 || { cat "$tmp/recv.check" >&2; exit 1; }
 "$rsyslogd" -N1 -f "$tmp/send.conf" >"$tmp/send.check" 2>&1 || { cat "$tmp/send.check" >&2; exit 1; }
@@ -100,11 +105,17 @@ pids+=($!)
 "$rsyslogd" -n -f "$tmp/send.conf" -i "$tmp/send.pid" >"$tmp/send.stderr" 2>&1 &
 send=$!
 pids+=("$send")
-sleep 0.5
-alive "$send" || { echo "sender rsyslogd died" >&2; cat "$tmp/send.stderr" >&2; exit 1; }
+probed() { grep -q '^probe$' "$out/fl-probe.jsonl" 2>/dev/null; }
+probe_once() { alive "$send" && { echo probe >>"$tmp/probe.log"; wait_for 2 probed; }; }
+probe() { local i; for i in $(seq 15); do probe_once && return 0; alive "$send" || return 1; done; return 1; }
+if ! probe; then
+  echo "the sender rsyslogd does not forward (probe line never arrived)" >&2
+  cat "$tmp/send.stderr" "$tmp/send.internal.log" >&2 2>/dev/null || true
+  exit 1
+fi
 
-# The producer, at full, as fast as it can: every kind, UTF-8 text with quotes, backslashes and a
-# tab (escaped in JSON), then long transcript lines (bigger than rsyslog's default 8k message).
+# The producer, at full: every kind, with UTF-8 text, quotes, backslashes and a tab (escaped in
+# JSON), at a steady rate, then a burst of 20 transcript lines as fast as it can.
 text=$'h\xc3\xa9llo \xe2\x9c\x93 "q" \\ \t end'
 # A second session at the same time writes 10K transcript lines (above rsyslog's default 8k
 # maxMessageSize), so a segment holds one or two lines. Rates keep each segment alive for a while:
@@ -154,6 +165,11 @@ def fail(msg):
     global ok
     ok = False
     print('FAIL:', msg)
+def parse(l):
+    try:
+        return json.loads(l)
+    except ValueError:
+        return None  # cut or mangled in transit: counted below
 def lines(path):
     return open(path, 'rb').read().split(b'\n')[:-1] if os.path.exists(path) else []
 for sid in sids:
@@ -163,6 +179,10 @@ for sid in sids:
         fail(f'{sid}: only {len(segs)} rotations')
 for cls in ('system', 'user'):
     got_all = lines(f'{out}/fl-{cls}.jsonl')
+    bad = [l for l in got_all if not isinstance(parse(l), dict)]
+    if bad:
+        fail(f'{cls}: {len(bad)} received lines are not JSON objects, e.g. {bad[0][:120]!r} ({len(bad[0])} bytes)')
+    got_all = [l for l in got_all if isinstance(parse(l), dict)]
     for sid in sids:
         want = lines(f'{tmp}/want.{sid}.{cls}.jsonl')
         # the receiver's file holds every session of the class; keep this session's lines, in order
