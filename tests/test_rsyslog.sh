@@ -115,7 +115,7 @@ if ! probe; then
 fi
 
 # The producer, at full: every kind, with UTF-8 text, quotes, backslashes and a tab (escaped in
-# JSON), at a steady rate, then a burst of 20 transcript lines as fast as it can.
+# JSON), at a steady rate, then a burst of 8 transcript lines as fast as it can.
 text=$'h\xc3\xa9llo \xe2\x9c\x93 "q" \\ \t end'
 # A second session at the same time writes 10K transcript lines (above rsyslog's default 8k
 # maxMessageSize), so a segment holds one or two lines. Rates keep each segment alive for a while:
@@ -123,8 +123,8 @@ text=$'h\xc3\xa9llo \xe2\x9c\x93 "q" \\ \t end'
 "$flog" emit --event transcript --count 12 --rate 3 --size 10K --text "$text" --level full \
   --block --session-id "$sid2" >"$tmp/emit2.json" &
 emit2=$!
-"$flog" emit --event all --count "${FL_RSYSLOG_COUNT:-400}" --rate "${FL_RSYSLOG_RATE:-100}" --size 300 \
-  --text "$text" --level full --block --session-id "$sid" --burst 20 >"$tmp/emit.json"
+"$flog" emit --event all --count "${FL_RSYSLOG_COUNT:-250}" --rate "${FL_RSYSLOG_RATE:-40}" --size 300 \
+  --text "$text" --level full --block --session-id "$sid" --burst 8 >"$tmp/emit.json"
 wait "$emit2"
 cat "$tmp/emit.json" "$tmp/emit2.json"
 
