@@ -71,7 +71,7 @@ static const struct kdesc kinds[12] = {
 };
 
 /* A varint of at most 10 bytes (protobuf-c's limit), its 7-bit groups summed mod 2^64 as protobuf-c does. */
-static int varint(const uint8_t **pp, const uint8_t *end, uint64_t *v, int *nonzero)
+static inline int varint(const uint8_t **pp, const uint8_t *end, uint64_t *v, int *nonzero)
 {
 	const uint8_t *p = *pp;
 	uint64_t r = 0;
@@ -91,8 +91,12 @@ static int varint(const uint8_t **pp, const uint8_t *end, uint64_t *v, int *nonz
 	return 0;
 }
 
-/* A tag in its shortest form (one or two bytes, field > 0); anything else is not ours to judge. */
-static int tag(const uint8_t **pp, const uint8_t *end, unsigned *field, unsigned *wt)
+/*
+ * A tag in its shortest form (one or two bytes, field > 0), returned as its
+ * value (field << 3 | wire type); 0 for anything else, which is not ours to
+ * judge. A value rather than out-parameters: they kept the hot loop in memory.
+ */
+static inline unsigned tag(const uint8_t **pp, const uint8_t *end)
 {
 	const uint8_t *p = *pp;
 	if (p >= end)
@@ -105,14 +109,12 @@ static int tag(const uint8_t **pp, const uint8_t *end, unsigned *field, unsigned
 		p += 2;
 	} else
 		p++;
-	*field = v >> 3;
-	*wt = v & 7;
 	*pp = p;
-	return *field != 0;
+	return v >> 3 ? v : 0;
 }
 
 /* A length prefix as protobuf-c reads it (at most 5 bytes) that fits in what is left. */
-static int length(const uint8_t **pp, const uint8_t *end, size_t *n)
+static inline int length(const uint8_t **pp, const uint8_t *end, size_t *n)
 {
 	const uint8_t *p = *pp;
 	uint64_t v = 0;
@@ -139,8 +141,8 @@ static int body(const struct kdesc *k, const uint8_t *p, const uint8_t *end, Pro
 	memcpy(m, k->init, k->size);
 	unsigned seen = 0;
 	while (p < end) {
-		unsigned field, wt;
-		if (!tag(&p, end, &field, &wt) || field > 4 || seen >> field & 1)
+		unsigned t = tag(&p, end), field = t >> 3, wt = t & 7;
+		if (!t || field > 4 || seen >> field & 1)
 			return 0;
 		seen |= 1u << field;
 		const struct fdesc *f = &k->f[field];
@@ -202,14 +204,15 @@ int fl_event_decode(const uint8_t *p, size_t len, ProtobufCAllocator *a, Fugue__
 	Fugue__Event *ev = a->alloc(a->allocator_data, sizeof *ev);
 	if (!ev)
 		return -ENOMEM;
-	static const Fugue__Event ev0 = FUGUE__EVENT__INIT;
-	*ev = ev0;
+	/* FUGUE__EVENT__INIT is all zeros but the descriptor; a struct copy of it became a slow rep movs */
+	memset(ev, 0, sizeof *ev);
+	ev->base.descriptor = &fugue__event__descriptor;
 	unsigned seen = 0;
 	while (p < end) {
-		unsigned field, wt;
+		unsigned t = tag(&p, end), field = t >> 3, wt = t & 7;
 		uint64_t v;
 		size_t n;
-		if (!tag(&p, end, &field, &wt) || field > 17 || seen >> field & 1)
+		if (!t || field > 17 || seen >> field & 1)
 			return 0;
 		seen |= 1u << field;
 		if (field == 1) {
