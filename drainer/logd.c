@@ -153,12 +153,18 @@ static int daemonize(const char *root)
 	/* for whoever has to stop it: service scripts, tests */
 	char pid[32];
 	snprintf(pidpath, sizeof pidpath, "%s/fugue-logd.pid", root);
-	int pfd = open(pidpath, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+	/* written aside then renamed: a reader never sees an empty pid file */
+	char tmppath[sizeof pidpath + 8];
+	snprintf(tmppath, sizeof tmppath, "%s.tmp", pidpath);
+	int pfd = open(tmppath, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (pfd >= 0) {
 		int n = snprintf(pid, sizeof pid, "%d\n", (int)getpid());
-		if (write(pfd, pid, (size_t)n) != n)
-			fl_drain_log("cannot write %s", pidpath);
+		int ok = write(pfd, pid, (size_t)n) == n;
 		close(pfd);
+		if (!ok || rename(tmppath, pidpath) < 0) {
+			fl_drain_log("cannot write %s", pidpath);
+			unlink(tmppath);
+		}
 	}
 	return 0;
 }
