@@ -672,13 +672,14 @@ static int log_says(const char *path, const char *text)
 	return 0;
 }
 
-static void test_options_daemon_sighup(void **state)
+/* Kills the daemon this test started (its pid file names it), so a failed assertion leaves nothing
+   running to hold the shm prefix for the next run. */
+static int kill_daemon(void **state)
 {
 	(void)state;
-	/* a daemon left by an earlier failed run of this test would hold the prefix */
-	char oldpid[1200];
-	snprintf(oldpid, sizeof oldpid, "%s/root/r1/fugue-logd.pid", fl_test_tmp());
-	char *op = fl_it_read_file(oldpid, NULL);
+	char pidf[1200];
+	snprintf(pidf, sizeof pidf, "%s/root/r1/fugue-logd.pid", fl_test_tmp());
+	char *op = fl_it_read_file(pidf, NULL);
 	if (op && atoi(op) > 1) {
 		char cmdp[64];
 		snprintf(cmdp, sizeof cmdp, "/proc/%d/cmdline", atoi(op));
@@ -688,6 +689,13 @@ static void test_options_daemon_sighup(void **state)
 		free(cmd);
 	}
 	free(op);
+	return 0;
+}
+
+static void test_options_daemon_sighup(void **state)
+{
+	/* a daemon left by an earlier run killed before its teardown would hold the prefix */
+	kill_daemon(state);
 	fresh();
 	unsetenv("FUGUE_LOG_DIR");
 	char bin[1024], conf[1200], r1[1200], r2[1200], pidf[1300], errf[1200];
@@ -760,7 +768,7 @@ static const struct CMUnitTest tests[] = {
 	cmocka_unit_test(test_drainer_killed_20_times),
 	cmocka_unit_test(test_producer_killed),
 	cmocka_unit_test(test_32_sessions),
-	cmocka_unit_test(test_options_daemon_sighup),
+	cmocka_unit_test_teardown(test_options_daemon_sighup, kill_daemon),
 };
 
 FL_TEST_MAIN("drainer", tests)
