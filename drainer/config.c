@@ -25,14 +25,21 @@ void fl_config_defaults(struct fl_config *c)
 	c->max_session_size = 1ull << 30;
 }
 
-int fl_parse_size(const char *s, uint64_t *out)
+/* The leading decimal of s (no sign); *end points after it. */
+static int parse_leading(const char *s, unsigned long long *v, char **end)
 {
-	char *end;
 	if (!s || !*s || *s == '-')
 		return -EINVAL;
 	errno = 0;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (errno || end == s)
+	*v = strtoull(s, end, 10);
+	return errno || *end == s ? -EINVAL : 0;
+}
+
+int fl_parse_size(const char *s, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+	if (parse_leading(s, &v, &end) < 0)
 		return -EINVAL;
 	unsigned shift = 0;
 	switch (*end) {
@@ -54,11 +61,8 @@ int fl_parse_size(const char *s, uint64_t *out)
 int fl_parse_duration(const char *s, uint64_t *out_s)
 {
 	char *end;
-	if (!s || !*s || *s == '-')
-		return -EINVAL;
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (errno || end == s)
+	unsigned long long v;
+	if (parse_leading(s, &v, &end) < 0)
 		return -EINVAL;
 	uint64_t mul = 1;
 	switch (*end) {

@@ -133,6 +133,18 @@ static inline int fl_it_shm_cleanup(void)
 	return count;
 }
 
+/* A fresh start for an integration test: root = $FL_TEST_TMP/root, emptied, no rings of this test
+   left in shm, and no drainer log from an earlier run (tests look for this run's lines in it). */
+static inline void fl_it_fresh_root(char *root, size_t cap)
+{
+	snprintf(root, cap, "%s/root", fl_test_tmp());
+	fl_it_rmtree(root);
+	fl_it_shm_cleanup();
+	char log[1100];
+	snprintf(log, sizeof log, "%s/fugue-logd.log", fl_test_tmp());
+	unlink(log);
+}
+
 /* ---- the drainer process -------------------------------------------------------------- */
 
 struct fl_itd {

@@ -23,12 +23,7 @@ static char root[1024];
 static int setup(void **state)
 {
 	(void)state;
-	snprintf(root, sizeof root, "%s/root", fl_test_tmp());
-	fl_it_rmtree(root);
-	fl_it_shm_cleanup();
-	char log[1100];
-	snprintf(log, sizeof log, "%s/fugue-logd.log", fl_test_tmp());
-	unlink(log); /* start-ups are looked for in it */
+	fl_it_fresh_root(root, sizeof root);
 	return 0;
 }
 

@@ -28,12 +28,7 @@ static char root[1024];
 static int setup(void **state)
 {
 	(void)state;
-	snprintf(root, sizeof root, "%s/root", fl_test_tmp());
-	fl_it_rmtree(root);
-	fl_it_shm_cleanup();
-	char log[1100];
-	snprintf(log, sizeof log, "%s/fugue-logd.log", fl_test_tmp());
-	unlink(log); /* wait_log must see this run's lines only */
+	fl_it_fresh_root(root, sizeof root);
 	return 0;
 }
 
