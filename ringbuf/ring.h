@@ -46,7 +46,7 @@
 
 /* Values of fl_ring_hdr.clock. A consumer refuses a ring whose clock it does not know. */
 #define FL_RING_CLOCK_REALTIME 0u /* ts_ns is CLOCK_REALTIME nanoseconds */
-#define FL_RING_CLOCK_TSC 1u      /* ts_ns is raw TSC ticks; the consumer converts (drainer/clock.h) */
+#define FL_RING_CLOCK_TSC 1u      /* ts_ns is raw TSC ticks; the consumer converts (drainer/render/clock.h) */
 
 /* Level word: low byte the value, bits 8..63 a generation bumped by every change. */
 #define FL_LEVEL_VALUE(w) ((uint8_t)((w)&0xffu))

@@ -135,7 +135,7 @@ static void list_free(void *d, void *p)
 }
 
 /*
- * Differential: when drainer/decode.c takes the input, protobuf-c must accept
+ * Differential: when drainer/render/decode.c takes the input, protobuf-c must accept
  * it too and the two events must render to the same line (every field).
  */
 static void check_decode(const uint8_t *data, size_t len, const Fugue__Event *ref)
