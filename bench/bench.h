@@ -53,7 +53,7 @@ struct fl_fig {
 	double *v;
 	size_t n, cap;
 	char absent[256]; /* non-empty: not measured, and why */
-	int target_op;    /* 0 none, '<' means <=, '>' means >= */
+	int target_op;	  /* 0 none, '<' means <=, '>' means >= */
 	double target;
 	char note[160];
 };
@@ -62,8 +62,7 @@ struct fl_fig {
 struct fl_fig *fl_fig(const char *key, const char *unit);
 void fl_fig_add(struct fl_fig *f, double v);
 void fl_fig_target(struct fl_fig *f, int op, double value);
-void fl_fig_absent(const char *key, const char *unit, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+void fl_fig_absent(const char *key, const char *unit, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void fl_fig_note(struct fl_fig *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 struct fl_stats_summary {

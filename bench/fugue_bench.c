@@ -49,7 +49,7 @@ static struct {
 	const char *samples_dir;
 	char logd[4096];  /* fugue-logd to run, "" for the built-in consumer */
 	char lttng[4096]; /* fugue-bench-lttng, "" when not built */
-	char tmp[4096];   /* private scratch dir */
+	char tmp[4096];	  /* private scratch dir */
 	char prefix[64];  /* shm prefix of every ring we create */
 	const char *drainer_name;
 	int nsessions;
@@ -93,7 +93,10 @@ static void bs_open(struct bsession *b, int level, uint32_t lanes, uint64_t lane
 {
 	char why[256] = "";
 	snprintf(b->id, sizeof b->id, "bench-%d-%d", (int)getpid(), ++opt.nsessions);
-	struct fl_session_opts o = {.id = b->id, .level = level, .lanes = lanes, .lane_size = lane_size,
+	struct fl_session_opts o = {.id = b->id,
+				    .level = level,
+				    .lanes = lanes,
+				    .lane_size = lane_size,
 				    .full_policy = block ? FL_FULL_BLOCK : FL_FULL_DROP};
 	/* FUGUE_SESSION_LOG would override the level each variant needs */
 	unsetenv("FUGUE_SESSION_LOG");
@@ -304,7 +307,8 @@ static __attribute__((noinline)) double time_filtered(fl_session *s, int calls)
 	return fl_bench_ticks_ns(fl_bench_ticks() - t0) / calls;
 }
 
-static __attribute__((noinline)) double time_emit(fl_session *s, const void *data, size_t len, int calls, uint64_t *errs)
+static __attribute__((noinline)) double time_emit(fl_session *s, const void *data, size_t len, int calls,
+						  uint64_t *errs)
 {
 	uint64_t t0 = fl_bench_ticks();
 	for (int i = 0; i < calls; i++)
@@ -525,7 +529,11 @@ static void scen_threads(void)
 			pthread_barrier_init(&bar, NULL, (unsigned)n + 1);
 			double ns[4][128];
 			for (int k = 0; k < n; k++) {
-				t[k] = (struct thr){.s = s.s, .bs = &s, .bar = &bar, .batches = batches, .ns = ns[k],
+				t[k] = (struct thr){.s = s.s,
+						    .bs = &s,
+						    .bar = &bar,
+						    .batches = batches,
+						    .ns = ns[k],
 						    .warm_bytes = r < 0 ? (5u << 20) : 0};
 				if (pthread_create(&t[k].t, NULL, thr_main, &t[k]))
 					die("pthread_create failed");
@@ -724,7 +732,8 @@ static void e2e_run(const char *key, int small, long n, int rounds)
 		uint64_t deadline = fl_bench_mono_ns() + 600 * 1000000000ull;
 		while (lc_poll(&lc), lc.lines < want) {
 			if (!drainer_alive(&d) || fl_bench_mono_ns() > deadline)
-				drainer_log(&d), die("%s: %" PRIu64 " of %" PRIu64 " lines reached %s", key, lc.lines, want, lc.path);
+				drainer_log(&d), die("%s: %" PRIu64 " of %" PRIu64 " lines reached %s", key, lc.lines,
+						     want, lc.path);
 			usleep(200);
 		}
 		double secs = (double)(fl_bench_mono_ns() - t0) / 1e9;
@@ -825,8 +834,9 @@ static size_t make_jsonl(char *out, size_t cap)
 				      "\"0193a1b2-c3d4-7e5f-8a6b-1c2d3e4f5a6b\",\"class\":\"system\",\"event\":"
 				      "\"transcript\",\"level\":\"full\",\"pid\":41234,\"tid\":41234,\"id\":%llu,"
 				      "\"data\":{\"stream\":1,\"bytes\":\"",
-				      (unsigned long long)(ts / 1000000000u % 60), (unsigned long long)(ts % 1000000000u),
-				      (unsigned long long)seq, (unsigned long long)(seq + 1) << 6);
+				      (unsigned long long)(ts / 1000000000u % 60),
+				      (unsigned long long)(ts % 1000000000u), (unsigned long long)seq,
+				      (unsigned long long)(seq + 1) << 6);
 		for (size_t i = 0; i < CHUNK; i++) {
 			unsigned char ch = (unsigned char)c[i];
 			if (ch == '"' || ch == '\\') {
@@ -1029,8 +1039,8 @@ static const struct {
 	const char *name;
 	void (*run)(void);
 } scenarios[] = {
-	{"emit", scen_emit},   {"threads", scen_threads}, {"ratio", scen_ratio}, {"e2e", scen_e2e},
-	{"mem", scen_mem},     {"compress", scen_compress}, {"lttng", scen_lttng},
+    {"emit", scen_emit}, {"threads", scen_threads},   {"ratio", scen_ratio}, {"e2e", scen_e2e},
+    {"mem", scen_mem},	 {"compress", scen_compress}, {"lttng", scen_lttng},
 };
 
 static int wanted(const char *name, char **args, int n)

@@ -327,7 +327,8 @@ static int driver(const char *self)
 		snprintf(tailcmd, sizeof tailcmd, "tail -n 20 '%s' >&2", logpath);
 		if (system(tailcmd) != 0)
 			fprintf(stderr, "fugue-bench-lttng: no log\n");
-		absent_all(up ? "the LTTng run failed (see stderr)" : "a private lttng-sessiond did not come up in 10 s");
+		absent_all(up ? "the LTTng run failed (see stderr)"
+			      : "a private lttng-sessiond did not come up in 10 s");
 	}
 	char rm[400];
 	snprintf(rm, sizeof rm, "rm -rf '%s'", home);

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* lttng_tp.h: the LTTng-UST tracepoint fugue-bench compares against — the same transcript event as fl_emit_transcript. */
+/* lttng_tp.h: the LTTng-UST tracepoint fugue-bench compares against — the same transcript event as fl_emit_transcript.
+ */
 #undef LTTNG_UST_TRACEPOINT_PROVIDER
 #define LTTNG_UST_TRACEPOINT_PROVIDER fugue_bench
 #undef LTTNG_UST_TRACEPOINT_INCLUDE
@@ -14,13 +15,10 @@
 
 /* ref, stream and the bytes; pid and tid come from the vpid/vtid contexts, the time from the ring. */
 LTTNG_UST_TRACEPOINT_EVENT(fugue_bench, transcript,
-	LTTNG_UST_TP_ARGS(uint64_t, ref, uint32_t, stream, const uint8_t *, data, size_t, len),
-	LTTNG_UST_TP_FIELDS(
-		lttng_ust_field_integer(uint64_t, ref, ref)
-		lttng_ust_field_integer(uint32_t, stream, stream)
-		lttng_ust_field_sequence(uint8_t, data, data, size_t, len)
-	)
-)
+			   LTTNG_UST_TP_ARGS(uint64_t, ref, uint32_t, stream, const uint8_t *, data, size_t, len),
+			   LTTNG_UST_TP_FIELDS(lttng_ust_field_integer(uint64_t, ref, ref)
+						   lttng_ust_field_integer(uint32_t, stream, stream)
+						       lttng_ust_field_sequence(uint8_t, data, data, size_t, len)))
 
 #endif
 

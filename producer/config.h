@@ -14,16 +14,16 @@
  * the file or under [fuguelog]; unknown keys and bad values are refused.
  */
 struct fl_config {
-	char path[PATH_MAX];       /* the file read ("" when none existed) */
-	char root[PATH_MAX];       /* log root; default ~/.fugue/logs */
-	char shm_prefix[72];       /* default "fugue-" */
-	int default_level;         /* 1..4; default 2 (signals) */
-	unsigned workers;          /* 0: one per core, at most 4 */
-	uint64_t max_file_size;    /* bytes; default 10M; 0 = no rotation */
-	uint64_t retention_s;      /* seconds; default 7d; 0 = keep forever */
+	char path[PATH_MAX];	   /* the file read ("" when none existed) */
+	char root[PATH_MAX];	   /* log root; default ~/.fugue/logs */
+	char shm_prefix[72];	   /* default "fugue-" */
+	int default_level;	   /* 1..4; default 2 (signals) */
+	unsigned workers;	   /* 0: one per core, at most 4 */
+	uint64_t max_file_size;	   /* bytes; default 10M; 0 = no rotation */
+	uint64_t retention_s;	   /* seconds; default 7d; 0 = keep forever */
 	uint64_t max_session_size; /* bytes; default 1G; 0 = off */
 	uint64_t max_total_size;   /* bytes; default 0 = off */
-	int cleanup_on_exit;       /* 0/1; default 0 */
+	int cleanup_on_exit;	   /* 0/1; default 0 */
 };
 
 /* Fills the built-in defaults (root from $HOME). */

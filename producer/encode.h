@@ -11,10 +11,10 @@ enum { PB_VARINT = 0, PB_FIXED64 = 1, PB_LEN = 2 };
 
 /* One field of a flat submessage. Zero scalars and empty strings are omitted, as proto3 does. */
 enum fl_ftype {
-	F_U64,   /* varint */
-	F_I32,   /* int32: negative values take ten bytes, as protobuf says */
+	F_U64,	 /* varint */
+	F_I32,	 /* int32: negative values take ten bytes, as protobuf says */
 	F_BYTES, /* length-delimited: string or bytes */
-	F_REP,   /* repeated string: p points at `const char *const[len]`; empty elements kept */
+	F_REP,	 /* repeated string: p points at `const char *const[len]`; empty elements kept */
 };
 
 struct fl_field {
@@ -79,7 +79,8 @@ static inline size_t fl_fields_size(const struct fl_field *f, int n)
 		case F_U64:
 		case F_I32:
 			if (f[i].u)
-				sz += pb_varint_size(pb_tag(f[i].num, PB_VARINT)) + pb_varint_size(fl_field_varint(&f[i]));
+				sz += pb_varint_size(pb_tag(f[i].num, PB_VARINT)) +
+				      pb_varint_size(fl_field_varint(&f[i]));
 			break;
 		case F_BYTES:
 			if (f[i].len)

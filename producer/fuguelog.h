@@ -41,7 +41,7 @@ enum fl_kind {
 	FL_KIND_PROMPT,
 	FL_KIND_TRANSCRIPT,
 	FL_KIND_INPUT,
-	FL_KIND_LEVEL,   /* written by the drainer only */
+	FL_KIND_LEVEL,	 /* written by the drainer only */
 	FL_KIND_DROPPED, /* written by the drainer only */
 	FL_KIND_MAX = FL_KIND_DROPPED,
 };
@@ -61,16 +61,16 @@ enum fl_clock { FL_CLOCK_AUTO = 0, FL_CLOCK_REALTIME = 1, FL_CLOCK_TSC = 2 };
 
 /* Session options; {0} is a sane default for every field. */
 struct fl_session_opts {
-	const char *id;         /* NULL: a new UUIDv7; else [A-Za-z0-9._-]{1,64} */
-	int level;              /* 0: $FUGUE_SESSION_LOG, else config default_level, else signals;
-				   a non-zero level here is overridden by $FUGUE_SESSION_LOG only */
-	uint32_t lanes;         /* 0: 4. Power of two, at most 64: one per emitting thread */
-	uint64_t lane_size;     /* 0: 1 MiB. Power of two, 4 KiB .. 1 GiB */
-	int full_policy;        /* enum fl_full_policy */
+	const char *id;		   /* NULL: a new UUIDv7; else [A-Za-z0-9._-]{1,64} */
+	int level;		   /* 0: $FUGUE_SESSION_LOG, else config default_level, else signals;
+				      a non-zero level here is overridden by $FUGUE_SESSION_LOG only */
+	uint32_t lanes;		   /* 0: 4. Power of two, at most 64: one per emitting thread */
+	uint64_t lane_size;	   /* 0: 1 MiB. Power of two, 4 KiB .. 1 GiB */
+	int full_policy;	   /* enum fl_full_policy */
 	uint64_t block_timeout_ns; /* FL_FULL_BLOCK: 0 waits forever, else drops after this */
-	const char *shm_prefix; /* NULL: $FUGUE_SHM_PREFIX, else "fugue-" */
-	const char *config_path; /* NULL: $HOME/.fugue/logging.conf */
-	int clock;              /* enum fl_clock; 0: AUTO */
+	const char *shm_prefix;	   /* NULL: $FUGUE_SHM_PREFIX, else "fugue-" */
+	const char *config_path;   /* NULL: $HOME/.fugue/logging.conf */
+	int clock;		   /* enum fl_clock; 0: AUTO */
 };
 
 /* Counters of one session, summed over its lanes. */
@@ -138,13 +138,12 @@ void fl_id_new(char out[37]);
  * ref is the id of a related event, or 0.
  * The level check is inline: a relaxed load, a compare, a branch.
  */
-int64_t fl__emit_spawn(fl_session *s, uint64_t ref, uint32_t pid, uint32_t ppid, const char *const *argv,
-		       uint32_t argc, const char *cwd);
+int64_t fl__emit_spawn(fl_session *s, uint64_t ref, uint32_t pid, uint32_t ppid, const char *const *argv, uint32_t argc,
+		       const char *cwd);
 int64_t fl__emit_exit(fl_session *s, uint64_t ref, int32_t status, int32_t sig, uint64_t duration_ns);
 int64_t fl__emit_action(fl_session *s, uint64_t ref, const char *action, const char *target, const char *detail);
 int64_t fl__emit_command(fl_session *s, uint64_t ref, const char *name, const char *const *args, uint32_t nargs);
-int64_t fl__emit_completion(fl_session *s, uint64_t ref, const char *task, const char *outcome,
-			    uint64_t duration_ns);
+int64_t fl__emit_completion(fl_session *s, uint64_t ref, const char *task, const char *outcome, uint64_t duration_ns);
 int64_t fl__emit_error(fl_session *s, uint64_t ref, int32_t code, const char *message, const char *origin);
 int64_t fl__emit_state(fl_session *s, uint64_t ref, const char *from, const char *to, const char *reason);
 int64_t fl__emit_prompt(fl_session *s, uint64_t ref, const void *text, size_t len);
@@ -164,8 +163,8 @@ static inline int fl__admits(const fl_session *s, int min_level)
  */
 #define FL__EMIT(min, call) (__builtin_expect(fl__admits(s, (min)), 0) ? (call) : 0)
 
-static inline int64_t fl_emit_spawn(fl_session *s, uint64_t ref, uint32_t pid, uint32_t ppid,
-				    const char *const *argv, uint32_t argc, const char *cwd)
+static inline int64_t fl_emit_spawn(fl_session *s, uint64_t ref, uint32_t pid, uint32_t ppid, const char *const *argv,
+				    uint32_t argc, const char *cwd)
 {
 	return FL__EMIT(FL_LEVEL_SPAWNS, fl__emit_spawn(s, ref, pid, ppid, argv, argc, cwd));
 }
@@ -188,13 +187,11 @@ static inline int64_t fl_emit_completion(fl_session *s, uint64_t ref, const char
 {
 	return FL__EMIT(FL_LEVEL_SIGNALS, fl__emit_completion(s, ref, task, outcome, duration_ns));
 }
-static inline int64_t fl_emit_error(fl_session *s, uint64_t ref, int32_t code, const char *message,
-				    const char *origin)
+static inline int64_t fl_emit_error(fl_session *s, uint64_t ref, int32_t code, const char *message, const char *origin)
 {
 	return FL__EMIT(FL_LEVEL_SIGNALS, fl__emit_error(s, ref, code, message, origin));
 }
-static inline int64_t fl_emit_state(fl_session *s, uint64_t ref, const char *from, const char *to,
-				    const char *reason)
+static inline int64_t fl_emit_state(fl_session *s, uint64_t ref, const char *from, const char *to, const char *reason)
 {
 	return FL__EMIT(FL_LEVEL_SIGNALS, fl__emit_state(s, ref, from, to, reason));
 }
@@ -202,8 +199,7 @@ static inline int64_t fl_emit_prompt(fl_session *s, uint64_t ref, const void *te
 {
 	return FL__EMIT(FL_LEVEL_PROMPTS, fl__emit_prompt(s, ref, text, len));
 }
-static inline int64_t fl_emit_transcript(fl_session *s, uint64_t ref, uint32_t stream, const void *data,
-					 size_t len)
+static inline int64_t fl_emit_transcript(fl_session *s, uint64_t ref, uint32_t stream, const void *data, size_t len)
 {
 	return FL__EMIT(FL_LEVEL_FULL, fl__emit_transcript(s, ref, stream, data, len));
 }

@@ -32,7 +32,7 @@
 
 struct lane_guard {
 	_Alignas(FL_CACHELINE) _Atomic uint32_t busy; /* owner is inside an emit */
-	_Atomic uint32_t shared;                      /* overflow threads write here too: lock */
+	_Atomic uint32_t shared;		      /* overflow threads write here too: lock */
 	pthread_mutex_t lock;
 };
 
@@ -69,7 +69,7 @@ static uint64_t open_gen;
 static pthread_key_t exit_key;
 static pthread_once_t exit_once = PTHREAD_ONCE_INIT;
 static int membarrier_cmd = -1;
-static int owner_fence;           /* no membarrier(): owners fence on entry instead */
+static int owner_fence;		  /* no membarrier(): owners fence on entry instead */
 static _Atomic uint32_t proc_pid; /* this process; reset in a forked child */
 
 /* ---- names, levels, kinds ----------------------------------------------------------- */
@@ -81,18 +81,18 @@ static const struct {
 	int min;
 	int cls;
 } kinds[] = {
-	[FL_KIND_SPAWN] = {"spawn", FL_LEVEL_SPAWNS, FL_CLASS_SYSTEM},
-	[FL_KIND_EXIT] = {"exit", FL_LEVEL_SPAWNS, FL_CLASS_SYSTEM},
-	[FL_KIND_ACTION] = {"action", FL_LEVEL_SPAWNS, FL_CLASS_USER},
-	[FL_KIND_COMMAND] = {"command", FL_LEVEL_SPAWNS, FL_CLASS_USER},
-	[FL_KIND_COMPLETION] = {"completion", FL_LEVEL_SIGNALS, FL_CLASS_SYSTEM},
-	[FL_KIND_ERROR] = {"error", FL_LEVEL_SIGNALS, FL_CLASS_SYSTEM},
-	[FL_KIND_STATE] = {"state", FL_LEVEL_SIGNALS, FL_CLASS_SYSTEM},
-	[FL_KIND_PROMPT] = {"prompt", FL_LEVEL_PROMPTS, FL_CLASS_USER},
-	[FL_KIND_TRANSCRIPT] = {"transcript", FL_LEVEL_FULL, FL_CLASS_SYSTEM},
-	[FL_KIND_INPUT] = {"input", FL_LEVEL_FULL, FL_CLASS_USER},
-	[FL_KIND_LEVEL] = {"level", FL_LEVEL_SPAWNS, FL_CLASS_SYSTEM},
-	[FL_KIND_DROPPED] = {"dropped", FL_LEVEL_SPAWNS, FL_CLASS_SYSTEM},
+    [FL_KIND_SPAWN] = {"spawn", FL_LEVEL_SPAWNS, FL_CLASS_SYSTEM},
+    [FL_KIND_EXIT] = {"exit", FL_LEVEL_SPAWNS, FL_CLASS_SYSTEM},
+    [FL_KIND_ACTION] = {"action", FL_LEVEL_SPAWNS, FL_CLASS_USER},
+    [FL_KIND_COMMAND] = {"command", FL_LEVEL_SPAWNS, FL_CLASS_USER},
+    [FL_KIND_COMPLETION] = {"completion", FL_LEVEL_SIGNALS, FL_CLASS_SYSTEM},
+    [FL_KIND_ERROR] = {"error", FL_LEVEL_SIGNALS, FL_CLASS_SYSTEM},
+    [FL_KIND_STATE] = {"state", FL_LEVEL_SIGNALS, FL_CLASS_SYSTEM},
+    [FL_KIND_PROMPT] = {"prompt", FL_LEVEL_PROMPTS, FL_CLASS_USER},
+    [FL_KIND_TRANSCRIPT] = {"transcript", FL_LEVEL_FULL, FL_CLASS_SYSTEM},
+    [FL_KIND_INPUT] = {"input", FL_LEVEL_FULL, FL_CLASS_USER},
+    [FL_KIND_LEVEL] = {"level", FL_LEVEL_SPAWNS, FL_CLASS_SYSTEM},
+    [FL_KIND_DROPPED] = {"dropped", FL_LEVEL_SPAWNS, FL_CLASS_SYSTEM},
 };
 
 int fl_level_parse(const char *name)
@@ -205,7 +205,7 @@ static int resolve_level(const struct fl_session_opts *o, char *why, size_t whyl
 		int l = fl_level_parse(env);
 		if (l < 0)
 			fl_why(why, whylen, "FUGUE_SESSION_LOG=%s is not a level; use spawns, signals, prompts or full",
-			    env);
+			       env);
 		return l;
 	}
 	if (o->level) {
@@ -234,7 +234,7 @@ static int resolve_level(const struct fl_session_opts *o, char *why, size_t whyl
 	}
 	if (c.level < 0) {
 		fl_why(why, whylen, "%s: default_level=%s is not a level; use spawns, signals, prompts or full", cfg,
-		    c.bad);
+		       c.bad);
 		return -EINVAL;
 	}
 	return c.level ? c.level : FL_LEVEL_SIGNALS;
@@ -256,7 +256,7 @@ static int resolve_clock(const struct fl_session_opts *o, char *why, size_t whyl
 	}
 	if (o->clock < FL_CLOCK_AUTO || o->clock > FL_CLOCK_TSC) {
 		fl_why(why, whylen, "clock %d is not a clock; use FL_CLOCK_AUTO, FL_CLOCK_REALTIME or FL_CLOCK_TSC",
-		    o->clock);
+		       o->clock);
 		return -EINVAL;
 	}
 	return o->clock;
@@ -439,7 +439,7 @@ int fl_session_open(fl_session **out, const struct fl_session_opts *opts, char *
 	if (id) {
 		if (fl_id_check(id) < 0) {
 			fl_why(why, whylen,
-			    "session id '%.80s' refused: use 1 to 64 of A-Z a-z 0-9 . _ - (not '.' or '..')", id);
+			       "session id '%.80s' refused: use 1 to 64 of A-Z a-z 0-9 . _ - (not '.' or '..')", id);
 			return -EINVAL;
 		}
 	} else {
@@ -459,9 +459,10 @@ int fl_session_open(fl_session **out, const struct fl_session_opts *opts, char *
 	uint32_t lanes = o->lanes ? o->lanes : 4;
 	uint64_t lane_size = o->lane_size ? o->lane_size : (1ull << 20);
 	if (!fl_ring_size(lanes, lane_size)) {
-		fl_why(why, whylen, "%u lanes of %llu bytes: lanes must be a power of two up to %u, lane size a power "
-				 "of two from 4 KiB to 1 GiB",
-		    lanes, (unsigned long long)lane_size, FL_RING_MAX_LANES);
+		fl_why(why, whylen,
+		       "%u lanes of %llu bytes: lanes must be a power of two up to %u, lane size a power "
+		       "of two from 4 KiB to 1 GiB",
+		       lanes, (unsigned long long)lane_size, FL_RING_MAX_LANES);
 		return -EINVAL;
 	}
 
@@ -480,15 +481,16 @@ int fl_session_open(fl_session **out, const struct fl_session_opts *opts, char *
 					   .flags = o->full_policy == FL_FULL_BLOCK ? FL_RING_F_BLOCK : 0,
 					   .level = (uint8_t)level,
 					   /* the ring falls back to REALTIME when the TSC is not fit (fl_tsc_usable) */
-					   .clock = clock == FL_CLOCK_REALTIME ? FL_RING_CLOCK_REALTIME
-									: FL_RING_CLOCK_TSC};
+					   .clock =
+					       clock == FL_CLOCK_REALTIME ? FL_RING_CLOCK_REALTIME : FL_RING_CLOCK_TSC};
 		rc = fl_ring_create(&s->ring, s->shm_name, &p);
 	}
 	if (rc < 0) {
 		if (rc == -EEXIST)
-			fl_why(why, whylen, "a ring for session '%s' exists (%s): pick another id, or let the drainer "
-					 "finish the old one",
-			    id, s->shm_name);
+			fl_why(why, whylen,
+			       "a ring for session '%s' exists (%s): pick another id, or let the drainer "
+			       "finish the old one",
+			       id, s->shm_name);
 		else
 			fl_why(why, whylen, "cannot create ring %s: %s", s->shm_name, strerror(-rc));
 		free(s);
@@ -589,9 +591,9 @@ static int64_t emit(fl_session *s, int kind, uint64_t ref, const struct fl_field
 	unsigned body_field = (unsigned)kind + 5;
 	int locked = lane_enter(s, t);
 	uint64_t seq = fl_load_relaxed(&s->ring.lanes[lane].seq); /* ours while entered */
-	uint64_t id = ((seq + 1) << 6) | lane; /* never 0: 0 means no ref */
-	size_t len = 9 + 1 + pb_varint_size(id) + (ref ? 1 + pb_varint_size(ref) : 0) + 1 +
-		     pb_varint_size(s->pid) + 1 + pb_varint_size(tid) + pb_len_size(body_field, body);
+	uint64_t id = ((seq + 1) << 6) | lane;			  /* never 0: 0 means no ref */
+	size_t len = 9 + 1 + pb_varint_size(id) + (ref ? 1 + pb_varint_size(ref) : 0) + 1 + pb_varint_size(s->pid) + 1 +
+		     pb_varint_size(tid) + pb_len_size(body_field, body);
 	int64_t ret;
 	struct fl_reservation res = {0};
 
@@ -636,15 +638,30 @@ out:
 
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "fixed64 timestamps are copied as is");
 
-#define STR(n, s) {.num = (n), .type = F_BYTES, .len = (s) ? (uint32_t)strlen(s) : 0, .p = (s)}
-#define BYTES(n, d, l) {.num = (n), .type = F_BYTES, .len = (uint32_t)(l), .p = (d)}
-#define U64(n, v) {.num = (n), .type = F_U64, .u = (uint64_t)(v)}
-#define I32(n, v) {.num = (n), .type = F_I32, .u = (uint64_t)(uint32_t)(int32_t)(v)}
-#define REP(n, a, c) {.num = (n), .type = F_REP, .len = (a) ? (c) : 0, .p = (a)}
-#define EMIT(kind, ...)                                                                                        \
-	do {                                                                                                   \
-		const struct fl_field f_[] = {__VA_ARGS__};                                                    \
-		return emit(s, (kind), ref, f_, (int)(sizeof f_ / sizeof f_[0]));                              \
+#define STR(n, s)                                                                                                      \
+	{                                                                                                              \
+		.num = (n), .type = F_BYTES, .len = (s) ? (uint32_t)strlen(s) : 0, .p = (s)                            \
+	}
+#define BYTES(n, d, l)                                                                                                 \
+	{                                                                                                              \
+		.num = (n), .type = F_BYTES, .len = (uint32_t)(l), .p = (d)                                            \
+	}
+#define U64(n, v)                                                                                                      \
+	{                                                                                                              \
+		.num = (n), .type = F_U64, .u = (uint64_t)(v)                                                          \
+	}
+#define I32(n, v)                                                                                                      \
+	{                                                                                                              \
+		.num = (n), .type = F_I32, .u = (uint64_t)(uint32_t)(int32_t)(v)                                       \
+	}
+#define REP(n, a, c)                                                                                                   \
+	{                                                                                                              \
+		.num = (n), .type = F_REP, .len = (a) ? (c) : 0, .p = (a)                                              \
+	}
+#define EMIT(kind, ...)                                                                                                \
+	do {                                                                                                           \
+		const struct fl_field f_[] = {__VA_ARGS__};                                                            \
+		return emit(s, (kind), ref, f_, (int)(sizeof f_ / sizeof f_[0]));                                      \
 	} while (0)
 
 /* Payloads beyond 4 GiB cannot be one record: count the loss like any oversize event. */
@@ -659,8 +676,8 @@ static int64_t too_big(fl_session *s)
 	return -EMSGSIZE;
 }
 
-int64_t fl__emit_spawn(fl_session *s, uint64_t ref, uint32_t pid, uint32_t ppid, const char *const *argv,
-		       uint32_t argc, const char *cwd)
+int64_t fl__emit_spawn(fl_session *s, uint64_t ref, uint32_t pid, uint32_t ppid, const char *const *argv, uint32_t argc,
+		       const char *cwd)
 {
 	EMIT(FL_KIND_SPAWN, U64(1, pid), U64(2, ppid), REP(3, argv, argc), STR(4, cwd));
 }
@@ -680,8 +697,7 @@ int64_t fl__emit_command(fl_session *s, uint64_t ref, const char *name, const ch
 	EMIT(FL_KIND_COMMAND, STR(1, name), REP(2, args, nargs));
 }
 
-int64_t fl__emit_completion(fl_session *s, uint64_t ref, const char *task, const char *outcome,
-			    uint64_t duration_ns)
+int64_t fl__emit_completion(fl_session *s, uint64_t ref, const char *task, const char *outcome, uint64_t duration_ns)
 {
 	EMIT(FL_KIND_COMPLETION, STR(1, task), STR(2, outcome), U64(3, duration_ns));
 }

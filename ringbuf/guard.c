@@ -11,7 +11,7 @@
 #include <sys/mman.h>
 
 struct slot {
-	_Atomic int used;       /* claimed by fl_guard_add, so two adders never share a slot */
+	_Atomic int used;	/* claimed by fl_guard_add, so two adders never share a slot */
 	_Atomic uintptr_t base; /* 0 = not (yet) guarding; the handler looks only at set ones */
 	_Atomic size_t size;
 	_Atomic int tripped;

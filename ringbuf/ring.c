@@ -263,7 +263,7 @@ int fl_ring_validate(struct fl_ring *r, void *base, uint64_t size, char *why, si
 	}
 	if (h->version != FL_RING_VERSION || h->hdr_size != sizeof *h) {
 		fl_why(why, whylen, "layout version %u (header %u bytes); this build reads version %u (%zu bytes)",
-		    h->version, h->hdr_size, FL_RING_VERSION, sizeof *h);
+		       h->version, h->hdr_size, FL_RING_VERSION, sizeof *h);
 		return -EPROTO;
 	}
 	uint32_t lanes = h->lane_count;
@@ -275,12 +275,12 @@ int fl_ring_validate(struct fl_ring *r, void *base, uint64_t size, char *why, si
 	}
 	if (h->lanes_off != lanes_off() || h->data_off != data_off(lanes)) {
 		fl_why(why, whylen, "bad offsets: lanes at %llu, data at %llu", (unsigned long long)h->lanes_off,
-		    (unsigned long long)h->data_off);
+		       (unsigned long long)h->data_off);
 		return -EPROTO;
 	}
 	if (h->total_size != want || size < want) {
 		fl_why(why, whylen, "size mismatch: header says %llu, layout needs %llu, mapping has %llu",
-		    (unsigned long long)h->total_size, (unsigned long long)want, (unsigned long long)size);
+		       (unsigned long long)h->total_size, (unsigned long long)want, (unsigned long long)size);
 		return -EPROTO;
 	}
 	if (!memchr(h->id, 0, sizeof h->id)) {
@@ -428,8 +428,8 @@ int fl_lane_wait_room(struct fl_ring *r, uint32_t lane, uint32_t len, uint64_t t
 	}
 }
 
-int fl_lane_peek(struct fl_ring *r, uint32_t lane, struct fl_rec *out, unsigned max,
-		 uint64_t *next_tail, char *why, size_t whylen)
+int fl_lane_peek(struct fl_ring *r, uint32_t lane, struct fl_rec *out, unsigned max, uint64_t *next_tail, char *why,
+		 size_t whylen)
 {
 	struct fl_lane_ctl *c = &r->lanes[lane];
 	uint64_t size = r->lane_size;
@@ -442,13 +442,13 @@ int fl_lane_peek(struct fl_ring *r, uint32_t lane, struct fl_rec *out, unsigned 
 	*next_tail = tail;
 	if ((head | tail) & (FL_REC_ALIGN - 1)) {
 		fl_why(why, whylen, "lane %u: unaligned head %llu or tail %llu", lane, (unsigned long long)head,
-		    (unsigned long long)tail);
+		       (unsigned long long)tail);
 		return -EBADMSG;
 	}
 	if (head - tail > size) {
 		fl_why(why, whylen, "lane %u: head %llu is %lld bytes from tail %llu, lane holds %llu", lane,
-		    (unsigned long long)head, (long long)(head - tail), (unsigned long long)tail,
-		    (unsigned long long)size);
+		       (unsigned long long)head, (long long)(head - tail), (unsigned long long)tail,
+		       (unsigned long long)size);
 		return -EBADMSG;
 	}
 	uint64_t pos = tail;
@@ -467,22 +467,22 @@ int fl_lane_peek(struct fl_ring *r, uint32_t lane, struct fl_rec *out, unsigned 
 		memcpy(&h, base + off, sizeof h); /* one read: the producer may change the bytes */
 		if (h.type == FL_REC_PAD) {
 			if ((uint64_t)h.len + FL_REC_HDR != room || head - pos < room) {
-				fl_why(why, whylen, "lane %u: pad record at %llu of %u bytes does not reach the end", lane,
-				    (unsigned long long)pos, h.len);
+				fl_why(why, whylen, "lane %u: pad record at %llu of %u bytes does not reach the end",
+				       lane, (unsigned long long)pos, h.len);
 				goto bad;
 			}
 			pos += room;
 			continue;
 		}
 		if (h.type != FL_REC_DATA) {
-			fl_why(why, whylen, "lane %u: record at %llu has unknown type %#x", lane, (unsigned long long)pos,
-			    h.type);
+			fl_why(why, whylen, "lane %u: record at %llu has unknown type %#x", lane,
+			       (unsigned long long)pos, h.type);
 			goto bad;
 		}
 		uint64_t space = fl_rec_space(h.len);
 		if (h.len > size / 4 || space > room || space > head - pos) {
-			fl_why(why, whylen, "lane %u: record at %llu claims %u bytes, beyond the lane or the head", lane,
-			    (unsigned long long)pos, h.len);
+			fl_why(why, whylen, "lane %u: record at %llu claims %u bytes, beyond the lane or the head",
+			       lane, (unsigned long long)pos, h.len);
 			goto bad;
 		}
 		out[n].data = base + off + FL_REC_HDR;
@@ -497,7 +497,7 @@ int fl_lane_peek(struct fl_ring *r, uint32_t lane, struct fl_rec *out, unsigned 
 	return (int)n;
 torn:
 	fl_why(why, whylen, "lane %u: head %llu stops inside a record header at %llu", lane, (unsigned long long)head,
-	    (unsigned long long)pos);
+	       (unsigned long long)pos);
 bad:
 	/* the records before the damage are sound: hand them out; the next call starts at it and refuses */
 	return n ? (int)n : -EBADMSG;

@@ -40,13 +40,13 @@
 #define FL_REC_ALIGN 8u
 
 #define FL_REC_DATA 0x44524543u /* "CERD": a payload record */
-#define FL_REC_PAD 0x44415050u  /* "PPAD": skip to the end of the lane */
+#define FL_REC_PAD 0x44415050u	/* "PPAD": skip to the end of the lane */
 
 #define FL_RING_F_BLOCK 1u /* producer waits for room instead of dropping */
 
 /* Values of fl_ring_hdr.clock. A consumer refuses a ring whose clock it does not know. */
 #define FL_RING_CLOCK_REALTIME 0u /* ts_ns is CLOCK_REALTIME nanoseconds */
-#define FL_RING_CLOCK_TSC 1u      /* ts_ns is raw TSC ticks; the consumer converts (drainer/render/clock.h) */
+#define FL_RING_CLOCK_TSC 1u	  /* ts_ns is raw TSC ticks; the consumer converts (drainer/render/clock.h) */
 
 /* Level word: low byte the value, bits 8..63 a generation bumped by every change. */
 #define FL_LEVEL_VALUE(w) ((uint8_t)((w)&0xffu))
@@ -63,7 +63,7 @@ struct fl_ring_hdr {
 	uint32_t lane_count;
 	uint32_t flags;
 	uint32_t pid;
-	uint32_t clock;     /* FL_RING_CLOCK_*: what the ts_ns field of every record holds */
+	uint32_t clock;	    /* FL_RING_CLOCK_*: what the ts_ns field of every record holds */
 	uint64_t pid_start; /* starttime of pid from /proc/<pid>/stat (clock ticks), for pid reuse */
 	int64_t start_realtime_ns;
 	int64_t start_monotonic_ns;
@@ -80,10 +80,10 @@ struct fl_ring_hdr {
 struct fl_lane_ctl {
 	/* producer's cache line */
 	_Alignas(FL_CACHELINE) _Atomic uint64_t head;
-	_Atomic uint64_t seq;     /* next record sequence number; counts drops too */
-	_Atomic uint64_t drops;   /* records lost to a full lane */
-	uint64_t cached_tail;     /* owner's copy of tail, reloaded only when short of room */
-	_Atomic uint32_t owner;   /* tid of the owning thread, 0 = free */
+	_Atomic uint64_t seq;	  /* next record sequence number; counts drops too */
+	_Atomic uint64_t drops;	  /* records lost to a full lane */
+	uint64_t cached_tail;	  /* owner's copy of tail, reloaded only when short of room */
+	_Atomic uint32_t owner;	  /* tid of the owning thread, 0 = free */
 	_Atomic uint32_t waiters; /* producers asleep on wake in blocking mode */
 	/* consumer's cache line */
 	_Alignas(FL_CACHELINE) _Atomic uint64_t tail;
@@ -109,12 +109,12 @@ struct fl_ring {
 
 /* Parameters of fl_ring_create; 0 in lane_count/lane_size means 4 lanes of 1 MiB. */
 struct fl_ring_params {
-	const char *id;      /* session id, already validated by the caller */
+	const char *id;	     /* session id, already validated by the caller */
 	uint32_t lane_count; /* power of two, 1..FL_RING_MAX_LANES */
 	uint64_t lane_size;  /* power of two, FL_RING_MIN_LANE_SIZE..FL_RING_MAX_LANE_SIZE */
-	uint32_t flags;      /* FL_RING_F_* */
-	uint8_t level;       /* initial value of the level word */
-	uint32_t clock;      /* FL_RING_CLOCK_*; TSC only when fl_tsc_usable() said so */
+	uint32_t flags;	     /* FL_RING_F_* */
+	uint8_t level;	     /* initial value of the level word */
+	uint32_t clock;	     /* FL_RING_CLOCK_*; TSC only when fl_tsc_usable() said so */
 };
 
 /* Bytes a ring with these sizes needs, or 0 when they are out of range. */
@@ -217,8 +217,8 @@ static inline uint32_t fl_ring_max_record(const struct fl_ring *r)
 
 struct fl_reservation {
 	uint8_t *payload; /* len bytes to fill */
-	uint64_t seq;     /* sequence number the record will carry */
-	uint64_t end;     /* head after commit */
+	uint64_t seq;	  /* sequence number the record will carry */
+	uint64_t end;	  /* head after commit */
 	uint32_t len;
 	uint32_t lane;
 };
@@ -228,8 +228,7 @@ struct fl_reservation {
  * 0 with res filled, or -ENOBUFS when the lane is full (the caller then calls
  * fl_lane_drop or waits). len must not exceed fl_ring_max_record.
  */
-static inline int fl_lane_reserve(struct fl_ring *r, uint32_t lane, uint32_t len,
-				  struct fl_reservation *res)
+static inline int fl_lane_reserve(struct fl_ring *r, uint32_t lane, uint32_t len, struct fl_reservation *res)
 {
 	struct fl_lane_ctl *c = &r->lanes[lane];
 	uint64_t size = r->lane_size;
@@ -306,8 +305,8 @@ struct fl_rec {
  * Records before a damaged one are returned first; the call that starts at
  * the damage returns -EBADMSG, so nothing sound is lost to a later fault.
  */
-int fl_lane_peek(struct fl_ring *r, uint32_t lane, struct fl_rec *out, unsigned max,
-		 uint64_t *next_tail, char *why, size_t whylen);
+int fl_lane_peek(struct fl_ring *r, uint32_t lane, struct fl_rec *out, unsigned max, uint64_t *next_tail, char *why,
+		 size_t whylen);
 
 /* Stores the new tail (release) and wakes producers blocked on the lane. */
 void fl_lane_release(struct fl_ring *r, uint32_t lane, uint64_t new_tail);
@@ -318,8 +317,8 @@ void fl_lane_release(struct fl_ring *r, uint32_t lane, uint64_t new_tail);
  * number below *seq missing from the records up to *head was dropped; and
  * *drops <= *seq, so seq - drops (records written) never underflows.
  */
-static inline void fl_lane_snapshot(const struct fl_ring *r, uint32_t lane, uint64_t *seq,
-				    uint64_t *head, uint64_t *drops)
+static inline void fl_lane_snapshot(const struct fl_ring *r, uint32_t lane, uint64_t *seq, uint64_t *head,
+				    uint64_t *drops)
 {
 	const struct fl_lane_ctl *c = &r->lanes[lane];
 	/* first, pairs with the store-release of drops in fl_lane_drop (which follows its seq store) */

@@ -1,7 +1,9 @@
 # SPDX-License-Identifier: MIT
 # deps.sh: sourced by the entry scripts; installs the Debian packages fuguelog needs, quietly.
 FL_PACKAGES=(cmake make gcc pkg-config python3 lz4 liburcu-dev liblz4-dev libprotobuf-c-dev
-             protobuf-c-compiler libcmocka-dev libinih-dev rsyslog)
+             protobuf-c-compiler libcmocka-dev libinih-dev)
+# only the tests need these; scripts/test installs them (scripts/demo does not)
+FL_TEST_PACKAGES=(rsyslog clang-format)
 
 # fl_install_deps [extra packages...]: installs what is missing; fast when nothing is.
 fl_install_deps() {

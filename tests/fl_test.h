@@ -41,20 +41,20 @@ static inline const char *fl_test_tmp(void)
  * its own ctest test. A filter that matches nothing fails, so a typo in the
  * CMake list cannot pass silently.
  */
-#define FL_TEST_MAIN(group, tests)                                                                             \
-	int main(int argc, char **argv)                                                                        \
-	{                                                                                                      \
-		if (argc > 1) {                                                                                \
-			int found_ = 0;                                                                        \
-			for (size_t i_ = 0; i_ < sizeof(tests) / sizeof((tests)[0]); i_++)                     \
-				found_ |= (tests)[i_].name && !strcmp((tests)[i_].name, argv[1]);              \
-			if (!found_) {                                                                         \
-				fprintf(stderr, "%s: no test case named %s\n", argv[0], argv[1]);              \
-				return 1;                                                                      \
-			}                                                                                      \
-			cmocka_set_test_filter(argv[1]);                                                       \
-		}                                                                                              \
-		return cmocka_run_group_tests_name(group, tests, NULL, NULL);                                  \
+#define FL_TEST_MAIN(group, tests)                                                                                     \
+	int main(int argc, char **argv)                                                                                \
+	{                                                                                                              \
+		if (argc > 1) {                                                                                        \
+			int found_ = 0;                                                                                \
+			for (size_t i_ = 0; i_ < sizeof(tests) / sizeof((tests)[0]); i_++)                             \
+				found_ |= (tests)[i_].name && !strcmp((tests)[i_].name, argv[1]);                      \
+			if (!found_) {                                                                                 \
+				fprintf(stderr, "%s: no test case named %s\n", argv[0], argv[1]);                      \
+				return 1;                                                                              \
+			}                                                                                              \
+			cmocka_set_test_filter(argv[1]);                                                               \
+		}                                                                                                      \
+		return cmocka_run_group_tests_name(group, tests, NULL, NULL);                                          \
 	}
 
 #endif

@@ -30,8 +30,8 @@ static void test_scale_math(void **state)
 	(void)state;
 	assert_int_equal(fl_clock_scale(0, 123456789, 32), 0);
 	assert_int_equal(fl_clock_scale(1ull << 40, 3ull << 31, 32), (1ull << 40) + (1ull << 39)); /* x1.5 */
-	assert_int_equal(fl_clock_scale(UINT64_MAX, 1ull << 32, 32), UINT64_MAX);                 /* x1 */
-	assert_int_equal(fl_clock_scale(UINT64_MAX, UINT64_MAX, 32), UINT64_MAX);                 /* saturates */
+	assert_int_equal(fl_clock_scale(UINT64_MAX, 1ull << 32, 32), UINT64_MAX);		   /* x1 */
+	assert_int_equal(fl_clock_scale(UINT64_MAX, UINT64_MAX, 32), UINT64_MAX);		   /* saturates */
 	assert_int_equal(fl_clock_scale(UINT64_MAX, 1ull << 31, 32), UINT64_MAX >> 1);
 
 	/* 2.596 GHz: a second of ticks is a second of ns, to the ns */
@@ -43,8 +43,8 @@ static void test_scale_math(void **state)
 	uint64_t x = 1;
 	for (int i = 0; i < 2000; i++) {
 		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-		uint64_t t = x >> (i % 24);       /* up to 2^64 ticks */
-		uint64_t mm = (x >> 33) | 1;      /* < 2^31 */
+		uint64_t t = x >> (i % 24);  /* up to 2^64 ticks */
+		uint64_t mm = (x >> 33) | 1; /* < 2^31 */
 		if ((t >> 32) > UINT64_MAX / mm)
 			continue;
 		assert_int_equal(fl_clock_scale(t, mm, 32), scale_ref(t, mm));
@@ -251,7 +251,8 @@ static void test_drained_tsc_lines(void **state)
 
 	fl_session *s = NULL;
 	char why[256] = "";
-	struct fl_session_opts o = {.id = "tsc", .level = FL_LEVEL_FULL, .clock = FL_CLOCK_TSC, .full_policy = FL_FULL_BLOCK};
+	struct fl_session_opts o = {
+	    .id = "tsc", .level = FL_LEVEL_FULL, .clock = FL_CLOCK_TSC, .full_policy = FL_FULL_BLOCK};
 	assert_int_equal(fl_session_open(&s, &o, why, sizeof why), 0);
 	struct fl_stats st;
 	fl_session_stats(s, &st);
@@ -318,7 +319,8 @@ static void test_drained_tsc_lines(void **state)
 	assert_int_equal(fl_it_shm_cleanup(), 0);
 }
 
-/* A ring whose clock fugue-logd does not know: its lanes are quarantined with the reason, nothing is printed as a time. */
+/* A ring whose clock fugue-logd does not know: its lanes are quarantined with the reason, nothing is printed as a time.
+ */
 static void test_drainer_refuses_unknown_clock(void **state)
 {
 	(void)state;
@@ -359,13 +361,13 @@ static void test_drainer_refuses_unknown_clock(void **state)
 }
 
 static const struct CMUnitTest tests[] = {
-	cmocka_unit_test(test_scale_math),
-	cmocka_unit_test(test_from_anchor),
-	cmocka_unit_test(test_convert),
-	cmocka_unit_test(test_unknown_clock),
-	cmocka_unit_test(test_clock_choice),
-	cmocka_unit_test(test_drained_tsc_lines),
-	cmocka_unit_test(test_drainer_refuses_unknown_clock),
+    cmocka_unit_test(test_scale_math),
+    cmocka_unit_test(test_from_anchor),
+    cmocka_unit_test(test_convert),
+    cmocka_unit_test(test_unknown_clock),
+    cmocka_unit_test(test_clock_choice),
+    cmocka_unit_test(test_drained_tsc_lines),
+    cmocka_unit_test(test_drainer_refuses_unknown_clock),
 };
 
 FL_TEST_MAIN("clock", tests)

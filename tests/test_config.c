@@ -94,9 +94,9 @@ static void test_bad_values_refused(void **state)
 }
 
 static const struct CMUnitTest tests[] = {
-	cmocka_unit_test(test_sizes_and_durations),
-	cmocka_unit_test(test_file_and_env),
-	cmocka_unit_test(test_bad_values_refused),
+    cmocka_unit_test(test_sizes_and_durations),
+    cmocka_unit_test(test_file_and_env),
+    cmocka_unit_test(test_bad_values_refused),
 };
 
 FL_TEST_MAIN("config", tests)

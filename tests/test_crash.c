@@ -45,7 +45,7 @@ static fl_session *open_blocking(const char *id, uint64_t lane_size)
 	fl_session *s;
 	char why[256] = "";
 	struct fl_session_opts o = {
-		.id = id, .level = FL_LEVEL_FULL, .lanes = 1, .lane_size = lane_size, .full_policy = FL_FULL_BLOCK};
+	    .id = id, .level = FL_LEVEL_FULL, .lanes = 1, .lane_size = lane_size, .full_policy = FL_FULL_BLOCK};
 	if (fl_session_open(&s, &o, why, sizeof why) < 0) {
 		fprintf(stderr, "fl_session_open %s: %s\n", id, why);
 		_exit(90);
@@ -77,7 +77,7 @@ static long numbered_lines(const char *path)
 	if (!b)
 		fail_msg("cannot read %s", path);
 	long want = 0;
-	for (char *p = b; (p = strstr(p, "\"detail\":\"k=")); ) {
+	for (char *p = b; (p = strstr(p, "\"detail\":\"k="));) {
 		p += strlen("\"detail\":\"k=");
 		long n = strtol(p, &p, 10);
 		if (n != want) {
@@ -150,7 +150,8 @@ static void test_producer_killed_at_random(void **state)
 		if (got < said || got > said + 1)
 			fail_msg("run %ld: %ld events on disk, the producer had published %ld or %ld", run, got, said,
 				 said + 1);
-		const char *args[] = {"--gapless", "--unique-ids", "--state", "abandoned", "--expect", "abandoned=1", NULL};
+		const char *args[] = {"--gapless", "--unique-ids", "--state", "abandoned",
+				      "--expect",  "abandoned=1",  NULL};
 		check(id, args);
 	}
 	assert_int_equal(fl_it_drainer_stop(&d), 0);
@@ -270,8 +271,8 @@ static void test_drainer_killed_at_random(void **state)
 }
 
 static const struct CMUnitTest tests[] = {
-	cmocka_unit_test_setup_teardown(test_producer_killed_at_random, setup, teardown),
-	cmocka_unit_test_setup_teardown(test_drainer_killed_at_random, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_producer_killed_at_random, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_drainer_killed_at_random, setup, teardown),
 };
 
 FL_TEST_MAIN("crash", tests)

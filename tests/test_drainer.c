@@ -32,10 +32,13 @@ static fl_session *open_session(const char *id, int level, int block, uint32_t l
 {
 	fl_session *s = NULL;
 	char why[256] = "";
-	struct fl_session_opts o = {
-		.id = id, .level = level, .lanes = lanes, .lane_size = lane_size, .full_policy = block ? FL_FULL_BLOCK : FL_FULL_DROP,
-		/* bounded, so a drainer that died makes the test fail instead of hang */
-		.block_timeout_ns = 60ull * 1000000000u};
+	struct fl_session_opts o = {.id = id,
+				    .level = level,
+				    .lanes = lanes,
+				    .lane_size = lane_size,
+				    .full_policy = block ? FL_FULL_BLOCK : FL_FULL_DROP,
+				    /* bounded, so a drainer that died makes the test fail instead of hang */
+				    .block_timeout_ns = 60ull * 1000000000u};
 	int rc = fl_session_open(&s, &o, why, sizeof why);
 	if (rc < 0) {
 		fprintf(stderr, "fl_session_open(%s): %s\n", id, why);
@@ -168,9 +171,10 @@ static void test_render_line(void **state)
 	t.data.data = bytes;
 	t.data.len = sizeof bytes;
 	assert_int_equal(fl_jsonl_render(&b, &tc, &ev, "s-1", 5), 0);
-	const char *want = "{\"ts\":\"2026-11-25T16:42:06.123456789Z\",\"ts_ns\":1795624926123456789,\"seq\":5,"
-			   "\"session\":\"s-1\",\"class\":\"system\",\"event\":\"transcript\",\"level\":\"full\",\"pid\":7,"
-			   "\"tid\":8,\"id\":129,\"ref\":64,\"data\":{\"stream\":2,\"data_b64\":\"Yf8=\"}}\n";
+	const char *want =
+	    "{\"ts\":\"2026-11-25T16:42:06.123456789Z\",\"ts_ns\":1795624926123456789,\"seq\":5,"
+	    "\"session\":\"s-1\",\"class\":\"system\",\"event\":\"transcript\",\"level\":\"full\",\"pid\":7,"
+	    "\"tid\":8,\"id\":129,\"ref\":64,\"data\":{\"stream\":2,\"data_b64\":\"Yf8=\"}}\n";
 	assert_int_equal(b.len, strlen(want));
 	assert_memory_equal(b.p, want, b.len);
 
@@ -209,9 +213,9 @@ static void test_render_line(void **state)
 
 	assert_true(fl_utf8_valid((const uint8_t *)"\xf0\x9f\x98\x80", 4));
 	assert_false(fl_utf8_valid((const uint8_t *)"\xed\xa0\x80", 3));     /* surrogate */
-	assert_false(fl_utf8_valid((const uint8_t *)"\xc0\xaf", 2));         /* overlong */
+	assert_false(fl_utf8_valid((const uint8_t *)"\xc0\xaf", 2));	     /* overlong */
 	assert_false(fl_utf8_valid((const uint8_t *)"\xf4\x90\x80\x80", 4)); /* above U+10FFFF */
-	assert_false(fl_utf8_valid((const uint8_t *)"\xe2\x82", 2));         /* cut short */
+	assert_false(fl_utf8_valid((const uint8_t *)"\xe2\x82", 2));	     /* cut short */
 	fl_jbuf_free(&b);
 }
 
@@ -760,15 +764,15 @@ static void test_options_daemon_sighup(void **state)
 }
 
 static const struct CMUnitTest tests[] = {
-	cmocka_unit_test(test_render_line),
-	cmocka_unit_test(test_checkpoint_slots),
-	cmocka_unit_test(test_sink_resume_truncates),
-	cmocka_unit_test(test_every_kind_every_level),
-	cmocka_unit_test(test_level_flips),
-	cmocka_unit_test(test_drainer_killed_20_times),
-	cmocka_unit_test(test_producer_killed),
-	cmocka_unit_test(test_32_sessions),
-	cmocka_unit_test_teardown(test_options_daemon_sighup, kill_daemon),
+    cmocka_unit_test(test_render_line),
+    cmocka_unit_test(test_checkpoint_slots),
+    cmocka_unit_test(test_sink_resume_truncates),
+    cmocka_unit_test(test_every_kind_every_level),
+    cmocka_unit_test(test_level_flips),
+    cmocka_unit_test(test_drainer_killed_20_times),
+    cmocka_unit_test(test_producer_killed),
+    cmocka_unit_test(test_32_sessions),
+    cmocka_unit_test_teardown(test_options_daemon_sighup, kill_daemon),
 };
 
 FL_TEST_MAIN("drainer", tests)

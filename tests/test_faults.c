@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* test_faults: the real fugue-logd against hostile rings, planted symlinks, a full disk and processes killed at random. */
+/* test_faults: the real fugue-logd against hostile rings, planted symlinks, a full disk and processes killed at random.
+ */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -476,13 +477,13 @@ static void test_disk_full(void **state)
 }
 
 static const struct CMUnitTest tests[] = {
-	cmocka_unit_test_setup_teardown(test_cli_bad_ids, setup, teardown),
-	cmocka_unit_test_setup_teardown(test_log_modes, setup, teardown),
-	cmocka_unit_test_setup_teardown(test_symlinks_not_followed, setup, teardown),
-	cmocka_unit_test_setup_teardown(test_drainer_refuses_bad_rings, setup, teardown),
-	cmocka_unit_test_setup_teardown(test_corrupt_record_quarantines_lane, setup, teardown),
-	cmocka_unit_test_setup_teardown(test_truncated_ring, setup, teardown),
-	cmocka_unit_test_setup_teardown(test_disk_full, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_cli_bad_ids, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_log_modes, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_symlinks_not_followed, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_drainer_refuses_bad_rings, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_corrupt_record_quarantines_lane, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_truncated_ring, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_disk_full, setup, teardown),
 };
 
 FL_TEST_MAIN("faults", tests)

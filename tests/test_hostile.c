@@ -51,8 +51,7 @@ static int attach_expect(const char *id, int want_rc, const char *want_why)
 	if (rc == 0)
 		fl_ring_detach(&a);
 	if (rc != want_rc || !strstr(why, want_why)) {
-		print_error("attach of %s: rc %d (want %d), reason '%s' (want '%s')\n", id, rc, want_rc, why,
-			    want_why);
+		print_error("attach of %s: rc %d (want %d), reason '%s' (want '%s')\n", id, rc, want_rc, why, want_why);
 		return -1;
 	}
 	return 0;
@@ -103,20 +102,20 @@ static const struct {
 	int rc;
 	const char *why;
 } expect[E_COUNT] = {
-	[E_MAGIC] = {"bad magic", -EBADF, "bad magic"},
-	[E_VERSION] = {"version 2", -EPROTO, "layout version 2"},
-	[E_HDR_SIZE] = {"header size", -EPROTO, "layout version"},
-	[E_LANES_HUGE] = {"4 billion lanes", -EPROTO, "bad geometry"},
-	[E_LANES_ZERO] = {"0 lanes", -EPROTO, "bad geometry"},
-	[E_LANES_NOT_POW2] = {"3 lanes", -EPROTO, "bad geometry"},
-	[E_LANE_SIZE_HUGE] = {"lane of 2^63", -EPROTO, "bad geometry"},
-	[E_LANE_SIZE_SMALL] = {"lane of 64", -EPROTO, "bad geometry"},
-	[E_LANES_OFF_WRAP] = {"lanes offset wraps", -EPROTO, "bad offsets"},
-	[E_DATA_OFF_WRAP] = {"data offset wraps", -EPROTO, "bad offsets"},
-	[E_DATA_OFF_PAST] = {"data offset past the end", -EPROTO, "bad offsets"},
-	[E_TOTAL_BEYOND_MAP] = {"total size beyond the mapping", -EPROTO, "size mismatch"},
-	[E_GEOMETRY_BEYOND_MAP] = {"64 lanes of 1 GiB in 12 KiB", -EPROTO, "size mismatch"},
-	[E_ID_UNTERMINATED] = {"id without NUL", -EPROTO, "NUL"},
+    [E_MAGIC] = {"bad magic", -EBADF, "bad magic"},
+    [E_VERSION] = {"version 2", -EPROTO, "layout version 2"},
+    [E_HDR_SIZE] = {"header size", -EPROTO, "layout version"},
+    [E_LANES_HUGE] = {"4 billion lanes", -EPROTO, "bad geometry"},
+    [E_LANES_ZERO] = {"0 lanes", -EPROTO, "bad geometry"},
+    [E_LANES_NOT_POW2] = {"3 lanes", -EPROTO, "bad geometry"},
+    [E_LANE_SIZE_HUGE] = {"lane of 2^63", -EPROTO, "bad geometry"},
+    [E_LANE_SIZE_SMALL] = {"lane of 64", -EPROTO, "bad geometry"},
+    [E_LANES_OFF_WRAP] = {"lanes offset wraps", -EPROTO, "bad offsets"},
+    [E_DATA_OFF_WRAP] = {"data offset wraps", -EPROTO, "bad offsets"},
+    [E_DATA_OFF_PAST] = {"data offset past the end", -EPROTO, "bad offsets"},
+    [E_TOTAL_BEYOND_MAP] = {"total size beyond the mapping", -EPROTO, "size mismatch"},
+    [E_GEOMETRY_BEYOND_MAP] = {"64 lanes of 1 GiB in 12 KiB", -EPROTO, "size mismatch"},
+    [E_ID_UNTERMINATED] = {"id without NUL", -EPROTO, "NUL"},
 };
 
 static void apply(struct fl_ring_hdr *h, enum edit e)
@@ -206,10 +205,10 @@ static void test_object_size_refused(void **state)
 		off_t size;
 		const char *why;
 	} c[] = {
-		{0, "impossible size"},
-		{100, "impossible size"},
-		{(off_t)1 << 45, "impossible size"},
-		{8192, "bad magic"},
+	    {0, "impossible size"},
+	    {100, "impossible size"},
+	    {(off_t)1 << 45, "impossible size"},
+	    {8192, "bad magic"},
 	};
 	for (size_t i = 0; i < sizeof c / sizeof *c; i++) {
 		char name[256];
@@ -255,19 +254,28 @@ static void publish(struct fl_ring *r, uint32_t lane, const char *s)
 	fl_lane_commit(r, &res);
 }
 
-enum lane_edit { L_HEAD_UNALIGNED, L_HEAD_FAR, L_TAIL_AHEAD, L_TYPE, L_LEN_HUGE, L_LEN_PAST_HEAD, L_PAD_SHORT, L_COUNT };
+enum lane_edit {
+	L_HEAD_UNALIGNED,
+	L_HEAD_FAR,
+	L_TAIL_AHEAD,
+	L_TYPE,
+	L_LEN_HUGE,
+	L_LEN_PAST_HEAD,
+	L_PAD_SHORT,
+	L_COUNT
+};
 
 static void test_corrupt_lane_refused(void **state)
 {
 	(void)state;
 	static const char *const want[L_COUNT] = {
-		[L_HEAD_UNALIGNED] = "unaligned head",
-		[L_HEAD_FAR] = "lane holds",
-		[L_TAIL_AHEAD] = "lane holds",
-		[L_TYPE] = "unknown type",
-		[L_LEN_HUGE] = "beyond the lane",
-		[L_LEN_PAST_HEAD] = "beyond the lane or the head",
-		[L_PAD_SHORT] = "does not reach the end",
+	    [L_HEAD_UNALIGNED] = "unaligned head",
+	    [L_HEAD_FAR] = "lane holds",
+	    [L_TAIL_AHEAD] = "lane holds",
+	    [L_TYPE] = "unknown type",
+	    [L_LEN_HUGE] = "beyond the lane",
+	    [L_LEN_PAST_HEAD] = "beyond the lane or the head",
+	    [L_PAD_SHORT] = "does not reach the end",
 	};
 	for (int e = 0; e < L_COUNT; e++) {
 		struct fl_ring r, a;
@@ -450,8 +458,8 @@ static void test_shm_mode_0600(void **state)
 }
 
 static const char *const bad_ids[] = {
-	"",  ".",     "..",      "a/b",  "../etc", "/abs", "a b", "tab\t", "new\nline", "semi;colon",
-	"é", "a\\b", "%2e%2e", "x*", NULL, /* the 65-byte id is appended at run time */
+    "",		 ".",	       "..", "a/b",  "../etc", "/abs", "a b", "tab\t",
+    "new\nline", "semi;colon", "é",  "a\\b", "%2e%2e", "x*",   NULL, /* the 65-byte id is appended at run time */
 };
 
 static void test_session_id_refused(void **state)
@@ -542,16 +550,11 @@ static void test_scan_skips_bad_names(void **state)
 }
 
 static const struct CMUnitTest tests[] = {
-	cmocka_unit_test(test_header_refused),
-	cmocka_unit_test(test_object_size_refused),
-	cmocka_unit_test(test_shm_symlink_refused),
-	cmocka_unit_test(test_corrupt_lane_refused),
-	cmocka_unit_test(test_truncate_after_attach),
-	cmocka_unit_test(test_guard_passes_other_sigbus),
-	cmocka_unit_test(test_guard_table_full),
-	cmocka_unit_test(test_shm_mode_0600),
-	cmocka_unit_test(test_session_id_refused),
-	cmocka_unit_test(test_scan_skips_bad_names),
+    cmocka_unit_test(test_header_refused),	  cmocka_unit_test(test_object_size_refused),
+    cmocka_unit_test(test_shm_symlink_refused),	  cmocka_unit_test(test_corrupt_lane_refused),
+    cmocka_unit_test(test_truncate_after_attach), cmocka_unit_test(test_guard_passes_other_sigbus),
+    cmocka_unit_test(test_guard_table_full),	  cmocka_unit_test(test_shm_mode_0600),
+    cmocka_unit_test(test_session_id_refused),	  cmocka_unit_test(test_scan_skips_bad_names),
 };
 
 FL_TEST_MAIN("hostile", tests)

@@ -373,7 +373,7 @@ static void test_roundtrip_sizes(void **state)
 	(void)state;
 	/* a quarter of 512 KiB holds a 64 KiB payload and its envelope */
 	fl_session *s = open_ok(
-		(struct fl_session_opts){.id = "rt-sizes", .level = FL_LEVEL_FULL, .lanes = 1, .lane_size = 512 * 1024});
+	    (struct fl_session_opts){.id = "rt-sizes", .level = FL_LEVEL_FULL, .lanes = 1, .lane_size = 512 * 1024});
 	struct fl_ring r;
 	ring_of(s, &r);
 	size_t big = 64 * 1024;
@@ -394,9 +394,20 @@ static void test_roundtrip_sizes(void **state)
 		struct expect x = {.kind = kind};
 		roundtrip(s, &r, &x, seq++);
 		/* 64 KiB in the big field */
-		x = (struct expect){.kind = kind, .ref = UINT64_MAX, .u1 = UINT32_MAX, .u2 = 1, .i1 = INT32_MIN,
-				    .i2 = -1, .dur = UINT64_MAX, .s1 = bigstr, .s2 = "\xc3\x28", .s3 = "",
-				    .rep = argv, .nrep = 4, .bytes = junk, .nbytes = big};
+		x = (struct expect){.kind = kind,
+				    .ref = UINT64_MAX,
+				    .u1 = UINT32_MAX,
+				    .u2 = 1,
+				    .i1 = INT32_MIN,
+				    .i2 = -1,
+				    .dur = UINT64_MAX,
+				    .s1 = bigstr,
+				    .s2 = "\xc3\x28",
+				    .s3 = "",
+				    .rep = argv,
+				    .nrep = 4,
+				    .bytes = junk,
+				    .nbytes = big};
 		roundtrip(s, &r, &x, seq++);
 		x.nbytes = 1;
 		x.s1 = "\xe2\x82";
@@ -416,18 +427,18 @@ static const struct {
 	int min;
 	int cls;
 } design[] = {
-	[FL_KIND_SPAWN] = {"spawn", FL_LEVEL_SPAWNS, FL_CLASS_SYSTEM},
-	[FL_KIND_EXIT] = {"exit", FL_LEVEL_SPAWNS, FL_CLASS_SYSTEM},
-	[FL_KIND_ACTION] = {"action", FL_LEVEL_SPAWNS, FL_CLASS_USER},
-	[FL_KIND_COMMAND] = {"command", FL_LEVEL_SPAWNS, FL_CLASS_USER},
-	[FL_KIND_COMPLETION] = {"completion", FL_LEVEL_SIGNALS, FL_CLASS_SYSTEM},
-	[FL_KIND_ERROR] = {"error", FL_LEVEL_SIGNALS, FL_CLASS_SYSTEM},
-	[FL_KIND_STATE] = {"state", FL_LEVEL_SIGNALS, FL_CLASS_SYSTEM},
-	[FL_KIND_PROMPT] = {"prompt", FL_LEVEL_PROMPTS, FL_CLASS_USER},
-	[FL_KIND_TRANSCRIPT] = {"transcript", FL_LEVEL_FULL, FL_CLASS_SYSTEM},
-	[FL_KIND_INPUT] = {"input", FL_LEVEL_FULL, FL_CLASS_USER},
-	[FL_KIND_LEVEL] = {"level", FL_LEVEL_SPAWNS, FL_CLASS_SYSTEM},
-	[FL_KIND_DROPPED] = {"dropped", FL_LEVEL_SPAWNS, FL_CLASS_SYSTEM},
+    [FL_KIND_SPAWN] = {"spawn", FL_LEVEL_SPAWNS, FL_CLASS_SYSTEM},
+    [FL_KIND_EXIT] = {"exit", FL_LEVEL_SPAWNS, FL_CLASS_SYSTEM},
+    [FL_KIND_ACTION] = {"action", FL_LEVEL_SPAWNS, FL_CLASS_USER},
+    [FL_KIND_COMMAND] = {"command", FL_LEVEL_SPAWNS, FL_CLASS_USER},
+    [FL_KIND_COMPLETION] = {"completion", FL_LEVEL_SIGNALS, FL_CLASS_SYSTEM},
+    [FL_KIND_ERROR] = {"error", FL_LEVEL_SIGNALS, FL_CLASS_SYSTEM},
+    [FL_KIND_STATE] = {"state", FL_LEVEL_SIGNALS, FL_CLASS_SYSTEM},
+    [FL_KIND_PROMPT] = {"prompt", FL_LEVEL_PROMPTS, FL_CLASS_USER},
+    [FL_KIND_TRANSCRIPT] = {"transcript", FL_LEVEL_FULL, FL_CLASS_SYSTEM},
+    [FL_KIND_INPUT] = {"input", FL_LEVEL_FULL, FL_CLASS_USER},
+    [FL_KIND_LEVEL] = {"level", FL_LEVEL_SPAWNS, FL_CLASS_SYSTEM},
+    [FL_KIND_DROPPED] = {"dropped", FL_LEVEL_SPAWNS, FL_CLASS_SYSTEM},
 };
 
 static void test_level_table(void **state)
@@ -469,7 +480,8 @@ static void test_level_table(void **state)
 			int64_t id = emit_kind(s, k);
 			if (design[k].min <= l) {
 				if (id <= 0)
-					fail_msg("%s at level %s: %lld, want an id", design[k].name, names[l], (long long)id);
+					fail_msg("%s at level %s: %lld, want an id", design[k].name, names[l],
+						 (long long)id);
 				admitted++;
 				uint64_t got_seq;
 				Fugue__Event *e = take(&r, 0, &got_seq);
@@ -479,7 +491,8 @@ static void test_level_table(void **state)
 				assert_int_equal(got_seq, seq++);
 				fugue__event__free_unpacked(e, NULL);
 			} else if (id != 0) {
-				fail_msg("%s at level %s: %lld, want 0 (filtered)", design[k].name, names[l], (long long)id);
+				fail_msg("%s at level %s: %lld, want 0 (filtered)", design[k].name, names[l],
+					 (long long)id);
 			}
 			assert_int_equal(pending(&r, 0), 0);
 		}
@@ -559,7 +572,8 @@ static void expect_refused(struct fl_session_opts o, const char *needle1, const 
 		fail_msg("open (id %s) returned %d, want -EINVAL; why: %s", o.id ? o.id : "(null)", rc, why);
 	assert_null(s);
 	if (!strstr(why, needle1) || (needle2 && !strstr(why, needle2)))
-		fail_msg("why '%s' does not name '%s'%s%s", why, needle1, needle2 ? " and " : "", needle2 ? needle2 : "");
+		fail_msg("why '%s' does not name '%s'%s%s", why, needle1, needle2 ? " and " : "",
+			 needle2 ? needle2 : "");
 }
 
 static void test_refused_ids(void **state)
@@ -775,8 +789,8 @@ static void assert_lane_full(struct fl_ring *r, unsigned n)
 static void test_full_lane(void **state)
 {
 	(void)state;
-	fl_session *s = open_ok((struct fl_session_opts){.id = "full", .level = FL_LEVEL_FULL, .lanes = 1,
-							 .lane_size = 4096});
+	fl_session *s =
+	    open_ok((struct fl_session_opts){.id = "full", .level = FL_LEVEL_FULL, .lanes = 1, .lane_size = 4096});
 	struct fl_ring r;
 	ring_of(s, &r);
 	uint8_t data[100];
@@ -816,8 +830,8 @@ static void test_full_lane(void **state)
 static void test_emsgsize(void **state)
 {
 	(void)state;
-	fl_session *s = open_ok((struct fl_session_opts){.id = "big", .level = FL_LEVEL_FULL, .lanes = 1,
-							 .lane_size = 4096});
+	fl_session *s =
+	    open_ok((struct fl_session_opts){.id = "big", .level = FL_LEVEL_FULL, .lanes = 1, .lane_size = 4096});
 	struct fl_ring r;
 	ring_of(s, &r);
 	uint32_t max = fl_ring_max_record(&r);
@@ -873,7 +887,7 @@ struct worker {
 	unsigned count;
 	uint32_t index;
 	uint32_t tid;
-	uint32_t owner_seen; /* the lane owner word while this thread was alive */
+	uint32_t owner_seen;	   /* the lane owner word while this thread was alive */
 	uint32_t owner_at_barrier; /* the same, when every thread had emitted once */
 	struct fl_ring *ring;
 	int64_t first_id, last_id;
@@ -919,8 +933,8 @@ static void run_worker(struct worker *w)
 static void test_lane_reclaim(void **state)
 {
 	(void)state;
-	fl_session *s = open_ok((struct fl_session_opts){.id = "reclaim", .level = FL_LEVEL_FULL, .lanes = 2,
-							 .lane_size = 4096});
+	fl_session *s =
+	    open_ok((struct fl_session_opts){.id = "reclaim", .level = FL_LEVEL_FULL, .lanes = 2, .lane_size = 4096});
 	struct fl_ring r;
 	ring_of(s, &r);
 	struct worker a = {.s = s, .count = 3, .ring = &r};
@@ -959,8 +973,8 @@ static void test_lane_reclaim(void **state)
 static void test_lane_reclaim_one_lane(void **state)
 {
 	(void)state;
-	fl_session *s = open_ok((struct fl_session_opts){.id = "reclaim1", .level = FL_LEVEL_FULL, .lanes = 1,
-							 .lane_size = 16384});
+	fl_session *s =
+	    open_ok((struct fl_session_opts){.id = "reclaim1", .level = FL_LEVEL_FULL, .lanes = 1, .lane_size = 16384});
 	struct fl_ring r;
 	ring_of(s, &r);
 	struct worker a = {.s = s, .count = 2, .ring = &r};
@@ -977,7 +991,7 @@ static void test_lane_reclaim_one_lane(void **state)
 	pthread_barrier_init(&mid, NULL, 2);
 	pthread_barrier_init(&after, NULL, 2);
 	struct worker c = {
-		.s = s, .count = 50, .ring = &r, .before = &before, .mid = &mid, .after = &after, .index = 1};
+	    .s = s, .count = 50, .ring = &r, .before = &before, .mid = &mid, .after = &after, .index = 1};
 	struct worker d = {.s = s, .count = 50, .ring = &r, .index = 2};
 	pthread_t tc, td;
 	assert_int_equal(pthread_create(&tc, NULL, work, &c), 0);
@@ -1058,12 +1072,13 @@ static void *consume(void *arg)
 			for (int i = 0; i < n; i++) {
 				if (recs[i].seq != c->lane_seq[l]++) {
 					snprintf(c->err, sizeof c->err, "lane %u: seq %llu, want %llu", l,
-						 (unsigned long long)recs[i].seq, (unsigned long long)c->lane_seq[l] - 1);
+						 (unsigned long long)recs[i].seq,
+						 (unsigned long long)c->lane_seq[l] - 1);
 					break;
 				}
 				Fugue__Event *e = fugue__event__unpack(NULL, recs[i].len, recs[i].data);
-				if (!e || e->body_case != FUGUE__EVENT__BODY_TRANSCRIPT || e->transcript->stream >= c->threads ||
-				    e->transcript->data.len != 8) {
+				if (!e || e->body_case != FUGUE__EVENT__BODY_TRANSCRIPT ||
+				    e->transcript->stream >= c->threads || e->transcript->data.len != 8) {
 					snprintf(c->err, sizeof c->err, "lane %u seq %llu: bad record", l,
 						 (unsigned long long)recs[i].seq);
 					if (e)
@@ -1125,7 +1140,8 @@ static void test_many_sessions_one_thread(void **state)
 	for (int i = 0; i < MULTI; i++) {
 		char id[32];
 		snprintf(id, sizeof id, "multi-%d", i);
-		m.s[i] = open_ok((struct fl_session_opts){.id = id, .level = FL_LEVEL_FULL, .lanes = 2, .lane_size = 4096});
+		m.s[i] =
+		    open_ok((struct fl_session_opts){.id = id, .level = FL_LEVEL_FULL, .lanes = 2, .lane_size = 4096});
 		ring_of(m.s[i], &r[i]);
 	}
 	pthread_t t;
@@ -1150,8 +1166,8 @@ static void test_shared_lanes(void **state)
 	(void)state;
 	enum { T = 6 };
 	unsigned per = scaled(20000, 5);
-	fl_session *s = open_ok((struct fl_session_opts){.id = "shared", .level = FL_LEVEL_FULL, .lanes = 2,
-							 .lane_size = 16384, .full_policy = FL_FULL_BLOCK});
+	fl_session *s = open_ok((struct fl_session_opts){
+	    .id = "shared", .level = FL_LEVEL_FULL, .lanes = 2, .lane_size = 16384, .full_policy = FL_FULL_BLOCK});
 	struct fl_ring r;
 	ring_of(s, &r);
 	struct consumer c = {.ring = &r, .threads = T, .want = (uint64_t)T * per};
@@ -1194,8 +1210,8 @@ static void test_lane_churn(void **state)
 	(void)state;
 	enum { T = 24 };
 	unsigned per = scaled(3000, 5);
-	fl_session *s = open_ok((struct fl_session_opts){.id = "churn", .level = FL_LEVEL_FULL, .lanes = 2,
-							 .lane_size = 8192, .full_policy = FL_FULL_BLOCK});
+	fl_session *s = open_ok((struct fl_session_opts){
+	    .id = "churn", .level = FL_LEVEL_FULL, .lanes = 2, .lane_size = 8192, .full_policy = FL_FULL_BLOCK});
 	struct fl_ring r;
 	ring_of(s, &r);
 	struct consumer c = {.ring = &r, .threads = T, .want = (uint64_t)T * per};
@@ -1235,8 +1251,8 @@ static void test_block_slow_consumer(void **state)
 {
 	(void)state;
 	unsigned n = scaled(5000, 5);
-	fl_session *s = open_ok((struct fl_session_opts){.id = "block", .level = FL_LEVEL_FULL, .lanes = 1,
-							 .lane_size = 4096, .full_policy = FL_FULL_BLOCK});
+	fl_session *s = open_ok((struct fl_session_opts){
+	    .id = "block", .level = FL_LEVEL_FULL, .lanes = 1, .lane_size = 4096, .full_policy = FL_FULL_BLOCK});
 	struct fl_ring r;
 	ring_of(s, &r);
 	struct consumer c = {.ring = &r, .threads = 1, .want = n, .slow = 1};
@@ -1261,8 +1277,11 @@ static void test_block_slow_consumer(void **state)
 static void test_block_timeout(void **state)
 {
 	(void)state;
-	fl_session *s = open_ok((struct fl_session_opts){.id = "block-to", .level = FL_LEVEL_FULL, .lanes = 1,
-							 .lane_size = 4096, .full_policy = FL_FULL_BLOCK,
+	fl_session *s = open_ok((struct fl_session_opts){.id = "block-to",
+							 .level = FL_LEVEL_FULL,
+							 .lanes = 1,
+							 .lane_size = 4096,
+							 .full_policy = FL_FULL_BLOCK,
 							 .block_timeout_ns = 5 * 1000 * 1000});
 	struct fl_ring r;
 	ring_of(s, &r);
@@ -1306,8 +1325,8 @@ static void *drop_many(void *arg)
 static void test_stats_while_dropping(void **state)
 {
 	(void)state;
-	fl_session *s = open_ok((struct fl_session_opts){.id = "stats", .level = FL_LEVEL_FULL, .lanes = 1,
-							 .lane_size = 4096});
+	fl_session *s =
+	    open_ok((struct fl_session_opts){.id = "stats", .level = FL_LEVEL_FULL, .lanes = 1, .lane_size = 4096});
 	struct dropper d = {.s = s, .n = scaled(2000000, 10)};
 	pthread_t t;
 	assert_int_equal(pthread_create(&t, NULL, drop_many, &d), 0);
@@ -1341,15 +1360,15 @@ static void test_stats_while_dropping(void **state)
 static void test_fork_child_refused(void **state)
 {
 	(void)state;
-	fl_session *s = open_ok((struct fl_session_opts){.id = "forked", .level = FL_LEVEL_FULL, .lanes = 2,
-							 .lane_size = 4096});
+	fl_session *s =
+	    open_ok((struct fl_session_opts){.id = "forked", .level = FL_LEVEL_FULL, .lanes = 2, .lane_size = 4096});
 	assert_true(fl_emit_input(s, 0, "p", 1) > 0); /* this thread owns lane 0 */
 	fflush(stdout);
 	pid_t child = fork();
 	assert_true(child >= 0);
 	if (child == 0) {
-		int ok = fl_emit_input(s, 0, "c", 1) == -ECHILD && fl_emit_spawn(s, 0, 1, 0, NULL, 0, NULL) == -ECHILD &&
-			 fl_get_level(s) == FL_LEVEL_FULL;
+		int ok = fl_emit_input(s, 0, "c", 1) == -ECHILD &&
+			 fl_emit_spawn(s, 0, 1, 0, NULL, 0, NULL) == -ECHILD && fl_get_level(s) == FL_LEVEL_FULL;
 		ok = ok && fl_session_close(s) == 0;
 		_exit(ok ? 0 : 1);
 	}
@@ -1370,26 +1389,26 @@ static void test_fork_child_refused(void **state)
 }
 
 static const struct CMUnitTest tests[] = {
-	cmocka_unit_test_setup(test_roundtrip_random, hermetic),
-	cmocka_unit_test_setup(test_roundtrip_sizes, hermetic),
-	cmocka_unit_test_setup(test_level_table, hermetic),
-	cmocka_unit_test_setup(test_level_second_mapping, hermetic),
-	cmocka_unit_test_setup(test_refused_ids, hermetic),
-	cmocka_unit_test_setup(test_refused_levels, hermetic),
-	cmocka_unit_test_setup(test_level_precedence, hermetic),
-	cmocka_unit_test_setup(test_uuid7_id, hermetic),
-	cmocka_unit_test_setup(test_exists_refused, hermetic),
-	cmocka_unit_test_setup(test_full_lane, hermetic),
-	cmocka_unit_test_setup(test_emsgsize, hermetic),
-	cmocka_unit_test_setup(test_lane_reclaim, hermetic),
-	cmocka_unit_test_setup(test_lane_reclaim_one_lane, hermetic),
-	cmocka_unit_test_setup(test_shared_lanes, hermetic),
-	cmocka_unit_test_setup(test_block_slow_consumer, hermetic),
-	cmocka_unit_test_setup(test_block_timeout, hermetic),
-	cmocka_unit_test_setup(test_fork_child_refused, hermetic),
-	cmocka_unit_test_setup(test_stats_while_dropping, hermetic),
-	cmocka_unit_test_setup(test_many_sessions_one_thread, hermetic),
-	cmocka_unit_test_setup(test_lane_churn, hermetic),
+    cmocka_unit_test_setup(test_roundtrip_random, hermetic),
+    cmocka_unit_test_setup(test_roundtrip_sizes, hermetic),
+    cmocka_unit_test_setup(test_level_table, hermetic),
+    cmocka_unit_test_setup(test_level_second_mapping, hermetic),
+    cmocka_unit_test_setup(test_refused_ids, hermetic),
+    cmocka_unit_test_setup(test_refused_levels, hermetic),
+    cmocka_unit_test_setup(test_level_precedence, hermetic),
+    cmocka_unit_test_setup(test_uuid7_id, hermetic),
+    cmocka_unit_test_setup(test_exists_refused, hermetic),
+    cmocka_unit_test_setup(test_full_lane, hermetic),
+    cmocka_unit_test_setup(test_emsgsize, hermetic),
+    cmocka_unit_test_setup(test_lane_reclaim, hermetic),
+    cmocka_unit_test_setup(test_lane_reclaim_one_lane, hermetic),
+    cmocka_unit_test_setup(test_shared_lanes, hermetic),
+    cmocka_unit_test_setup(test_block_slow_consumer, hermetic),
+    cmocka_unit_test_setup(test_block_timeout, hermetic),
+    cmocka_unit_test_setup(test_fork_child_refused, hermetic),
+    cmocka_unit_test_setup(test_stats_while_dropping, hermetic),
+    cmocka_unit_test_setup(test_many_sessions_one_thread, hermetic),
+    cmocka_unit_test_setup(test_lane_churn, hermetic),
 };
 
 FL_TEST_MAIN("producer", tests)

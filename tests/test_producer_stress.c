@@ -103,16 +103,16 @@ static void consumer(const char *name, int block, int out)
 			for (int i = 0; i < n; i++) {
 				if (block ? recs[i].seq != lane_seq[l] : recs[i].seq < lane_seq[l]) {
 					snprintf(v.err, sizeof v.err, "lane %u: seq %llu, want %s%llu", l,
-						 (unsigned long long)recs[i].seq, block ? "" : ">= ",
-						 (unsigned long long)lane_seq[l]);
+						 (unsigned long long)recs[i].seq,
+						 block ? "" : ">= ", (unsigned long long)lane_seq[l]);
 					goto done;
 				}
 				lane_seq[l] = recs[i].seq + 1;
 				lane_got[l]++;
 				arena.used = 0;
 				Fugue__Event *e = fugue__event__unpack(&alloc, recs[i].len, recs[i].data);
-				if (!e || e->body_case != FUGUE__EVENT__BODY_TRANSCRIPT || e->transcript->stream >= THREADS ||
-				    e->transcript->data.len != 8) {
+				if (!e || e->body_case != FUGUE__EVENT__BODY_TRANSCRIPT ||
+				    e->transcript->stream >= THREADS || e->transcript->data.len != 8) {
 					snprintf(v.err, sizeof v.err, "lane %u seq %llu: not a stress record", l,
 						 (unsigned long long)recs[i].seq);
 					goto done;
@@ -125,8 +125,8 @@ static void consumer(const char *name, int block, int out)
 					v.lane_of_thread[t] = l;
 				}
 				if (lane_thread[l] != (int32_t)t) {
-					snprintf(v.err, sizeof v.err, "lane %u: thread %u wrote into thread %d's lane", l, t,
-						 lane_thread[l]);
+					snprintf(v.err, sizeof v.err, "lane %u: thread %u wrote into thread %d's lane",
+						 l, t, lane_thread[l]);
 					goto done;
 				}
 				if (ctr != recs[i].seq) {
@@ -312,8 +312,8 @@ static void test_four_threads_drop(void **state)
 }
 
 static const struct CMUnitTest tests[] = {
-	cmocka_unit_test(test_four_threads_block),
-	cmocka_unit_test(test_four_threads_drop),
+    cmocka_unit_test(test_four_threads_block),
+    cmocka_unit_test(test_four_threads_drop),
 };
 
 FL_TEST_MAIN("producer_stress", tests)

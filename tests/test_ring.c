@@ -292,7 +292,8 @@ static void test_wrap_interleaved(void **state)
 	for (int round = 0; round < 20000; round++) {
 		int writes = rand_r(&seed) % 6;
 		for (int i = 0; i < writes; i++) {
-			uint32_t len = rand_r(&seed) % 2 ? 1u + (uint32_t)rand_r(&seed) % 64u : 1u + (uint32_t)rand_r(&seed) % max;
+			uint32_t len =
+			    rand_r(&seed) % 2 ? 1u + (uint32_t)rand_r(&seed) % 64u : 1u + (uint32_t)rand_r(&seed) % max;
 			if (publish_seq(r, 0, len) == 0)
 				lens[wseq++ % 4096] = len;
 		}
@@ -459,17 +460,17 @@ static void test_wait_room(void **state)
 }
 
 static const struct CMUnitTest tests[] = {
-	cmocka_unit_test_setup_teardown(test_publish_consume, setup, teardown),
-	cmocka_unit_test_setup_teardown(test_attach_sees_same, setup, teardown),
-	cmocka_unit_test_setup_teardown(test_level_generation, setup, teardown),
-	cmocka_unit_test(test_bad_magic_refused),
-	cmocka_unit_test_setup_teardown(test_bad_header_refused, setup, teardown),
-	cmocka_unit_test(test_wrap_every_size_4k),
-	cmocka_unit_test(test_wrap_every_size_8k),
-	cmocka_unit_test(test_wrap_interleaved),
-	cmocka_unit_test_setup_teardown(test_full_lane_drops, setup, teardown),
-	cmocka_unit_test_setup_teardown(test_peek_rejects_corruption, setup, teardown),
-	cmocka_unit_test_setup_teardown(test_wait_room, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_publish_consume, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_attach_sees_same, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_level_generation, setup, teardown),
+    cmocka_unit_test(test_bad_magic_refused),
+    cmocka_unit_test_setup_teardown(test_bad_header_refused, setup, teardown),
+    cmocka_unit_test(test_wrap_every_size_4k),
+    cmocka_unit_test(test_wrap_every_size_8k),
+    cmocka_unit_test(test_wrap_interleaved),
+    cmocka_unit_test_setup_teardown(test_full_lane_drops, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_peek_rejects_corruption, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_wait_room, setup, teardown),
 };
 
 FL_TEST_MAIN("ring", tests)

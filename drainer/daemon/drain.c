@@ -22,14 +22,14 @@
 #include "manifest.h"
 #include "sink.h"
 
-#define BATCH 1024               /* records per lane per batch */
-#define BATCH_BYTES (1u << 20)   /* record bytes per batch, over all lanes ... */
-#define LANE_MIN_BYTES (32u << 10) /* ... but at least this much per lane */
-#define ROUNDS 8                 /* batches per step, so one busy session cannot starve the others */
-#define ALIVE_EVERY_NS 50000000  /* idle sessions check their producer this often */
+#define BATCH 1024		      /* records per lane per batch */
+#define BATCH_BYTES (1u << 20)	      /* record bytes per batch, over all lanes ... */
+#define LANE_MIN_BYTES (32u << 10)    /* ... but at least this much per lane */
+#define ROUNDS 8		      /* batches per step, so one busy session cannot starve the others */
+#define ALIVE_EVERY_NS 50000000	      /* idle sessions check their producer this often */
 #define MANIFEST_EVERY_NS 200000000ll /* session.json follows a live session this closely */
-#define RETRY_MIN_NS 100000000ll /* a session whose files failed is retried after this, */
-#define RETRY_MAX_NS 5000000000ll /* doubling up to this while the failure lasts */
+#define RETRY_MIN_NS 100000000ll      /* a session whose files failed is retried after this, */
+#define RETRY_MAX_NS 5000000000ll     /* doubling up to this while the failure lasts */
 #define LEVELS_NAME ".levels"
 #define ORIGIN "fugue-logd"
 
@@ -161,9 +161,9 @@ struct fl_dsess {
 	struct fl_ckpt_file ckf;
 	int levels_fd;
 	struct fl_ckpt ck;
-	uint32_t ending;  /* FL_CKPT_ENDED or FL_CKPT_ABANDONED once decided */
+	uint32_t ending; /* FL_CKPT_ENDED or FL_CKPT_ABANDONED once decided */
 	int idle;
-	int truncated;    /* the producer shrank its shm object: the mapping reads zeros (ringbuf/guard.h) */
+	int truncated;	      /* the producer shrank its shm object: the mapping reads zeros (ringbuf/guard.h) */
 	int64_t outage_since; /* CLOCK_REALTIME of the first failure of the files, 0 = none pending */
 	int outage_errno;     /* the last failure's errno, for the error line written once it ends */
 	int64_t retry_ns;     /* current backoff */
@@ -268,15 +268,15 @@ static int write_manifest(struct fl_dsess *s, int durable)
 		lv[i] = s->levels[(s->nlevels - n + i) % FL_MANIFEST_MAX_LEVELS];
 	const struct fl_ring_hdr *h = s->ring->hdr;
 	struct fl_manifest m = {
-		.id = s->id,
-		.pid = s->ck.ring_pid,
-		.start_ns = s->ck.ring_start_ns,
-		.level = FL_LEVEL_VALUE(s->ck.level_word ? s->ck.level_word : fl_ring_level_word(s->ring)),
-		.lanes = s->ring->lane_count,
-		.lane_size = s->ring->lane_size,
-		.ck = &s->ck,
-		.levels = lv,
-		.nlevels = n,
+	    .id = s->id,
+	    .pid = s->ck.ring_pid,
+	    .start_ns = s->ck.ring_start_ns,
+	    .level = FL_LEVEL_VALUE(s->ck.level_word ? s->ck.level_word : fl_ring_level_word(s->ring)),
+	    .lanes = s->ring->lane_count,
+	    .lane_size = s->ring->lane_size,
+	    .ck = &s->ck,
+	    .levels = lv,
+	    .nlevels = n,
 	};
 	(void)h;
 	char *segs = fl_sink_segments_json(s->sink); /* rotation (h6): the segment list */
@@ -315,8 +315,9 @@ static int open_session(struct fl_dsess *s, const char *root)
 	close(dirfd);
 	if (rc < 0 && rc != -ENOENT) {
 		close(root_fd);
-		snprintf(why, sizeof why, "checkpoint in %s/%s is unreadable (%s); move the directory away to start over",
-			 root, s->id, strerror(-rc));
+		snprintf(why, sizeof why,
+			 "checkpoint in %s/%s is unreadable (%s); move the directory away to start over", root, s->id,
+			 strerror(-rc));
 		return fail(s, rc, why);
 	}
 	const struct fl_ring_hdr *h = s->ring->hdr;
@@ -613,7 +614,8 @@ static int batch(struct fl_drain_worker *w, struct fl_dsess *s, int *moved)
 			n = fl_lane_peek(r, l, w->recs, BATCH, &next_tail, why, sizeof why);
 		if (n > 1) {
 			/* a byte budget per lane and batch: big records must not blow up the arena's decoded copies */
-			uint64_t bytes = 0, budget = BATCH_BYTES / nl > LANE_MIN_BYTES ? BATCH_BYTES / nl : LANE_MIN_BYTES;
+			uint64_t bytes = 0,
+				 budget = BATCH_BYTES / nl > LANE_MIN_BYTES ? BATCH_BYTES / nl : LANE_MIN_BYTES;
 			int keep = n;
 			for (int i = 0; i < n && keep == n; i++)
 				if ((bytes += w->recs[i].len) >= budget)
@@ -659,8 +661,8 @@ static int batch(struct fl_drain_worker *w, struct fl_dsess *s, int *moved)
 			int ok = ev && kind_of(ev) >= FL_KIND_SPAWN && kind_of(ev) <= FL_KIND_INPUT;
 			if (ok)
 				ev->ts_ns = fl_clock_convert(&w->cal, &s->clk, l, ev->ts_ns);
-			int64_t ts = ok ? (int64_t)(ev->ts_ns > (uint64_t)INT64_MAX ? (uint64_t)INT64_MAX : ev->ts_ns)
-					: last_ts;
+			int64_t ts =
+			    ok ? (int64_t)(ev->ts_ns > (uint64_t)INT64_MAX ? (uint64_t)INT64_MAX : ev->ts_ns) : last_ts;
 			if (rec->seq > *next && push_dropped(w, s, ts, l, rec->seq - *next) < 0)
 				goto nomem;
 			if (ok) {
@@ -750,7 +752,8 @@ static int finish(struct fl_drain_worker *w, struct fl_dsess *s, int *status)
 			if (!er)
 				return -ENOMEM;
 			er->error->code = -EFAULT;
-			er->error->message = (char *)"the producer truncated its shm object: records not yet drained are lost";
+			er->error->message =
+			    (char *)"the producer truncated its shm object: records not yet drained are lost";
 			er->error->origin = (char *)ORIGIN;
 			struct item eit = {now, er};
 			rc = emit_line(w, s, &eit);
@@ -766,7 +769,7 @@ static int finish(struct fl_drain_worker *w, struct fl_dsess *s, int *status)
 			ev->exit->abandoned = 1;
 			/* start time is the producer's word: unsigned, so a hostile one cannot overflow */
 			ev->exit->duration_ns =
-				now > s->ck.ring_start_ns ? (uint64_t)now - (uint64_t)s->ck.ring_start_ns : 0;
+			    now > s->ck.ring_start_ns ? (uint64_t)now - (uint64_t)s->ck.ring_start_ns : 0;
 			struct item it = {now, ev};
 			rc = emit_line(w, s, &it);
 			if (rc == 0)

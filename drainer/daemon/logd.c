@@ -30,23 +30,23 @@
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_CONFIG = 3, EXIT_RUNNING = 4 };
 
 static const char usage[] =
-	"usage: fugue-logd [--root DIR] [--config FILE] [--foreground] [--workers N]\n"
-	"\n"
-	"Drains every fugue session ring in /dev/shm into <root>/<session>/{system,user}.jsonl\n"
-	"and session.json (see docs/layout.md and docs/schema.md).\n"
-	"\n"
-	"  --root DIR     log root (default: config 'root', $FUGUE_LOG_DIR, ~/.fugue/logs)\n"
-	"  --config FILE  config file (default ~/.fugue/logging.conf; a missing default is fine)\n"
-	"  --foreground   stay attached and log to stderr (default: daemonize, log to <root>/fugue-logd.log,\n"
-	"                 pid in <root>/fugue-logd.pid)\n"
-	"  --workers N    drain threads (default: config 'workers', else one per core, at most 4)\n"
-	"  -h, --help     this text\n"
-	"\n"
-	"Signals: SIGTERM/SIGINT drain what the rings hold, checkpoint and exit 0; SIGHUP reloads the config.\n"
-	"Exit codes: 0 clean stop, 1 runtime failure, 2 bad usage, 3 bad config or root, 4 another fugue-logd\n"
-	"already drains this shm prefix.\n";
+    "usage: fugue-logd [--root DIR] [--config FILE] [--foreground] [--workers N]\n"
+    "\n"
+    "Drains every fugue session ring in /dev/shm into <root>/<session>/{system,user}.jsonl\n"
+    "and session.json (see docs/layout.md and docs/schema.md).\n"
+    "\n"
+    "  --root DIR     log root (default: config 'root', $FUGUE_LOG_DIR, ~/.fugue/logs)\n"
+    "  --config FILE  config file (default ~/.fugue/logging.conf; a missing default is fine)\n"
+    "  --foreground   stay attached and log to stderr (default: daemonize, log to <root>/fugue-logd.log,\n"
+    "                 pid in <root>/fugue-logd.pid)\n"
+    "  --workers N    drain threads (default: config 'workers', else one per core, at most 4)\n"
+    "  -h, --help     this text\n"
+    "\n"
+    "Signals: SIGTERM/SIGINT drain what the rings hold, checkpoint and exit 0; SIGHUP reloads the config.\n"
+    "Exit codes: 0 clean stop, 1 runtime failure, 2 bad usage, 3 bad config or root, 4 another fugue-logd\n"
+    "already drains this shm prefix.\n";
 
-static FILE *log_file; /* NULL: stderr */
+static FILE *log_file;	       /* NULL: stderr */
 static char pidpath[PATH_MAX]; /* set when daemonized */
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -172,9 +172,9 @@ static int daemonize(const char *root)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"root", required_argument, NULL, 'r'},    {"config", required_argument, NULL, 'c'},
-		{"foreground", no_argument, NULL, 'f'},    {"workers", required_argument, NULL, 'w'},
-		{"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
+	    {"root", required_argument, NULL, 'r'}, {"config", required_argument, NULL, 'c'},
+	    {"foreground", no_argument, NULL, 'f'}, {"workers", required_argument, NULL, 'w'},
+	    {"help", no_argument, NULL, 'h'},	    {NULL, 0, NULL, 0},
 	};
 	const char *root = NULL, *config = NULL;
 	int foreground = 0;
@@ -282,7 +282,8 @@ int main(int argc, char **argv)
 			if (strcmp(next.shm_prefix, cfg.shm_prefix) || next.workers != cfg.workers)
 				fl_drain_log("SIGHUP: shm prefix and workers change only at restart");
 			if (strcmp(next.root, cfg.root)) {
-				fl_drain_log("SIGHUP: new sessions go to %s (open ones stay in %s)", next.root, cfg.root);
+				fl_drain_log("SIGHUP: new sessions go to %s (open ones stay in %s)", next.root,
+					     cfg.root);
 				fl_registry_set_root(reg, next.root);
 			}
 			snprintf(next.shm_prefix, sizeof next.shm_prefix, "%s", cfg.shm_prefix);

@@ -21,7 +21,7 @@
 #include "ring.h"
 #include "rings.h"
 
-#define RESCAN_MS 500        /* periodic rescan, and the poll timeout of the discovery thread */
+#define RESCAN_MS 500 /* periodic rescan, and the poll timeout of the discovery thread */
 #define BACKOFF_MIN_NS 1000000
 #define BACKOFF_MAX_NS 50000000
 
@@ -425,7 +425,7 @@ int fl_registry_stop(struct fl_registry *r)
 	urcu_memb_read_unlock();
 	pass_done(r);
 	fl_drain_worker_free(w);
-	urcu_memb_barrier(); /* every free_ent has run */
+	urcu_memb_barrier();					  /* every free_ent has run */
 	(void)atomic_load_explicit(&epoch, memory_order_acquire); /* pairs with free_ent */
 	if (r->inotify_fd >= 0)
 		close(r->inotify_fd);

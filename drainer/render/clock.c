@@ -8,9 +8,9 @@
 #include <stdio.h>
 #include <time.h>
 
-#define FIRST_NS 5000000ll        /* the first rate estimate's baseline */
-#define REANCHOR_NS 10000         /* a record newer than an anchor this young is converted from it */
-#define MIN_HZ 10000000.0         /* a measured TSC rate outside these is not believed */
+#define FIRST_NS 5000000ll /* the first rate estimate's baseline */
+#define REANCHOR_NS 10000  /* a record newer than an anchor this young is converted from it */
+#define MIN_HZ 10000000.0  /* a measured TSC rate outside these is not believed */
 #define MAX_HZ 100000000000.0
 #define ANCHOR_SANE_NS 1000000000 /* the producer's anchor must agree with its start time this well */
 
@@ -71,8 +71,8 @@ static void calibrate(struct fl_clock_cal *cal)
 	if (!fl_tsc_usable()) {
 		cal->state = -1;
 		fl_why(cal->why, sizeof cal->why,
-		    "this machine's TSC is not constant_tsc and nonstop_tsc (/proc/cpuinfo), so its ticks have no "
-		    "fixed rate");
+		       "this machine's TSC is not constant_tsc and nonstop_tsc (/proc/cpuinfo), so its ticks have no "
+		       "fixed rate");
 		return;
 	}
 	pair(CLOCK_MONOTONIC, &cal->base_tsc, &cal->base_mono);
@@ -83,8 +83,8 @@ static void calibrate(struct fl_clock_cal *cal)
 	double hz = cal->mult ? (double)(1ull << FL_CLOCK_SHIFT) * 1e9 / (double)cal->mult : 0;
 	if (hz < MIN_HZ || hz > MAX_HZ) {
 		cal->state = -1;
-		fl_why(cal->why, sizeof cal->why, "the TSC measured %.0f Hz against CLOCK_MONOTONIC, which is not believable",
-		    hz);
+		fl_why(cal->why, sizeof cal->why,
+		       "the TSC measured %.0f Hz against CLOCK_MONOTONIC, which is not believable", hz);
 		return;
 	}
 	cal->state = 1;
@@ -98,8 +98,8 @@ void fl_clock_sess_init(struct fl_clock_sess *cs, const struct fl_ring_hdr *h)
 	cs->anchor_rt = h->anchor_realtime_ns;
 	int64_t off = cs->anchor_rt - h->start_realtime_ns;
 	/* untrusted: an anchor that disagrees with the start time is ignored, the drainer's own serves */
-	cs->have_anchor = cs->clock == FL_RING_CLOCK_TSC && cs->anchor_tsc && off > -ANCHOR_SANE_NS &&
-			  off < ANCHOR_SANE_NS;
+	cs->have_anchor =
+	    cs->clock == FL_RING_CLOCK_TSC && cs->anchor_tsc && off > -ANCHOR_SANE_NS && off < ANCHOR_SANE_NS;
 }
 
 int fl_clock_check(struct fl_clock_cal *cal, const struct fl_clock_sess *cs, char *why, size_t whylen)
@@ -108,17 +108,18 @@ int fl_clock_check(struct fl_clock_cal *cal, const struct fl_clock_sess *cs, cha
 		return 0;
 	if (cs->clock != FL_RING_CLOCK_TSC) {
 		fl_why(why, whylen,
-		    "ring clock %u is unknown to this fugue-logd (it reads 0, CLOCK_REALTIME ns, and 1, TSC ticks); "
-		    "its records are not read: run a fugue-logd as new as the producer",
-		    cs->clock);
+		       "ring clock %u is unknown to this fugue-logd (it reads 0, CLOCK_REALTIME ns, and 1, TSC ticks); "
+		       "its records are not read: run a fugue-logd as new as the producer",
+		       cs->clock);
 		return -EPROTO;
 	}
 	if (!cal->state)
 		calibrate(cal);
 	if (cal->state < 0) {
-		fl_why(why, whylen, "ring clock 1 (TSC ticks) cannot be converted: %s; run the producer with "
-				 "FUGUE_CLOCK=realtime",
-		    cal->why);
+		fl_why(why, whylen,
+		       "ring clock 1 (TSC ticks) cannot be converted: %s; run the producer with "
+		       "FUGUE_CLOCK=realtime",
+		       cal->why);
 		return -EPROTO;
 	}
 	return 0;
@@ -138,7 +139,8 @@ uint64_t fl_clock_convert(struct fl_clock_cal *cal, struct fl_clock_sess *cs, ui
 	 * every record already published. Not again within REANCHOR_NS: a record
 	 * "from the future" (skewed or forged) must not make every record pay.
 	 */
-	if (raw > cal->anchor_tsc && fl_clock_scale(fl_rdtsc() - cal->anchor_tsc, cal->mult, FL_CLOCK_SHIFT) > REANCHOR_NS)
+	if (raw > cal->anchor_tsc &&
+	    fl_clock_scale(fl_rdtsc() - cal->anchor_tsc, cal->mult, FL_CLOCK_SHIFT) > REANCHOR_NS)
 		fl_clock_refresh(cal);
 	int64_t rt;
 	if (cs->have_anchor && dist(raw, cs->anchor_tsc) < dist(raw, cal->anchor_tsc))

@@ -55,20 +55,20 @@ int64_t fl_clock_from_anchor(uint64_t tsc, uint64_t anchor_tsc, int64_t anchor_r
 
 /* The drainer's calibration: one per worker thread, {0} before its first use. */
 struct fl_clock_cal {
-	int state;           /* 0 not measured yet, 1 ready, -1 this machine's TSC cannot be trusted */
-	uint64_t base_tsc;   /* the calibration baseline: (TSC, CLOCK_MONOTONIC) at first use */
+	int state;	   /* 0 not measured yet, 1 ready, -1 this machine's TSC cannot be trusted */
+	uint64_t base_tsc; /* the calibration baseline: (TSC, CLOCK_MONOTONIC) at first use */
 	int64_t base_mono;
-	uint64_t mult;       /* ticks to ns at FL_CLOCK_SHIFT */
+	uint64_t mult;	     /* ticks to ns at FL_CLOCK_SHIFT */
 	uint64_t anchor_tsc; /* the freshest (TSC, CLOCK_REALTIME) pair */
 	int64_t anchor_rt;
-	uint64_t refreshes;  /* anchors taken, for tests and stats */
-	char why[160];       /* when state is -1 */
+	uint64_t refreshes; /* anchors taken, for tests and stats */
+	char why[160];	    /* when state is -1 */
 };
 
 /* One ring's clock as the drainer saw it at attach: trusted copies, the header may change later. */
 struct fl_clock_sess {
-	uint32_t clock;      /* the header's clock value */
-	int have_anchor;     /* the producer's anchor passed its sanity check */
+	uint32_t clock;	 /* the header's clock value */
+	int have_anchor; /* the producer's anchor passed its sanity check */
 	uint64_t anchor_tsc;
 	int64_t anchor_rt;
 	int64_t last[FL_RING_MAX_LANES]; /* per lane: the last converted time, to keep lanes ordered */

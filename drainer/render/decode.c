@@ -38,36 +38,51 @@ static const Fugue__Input input0 = FUGUE__INPUT__INIT;
 static const Fugue__Level level0 = FUGUE__LEVEL__INIT;
 static const Fugue__Dropped dropped0 = FUGUE__DROPPED__INIT;
 
-#define FD(t, s, m) {(t), (uint8_t)offsetof(s, m)}
+#define FD(t, s, m)                                                                                                    \
+	{                                                                                                              \
+		(t), (uint8_t)offsetof(s, m)                                                                           \
+	}
 
 /* by body field number - 6; spawn and command (repeated strings) are left to protobuf-c */
 static const struct kdesc kinds[12] = {
-	[FUGUE__EVENT__BODY_EXIT - 6] = {&exit0, sizeof(Fugue__Exit),
-					 {{0}, FD(F_I32, Fugue__Exit, status), FD(F_I32, Fugue__Exit, signal),
-					  FD(F_U64, Fugue__Exit, duration_ns), FD(F_BOOL, Fugue__Exit, abandoned)}},
-	[FUGUE__EVENT__BODY_ACTION - 6] = {&action0, sizeof(Fugue__Action),
-					   {{0}, FD(F_STR, Fugue__Action, action), FD(F_STR, Fugue__Action, target),
-					    FD(F_STR, Fugue__Action, detail)}},
-	[FUGUE__EVENT__BODY_COMPLETION - 6] = {&completion0, sizeof(Fugue__Completion),
-					       {{0}, FD(F_STR, Fugue__Completion, task),
-						FD(F_STR, Fugue__Completion, outcome),
-						FD(F_U64, Fugue__Completion, duration_ns)}},
-	[FUGUE__EVENT__BODY_ERROR - 6] = {&error0, sizeof(Fugue__Error),
-					  {{0}, FD(F_I32, Fugue__Error, code), FD(F_STR, Fugue__Error, message),
-					   FD(F_STR, Fugue__Error, origin)}},
-	[FUGUE__EVENT__BODY_STATE - 6] = {&state0, sizeof(Fugue__State),
-					  {{0}, FD(F_STR, Fugue__State, from), FD(F_STR, Fugue__State, to),
-					   FD(F_STR, Fugue__State, reason)}},
-	[FUGUE__EVENT__BODY_PROMPT - 6] = {&prompt0, sizeof(Fugue__Prompt), {{0}, FD(F_BYTES, Fugue__Prompt, text)}},
-	[FUGUE__EVENT__BODY_TRANSCRIPT - 6] = {&transcript0, sizeof(Fugue__Transcript),
-					       {{0}, FD(F_U32, Fugue__Transcript, stream),
-						FD(F_BYTES, Fugue__Transcript, data)}},
-	[FUGUE__EVENT__BODY_INPUT - 6] = {&input0, sizeof(Fugue__Input), {{0}, FD(F_BYTES, Fugue__Input, data)}},
-	[FUGUE__EVENT__BODY_LEVEL - 6] = {&level0, sizeof(Fugue__Level),
-					  {{0}, FD(F_U32, Fugue__Level, old), FD(F_U32, Fugue__Level, new_),
-					   FD(F_U64, Fugue__Level, changes)}},
-	[FUGUE__EVENT__BODY_DROPPED - 6] = {&dropped0, sizeof(Fugue__Dropped),
-					    {{0}, FD(F_U64, Fugue__Dropped, count), FD(F_U32, Fugue__Dropped, lane)}},
+    [FUGUE__EVENT__BODY_EXIT - 6] = {&exit0,
+				     sizeof(Fugue__Exit),
+				     {{0},
+				      FD(F_I32, Fugue__Exit, status),
+				      FD(F_I32, Fugue__Exit, signal),
+				      FD(F_U64, Fugue__Exit, duration_ns),
+				      FD(F_BOOL, Fugue__Exit, abandoned)}},
+    [FUGUE__EVENT__BODY_ACTION - 6] =
+	{&action0,
+	 sizeof(Fugue__Action),
+	 {{0}, FD(F_STR, Fugue__Action, action), FD(F_STR, Fugue__Action, target), FD(F_STR, Fugue__Action, detail)}},
+    [FUGUE__EVENT__BODY_COMPLETION - 6] = {&completion0,
+					   sizeof(Fugue__Completion),
+					   {{0},
+					    FD(F_STR, Fugue__Completion, task),
+					    FD(F_STR, Fugue__Completion, outcome),
+					    FD(F_U64, Fugue__Completion, duration_ns)}},
+    [FUGUE__EVENT__BODY_ERROR -
+	6] = {&error0,
+	      sizeof(Fugue__Error),
+	      {{0}, FD(F_I32, Fugue__Error, code), FD(F_STR, Fugue__Error, message), FD(F_STR, Fugue__Error, origin)}},
+    [FUGUE__EVENT__BODY_STATE -
+	6] = {&state0,
+	      sizeof(Fugue__State),
+	      {{0}, FD(F_STR, Fugue__State, from), FD(F_STR, Fugue__State, to), FD(F_STR, Fugue__State, reason)}},
+    [FUGUE__EVENT__BODY_PROMPT - 6] = {&prompt0, sizeof(Fugue__Prompt), {{0}, FD(F_BYTES, Fugue__Prompt, text)}},
+    [FUGUE__EVENT__BODY_TRANSCRIPT -
+	6] = {&transcript0,
+	      sizeof(Fugue__Transcript),
+	      {{0}, FD(F_U32, Fugue__Transcript, stream), FD(F_BYTES, Fugue__Transcript, data)}},
+    [FUGUE__EVENT__BODY_INPUT - 6] = {&input0, sizeof(Fugue__Input), {{0}, FD(F_BYTES, Fugue__Input, data)}},
+    [FUGUE__EVENT__BODY_LEVEL -
+	6] = {&level0,
+	      sizeof(Fugue__Level),
+	      {{0}, FD(F_U32, Fugue__Level, old), FD(F_U32, Fugue__Level, new_), FD(F_U64, Fugue__Level, changes)}},
+    [FUGUE__EVENT__BODY_DROPPED - 6] = {&dropped0,
+					sizeof(Fugue__Dropped),
+					{{0}, FD(F_U64, Fugue__Dropped, count), FD(F_U32, Fugue__Dropped, lane)}},
 };
 
 /* A varint of at most 10 bytes (protobuf-c's limit), its 7-bit groups summed mod 2^64 as protobuf-c does. */

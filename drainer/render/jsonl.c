@@ -49,9 +49,10 @@ static inline char *put(char *o, const char *s, size_t n)
 /* Decimal digits, two per step from a table: numbers are most of a small event's line. */
 static char *put_u64(char *o, uint64_t v)
 {
-	static const char pairs[201] = "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
-				       "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
-				       "8081828384858687888990919293949596979899";
+	static const char pairs[201] =
+	    "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+	    "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+	    "8081828384858687888990919293949596979899";
 	char tmp[20];
 	int n = 20;
 	while (v >= 100) {
@@ -286,9 +287,9 @@ static char *put_escaped_checked(char *o, const uint8_t *s, size_t len, int chec
 			uint64_t w;
 			memcpy(&w, s + i, 8);
 			uint64_t q = w ^ (ones * '"'), bs = w ^ (ones * '\\');
-			uint64_t ctl = (w - ones * 0x20) & ~w;   /* a byte below 0x20 */
-			uint64_t quote = (q - ones) & ~q;        /* a byte equal to '"' */
-			uint64_t back = (bs - ones) & ~bs;       /* a byte equal to '\\' */
+			uint64_t ctl = (w - ones * 0x20) & ~w; /* a byte below 0x20 */
+			uint64_t quote = (q - ones) & ~q;      /* a byte equal to '"' */
+			uint64_t back = (bs - ones) & ~bs;     /* a byte equal to '\\' */
 			if ((ctl | quote | back) & highs)
 				break;
 			memcpy(o, &w, 8);
@@ -501,8 +502,7 @@ static int put_data(struct fl_jbuf *b, const Fugue__Event *ev)
 	return rc;
 }
 
-int fl_jsonl_render(struct fl_jbuf *b, struct fl_tsfmt *tc, const Fugue__Event *ev, const char *session,
-		    uint64_t seq)
+int fl_jsonl_render(struct fl_jbuf *b, struct fl_tsfmt *tc, const Fugue__Event *ev, const char *session, uint64_t seq)
 {
 	int kind = (int)ev->body_case - 5;
 	const char *name = fl_kind_name(kind);

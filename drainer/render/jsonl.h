@@ -48,8 +48,7 @@ size_t fl_jsonl_time(struct fl_tsfmt *tc, uint64_t ns, char *out);
  * Returns 0, -EINVAL when ev has no body or a kind this build does not know (b
  * unchanged), or -ENOMEM (b unchanged).
  */
-int fl_jsonl_render(struct fl_jbuf *b, struct fl_tsfmt *tc, const Fugue__Event *ev, const char *session,
-		    uint64_t seq);
+int fl_jsonl_render(struct fl_jbuf *b, struct fl_tsfmt *tc, const Fugue__Event *ev, const char *session, uint64_t seq);
 
 /* 1 when s[0..len) is valid UTF-8 (RFC 3629: no overlongs, surrogates or values above U+10FFFF). */
 int fl_utf8_valid(const uint8_t *s, size_t len);

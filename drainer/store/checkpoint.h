@@ -28,18 +28,18 @@ struct fl_ckpt {
 	uint32_t lane_count;
 	uint64_t ring_pid_start;
 	int64_t ring_start_ns;
-	uint64_t next_seq;                     /* seq of the next line; lines start at 1 */
-	uint64_t level_word;                   /* last level word seen; 0 = none yet */
+	uint64_t next_seq;		       /* seq of the next line; lines start at 1 */
+	uint64_t level_word;		       /* last level word seen; 0 = none yet */
 	uint64_t lane_next[FL_RING_MAX_LANES]; /* next expected lane sequence number */
-	uint64_t quarantined;                  /* bit per lane: corrupt, no longer read */
-	uint64_t drops;                        /* records reported lost, all lanes */
-	uint64_t level_changes;                /* generation steps reported */
-	uint64_t level_hist;                   /* entries in .levels that are valid */
-	uint64_t undecodable;                  /* records reported as undecodable */
+	uint64_t quarantined;		       /* bit per lane: corrupt, no longer read */
+	uint64_t drops;			       /* records reported lost, all lanes */
+	uint64_t level_changes;		       /* generation steps reported */
+	uint64_t level_hist;		       /* entries in .levels that are valid */
+	uint64_t undecodable;		       /* records reported as undecodable */
 	uint64_t lines[FL_SINK_CLASSES];       /* lines written per class, all segments */
-	uint32_t end;                          /* enum fl_ckpt_end */
+	uint32_t end;			       /* enum fl_ckpt_end */
 	uint32_t pad;
-	int64_t end_ns;                        /* when it ended (CLOCK_REALTIME) */
+	int64_t end_ns; /* when it ended (CLOCK_REALTIME) */
 	struct fl_sink_state sink;
 };
 

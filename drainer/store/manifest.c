@@ -62,14 +62,17 @@ static int render(struct fl_jbuf *b, const struct fl_manifest *m)
 	rc = rc ? rc : add_time(b, &tc, "start", m->start_ns);
 	rc = rc ? rc : add(b, ",");
 	rc = rc ? rc : add_time(b, &tc, "end", ck->end ? ck->end_ns : 0);
-	rc = rc ? rc : add(b, ",\"state\":\"%s\",\"level\":%s,\"lanes\":%u,\"lane_size\":%llu,",
-			   fl_manifest_state_name(ck->end), level_or_null(m->level, l1), m->lanes,
-			   (unsigned long long)m->lane_size);
-	rc = rc ? rc : add(b, "\"next_seq\":%llu,\"lines\":{\"system\":%llu,\"user\":%llu},",
-			   (unsigned long long)ck->next_seq, (unsigned long long)ck->lines[FL_SINK_SYSTEM],
-			   (unsigned long long)ck->lines[FL_SINK_USER]);
-	rc = rc ? rc : add(b, "\"drops\":%llu,\"undecodable\":%llu,\"quarantined_lanes\":[",
-			   (unsigned long long)ck->drops, (unsigned long long)ck->undecodable);
+	rc = rc ? rc
+		: add(b, ",\"state\":\"%s\",\"level\":%s,\"lanes\":%u,\"lane_size\":%llu,",
+		      fl_manifest_state_name(ck->end), level_or_null(m->level, l1), m->lanes,
+		      (unsigned long long)m->lane_size);
+	rc = rc ? rc
+		: add(b, "\"next_seq\":%llu,\"lines\":{\"system\":%llu,\"user\":%llu},",
+		      (unsigned long long)ck->next_seq, (unsigned long long)ck->lines[FL_SINK_SYSTEM],
+		      (unsigned long long)ck->lines[FL_SINK_USER]);
+	rc = rc ? rc
+		: add(b, "\"drops\":%llu,\"undecodable\":%llu,\"quarantined_lanes\":[", (unsigned long long)ck->drops,
+		      (unsigned long long)ck->undecodable);
 	int first = 1;
 	for (unsigned l = 0; l < 64 && !rc; l++)
 		if (ck->quarantined >> l & 1) {
@@ -81,15 +84,17 @@ static int render(struct fl_jbuf *b, const struct fl_manifest *m)
 		const struct fl_level_rec *r = &m->levels[i];
 		rc = add(b, "%s{", i ? "," : "");
 		rc = rc ? rc : add_time(b, &tc, "ts", r->ts_ns);
-		rc = rc ? rc : add(b, ",\"seq\":%llu,\"old\":%s,\"new\":%s,\"changes\":%llu}", (unsigned long long)r->seq,
-				   level_or_null(r->old, l1), level_or_null(r->new_, l2), (unsigned long long)r->changes);
+		rc = rc ? rc
+			: add(b, ",\"seq\":%llu,\"old\":%s,\"new\":%s,\"changes\":%llu}", (unsigned long long)r->seq,
+			      level_or_null(r->old, l1), level_or_null(r->new_, l2), (unsigned long long)r->changes);
 	}
 	rc = rc ? rc : add(b, "],\"files\":{");
 	for (int c = 0; c < FL_SINK_CLASSES && !rc; c++) {
 		const struct fl_sink_state *s = &ck->sink;
-		rc = add(b, "%s\"%s\":{\"size\":%llu,\"lines\":%llu,\"first_seq\":%llu,\"last_seq\":%llu,", c ? "," : "",
-			 fl_sink_file_name(c), (unsigned long long)s->size[c], (unsigned long long)s->lines[c],
-			 (unsigned long long)s->first_seq[c], (unsigned long long)s->last_seq[c]);
+		rc =
+		    add(b, "%s\"%s\":{\"size\":%llu,\"lines\":%llu,\"first_seq\":%llu,\"last_seq\":%llu,", c ? "," : "",
+			fl_sink_file_name(c), (unsigned long long)s->size[c], (unsigned long long)s->lines[c],
+			(unsigned long long)s->first_seq[c], (unsigned long long)s->last_seq[c]);
 		rc = rc ? rc : add_time(b, &tc, "first_ts", s->lines[c] ? s->first_ts[c] : 0);
 		rc = rc ? rc : add(b, ",");
 		rc = rc ? rc : add_time(b, &tc, "last_ts", s->lines[c] ? s->last_ts[c] : 0);

@@ -10,9 +10,9 @@
 
 /* One level change the drainer saw; also the record format of <session dir>/.levels. */
 struct fl_level_rec {
-	int64_t ts_ns;    /* when the drainer saw it */
-	uint64_t seq;     /* seq of its `level` line */
-	uint32_t old;     /* 0 = not known (changed before the drainer first looked) */
+	int64_t ts_ns; /* when the drainer saw it */
+	uint64_t seq;  /* seq of its `level` line */
+	uint32_t old;  /* 0 = not known (changed before the drainer first looked) */
 	uint32_t new_;
 	uint64_t changes; /* generation steps */
 };
@@ -21,11 +21,11 @@ struct fl_level_rec {
 struct fl_manifest {
 	const char *id;
 	uint32_t pid;
-	int64_t start_ns;  /* the producer's CLOCK_REALTIME at open */
-	uint32_t level;    /* level in force, 1..4 (0 = not known) */
+	int64_t start_ns; /* the producer's CLOCK_REALTIME at open */
+	uint32_t level;	  /* level in force, 1..4 (0 = not known) */
 	uint32_t lanes;
 	uint64_t lane_size;
-	const struct fl_ckpt *ck; /* state, end, end_ns, drops, seq, file state */
+	const struct fl_ckpt *ck;	   /* state, end, end_ns, drops, seq, file state */
 	const struct fl_level_rec *levels; /* the last nlevels changes, oldest first */
 	size_t nlevels;
 	const char *extra; /* NULL, or more members as JSON text ("\"k\":v,...") appended inside the object */

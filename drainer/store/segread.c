@@ -47,7 +47,8 @@ int fl_segread_open(struct fl_segread **out, int dirfd, const char *name, char *
 	int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0) {
 		int e = errno;
-		fl_why(why, whylen, e == ELOOP ? "%s: is a symlink; refusing to follow it" : "%s: %s", name, strerror(e));
+		fl_why(why, whylen, e == ELOOP ? "%s: is a symlink; refusing to follow it" : "%s: %s", name,
+		       strerror(e));
 		return -e;
 	}
 	struct stat st;

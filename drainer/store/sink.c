@@ -31,8 +31,8 @@ struct fl_sink {
 	int dirfd;
 	struct fl_sink_state st;
 	struct sink_file f[FL_SINK_CLASSES];
-	int segfd;          /* .segments: one seg_rec per segment number (rotation) */
-	uint64_t *pending;  /* segment numbers rotated since the last checkpoint */
+	int segfd;	   /* .segments: one seg_rec per segment number (rotation) */
+	uint64_t *pending; /* segment numbers rotated since the last checkpoint */
 	uint8_t *pend_cls;
 	size_t npending, pending_cap;
 };
@@ -56,9 +56,9 @@ struct seg_rec {
 #define SEGMENTS_NAME ".segments"
 
 static const char *const cls_names[FL_SINK_CLASSES] = {"system", "user"};
-static _Atomic uint64_t rot_max;            /* max_file_size; 0 = no rotation */
+static _Atomic uint64_t rot_max; /* max_file_size; 0 = no rotation */
 static pthread_mutex_t rot_mu = PTHREAD_MUTEX_INITIALIZER;
-static struct fl_archiver *rot_arch;        /* under rot_mu */
+static struct fl_archiver *rot_arch; /* under rot_mu */
 
 static const char *const names[FL_SINK_CLASSES] = {"system.jsonl", "user.jsonl"};
 
@@ -176,8 +176,8 @@ static int undo_rotations(int dirfd, uint64_t next)
 	return fsync(dirfd) < 0 ? -errno : 0;
 }
 
-int fl_sink_open(struct fl_sink **out, int root_fd, const char *id, const struct fl_sink_state *resume,
-		 char *why, size_t whylen)
+int fl_sink_open(struct fl_sink **out, int root_fd, const char *id, const struct fl_sink_state *resume, char *why,
+		 size_t whylen)
 {
 	*out = NULL;
 	if (mkdirat(root_fd, id, 0700) < 0 && errno != EEXIST) {
@@ -189,7 +189,7 @@ int fl_sink_open(struct fl_sink **out, int root_fd, const char *id, const struct
 	if (dirfd < 0) {
 		int e = -errno;
 		fl_why(why, whylen, "cannot open session directory %s: %s%s", id, strerror(-e),
-		    e == -ELOOP || e == -ENOTDIR ? " (a symlink or file is in the way)" : "");
+		       e == -ELOOP || e == -ENOTDIR ? " (a symlink or file is in the way)" : "");
 		return e;
 	}
 	struct fl_sink *s = calloc(1, sizeof *s);
@@ -230,8 +230,9 @@ int fl_sink_open(struct fl_sink **out, int root_fd, const char *id, const struct
 		}
 		if ((uint64_t)st.st_size < s->st.size[c]) {
 			rc = -EBADMSG;
-			fl_why(why, whylen, "%s/%s has %lld bytes, the checkpoint says %llu: it was cut by someone else", id,
-			    names[c], (long long)st.st_size, (unsigned long long)s->st.size[c]);
+			fl_why(why, whylen,
+			       "%s/%s has %lld bytes, the checkpoint says %llu: it was cut by someone else", id,
+			       names[c], (long long)st.st_size, (unsigned long long)s->st.size[c]);
 			break;
 		}
 		/* lines past the checkpoint were never acknowledged to the ring: they are written again */
@@ -286,9 +287,16 @@ static int rotate(struct fl_sink *s, int cls)
 	uint64_t n = st->next_segment ? st->next_segment : 1;
 	char name[FL_SEG_NAME_MAX];
 	fl_seg_name(name, sizeof name, cls_names[cls], n, FL_SEG_PLAIN);
-	struct seg_rec r = {.n = n, .cls = (uint32_t)cls, .lines = st->lines[cls], .first_seq = st->first_seq[cls],
-			    .last_seq = st->last_seq[cls], .first_ts = st->first_ts[cls], .last_ts = st->last_ts[cls],
-			    .size = st->size[cls], .min_ts = st->min_ts[cls], .max_ts = st->max_ts[cls]};
+	struct seg_rec r = {.n = n,
+			    .cls = (uint32_t)cls,
+			    .lines = st->lines[cls],
+			    .first_seq = st->first_seq[cls],
+			    .last_seq = st->last_seq[cls],
+			    .first_ts = st->first_ts[cls],
+			    .last_ts = st->last_ts[cls],
+			    .size = st->size[cls],
+			    .min_ts = st->min_ts[cls],
+			    .max_ts = st->max_ts[cls]};
 	if (pwrite(s->segfd, &r, sizeof r, (off_t)((n - 1) * sizeof r)) != (ssize_t)sizeof r)
 		return -EIO;
 	if (renameat(s->dirfd, names[cls], s->dirfd, name) < 0)
@@ -381,13 +389,13 @@ char *fl_sink_segments_json(const struct fl_sink *s)
 		if (rc < 0)
 			break;
 		b.len += (size_t)snprintf(
-			b.p + b.len, 512,
-			"%s{\"n\":%" PRIu64 ",\"class\":\"%s\",\"file\":\"%s\",\"state\":\"%s\",\"lines\":%" PRIu64
-			",\"first_seq\":%" PRIu64 ",\"last_seq\":%" PRIu64 ",\"first_ts\":\"%s\",\"first_ts_ns\":%" PRId64
-			",\"last_ts\":\"%s\",\"last_ts_ns\":%" PRId64 ",\"min_ts_ns\":%" PRId64 ",\"max_ts_ns\":%" PRId64
-			",\"size\":%" PRIu64 ",\"compressed\":%s}",
-			first ? "" : ",", n, cls_names[r.cls], have_plain ? plain : lz4, have_plain ? "closed" : "archived",
-			r.lines, r.first_seq, r.last_seq, t1, r.first_ts, t2, r.last_ts, r.min_ts, r.max_ts, r.size, comp);
+		    b.p + b.len, 512,
+		    "%s{\"n\":%" PRIu64 ",\"class\":\"%s\",\"file\":\"%s\",\"state\":\"%s\",\"lines\":%" PRIu64
+		    ",\"first_seq\":%" PRIu64 ",\"last_seq\":%" PRIu64 ",\"first_ts\":\"%s\",\"first_ts_ns\":%" PRId64
+		    ",\"last_ts\":\"%s\",\"last_ts_ns\":%" PRId64 ",\"min_ts_ns\":%" PRId64 ",\"max_ts_ns\":%" PRId64
+		    ",\"size\":%" PRIu64 ",\"compressed\":%s}",
+		    first ? "" : ",", n, cls_names[r.cls], have_plain ? plain : lz4, have_plain ? "closed" : "archived",
+		    r.lines, r.first_seq, r.last_seq, t1, r.first_ts, t2, r.last_ts, r.min_ts, r.max_ts, r.size, comp);
 		first = 0;
 	}
 	free(recs);

@@ -26,18 +26,18 @@ enum { FL_SINK_SYSTEM = 0, FL_SINK_USER = 1, FL_SINK_CLASSES = 2 }; /* == enum f
 
 /* Checkpointed state of the active files; {0} is a fresh session. Fixed layout: it is stored on disk. */
 struct fl_sink_state {
-	uint64_t size[FL_SINK_CLASSES];      /* bytes in each active file */
+	uint64_t size[FL_SINK_CLASSES];	     /* bytes in each active file */
 	uint64_t lines[FL_SINK_CLASSES];     /* lines in each active file */
 	uint64_t first_seq[FL_SINK_CLASSES]; /* seq of the active file's first line, 0 = empty */
 	uint64_t last_seq[FL_SINK_CLASSES];
-	int64_t first_ts[FL_SINK_CLASSES];   /* ts_ns of its first and last line */
+	int64_t first_ts[FL_SINK_CLASSES]; /* ts_ns of its first and last line */
 	int64_t last_ts[FL_SINK_CLASSES];
-	uint64_t segments[FL_SINK_CLASSES];  /* rotated segments so far (rotation) */
-	uint64_t total_bytes;                /* bytes ever appended, over all classes and segments */
-	uint64_t next_segment;               /* number of the next rotated segment, shared by both classes; 0 = 1 */
-	int64_t min_ts[FL_SINK_CLASSES];     /* smallest and largest ts_ns in each active file (lanes merge by time */
-	int64_t max_ts[FL_SINK_CLASSES];     /* per batch, so a late record can be older than the last line) */
-	uint64_t reserved[2];                /* zero */
+	uint64_t segments[FL_SINK_CLASSES]; /* rotated segments so far (rotation) */
+	uint64_t total_bytes;		    /* bytes ever appended, over all classes and segments */
+	uint64_t next_segment;		    /* number of the next rotated segment, shared by both classes; 0 = 1 */
+	int64_t min_ts[FL_SINK_CLASSES];    /* smallest and largest ts_ns in each active file (lanes merge by time */
+	int64_t max_ts[FL_SINK_CLASSES];    /* per batch, so a late record can be older than the last line) */
+	uint64_t reserved[2];		    /* zero */
 };
 
 struct fl_sink;
@@ -52,8 +52,8 @@ const char *fl_sink_file_name(int cls);
  * empty (they are truncated: nothing in them was ever checkpointed).
  * Returns 0 or -errno, with a one-line reason in why.
  */
-int fl_sink_open(struct fl_sink **out, int root_fd, const char *id, const struct fl_sink_state *resume,
-		 char *why, size_t whylen);
+int fl_sink_open(struct fl_sink **out, int root_fd, const char *id, const struct fl_sink_state *resume, char *why,
+		 size_t whylen);
 
 /*
  * Appends one complete line (ending in '\n') of class cls with its seq and

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* fuzz_drain: the drainer's real per-session step (decode, order, number, write) over a hostile ring image; every line it writes must be strict JSON. */
+/* fuzz_drain: the drainer's real per-session step (decode, order, number, write) over a hostile ring image; every line
+ * it writes must be strict JSON. */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
@@ -15,12 +16,12 @@
 #include "json_check.h"
 #include "ring.h"
 
-#define CHECK(c)                                                                                               \
-	do {                                                                                                   \
-		if (!(c)) {                                                                                    \
-			fprintf(stderr, "fuzz_drain: invariant broken: %s (line %d)\n", #c, __LINE__);         \
-			abort();                                                                               \
-		}                                                                                              \
+#define CHECK(c)                                                                                                       \
+	do {                                                                                                           \
+		if (!(c)) {                                                                                            \
+			fprintf(stderr, "fuzz_drain: invariant broken: %s (line %d)\n", #c, __LINE__);                 \
+			abort();                                                                                       \
+		}                                                                                                      \
 	} while (0)
 
 #define ID "fz"

@@ -12,12 +12,12 @@
 #include "fuguelog.h"
 #include "ring.h"
 
-#define CHECK(c)                                                                                               \
-	do {                                                                                                   \
-		if (!(c)) {                                                                                    \
-			fprintf(stderr, "fuzz_encode: invariant broken: %s (line %d)\n", #c, __LINE__);        \
-			abort();                                                                               \
-		}                                                                                              \
+#define CHECK(c)                                                                                                       \
+	do {                                                                                                           \
+		if (!(c)) {                                                                                            \
+			fprintf(stderr, "fuzz_encode: invariant broken: %s (line %d)\n", #c, __LINE__);                \
+			abort();                                                                                       \
+		}                                                                                                      \
 	} while (0)
 
 #define MAX_PARTS 8
@@ -39,8 +39,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	char prefix[64], why[256] = "";
 	snprintf(prefix, sizeof prefix, "flfz-%d-", (int)getpid());
 	/* 64 KiB: records up to 16 KiB, so the lane wraps (pads) every few inputs */
-	struct fl_session_opts o = {.id = "enc", .level = FL_LEVEL_FULL, .lanes = 1, .lane_size = 1u << 16,
-				    .shm_prefix = prefix};
+	struct fl_session_opts o = {
+	    .id = "enc", .level = FL_LEVEL_FULL, .lanes = 1, .lane_size = 1u << 16, .shm_prefix = prefix};
 	CHECK(fl_session_open(&sess, &o, why, sizeof why) == 0);
 	fl_ring_name(shm, sizeof shm, prefix, "enc");
 	CHECK(fl_ring_attach(&ring, shm, why, sizeof why) == 0);

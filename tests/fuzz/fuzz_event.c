@@ -14,12 +14,12 @@
 #include "jsonl.h"
 #endif
 
-#define CHECK(c)                                                                                               \
-	do {                                                                                                   \
-		if (!(c)) {                                                                                    \
-			fprintf(stderr, "fuzz_event: invariant broken: %s (line %d)\n", #c, __LINE__);         \
-			abort();                                                                               \
-		}                                                                                              \
+#define CHECK(c)                                                                                                       \
+	do {                                                                                                           \
+		if (!(c)) {                                                                                            \
+			fprintf(stderr, "fuzz_event: invariant broken: %s (line %d)\n", #c, __LINE__);                 \
+			abort();                                                                                       \
+		}                                                                                                      \
 	} while (0)
 
 /* The validator must be able to say no, or a broken renderer would pass unnoticed. */
@@ -27,14 +27,24 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc, (void)argv;
 	static const char *const good[] = {
-		"{}\n",
-		"{\"a\":[1,-0.5e+3,true,false,null,\"\\u00e9\\ud83d\\ude00\\n\"],\"b\":{}}\n",
-		"{\"s\":\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"}\n",
+	    "{}\n",
+	    "{\"a\":[1,-0.5e+3,true,false,null,\"\\u00e9\\ud83d\\ude00\\n\"],\"b\":{}}\n",
+	    "{\"s\":\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"}\n",
 	};
 	static const char *const bad[] = {
-		"{}",        "{} \n{}\n",     "{\"a\":01}\n",     "{\"a\":\"\x01\"}\n", "{\"a\":\"\\x\"}\n",
-		"{\"a\":NaN}\n", "{\"a\":\"\xc0\xaf\"}\n", "{\"a\":\"\xed\xa0\x80\"}\n", "{\"a\":\"\\ud800\"}\n",
-		"{\"a\":1,}\n", "[1]\n",        "{\"a\":\"\xff\"}\n", "{\"a\":\"x\n\"}\n",
+	    "{}",
+	    "{} \n{}\n",
+	    "{\"a\":01}\n",
+	    "{\"a\":\"\x01\"}\n",
+	    "{\"a\":\"\\x\"}\n",
+	    "{\"a\":NaN}\n",
+	    "{\"a\":\"\xc0\xaf\"}\n",
+	    "{\"a\":\"\xed\xa0\x80\"}\n",
+	    "{\"a\":\"\\ud800\"}\n",
+	    "{\"a\":1,}\n",
+	    "[1]\n",
+	    "{\"a\":\"\xff\"}\n",
+	    "{\"a\":\"x\n\"}\n",
 	};
 	for (size_t i = 0; i < sizeof good / sizeof *good; i++)
 		CHECK(fl_json_line_check(good[i], strlen(good[i]), NULL) == 0);
@@ -47,18 +57,12 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 static void check_event(const Fugue__Event *e)
 {
 	const void *body[] = {
-		[FUGUE__EVENT__BODY_SPAWN] = e->spawn,
-		[FUGUE__EVENT__BODY_EXIT] = e->exit,
-		[FUGUE__EVENT__BODY_ACTION] = e->action,
-		[FUGUE__EVENT__BODY_COMMAND] = e->command,
-		[FUGUE__EVENT__BODY_COMPLETION] = e->completion,
-		[FUGUE__EVENT__BODY_ERROR] = e->error,
-		[FUGUE__EVENT__BODY_STATE] = e->state,
-		[FUGUE__EVENT__BODY_PROMPT] = e->prompt,
-		[FUGUE__EVENT__BODY_TRANSCRIPT] = e->transcript,
-		[FUGUE__EVENT__BODY_INPUT] = e->input,
-		[FUGUE__EVENT__BODY_LEVEL] = e->level,
-		[FUGUE__EVENT__BODY_DROPPED] = e->dropped,
+	    [FUGUE__EVENT__BODY_SPAWN] = e->spawn,	     [FUGUE__EVENT__BODY_EXIT] = e->exit,
+	    [FUGUE__EVENT__BODY_ACTION] = e->action,	     [FUGUE__EVENT__BODY_COMMAND] = e->command,
+	    [FUGUE__EVENT__BODY_COMPLETION] = e->completion, [FUGUE__EVENT__BODY_ERROR] = e->error,
+	    [FUGUE__EVENT__BODY_STATE] = e->state,	     [FUGUE__EVENT__BODY_PROMPT] = e->prompt,
+	    [FUGUE__EVENT__BODY_TRANSCRIPT] = e->transcript, [FUGUE__EVENT__BODY_INPUT] = e->input,
+	    [FUGUE__EVENT__BODY_LEVEL] = e->level,	     [FUGUE__EVENT__BODY_DROPPED] = e->dropped,
 	};
 	if (e->body_case != FUGUE__EVENT__BODY__NOT_SET) {
 		CHECK(e->body_case >= FUGUE__EVENT__BODY_SPAWN && e->body_case <= FUGUE__EVENT__BODY_DROPPED);

@@ -12,12 +12,12 @@
 #define MAX_BATCH 16
 
 /* A broken invariant is a finding: abort so libFuzzer keeps the input. */
-#define CHECK(c)                                                                                               \
-	do {                                                                                                   \
-		if (!(c)) {                                                                                    \
-			fprintf(stderr, "fuzz_ring: invariant broken: %s (line %d)\n", #c, __LINE__);          \
-			abort();                                                                               \
-		}                                                                                              \
+#define CHECK(c)                                                                                                       \
+	do {                                                                                                           \
+		if (!(c)) {                                                                                            \
+			fprintf(stderr, "fuzz_ring: invariant broken: %s (line %d)\n", #c, __LINE__);                  \
+			abort();                                                                                       \
+		}                                                                                                      \
 	} while (0)
 
 static void drain_lane(struct fl_ring *r, uint32_t lane, unsigned max, uint8_t *img, uint64_t size)

@@ -59,8 +59,8 @@ static fl_session *open_session(const char *id, uint32_t lanes)
 {
 	fl_session *s;
 	char why[256] = "";
-	struct fl_session_opts o = {.id = id, .level = FL_LEVEL_FULL, .lanes = lanes, .lane_size = 4096,
-				    .shm_prefix = prefix};
+	struct fl_session_opts o = {
+	    .id = id, .level = FL_LEVEL_FULL, .lanes = lanes, .lane_size = 4096, .shm_prefix = prefix};
 	int rc = fl_session_open(&s, &o, why, sizeof why);
 	if (rc < 0) {
 		fprintf(stderr, "mkseeds: %s\n", why);
