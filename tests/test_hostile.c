@@ -406,29 +406,29 @@ static void test_guard_passes_other_sigbus(void **state)
 		assert_true(WTERMSIG(st) == SIGBUS || (sanitized && WTERMSIG(st) == SIGABRT));
 }
 
-/* The guard's table is fixed: past FL_GUARD_SLOTS mappings it says so, and a freed slot is reused. */
+/* The guard has no fixed size: 20,000 mappings register (the old table stopped at 1024), and all unregister. */
 static void test_guard_table_full(void **state)
 {
 	(void)state;
-	static char fake[FL_GUARD_SLOTS + 1][64]; /* distinct bases; never faulted */
+	enum { N = 20000 };
+	uint8_t *fake = malloc((size_t)N * 4096); /* distinct page-aligned-ish bases; never faulted */
+	assert_non_null(fake);
 	assert_int_equal(fl_guard_install(), 0);
-	int used = 0;
-	for (int i = 0; i < FL_GUARD_SLOTS + 1; i++) {
-		int rc = fl_guard_add(fake[i], sizeof fake[i]);
-		if (rc == -ENOSPC)
-			break;
-		assert_int_equal(rc, 0);
-		used++;
-	}
-	assert_int_equal(used, FL_GUARD_SLOTS); /* no other ring is attached in this test */
-	assert_int_equal(fl_guard_add(fake[FL_GUARD_SLOTS], 64), -ENOSPC);
-	assert_int_equal(fl_guard_tripped(fake[7]), 0);
-	fl_guard_del(fake[7]);
-	assert_int_equal(fl_guard_add(fake[FL_GUARD_SLOTS], 64), 0);
-	for (int i = 0; i <= FL_GUARD_SLOTS; i++)
-		fl_guard_del(fake[i]);
-	assert_int_equal(fl_guard_add(fake[0], 64), 0);
-	fl_guard_del(fake[0]);
+	size_t base = fl_guard_count();
+	for (int i = 0; i < N; i++)
+		assert_int_equal(fl_guard_add(fake + (size_t)i * 4096, 4096), 0);
+	assert_int_equal(fl_guard_count(), base + N);
+	assert_int_equal(fl_guard_tripped(fake + 7 * 4096), 0);
+	for (int i = 0; i < N; i += 2)
+		fl_guard_del(fake + (size_t)i * 4096);
+	assert_int_equal(fl_guard_count(), base + N / 2);
+	/* freed entries are reused */
+	for (int i = 0; i < N; i += 2)
+		assert_int_equal(fl_guard_add(fake + (size_t)i * 4096, 4096), 0);
+	for (int i = 0; i < N; i++)
+		fl_guard_del(fake + (size_t)i * 4096);
+	assert_int_equal(fl_guard_count(), base);
+	free(fake);
 }
 
 /* ---- permissions and names ------------------------------------------------------------ */

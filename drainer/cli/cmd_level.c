@@ -42,7 +42,7 @@ static int one(struct fl_ring *r, const char *id, int level, int all)
 		return FL_EXIT_OK;
 	}
 	int closed = fl_load_acquire(&r->hdr->closed) != 0;
-	if (closed || !fl_ring_owner_alive(r)) {
+	if (closed || fl_ring_owner_alive(r) == 0) {
 		const char *how = closed ? "was closed" : "lost its producer";
 		if (all) {
 			fprintf(stderr, "fugue-log level: skipping %s: it %s\n", id, how);

@@ -181,7 +181,7 @@ int fl_cmd_ls(int argc, char **argv)
 		e->ok = 1;
 		if (fl_load_acquire(&e->r.hdr->closed))
 			e->state = "closed";
-		else if (fl_ring_owner_alive(&e->r))
+		else if (fl_ring_owner_alive(&e->r) != 0) /* a failed check is not "gone" */
 			e->state = "live", any_live = 1;
 		else
 			e->state = "gone";

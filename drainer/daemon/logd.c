@@ -22,6 +22,7 @@
 #include "drain.h"
 #include "housekeep.h"
 #include "guard.h"
+#include "budget.h"
 #include "registry.h"
 #include "rings.h"
 #include "sink.h"
@@ -259,6 +260,9 @@ int main(int argc, char **argv)
 		fl_drain_log("cannot start compression and retention: %s", strerror(-hrc));
 		return EXIT_FAIL;
 	}
+
+	/* every fd the hard limit allows, shared out as slots for sessions' files (budget.h) */
+	fl_budget_init();
 
 	struct fl_registry *reg;
 	struct fl_registry_opts ro = {.root = cfg.root, .prefix = cfg.shm_prefix, .workers = cfg.workers};

@@ -99,6 +99,30 @@ int fl_sink_open_root(const char *root, char *why, size_t whylen)
 	return fd;
 }
 
+int fl_sink_check_private(int fd, const char *what, char *why, size_t whylen)
+{
+	struct stat st;
+	if (fstat(fd, &st) < 0) {
+		int e = -errno;
+		fl_why(why, whylen, "cannot stat %s: %s", what, strerror(-e));
+		return e;
+	}
+	if (st.st_uid != geteuid()) {
+		fl_why(why, whylen,
+		       "%s belongs to uid %u, not to fugue-logd's uid %u: nothing is written into it (move it away, "
+		       "or use a log root only this user can write)",
+		       what, (unsigned)st.st_uid, (unsigned)geteuid());
+		return -EPERM;
+	}
+	if (st.st_mode & 022) {
+		fl_why(why, whylen,
+		       "%s has mode %04o: group or others can write it, so nothing is written into it (chmod go-w it)",
+		       what, (unsigned)(st.st_mode & 07777));
+		return -EPERM;
+	}
+	return 0;
+}
+
 static int write_all(int fd, const char *p, size_t n)
 {
 	while (n) {
@@ -192,6 +216,13 @@ int fl_sink_open(struct fl_sink **out, int root_fd, const char *id, const struct
 		       e == -ELOOP || e == -ENOTDIR ? " (a symlink or file is in the way)" : "");
 		return e;
 	}
+	char what[160]; /* an id is at most 64 bytes */
+	snprintf(what, sizeof what, "session directory %s", id);
+	int prc = fl_sink_check_private(dirfd, what, why, whylen);
+	if (prc < 0) {
+		close(dirfd);
+		return prc;
+	}
 	struct fl_sink *s = calloc(1, sizeof *s);
 	if (!s) {
 		close(dirfd);
@@ -228,6 +259,9 @@ int fl_sink_open(struct fl_sink **out, int root_fd, const char *id, const struct
 			fl_why(why, whylen, "%s/%s is not a regular file", id, names[c]);
 			break;
 		}
+		snprintf(what, sizeof what, "%s/%s", id, names[c]);
+		if ((rc = fl_sink_check_private(f->fd, what, why, whylen)) < 0)
+			break;
 		if ((uint64_t)st.st_size < s->st.size[c]) {
 			rc = -EBADMSG;
 			fl_why(why, whylen,

@@ -10,7 +10,8 @@
  * One sink per session directory. Every file operation is relative to the
  * session directory's fd (opened O_DIRECTORY|O_NOFOLLOW under the root), every
  * file is opened O_NOFOLLOW, directories are 0700 and files 0600, so a symlink
- * planted in the log tree is refused rather than followed.
+ * planted in the log tree is refused rather than followed. A directory or file
+ * that is not ours, or that group or others can write, is refused too.
  *
  * Lines are buffered per class and reach the files with one write() per
  * buffer; fl_sink_flush writes what is buffered. The state (sizes, line
@@ -54,6 +55,14 @@ const char *fl_sink_file_name(int cls);
  */
 int fl_sink_open(struct fl_sink **out, int root_fd, const char *id, const struct fl_sink_state *resume, char *why,
 		 size_t whylen);
+
+/*
+ * 0 when fd (a session directory or file) belongs to this process's euid and
+ * neither group nor others can write it; else -EPERM (or a failed fstat's
+ * -errno) with a reason naming what. Nothing is written where this fails, so a
+ * user who pre-creates `<root>/<id>/` or its files in a shared root reads nothing.
+ */
+int fl_sink_check_private(int fd, const char *what, char *why, size_t whylen);
 
 /*
  * Appends one complete line (ending in '\n') of class cls with its seq and
