@@ -125,8 +125,9 @@ void fl_budget_note(int err, const char *what)
 	cond_count++;
 	pthread_mutex_unlock(&mu);
 	if (news)
-		fl_drain_log("%s (%s): waiting and retrying with backoff; no session ends and no record is lost over it",
-			     what, strerror(err));
+		fl_drain_log(
+		    "%s (%s): waiting and retrying with backoff; no session ends and no record is lost over it", what,
+		    strerror(err));
 }
 
 void fl_budget_ok(void)

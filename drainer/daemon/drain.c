@@ -254,7 +254,7 @@ static int fail(struct fl_dsess *s, int rc, const char *what)
 	int was_open = s->open;
 	if (fl_budget_is_resource(rc)) {
 		/* the drainer's condition, not the session's: one line for all sessions */
-		fl_budget_note(rc, "out of file descriptors or memory for session files");
+		fl_budget_note(rc, what);
 	} else if (strcmp(s->last_error, what)) {
 		fl_drain_log("session %s: %s", s->id, what);
 		snprintf(s->last_error, sizeof s->last_error, "%s", what);
@@ -350,8 +350,11 @@ static int open_session(struct fl_dsess *s, const char *root)
 	int have = rc == 0;
 	if (!have)
 		memset(&ck, 0, sizeof ck);
-	int same_ring = have && ck.ring_pid == h->pid && ck.ring_pid_start == h->pid_start &&
-			ck.ring_start_ns == h->start_realtime_ns && ck.lane_count == s->ring->lane_count;
+	/* a ring truncated since the checkpoint reads zeros: the checkpoint's word about it stands */
+	int same_ring = have && fl_guard_tripped(h)
+			    ? 1
+			    : have && ck.ring_pid == h->pid && ck.ring_pid_start == h->pid_start &&
+				  ck.ring_start_ns == h->start_realtime_ns && ck.lane_count == s->ring->lane_count;
 	if (have && !same_ring && ck.end != FL_CKPT_LIVE) {
 		/* an ended session's files are final: a new ring reusing its id is refused, its records wait */
 		close(root_fd);
@@ -836,7 +839,7 @@ static int unlink_ring(struct fl_dsess *s, int *status)
 }
 
 /* An idle worker gives back a decode arena that one big batch grew, and the heap it came from. */
-static void worker_trim(struct fl_drain_worker *w)
+void fl_drain_worker_idle(struct fl_drain_worker *w)
 {
 	if (w->arena.cap <= ARENA_KEEP && w->line.cap <= ARENA_KEEP)
 		return;
@@ -912,6 +915,20 @@ static int finish(struct fl_drain_worker *w, struct fl_dsess *s, int *status)
 	return unlink_ring(s, status);
 }
 
+/* 1 once a SIGBUS in this ring was caught: nothing in the mapping can be believed any more. */
+static int check_truncated(struct fl_dsess *s)
+{
+	if (!s->truncated && fl_guard_tripped(s->ring->hdr)) {
+		fl_drain_log("session %s: shm object %s was truncated by its producer; ending the session", s->id,
+			     s->shm_name);
+		s->truncated = 1;
+		s->ending = FL_CKPT_ABANDONED;
+	}
+	if (s->truncated)
+		s->idle = 1;
+	return s->truncated;
+}
+
 int fl_drain_step(struct fl_drain_worker *w, struct fl_dsess *s, const char *root, int *status)
 {
 	*status = FL_DRAIN_LIVE;
@@ -932,17 +949,8 @@ int fl_drain_step(struct fl_drain_worker *w, struct fl_dsess *s, const char *roo
 		s->ending = s->ck.end;
 		return finish(w, s, status);
 	}
-	if (!s->truncated && fl_guard_tripped(s->ring->hdr)) {
-		/* a SIGBUS in this ring was caught: nothing in the mapping can be believed any more */
-		fl_drain_log("session %s: shm object %s was truncated by its producer; ending the session", s->id,
-			     s->shm_name);
-		s->truncated = 1;
-		s->ending = FL_CKPT_ABANDONED;
-	}
-	if (s->truncated) {
-		s->idle = 1;
+	if (check_truncated(s))
 		return finish(w, s, status) < 0 ? -EIO : 0;
-	}
 	if (!s->ending) {
 		/* pairs with the store-release of closed in fl_session_close: its heads are visible now */
 		if (fl_load_acquire(&s->ring->hdr->closed))
@@ -971,7 +979,8 @@ int fl_drain_step(struct fl_drain_worker *w, struct fl_dsess *s, const char *roo
 	s->idle = !total && !moved;
 	if (total)
 		s->manifest_dirty = 1; /* next_seq and the file sizes moved */
-	if (s->ending && s->idle)
+	/* a truncation caught during this step (by the liveness check, say) ends it as a truncation */
+	if (check_truncated(s) || (s->ending && s->idle))
 		return finish(w, s, status) < 0 ? -EIO : 0;
 	if (s->manifest_dirty && (mono - s->manifest_at >= MANIFEST_EVERY_NS || fl_budget_pressure())) {
 		int rc = write_manifest(s, 0);
@@ -982,7 +991,7 @@ int fl_drain_step(struct fl_drain_worker *w, struct fl_dsess *s, const char *roo
 	if (fl_budget_pressure())
 		close_files(s);
 	if (s->idle)
-		worker_trim(w);
+		fl_drain_worker_idle(w);
 	return total;
 }
 

@@ -372,6 +372,7 @@ static void *worker_main(void *arg)
 			backoff = BACKOFF_MIN_NS;
 			continue;
 		}
+		fl_drain_worker_idle(w); /* memory a big session grew goes back before the nap */
 		/* nothing anywhere: sleep, longer each idle round, so an idle drainer costs nothing */
 		struct timespec ts = {0, (long)backoff};
 		nanosleep(&ts, NULL);
