@@ -3,6 +3,8 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
@@ -21,6 +23,7 @@
 #include "fugue_event.pb-c.h"
 #include "fuguelog.h"
 #include "ring.h"
+#include "rings.h"
 
 /* ---- helpers -------------------------------------------------------------------------- */
 
@@ -476,6 +479,262 @@ static void test_disk_full(void **state)
 		fail_msg("no error line says the drainer could not write for a while");
 }
 
+/* ---- trust: other users, shared roots, reused ids, hostile counters ------------------- */
+
+/* The second user the trust tests act as; created when missing (root only, else the test is skipped). */
+static void second_user(uid_t *uid, gid_t *gid)
+{
+	if (geteuid() != 0) {
+		print_message("not root: no second uid to test with, skipped\n");
+		skip();
+	}
+	struct passwd *pw = getpwnam("fltest2");
+	if (!pw) {
+		const char *argv[] = {"useradd", "-r", "-M", "-s", "/usr/sbin/nologin", "fltest2", NULL};
+		fl_it_run(argv, "/dev/null");
+		pw = getpwnam("fltest2");
+	}
+	if (!pw) {
+		print_message("cannot create the user fltest2: skipped\n");
+		skip();
+	}
+	*uid = pw->pw_uid;
+	*gid = pw->pw_gid;
+}
+
+/* Runs fn(arg) in a child that is the second user; fails the test when the child does not exit 0. */
+static void as_user(uid_t uid, gid_t gid, int (*fn)(void *), void *arg)
+{
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		if (setgroups(0, NULL) < 0 || setgid(gid) < 0 || setuid(uid) < 0)
+			_exit(90);
+		umask(0);
+		_exit(fn(arg));
+	}
+	int st;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	if (!WIFEXITED(st) || WEXITSTATUS(st))
+		fail_msg("the child acting as uid %u failed (status %#x)", (unsigned)uid, st);
+}
+
+static int make_foreign_ring(void *arg)
+{
+	const char *id = arg;
+	char name[256];
+	struct fl_ring r;
+	struct fl_ring_params p = {.id = id, .lane_count = 1, .lane_size = 4096, .level = FL_LEVEL_FULL};
+	if (fl_ring_name(name, sizeof name, NULL, id) < 0 || fl_ring_create(&r, name, &p) < 0)
+		return 1;
+	raw_action(&r, 0, "forged line");
+	fl_store_release(&r.hdr->closed, 1);
+	return 0;
+}
+
+/* A ring another user made under our prefix is reported once and left alone: no lines, no directory, no unlink. */
+static void test_foreign_ring_refused(void **state)
+{
+	(void)state;
+	uid_t uid;
+	gid_t gid;
+	second_user(&uid, &gid);
+	as_user(uid, gid, make_foreign_ring, (void *)"forged");
+	struct fl_itd d;
+	fl_it_drainer_start(&d, root, NULL);
+	fl_session *s = open_session("mine", 1, 4096, 1);
+	fl_emit_action(s, 0, "act", "t", "d");
+	fl_session_close(s);
+	assert_true(fl_it_wait_state(root, "mine", "ended", 30));
+	wait_log(&d, "belongs to uid");
+	fl_it_sleep_ms(1500); /* several rescans: still one line */
+	assert_alive(&d);
+	assert_int_equal(fl_it_drainer_stop(&d), 0);
+	assert_int_equal(count_in(d.log, "belongs to uid"), 1);
+	char p[1200], shm[256];
+	snprintf(p, sizeof p, "%s/forged", root);
+	assert_int_equal(access(p, F_OK), -1);
+	fl_ring_name(shm, sizeof shm, NULL, "forged");
+	snprintf(p, sizeof p, FL_SHM_DIR "%s", shm);
+	assert_int_equal(access(p, F_OK), 0);
+}
+
+/* Our own ring, but readable by the group: refused with the mode in the reason. */
+static void test_ring_mode_refused(void **state)
+{
+	(void)state;
+	struct fl_ring r;
+	raw_ring(&r, "grp", 1);
+	raw_action(&r, 0, "should wait");
+	char shm[256], p[1200];
+	fl_ring_name(shm, sizeof shm, NULL, "grp");
+	snprintf(p, sizeof p, FL_SHM_DIR "%s", shm);
+	assert_int_equal(chmod(p, 0640), 0);
+	raw_close(&r);
+	struct fl_itd d;
+	fl_it_drainer_start(&d, root, NULL);
+	wait_log(&d, "has mode 0640");
+	assert_alive(&d);
+	assert_int_equal(fl_it_drainer_stop(&d), 0);
+	snprintf(p, sizeof p, "%s/grp", root);
+	assert_int_equal(access(p, F_OK), -1);
+}
+
+struct squat {
+	char dir[1200];
+};
+
+static int squat_dir(void *arg)
+{
+	struct squat *q = arg;
+	char f[1300];
+	if (mkdir(q->dir, 0777) < 0)
+		return 1;
+	snprintf(f, sizeof f, "%s/user.jsonl", q->dir);
+	int fd = open(f, O_WRONLY | O_CREAT | O_EXCL, 0666);
+	if (fd < 0)
+		return 2;
+	close(fd);
+	return 0;
+}
+
+/*
+ * A world-writable root where another user pre-created <root>/<id>/ (0777)
+ * and user.jsonl (0666): the drainer writes nothing there, says why, keeps the
+ * records in the ring, and writes them all once the directory is out of the way.
+ */
+static void test_shared_root_squatter(void **state)
+{
+	(void)state;
+	uid_t uid;
+	gid_t gid;
+	second_user(&uid, &gid);
+	mkdir(root, 0700);
+	assert_int_equal(chmod(root, 0777), 0);
+	/* the other user must reach the root: its ancestors under the scratch dir are made traversable */
+	char up[1024];
+	snprintf(up, sizeof up, "%s", root);
+	for (char *slash; (slash = strrchr(up, '/')) && slash != up;) {
+		*slash = 0;
+		struct stat st;
+		if (stat(up, &st) == 0 && !(st.st_mode & S_IXOTH))
+			chmod(up, (st.st_mode & 07777) | 0711);
+	}
+	struct squat q;
+	snprintf(q.dir, sizeof q.dir, "%s/sq", root);
+	as_user(uid, gid, squat_dir, &q);
+
+	struct fl_itd d;
+	fl_it_drainer_start(&d, root, NULL);
+	fl_session *s = open_session("sq", 1, 1 << 16, 1);
+	for (int i = 0; i < 5; i++)
+		fl_emit_action(s, 0, "secret", "t", "not for the squatter");
+	fl_session_close(s);
+	wait_log(&d, "belongs to uid");
+	char f[1300], moved[1300];
+	snprintf(f, sizeof f, "%s/user.jsonl", q.dir);
+	struct stat st;
+	assert_int_equal(stat(f, &st), 0);
+	assert_int_equal(st.st_size, 0);
+	assert_false(fl_it_session_state_is(root, "sq", "ended"));
+	snprintf(moved, sizeof moved, "%s/sq.squatted", root);
+	assert_int_equal(rename(q.dir, moved), 0);
+	assert_true(fl_it_wait_state(root, "sq", "ended", 30));
+	assert_alive(&d);
+	assert_int_equal(fl_it_drainer_stop(&d), 0);
+	assert_int_equal(count_in(f, "not for the squatter"), 5);
+	snprintf(f, sizeof f, "%s/user.jsonl", moved);
+	assert_int_equal(count_in(f, "not for the squatter"), 0);
+	assert_int_equal(count_in(d.log, "belongs to uid"), 1);
+}
+
+/* A new ring with the id of an ended session is refused at open: the ended session's files stay final. */
+static void test_ended_id_not_reused(void **state)
+{
+	(void)state;
+	struct fl_itd d;
+	fl_it_drainer_start(&d, root, NULL);
+	fl_session *s = open_session("again", 1, 4096, 1);
+	for (int i = 0; i < 3; i++)
+		fl_emit_action(s, 0, "first", "t", "first life");
+	fl_session_close(s);
+	assert_true(fl_it_wait_state(root, "again", "ended", 30));
+	s = open_session("again", 1, 4096, 1);
+	fl_emit_action(s, 0, "second", "t", "second life");
+	fl_session_close(s);
+	wait_log(&d, "reuses the id of a session that ended");
+	fl_it_sleep_ms(1000);
+	assert_alive(&d);
+	assert_int_equal(fl_it_drainer_stop(&d), 0);
+	char f[1200];
+	path_of(f, sizeof f, "again", "user.jsonl");
+	assert_int_equal(count_in(f, "first life"), 3);
+	assert_int_equal(count_in(f, "second life"), 0);
+	assert_int_equal(count_in(d.log, "reuses the id"), 1);
+	char shm[256], p[1200];
+	fl_ring_name(shm, sizeof shm, NULL, "again");
+	snprintf(p, sizeof p, FL_SHM_DIR "%s", shm);
+	assert_int_equal(access(p, F_OK), 0); /* its records wait in the ring */
+}
+
+/*
+ * Counters and header values a hostile ring makes up: a seq jump of 2^63 is an
+ * error line (no absurd dropped count), a seq going back is an error line,
+ * clock anchors at the int64 extremes are no undefined behaviour, and a ring
+ * claiming pid 1 with another start time is not live forever.
+ */
+static void test_hostile_counters(void **state)
+{
+	(void)state;
+	struct fl_ring r;
+	raw_ring(&r, "jump", 1);
+	raw_action(&r, 0, "seq-zero");
+	atomic_store(&r.lanes[0].seq, 1ull << 63);
+	raw_action(&r, 0, "seq-huge");
+	atomic_store(&r.lanes[0].seq, 5);
+	raw_action(&r, 0, "seq-back");
+	raw_close(&r);
+
+	raw_ring(&r, "clk", 1);
+	raw_action(&r, 0, "odd clock");
+	r.hdr->clock = FL_RING_CLOCK_TSC;
+	r.hdr->anchor_tsc = 1;
+	r.hdr->anchor_realtime_ns = INT64_MIN;
+	r.hdr->start_realtime_ns = INT64_MAX;
+	raw_close(&r);
+
+	raw_ring(&r, "init", 1);
+	raw_action(&r, 0, "claims pid 1");
+	uint64_t init_start = 0;
+	fl_proc_start(1, &init_start);
+	r.hdr->pid = 1;
+	r.hdr->pid_start = init_start + 12345;
+	fl_ring_detach(&r); /* not closed: only the liveness check can end it */
+
+	struct fl_itd d;
+	fl_it_drainer_start(&d, root, NULL);
+	assert_true(fl_it_wait_state(root, "jump", "ended", 30));
+	assert_true(fl_it_wait_state(root, "clk", "ended", 30));
+	assert_true(fl_it_wait_state(root, "init", "abandoned", 30));
+	assert_alive(&d);
+	assert_int_equal(fl_it_drainer_stop(&d), 0);
+
+	char sys[1200], usr[1200];
+	path_of(sys, sizeof sys, "jump", "system.jsonl");
+	path_of(usr, sizeof usr, "jump", "user.jsonl");
+	assert_int_equal(count_in(usr, "seq-zero"), 1);
+	assert_int_equal(count_in(usr, "seq-huge"), 1);
+	assert_int_equal(count_in(usr, "seq-back"), 0);
+	assert_int_equal(count_in(sys, "sequence numbers jump by 9223372036854775807"), 1);
+	assert_int_equal(count_in(sys, "sequence numbers went backwards"), 1);
+	assert_int_equal(count_in(sys, "\"event\":\"dropped\""), 0);
+	const char *args[] = {"--state", "ended", NULL};
+	check_dir("jump", args);
+	check_dir("clk", args);
+	path_of(usr, sizeof usr, "init", "user.jsonl");
+	assert_int_equal(count_in(usr, "claims pid 1"), 1);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_cli_bad_ids, setup, teardown),
     cmocka_unit_test_setup_teardown(test_log_modes, setup, teardown),
@@ -484,6 +743,11 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_corrupt_record_quarantines_lane, setup, teardown),
     cmocka_unit_test_setup_teardown(test_truncated_ring, setup, teardown),
     cmocka_unit_test_setup_teardown(test_disk_full, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_foreign_ring_refused, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_ring_mode_refused, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_shared_root_squatter, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_ended_id_not_reused, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_hostile_counters, setup, teardown),
 };
 
 FL_TEST_MAIN("faults", tests)

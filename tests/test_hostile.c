@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -431,6 +432,34 @@ static void test_guard_table_full(void **state)
 	free(fake);
 }
 
+/* Out of fds, the liveness check says "could not look" (-EMFILE), never "gone": a live producer is not abandoned. */
+static void test_liveness_not_judged_on_emfile(void **state)
+{
+	(void)state;
+	struct fl_ring r, a;
+	char name[256], why[256];
+	make_ring("alive", &r);
+	shm_name(name, sizeof name, "alive");
+	assert_int_equal(fl_ring_attach(&a, name, why, sizeof why), 0);
+	assert_int_equal(fl_ring_owner_alive(&a), 1);
+	struct rlimit old, none;
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+	none = old;
+	none.rlim_cur = 3; /* stdin, stdout, stderr: the next open fails */
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &none), 0);
+	int rc = fl_ring_owner_alive(&a);
+	setrlimit(RLIMIT_NOFILE, &old);
+	assert_int_equal(rc, -EMFILE);
+	/* a pid that does not exist is gone, a start time that differs is gone */
+	uint64_t st;
+	assert_int_equal(fl_proc_start(0x3fffffff, &st), -ESRCH);
+	a.hdr->pid_start++;
+	assert_int_equal(fl_ring_owner_alive(&a), 0);
+	fl_ring_detach(&a);
+	fl_ring_detach(&r);
+	drop("alive");
+}
+
 /* ---- permissions and names ------------------------------------------------------------ */
 
 static void test_shm_mode_0600(void **state)
@@ -550,11 +579,17 @@ static void test_scan_skips_bad_names(void **state)
 }
 
 static const struct CMUnitTest tests[] = {
-    cmocka_unit_test(test_header_refused),	  cmocka_unit_test(test_object_size_refused),
-    cmocka_unit_test(test_shm_symlink_refused),	  cmocka_unit_test(test_corrupt_lane_refused),
-    cmocka_unit_test(test_truncate_after_attach), cmocka_unit_test(test_guard_passes_other_sigbus),
-    cmocka_unit_test(test_guard_table_full),	  cmocka_unit_test(test_shm_mode_0600),
-    cmocka_unit_test(test_session_id_refused),	  cmocka_unit_test(test_scan_skips_bad_names),
+    cmocka_unit_test(test_header_refused),
+    cmocka_unit_test(test_object_size_refused),
+    cmocka_unit_test(test_shm_symlink_refused),
+    cmocka_unit_test(test_corrupt_lane_refused),
+    cmocka_unit_test(test_truncate_after_attach),
+    cmocka_unit_test(test_guard_passes_other_sigbus),
+    cmocka_unit_test(test_guard_table_full),
+    cmocka_unit_test(test_shm_mode_0600),
+    cmocka_unit_test(test_session_id_refused),
+    cmocka_unit_test(test_scan_skips_bad_names),
+    cmocka_unit_test(test_liveness_not_judged_on_emfile),
 };
 
 FL_TEST_MAIN("hostile", tests)

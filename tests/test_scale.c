@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* test_scale: the real fugue-logd at machine scale — thousands of sessions on few fds, mass truncation, memory, junk. */
+/* test_scale: the real fugue-logd at machine scale — thousands of sessions on few fds, mass truncation, memory, junk.
+ */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -310,11 +311,8 @@ static void test_memory_returns_after_big_sessions(void **state)
 		char id[32];
 		snprintf(id, sizeof id, "big-%d", k);
 		fl_session *s;
-		struct fl_session_opts o = {.id = id,
-					    .level = FL_LEVEL_FULL,
-					    .lanes = 8,
-					    .lane_size = 64u << 20,
-					    .full_policy = FL_FULL_BLOCK};
+		struct fl_session_opts o = {
+		    .id = id, .level = FL_LEVEL_FULL, .lanes = 8, .lane_size = 64u << 20, .full_policy = FL_FULL_BLOCK};
 		assert_int_equal(fl_session_open(&s, &o, why, sizeof why), 0);
 		pthread_t t[8];
 		struct big b = {s, len, bytes};

@@ -255,7 +255,7 @@ static int fail(struct fl_dsess *s, int rc, const char *what)
 	if (fl_budget_is_resource(rc)) {
 		/* the drainer's condition, not the session's: one line for all sessions */
 		fl_budget_note(rc, what);
-	} else if (strcmp(s->last_error, what)) {
+	} else if (strncmp(s->last_error, what, sizeof s->last_error - 1)) { /* it holds a prefix of a long one */
 		fl_drain_log("session %s: %s", s->id, what);
 		snprintf(s->last_error, sizeof s->last_error, "%s", what);
 	}
