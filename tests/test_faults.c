@@ -417,6 +417,33 @@ static void fill_up(const char *path)
 	close(fd);
 }
 
+/* Watches the active files of a session like a tailing reader: were they ever shorter than before? */
+struct watch {
+	char path[2][1300];
+	_Atomic int stop;
+	long shrunk; /* times a file was seen shorter than at the previous look */
+	long looks;
+};
+
+static void *watch_main(void *a)
+{
+	struct watch *w = a;
+	off_t last[2] = {0, 0};
+	while (!atomic_load(&w->stop)) {
+		for (int i = 0; i < 2; i++) {
+			struct stat st;
+			if (stat(w->path[i], &st) == 0) {
+				if (st.st_size < last[i])
+					w->shrunk++;
+				last[i] = st.st_size;
+			}
+		}
+		w->looks++;
+		usleep(500);
+	}
+	return NULL;
+}
+
 /*
  * The disk fills while a session emits: the drainer keeps running and stops
  * moving tails, so the producer drops and counts; once there is room again it
@@ -443,6 +470,13 @@ static void test_disk_full(void **state)
 	memset(text, 't', sizeof text);
 	assert_true(fl_emit_transcript(s, 0, 1, text, sizeof text) > 0);
 	assert_true(fl_it_wait_lines(root, "full", 1, 30)); /* files exist, then the disk fills */
+	static struct watch wt;
+	snprintf(wt.path[0], sizeof wt.path[0], "%s/full/system.jsonl", root);
+	snprintf(wt.path[1], sizeof wt.path[1], "%s/full/user.jsonl", root);
+	atomic_store(&wt.stop, 0);
+	wt.shrunk = wt.looks = 0;
+	pthread_t wth;
+	assert_int_equal(pthread_create(&wth, NULL, watch_main, &wt), 0);
 	fill_up(ballast);
 
 	/* far more than the lane holds: most of it waits in the ring or is dropped */
@@ -464,9 +498,14 @@ static void test_disk_full(void **state)
 	unlink(ballast);
 	fl_session_close(s);
 	assert_true(fl_it_wait_state(root, "full", "ended", 60));
+	atomic_store(&wt.stop, 1);
+	pthread_join(wth, NULL);
 	assert_int_equal(fl_it_drainer_stop(&d), 0);
-	print_message("admitted %llu, dropped %llu while the disk was full\n", (unsigned long long)st.admitted,
-		      (unsigned long long)st.dropped);
+	print_message(
+	    "admitted %llu, dropped %llu while the disk was full; active files shrank %ld times in %ld looks\n",
+	    (unsigned long long)st.admitted, (unsigned long long)st.dropped, wt.shrunk, wt.looks);
+	/* shipping.md: an active file is cut back only after a crash, never while the drainer runs */
+	assert_int_equal(wt.shrunk, 0);
 
 	char e1[64], e2[64];
 	snprintf(e1, sizeof e1, "event:transcript=%llu", (unsigned long long)st.admitted);
@@ -659,6 +698,11 @@ static void test_ended_id_not_reused(void **state)
 		fl_emit_action(s, 0, "first", "t", "first life");
 	fl_session_close(s);
 	assert_true(fl_it_wait_state(root, "again", "ended", 30));
+	char shm[256], p[1200];
+	fl_ring_name(shm, sizeof shm, NULL, "again");
+	snprintf(p, sizeof p, FL_SHM_DIR "%s", shm);
+	for (int i = 0; i < 3000 && access(p, F_OK) == 0; i++) /* the manifest is final just before the unlink */
+		fl_it_sleep_ms(10);
 	s = open_session("again", 1, 4096, 1);
 	fl_emit_action(s, 0, "second", "t", "second life");
 	fl_session_close(s);
@@ -671,9 +715,6 @@ static void test_ended_id_not_reused(void **state)
 	assert_int_equal(count_in(f, "first life"), 3);
 	assert_int_equal(count_in(f, "second life"), 0);
 	assert_int_equal(count_in(d.log, "reuses the id"), 1);
-	char shm[256], p[1200];
-	fl_ring_name(shm, sizeof shm, NULL, "again");
-	snprintf(p, sizeof p, FL_SHM_DIR "%s", shm);
 	assert_int_equal(access(p, F_OK), 0); /* its records wait in the ring */
 }
 

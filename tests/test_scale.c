@@ -338,7 +338,9 @@ static void test_memory_returns_after_big_sessions(void **state)
 	assert_int_equal(fl_it_drainer_stop(&d), 0);
 	print_message("drainer private memory: idle %ld KiB, highest while draining %ld KiB, after all ended %ld KiB\n",
 		      idle, peak, after);
-	assert_true(after <= 2 * idle + 4096);
+	/* a sanitizer's allocator keeps freed memory in quarantine: there the figure is printed, not judged */
+	if (!fl_it_sanitized())
+		assert_true(after <= 2 * idle + 4096);
 }
 
 /* Thousands of junk names under the prefix: reported, then they cost the idle drainer (almost) no CPU. */

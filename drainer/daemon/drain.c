@@ -173,7 +173,9 @@ struct fl_dsess {
 	int64_t retry_ns;     /* current backoff */
 	int64_t alive_checked, manifest_at, retry_at;
 	int slot, slot_wait; /* holds an fd slot (budget.h) / waits for one */
-	uint64_t resuming;   /* lanes re-reading records a checkpoint already covers: seq below next is no news */
+	int flush_pending;   /* a batch is rendered and accounted, but the files have not taken all of it */
+	uint64_t pend_tails[FL_RING_MAX_LANES]; /* the tails that batch moves once it is written */
+	uint64_t resuming; /* lanes re-reading records a checkpoint already covers: seq below next is no news */
 	int64_t unlink_at, unlink_ns; /* finished, but its shm object could not be unlinked: retry then */
 	int manifest_dirty;
 	char last_error[256];
@@ -264,6 +266,26 @@ static int fail(struct fl_dsess *s, int rc, const char *what)
 	if (!s->outage_since && rc != -EEXIST && (was_open || !fl_budget_is_resource(rc)))
 		s->outage_since = now_ns(CLOCK_REALTIME);
 	s->outage_errno = rc < 0 ? -rc : EIO;
+	s->retry_ns = s->retry_ns ? (s->retry_ns * 2 > RETRY_MAX_NS ? RETRY_MAX_NS : s->retry_ns * 2) : RETRY_MIN_NS;
+	s->retry_at = now_ns(CLOCK_MONOTONIC) + s->retry_ns;
+	return rc;
+}
+
+/*
+ * The files refuse bytes for now (a full disk): the session keeps them open
+ * and its lines buffered, logs once, and tries again with fail's backoff.
+ */
+static int wait_for_files(struct fl_dsess *s, int rc)
+{
+	char what[160];
+	snprintf(what, sizeof what, "cannot write its files (%s); holding the lines and retrying", strerror(-rc));
+	if (strncmp(s->last_error, what, sizeof s->last_error - 1)) {
+		fl_drain_log("session %s: %s", s->id, what);
+		snprintf(s->last_error, sizeof s->last_error, "%s", what);
+	}
+	if (!s->outage_since)
+		s->outage_since = now_ns(CLOCK_REALTIME);
+	s->outage_errno = -rc;
 	s->retry_ns = s->retry_ns ? (s->retry_ns * 2 > RETRY_MAX_NS ? RETRY_MAX_NS : s->retry_ns * 2) : RETRY_MIN_NS;
 	s->retry_at = now_ns(CLOCK_MONOTONIC) + s->retry_ns;
 	return rc;
@@ -622,6 +644,29 @@ static int write_merged(struct fl_drain_worker *w, struct fl_dsess *s, unsigned 
  * checkpoints, then moves the tails. Returns lines written, or -errno before
  * any tail moved; *moved says whether records or pads were consumed.
  */
+/*
+ * A batch whose lines the files refused for a while: write the rest where the
+ * files stopped, then checkpoint and move its tails, as batch would have.
+ * Returns 0 once done, or the -errno of the write or checkpoint.
+ */
+static int finish_pending(struct fl_dsess *s)
+{
+	int rc = fl_sink_flush(s->sink);
+	if (rc < 0)
+		return rc;
+	fl_sink_get_state(s->sink, &s->ck.sink);
+	rc = fl_ckpt_write(&s->ckf, &s->ck, 0);
+	if (rc < 0)
+		return rc;
+	fl_sink_committed(s->sink);
+	s->flush_pending = 0;
+	s->manifest_dirty = 1;
+	for (uint32_t l = 0; l < s->ring->lane_count; l++)
+		if (s->pend_tails[l] != fl_load_relaxed(&s->ring->lanes[l].tail))
+			fl_lane_release(s->ring, l, s->pend_tails[l]);
+	return 0;
+}
+
 static int batch(struct fl_drain_worker *w, struct fl_dsess *s, int *moved)
 {
 	struct fl_ring *r = s->ring;
@@ -651,8 +696,8 @@ static int batch(struct fl_drain_worker *w, struct fl_dsess *s, int *moved)
 		/* the files failed and were reopened from the checkpoint: say so where it happened */
 		char msg[300];
 		snprintf(msg, sizeof msg,
-			 "could not write the session files for %lld s (%s); resumed from the checkpoint: nothing "
-			 "accepted was lost, what producers dropped meanwhile is in the dropped lines",
+			 "could not write the session files for %lld s (%s); resumed: nothing accepted was lost, what "
+			 "producers dropped meanwhile is in the dropped lines",
 			 (long long)((now - s->outage_since) / 1000000000), strerror(s->outage_errno));
 		Fugue__Event *ev = synth(w, s, now, FUGUE__EVENT__BODY_ERROR);
 		if (!ev || !(ev->error->message = arena_strdup(w, msg)))
@@ -784,6 +829,12 @@ static int batch(struct fl_drain_worker *w, struct fl_dsess *s, int *moved)
 		rc = write_merged(w, s, nl + 1, &written);
 		if (rc == 0)
 			rc = fl_sink_flush(s->sink);
+		if (rc < 0 && fl_sink_write_error_waits(rc)) {
+			/* the disk is full (say): the lines wait in the sink, the file is never cut back */
+			memcpy(s->pend_tails, w->tails, nl * sizeof *w->tails);
+			s->flush_pending = 1;
+			return rc;
+		}
 		if (rc == 0) {
 			fl_sink_get_state(s->sink, &s->ck.sink);
 			rc = fl_ckpt_write(&s->ckf, &s->ck, 0);
@@ -944,6 +995,16 @@ int fl_drain_step(struct fl_drain_worker *w, struct fl_dsess *s, const char *roo
 		if (!s->open)
 			return 0; /* waiting for an fd slot */
 	}
+	if (s->flush_pending) {
+		if (mono < s->retry_at)
+			return 0;
+		int rc = finish_pending(s);
+		if (rc < 0 && fl_sink_write_error_waits(rc))
+			return wait_for_files(s, rc);
+		if (rc < 0)
+			return fail(s, rc,
+				    "writing the lines held during an outage failed; resuming from the checkpoint");
+	}
 	if (s->ck.end != FL_CKPT_LIVE) {
 		/* ended before a restart: only the manifest and the unlink may be missing */
 		s->ending = s->ck.end;
@@ -967,6 +1028,8 @@ int fl_drain_step(struct fl_drain_worker *w, struct fl_dsess *s, const char *roo
 	int total = 0, moved = 0;
 	for (int round = 0; round < ROUNDS; round++) {
 		int n = batch(w, s, &moved);
+		if (n < 0 && s->flush_pending)
+			return wait_for_files(s, n);
 		if (n < 0) {
 			char what[128];
 			snprintf(what, sizeof what, "writing failed (%s); resuming from the checkpoint", strerror(-n));
