@@ -51,7 +51,9 @@ static void on_sigbus(int sig, siginfo_t *si, void *uc)
 			continue;
 		uintptr_t b = atomic_load(&e->base);
 		size_t n = atomic_load(&e->size);
-		if (!b || a < b || a - b >= n)
+		/* base again: an entry recycled between the two loads must not pair one ring's base with another's size
+		 */
+		if (!b || atomic_load(&e->base) != b || a < b || a - b >= n)
 			continue;
 		/* private zeros over the whole ring: the retried load succeeds, nothing validates */
 		if (mmap((void *)b, n, PROT_READ | PROT_WRITE, MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) !=
