@@ -39,6 +39,12 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	(void)state;
+	char sticky[512]; /* test_unlink_retried_once_logged's object, when it failed while immutable */
+	snprintf(sticky, sizeof sticky, "/dev/shm/%ssticky", fl_ring_prefix());
+	if (access(sticky, F_OK) == 0) {
+		const char *off[] = {"chattr", "-i", sticky, NULL};
+		fl_it_run(off, "/dev/null");
+	}
 	fl_it_shm_cleanup();
 	char mnt[1100];
 	snprintf(mnt, sizeof mnt, "%s/mnt", fl_test_tmp());
@@ -719,6 +725,45 @@ static void test_ended_id_not_reused(void **state)
 }
 
 /*
+ * A finished session whose shm object cannot be unlinked (made immutable
+ * after the drainer mapped it): its files are final, the failure is logged
+ * once, the unlink is retried with backoff, and it goes once it can.
+ */
+static void test_unlink_retried_once_logged(void **state)
+{
+	(void)state;
+	struct fl_itd d;
+	fl_it_drainer_start(&d, root, NULL);
+	fl_session *s = open_session("sticky", 1, 4096, 1);
+	fl_emit_action(s, 0, "act", "t", "d");
+	assert_true(fl_it_wait_lines(root, "sticky", 1, 30)); /* mapped by the drainer */
+	char shm[256], p[1200];
+	fl_ring_name(shm, sizeof shm, NULL, "sticky");
+	snprintf(p, sizeof p, FL_SHM_DIR "%s", shm);
+	const char *on[] = {"chattr", "+i", p, NULL}, *off[] = {"chattr", "-i", p, NULL};
+	if (fl_it_run(on, "/dev/null") != 0) {
+		fl_session_close(s);
+		fl_it_drainer_stop(&d);
+		print_message("cannot make %s immutable (needs root and a kernel whose tmpfs has chattr): skipped\n",
+			      p);
+		skip();
+	}
+	fl_session_close(s);
+	assert_true(fl_it_wait_state(root, "sticky", "ended", 30));
+	wait_log(&d, "cannot be unlinked");
+	fl_it_sleep_ms(3500); /* retries at 1 s, 2 s: still one line */
+	assert_int_equal(count_in(d.log, "cannot be unlinked"), 1);
+	assert_int_equal(access(p, F_OK), 0);
+	assert_int_equal(fl_it_run(off, "/dev/null"), 0);
+	wait_log(&d, "unlinked at last");
+	assert_int_equal(access(p, F_OK), -1);
+	assert_alive(&d);
+	assert_int_equal(fl_it_drainer_stop(&d), 0);
+	const char *args[] = {"--gapless", "--state", "ended", "--expect", "event:action=1", NULL};
+	check_dir("sticky", args);
+}
+
+/*
  * Counters and header values a hostile ring makes up: a seq jump of 2^63 is an
  * error line (no absurd dropped count), a seq going back is an error line,
  * clock anchors at the int64 extremes are no undefined behaviour, and a ring
@@ -789,6 +834,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_shared_root_squatter, setup, teardown),
     cmocka_unit_test_setup_teardown(test_ended_id_not_reused, setup, teardown),
     cmocka_unit_test_setup_teardown(test_hostile_counters, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_unlink_retried_once_logged, setup, teardown),
 };
 
 FL_TEST_MAIN("faults", tests)
