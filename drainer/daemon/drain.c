@@ -250,6 +250,13 @@ void fl_dsess_free(struct fl_dsess *s)
 	free(s);
 }
 
+/* The next try after a failure: 100 ms, doubling up to 5 s while it lasts. */
+static void back_off(struct fl_dsess *s)
+{
+	s->retry_ns = s->retry_ns ? (s->retry_ns * 2 > RETRY_MAX_NS ? RETRY_MAX_NS : s->retry_ns * 2) : RETRY_MIN_NS;
+	s->retry_at = now_ns(CLOCK_MONOTONIC) + s->retry_ns;
+}
+
 /* Logs a session's failure once per distinct message, and schedules the retry. */
 static int fail(struct fl_dsess *s, int rc, const char *what)
 {
@@ -266,8 +273,7 @@ static int fail(struct fl_dsess *s, int rc, const char *what)
 	if (!s->outage_since && rc != -EEXIST && (was_open || !fl_budget_is_resource(rc)))
 		s->outage_since = now_ns(CLOCK_REALTIME);
 	s->outage_errno = rc < 0 ? -rc : EIO;
-	s->retry_ns = s->retry_ns ? (s->retry_ns * 2 > RETRY_MAX_NS ? RETRY_MAX_NS : s->retry_ns * 2) : RETRY_MIN_NS;
-	s->retry_at = now_ns(CLOCK_MONOTONIC) + s->retry_ns;
+	back_off(s);
 	return rc;
 }
 
@@ -286,8 +292,7 @@ static int wait_for_files(struct fl_dsess *s, int rc)
 	if (!s->outage_since)
 		s->outage_since = now_ns(CLOCK_REALTIME);
 	s->outage_errno = -rc;
-	s->retry_ns = s->retry_ns ? (s->retry_ns * 2 > RETRY_MAX_NS ? RETRY_MAX_NS : s->retry_ns * 2) : RETRY_MIN_NS;
-	s->retry_at = now_ns(CLOCK_MONOTONIC) + s->retry_ns;
+	back_off(s);
 	return rc;
 }
 
@@ -373,10 +378,9 @@ static int open_session(struct fl_dsess *s, const char *root)
 	if (!have)
 		memset(&ck, 0, sizeof ck);
 	/* a ring truncated since the checkpoint reads zeros: the checkpoint's word about it stands */
-	int same_ring = have && fl_guard_tripped(h)
-			    ? 1
-			    : have && ck.ring_pid == h->pid && ck.ring_pid_start == h->pid_start &&
-				  ck.ring_start_ns == h->start_realtime_ns && ck.lane_count == s->ring->lane_count;
+	int same_ring = have && (fl_guard_tripped(h) ||
+				 (ck.ring_pid == h->pid && ck.ring_pid_start == h->pid_start &&
+				  ck.ring_start_ns == h->start_realtime_ns && ck.lane_count == s->ring->lane_count));
 	if (have && !same_ring && ck.end != FL_CKPT_LIVE) {
 		/* an ended session's files are final: a new ring reusing its id is refused, its records wait */
 		close(root_fd);
@@ -640,11 +644,6 @@ static int write_merged(struct fl_drain_worker *w, struct fl_dsess *s, unsigned 
 }
 
 /*
- * One batch: reads, decodes and orders what the lanes hold, writes the lines,
- * checkpoints, then moves the tails. Returns lines written, or -errno before
- * any tail moved; *moved says whether records or pads were consumed.
- */
-/*
  * A batch whose lines the files refused for a while: write the rest where the
  * files stopped, then checkpoint and move its tails, as batch would have.
  * Returns 0 once done, or the -errno of the write or checkpoint.
@@ -667,6 +666,11 @@ static int finish_pending(struct fl_dsess *s)
 	return 0;
 }
 
+/*
+ * One batch: reads, decodes and orders what the lanes hold, writes the lines,
+ * checkpoints, then moves the tails. Returns lines written, or -errno before
+ * any tail moved; *moved says whether records or pads were consumed.
+ */
 static int batch(struct fl_drain_worker *w, struct fl_dsess *s, int *moved)
 {
 	struct fl_ring *r = s->ring;
