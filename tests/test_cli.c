@@ -1092,6 +1092,74 @@ static void test_gc_json_matches_log(void **state)
 	assert_non_null(strstr(out_buf, "\"seq\":2,"));
 }
 
+/* 1 when /proc/<pid>/maps of the pid in *arg maps the shm object named in shm_name. */
+static char shm_name[256];
+static int maps_ring_cond(void *arg)
+{
+	char p[64], maps[1 << 16];
+	snprintf(p, sizeof p, "/proc/%d/maps", *(pid_t *)arg);
+	slurp(p, maps, sizeof maps);
+	return strstr(maps, shm_name) != NULL;
+}
+
+/* A producer truncates its ring while `ls` samples it: ls reports the ring, it is not killed by SIGBUS. */
+static void test_ls_ring_truncated(void **state)
+{
+	(void)state;
+	char emit_out[1200], ls_out[1200], ls_err[1200];
+	snprintf(emit_out, sizeof emit_out, "%s/emit.json", fl_test_tmp());
+	/* a live producer that sleeps: its first event, then one per 1000 s */
+	const char *emit[] = {cli_path(),   "emit", "--event",	    "state", "--rate", "0.001",
+			      "--duration", "3000", "--session-id", "trunc", NULL};
+	pid_t ep = fork();
+	assert_true(ep >= 0);
+	if (ep == 0) {
+		int fd = open(emit_out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		dup2(fd, 1);
+		execv(emit[0], (char *const *)emit);
+		_exit(127);
+	}
+	child = ep;
+	snprintf(shm_name, sizeof shm_name, "/dev/shm/%strunc", fl_ring_prefix());
+	int caught = 0;
+	for (int attempt = 0; attempt < 20 && !caught; attempt++) {
+		if (!fl_it_wait(file_exists_cond, shm_name, 30))
+			fail_msg("the emitting session never appeared as %s", shm_name);
+		snprintf(ls_out, sizeof ls_out, "%s/ls.out", fl_test_tmp());
+		snprintf(ls_err, sizeof ls_err, "%s/ls.err", fl_test_tmp());
+		pid_t lp = fork();
+		assert_true(lp >= 0);
+		if (lp == 0) {
+			int fo = open(ls_out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+			int fe = open(ls_err, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+			dup2(fo, 1);
+			dup2(fe, 2);
+			execl(cli_path(), cli_path(), "ls", "--json", (char *)NULL);
+			_exit(127);
+		}
+		/* ls maps the ring, then sleeps 200 ms between its two samples: truncate in between */
+		if (fl_it_wait(maps_ring_cond, &lp, 10)) {
+			int fd = open(shm_name, O_RDWR);
+			assert_true(fd >= 0);
+			assert_int_equal(ftruncate(fd, 0), 0);
+			close(fd);
+			caught = 1;
+		}
+		int st;
+		assert_int_equal(waitpid(lp, &st, 0), lp);
+		if (WIFSIGNALED(st))
+			fail_msg("fugue-log ls was killed by signal %d", WTERMSIG(st));
+		assert_int_equal(WEXITSTATUS(st), 0);
+	}
+	assert_true(caught);
+	slurp(ls_out, out_buf, sizeof out_buf);
+	assert_non_null(strstr(out_buf, "\"id\":\"trunc\",\"state\":\"broken\""));
+	assert_non_null(strstr(out_buf, "truncated while being read"));
+	kill(ep, SIGKILL);
+	waitpid(ep, NULL, 0);
+	child = -1;
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_help_every_command, setup, teardown),
     cmocka_unit_test_setup_teardown(test_level_get_set, setup, teardown),
@@ -1111,6 +1179,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_root_relative_refused, setup, teardown),
     cmocka_unit_test_setup_teardown(test_root_tilde_every_source, setup, teardown),
     cmocka_unit_test_setup_teardown(test_gc_json_matches_log, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_ls_ring_truncated, setup, teardown),
 };
 
 FL_TEST_MAIN("cli", tests)

@@ -10,6 +10,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "guard.h"
+
 struct fl_cli_common fl_cli;
 
 static const struct {
@@ -84,6 +86,14 @@ int fl_cli_config(struct fl_config *cfg)
 		return FL_EXIT_USAGE;
 	}
 	return 0;
+}
+
+void fl_cli_guard(void)
+{
+	int rc = fl_guard_install();
+	if (rc < 0)
+		fl_cli_err("cannot install the SIGBUS guard (%s): a ring truncated while read would kill this command",
+			   strerror(-rc));
 }
 
 int fl_cli_u64(const char *s, uint64_t *out)
