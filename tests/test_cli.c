@@ -1160,6 +1160,37 @@ static void test_ls_ring_truncated(void **state)
 	child = -1;
 }
 
+/* Lines removed by retention leave holes in seq: cat and cat --follow say so once per hole, on stderr. */
+static void test_cat_retention_gap(void **state)
+{
+	(void)state;
+	make_session_dir("holes");
+	char all[1024] = "";
+	strcat(all, line(183, "system"));
+	strcat(all, line(184, "system"));
+	strcat(all, line(186, "system"));
+	file_in("system.jsonl", all);
+	file_in("user.jsonl", line(185, "user"));
+	file_in("session.json", "{\"state\":\"ended\"}\n");
+	const char *want = "fugue-log: seq 1-182 of holes are not on disk (removed by retention: ";
+	assert_int_equal(run("cat", "--root", root, "holes", NULL), 0);
+	assert_non_null(strstr(err_buf, want));
+	assert_null(strstr(err_buf, "seq 185"));
+	assert_int_equal(run("cat", "--root", root, "--follow", "holes", NULL), 0);
+	assert_non_null(strstr(err_buf, want));
+	file_in("user.jsonl", "");
+	assert_int_equal(run("cat", "--root", root, "holes", NULL), 0);
+	assert_non_null(strstr(err_buf, want));
+	assert_non_null(strstr(err_buf, "fugue-log: seq 185 of holes is not on disk"));
+	int notes = 0;
+	for (const char *c = err_buf; (c = strstr(c, "not on disk")); c++)
+		notes++;
+	assert_int_equal(notes, 2);
+	/* one class alone has holes by nature: no notes */
+	assert_int_equal(run("cat", "--root", root, "--class", "system", "holes", NULL), 0);
+	assert_string_equal(err_buf, "");
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_help_every_command, setup, teardown),
     cmocka_unit_test_setup_teardown(test_level_get_set, setup, teardown),
@@ -1180,6 +1211,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_root_tilde_every_source, setup, teardown),
     cmocka_unit_test_setup_teardown(test_gc_json_matches_log, setup, teardown),
     cmocka_unit_test_setup_teardown(test_ls_ring_truncated, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_cat_retention_gap, setup, teardown),
 };
 
 FL_TEST_MAIN("cli", tests)
