@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "fuguelog.h"
@@ -120,6 +121,32 @@ int fl_parse_bool(const char *s, int *out)
 	return -EINVAL;
 }
 
+int fl_config_root_check(const char *value, const char *source, char *out, size_t outlen, char *why, size_t whylen)
+{
+	const char *home = "", *rest = value;
+	if (value[0] == '~' && (value[1] == '/' || !value[1])) {
+		home = getenv("HOME");
+		if (!home || home[0] != '/') {
+			snprintf(why, whylen, "%s=%s is refused: '~' needs HOME set to an absolute path (HOME=%s)",
+				 source, value, home ? home : "(unset)");
+			return -EINVAL;
+		}
+		rest = value + 1;
+	} else if (value[0] != '/') {
+		snprintf(why, whylen,
+			 "%s=%s is refused: use an absolute directory path or ~/... (a relative root would "
+			 "change meaning when fugue-logd leaves the current directory)",
+			 source, value);
+		return -EINVAL;
+	}
+	if ((size_t)snprintf(out, outlen, "%s%s", home, rest) >= outlen) {
+		snprintf(why, whylen, "%s=%.64s... is refused: the path is longer than %zu bytes", source, value,
+			 outlen - 1);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 struct load {
 	struct fl_config *c;
 	char *why;
@@ -147,9 +174,12 @@ static int handler(void *user, const char *section, const char *key, const char 
 			return refuse(l, key, value, "use spawns, signals, prompts or full");
 		c->default_level = v;
 	} else if (!strcmp(key, "root")) {
-		if (!*value || strlen(value) >= sizeof c->root)
-			return refuse(l, key, value, "use a directory path");
-		snprintf(c->root, sizeof c->root, "%s", value);
+		char src[PATH_MAX + 16];
+		snprintf(src, sizeof src, "%s: root", c->path);
+		if (fl_config_root_check(value, src, c->root, sizeof c->root, l->why, l->whylen) < 0) {
+			l->bad = 1;
+			return 0;
+		}
 	} else if (!strcmp(key, "workers")) {
 		char *end;
 		long v = strtol(value, &end, 10);
@@ -198,6 +228,12 @@ int fl_config_load(struct fl_config *c, const char *path, char *why, size_t whyl
 		snprintf(dflt, sizeof dflt, "%s/.fugue/logging.conf", home && *home ? home : ".");
 	}
 	const char *file = path ? path : dflt;
+	struct stat st;
+	if (stat(file, &st) == 0 && S_ISDIR(st.st_mode)) {
+		/* read as a file, a directory gives no lines: it would pass for an empty config */
+		snprintf(why, whylen, "%s: is a directory, not a config file; give the path of the file", file);
+		return -EINVAL;
+	}
 	if (access(file, F_OK) == 0) {
 		snprintf(c->path, sizeof c->path, "%s", file);
 		struct load l = {c, why, whylen, 0, 0};
@@ -218,8 +254,8 @@ int fl_config_load(struct fl_config *c, const char *path, char *why, size_t whyl
 	}
 
 	const char *v = getenv("FUGUE_LOG_DIR");
-	if (v && *v)
-		snprintf(c->root, sizeof c->root, "%s", v);
+	if (v && *v && fl_config_root_check(v, "FUGUE_LOG_DIR", c->root, sizeof c->root, why, whylen) < 0)
+		return -EINVAL;
 	v = getenv("FUGUE_SESSION_LOG");
 	if (v && *v) {
 		int lv = fl_level_parse(v);

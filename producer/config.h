@@ -37,6 +37,16 @@ void fl_config_defaults(struct fl_config *c);
  */
 int fl_config_load(struct fl_config *c, const char *path, char *why, size_t whylen);
 
+/*
+ * The one rule for a log root, whatever its source (config 'root',
+ * FUGUE_LOG_DIR, --root): an absolute path, or "~" / "~/..." expanded from an
+ * absolute $HOME. Anything else is refused, because fugue-logd changes to /
+ * when it daemonizes and a relative root would silently move there. Writes the
+ * result into out; returns 0, or -EINVAL with why saying "<source>=<value> is
+ * refused: <what to do>".
+ */
+int fl_config_root_check(const char *value, const char *source, char *out, size_t outlen, char *why, size_t whylen);
+
 /* "10M", "512K", "1G", "4096" (bytes; K/M/G are powers of 1024, optional B/iB). -EINVAL if bad. */
 int fl_parse_size(const char *s, uint64_t *out);
 

@@ -107,15 +107,20 @@ static uint64_t last_log_seq(int fd)
 	return p ? strtoull(p + 6, NULL, 10) : 0;
 }
 
-int fl_retention_log_append(int root_fd, const struct fl_retention_removal *r, const char *by)
+int fl_retention_log_append(int root_fd, const struct fl_retention_removal *r, const char *by, char *line, size_t cap)
 {
+	char own[1024];
+	if (!line || cap < sizeof own) {
+		line = own;
+		cap = sizeof own;
+	}
+	line[0] = 0;
 	int fd = openat(root_fd, FL_RETENTION_LOG, O_RDWR | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -errno;
 	struct timespec now;
 	clock_gettime(CLOCK_REALTIME, &now);
-	char line[1024];
-	int n = fl_retention_render(line, sizeof line, r, last_log_seq(fd) + 1,
+	int n = fl_retention_render(line, cap, r, last_log_seq(fd) + 1,
 				    (int64_t)now.tv_sec * 1000000000ll + now.tv_nsec, by);
 	int rc = 0;
 	if (n < 0)
@@ -131,7 +136,7 @@ static void report(const struct fl_retention_hooks *h, int root_fd, const struct
 	if (h && h->report)
 		h->report(h->arg, r);
 	else
-		fl_retention_log_append(root_fd, r, h ? h->by : NULL);
+		fl_retention_log_append(root_fd, r, h ? h->by : NULL, NULL, 0);
 }
 
 static int lock_root(int root_fd)
