@@ -78,8 +78,8 @@ static void test_levels_md_kind_table(void **state)
 			fail_msg("levels.md lists more kinds than FL_KINDS: %s", c[0]);
 		const struct kind *k = &list[row++];
 		if (strcmp(c[0], k->name) || level_of(c[1]) != k->min || strcmp(c[2], k->cls ? "user" : "system"))
-			fail_msg("levels.md row %d says %s/%s/%s; FL_KINDS says %s/%s/%s", row, c[0], c[1], c[2], k->name,
-				 level_names[k->min], k->cls ? "user" : "system");
+			fail_msg("levels.md row %d says %s/%s/%s; FL_KINDS says %s/%s/%s", row, c[0], c[1], c[2],
+				 k->name, level_names[k->min], k->cls ? "user" : "system");
 	}
 	assert_int_equal(row, NKINDS);
 }
