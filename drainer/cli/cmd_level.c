@@ -135,8 +135,7 @@ int fl_cmd_level(int argc, char **argv)
 	}
 	int level = -1;
 	if (lvname && (level = fl_level_parse(lvname)) < 0)
-		return fl_cli_usage_err("level", "unknown level '%s': use spawns, signals, prompts or full (or 1-4)",
-					lvname);
+		return fl_cli_usage_err("level", "unknown level '%s': use " FL_LEVEL_ALLOWED, lvname);
 	if (id && fl_id_check(id) < 0)
 		return fl_cli_usage_err("level", "'%s' is not a session id: ids are 1 to 64 of A-Z a-z 0-9 . _ -", id);
 	struct fl_config cfg;
