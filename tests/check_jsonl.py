@@ -12,7 +12,9 @@ of docs/schema.md. Prints one JSON summary object per directory on stdout
 problem on stderr. Exit 0 when everything holds, 1 when a check fails, 2 on
 bad usage.
 
-Checks, always: line syntax, key set and types, ts matches ts_ns, class
+Checks, always: line syntax, key set and types (64-bit fields -- ts_ns, id,
+ref and the data fields duration_ns, changes, count -- are decimal strings,
+and every number in a line is at most 2^53, so a double holds it), ts matches ts_ns, class
 matches the file, event/class/level match the kind table, session matches
 the directory name, data fields per kind (text or text_b64 that decodes).
 Optional: --gapless (seq is exactly 1..N over both classes), --unique-ids
@@ -37,17 +39,17 @@ LEVELS = {"spawns": 1, "signals": 2, "prompts": 3, "full": 4}
 # kind: (class, min level, data fields: name -> type); "text" fields may come as name_b64
 KINDS = {
     "spawn": ("system", "spawns", {"pid": "uint", "ppid": "uint", "argv": "textlist", "cwd": "text"}),
-    "exit": ("system", "spawns", {"status": "int", "signal": "int", "duration_ns": "uint", "abandoned": "bool"}),
+    "exit": ("system", "spawns", {"status": "int", "signal": "int", "duration_ns": "u64", "abandoned": "bool"}),
     "action": ("user", "spawns", {"action": "text", "target": "text", "detail": "text"}),
     "command": ("user", "spawns", {"name": "text", "args": "textlist"}),
-    "completion": ("system", "signals", {"task": "text", "outcome": "text", "duration_ns": "uint"}),
+    "completion": ("system", "signals", {"task": "text", "outcome": "text", "duration_ns": "u64"}),
     "error": ("system", "signals", {"code": "int", "message": "text", "origin": "text"}),
     "state": ("system", "signals", {"from": "text", "to": "text", "reason": "text"}),
     "prompt": ("user", "prompts", {"text": "text"}),
     "transcript": ("system", "full", {"stream": "uint", "data": "text"}),
     "input": ("user", "full", {"data": "text"}),
-    "level": ("system", "spawns", {"old": "levelornull", "new": "levelornull", "changes": "uint"}),
-    "dropped": ("system", "spawns", {"count": "uint", "lane": "uint"}),
+    "level": ("system", "spawns", {"old": "levelornull", "new": "levelornull", "changes": "u64"}),
+    "dropped": ("system", "spawns", {"count": "u64", "lane": "uint"}),
 }
 TOP = ["ts", "ts_ns", "seq", "session", "class", "event", "level", "pid", "tid", "id", "ref", "data"]
 TS_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{9}Z$")
@@ -59,6 +61,28 @@ def is_uint(v):
 
 def is_int(v):
     return isinstance(v, int) and not isinstance(v, bool)
+
+
+U64_RE = re.compile(r"^(0|[1-9][0-9]{0,19})$")
+DOUBLE_EXACT = 2**53
+
+
+def is_u64(v):
+    return isinstance(v, str) and U64_RE.match(v) is not None and int(v) < 2**64
+
+
+def big_numbers(v, path="line"):
+    """Yields where a number a double cannot hold exactly sits (jq 1.6 and JavaScript would round it)."""
+    if isinstance(v, dict):
+        for k, x in v.items():
+            yield from big_numbers(x, path + "." + k)
+    elif isinstance(v, list):
+        for i, x in enumerate(v):
+            yield from big_numbers(x, "%s[%d]" % (path, i))
+    elif isinstance(v, int) and not isinstance(v, bool) and abs(v) > DOUBLE_EXACT:
+        yield path
+    elif isinstance(v, float):
+        yield path
 
 
 def ts_text(ns):
@@ -96,6 +120,7 @@ def check_data(kind, data, err):
         v = data[name]
         ok = {
             "uint": is_uint,
+            "u64": is_u64,
             "int": is_int,
             "bool": lambda x: isinstance(x, bool),
             "text": lambda x: isinstance(x, str),
@@ -104,6 +129,8 @@ def check_data(kind, data, err):
         }[typ](v)
         if not ok:
             err("data.%s has the wrong type: %r" % (name, v))
+        elif typ == "u64":
+            data[name] = int(v)
     extra = set(data) - seen
     if extra:
         err("data has unknown fields %s" % sorted(extra))
@@ -166,9 +193,16 @@ def check_dir(d, args):
             if ev not in KINDS:
                 err("unknown event %r" % ev)
                 continue
-            for k in ("ts_ns", "seq", "pid", "tid", "id", "ref"):
+            for where in big_numbers(o):
+                err("%s is a number a double cannot hold exactly" % where)
+            for k in ("seq", "pid", "tid"):
                 if not is_uint(o[k]):
                     err("%s is not an unsigned integer" % k)
+            for k in ("ts_ns", "id", "ref"):
+                if not is_u64(o[k]):
+                    err("%s is %r, not a decimal string of an unsigned 64-bit integer" % (k, o[k]))
+                else:
+                    o[k] = int(o[k])
             if not isinstance(o["ts"], str) or not TS_RE.match(o["ts"]):
                 err("ts %r is not ISO 8601 UTC with 9 fraction digits" % o["ts"])
             elif is_uint(o["ts_ns"]) and ts_text(o["ts_ns"]) != o["ts"]:

@@ -90,7 +90,7 @@ def main():
             lines.append((o["seq"], raw, o))
         if seqs != sorted(seqs):
             errs.append("segment %d out of seq order" % n)
-        tss = [o["ts_ns"] for s_, _, o in lines[len(lines) - len(seqs):]]
+        tss = [int(o["ts_ns"]) for s_, _, o in lines[len(lines) - len(seqs):]]
         per_seg[(cls, n)] = {"min_ts": min(tss) if tss else 0, "max_ts": max(tss) if tss else 0,
                              "lines": len(seqs), "first_seq": seqs[0] if seqs else 0,
                              "last_seq": seqs[-1] if seqs else 0, "size": len(data),
@@ -109,7 +109,7 @@ def main():
         dup = len(seqs) - len(set(seqs))
         errs.append("seq not unique and gapless from 1: %d lines, %d duplicates, max %s"
                     % (len(seqs), dup, seqs[-1] if seqs else None))
-    ids = [o["id"] for _, _, o in lines if o.get("id")]
+    ids = [int(o["id"]) for _, _, o in lines if int(o.get("id", 0))]
     if len(ids) != len(set(ids)):
         errs.append("%d producer events written more than once" % (len(ids) - len(set(ids))))
     if admitted is not None and len(ids) != admitted:

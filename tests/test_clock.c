@@ -297,7 +297,7 @@ static void test_drained_tsc_lines(void **state)
 		assert_non_null(nl);
 		*nl = 0;
 		assert_non_null(strstr(line, "\"event\":\"transcript\""));
-		int64_t ts = num_after(line, "\"ts_ns\":"), id = num_after(line, ",\"id\":");
+		int64_t ts = num_after(line, "\"ts_ns\":\""), id = num_after(line, ",\"id\":\"");
 		assert_true(ts > 0 && id > 0);
 		uint64_t lane = (uint64_t)id & 63, seq = ((uint64_t)id >> 6) - 1;
 		assert_true(seq < PER_THREAD);

@@ -172,9 +172,9 @@ static void test_render_line(void **state)
 	t.data.len = sizeof bytes;
 	assert_int_equal(fl_jsonl_render(&b, &tc, &ev, "s-1", 5), 0);
 	const char *want =
-	    "{\"ts\":\"2026-11-25T16:42:06.123456789Z\",\"ts_ns\":1795624926123456789,\"seq\":5,"
+	    "{\"ts\":\"2026-11-25T16:42:06.123456789Z\",\"ts_ns\":\"1795624926123456789\",\"seq\":5,"
 	    "\"session\":\"s-1\",\"class\":\"system\",\"event\":\"transcript\",\"level\":\"full\",\"pid\":7,"
-	    "\"tid\":8,\"id\":129,\"ref\":64,\"data\":{\"stream\":2,\"data_b64\":\"Yf8=\"}}\n";
+	    "\"tid\":8,\"id\":\"129\",\"ref\":\"64\",\"data\":{\"stream\":2,\"data_b64\":\"Yf8=\"}}\n";
 	assert_int_equal(b.len, strlen(want));
 	assert_memory_equal(b.p, want, b.len);
 
@@ -194,7 +194,7 @@ static void test_render_line(void **state)
 	ev.level = &lv;
 	b.len = 0;
 	assert_int_equal(fl_jsonl_render(&b, &tc, &ev, "s-1", 7), 0);
-	assert_true(has(&b, "\"data\":{\"old\":null,\"new\":\"full\",\"changes\":3}}\n"));
+	assert_true(has(&b, "\"data\":{\"old\":null,\"new\":\"full\",\"changes\":\"3\"}}\n"));
 
 	/* no body: refused, buffer unchanged */
 	ev.body_case = FUGUE__EVENT__BODY__NOT_SET;

@@ -31,9 +31,13 @@ static int fresh_dir(const char *name, char *path, size_t len)
 	return fd;
 }
 
-/* Writes `lines` transcript-like JSON lines (seq from first_seq, ts from ts0 ns, 1 ms apart) into name. */
-static uint64_t write_segment(int dirfd, const char *name, uint64_t first_seq, uint64_t lines, uint64_t ts0)
+/*
+ * Writes `lines` transcript-like JSON lines (seq from first_seq, ts from ts0 ns, 1 ms apart) into name;
+ * ts_ns and id are strings (schema 2) when str is set, bare numbers as files written before it have them.
+ */
+static uint64_t write_segment_as(int dirfd, const char *name, uint64_t first_seq, uint64_t lines, uint64_t ts0, int str)
 {
+	const char *q = str ? "\"" : "";
 	int fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
 	assert_true(fd >= 0);
 	FILE *f = fdopen(fd, "w");
@@ -46,17 +50,23 @@ static uint64_t write_segment(int dirfd, const char *name, uint64_t first_seq, u
 		gmtime_r(&s, &tm);
 		char ts[40];
 		strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
-		int w = fprintf(f,
-				"{\"ts\":\"%s.%09" PRIu64 "Z\",\"ts_ns\":%" PRIu64 ",\"seq\":%" PRIu64
-				",\"session\":\"t\",\"class\":\"system\",\"event\":\"transcript\",\"level\":\"full\","
-				"\"pid\":42,\"tid\":42,\"id\":%" PRIu64 ",\"ref\":0,\"data\":{\"stream\":1,\"bytes\":"
-				"\"line %" PRIu64 " of the build output: compiling drainer/archive.c ok\"}}\n",
-				ts, (uint64_t)(ns % 1000000000ull), ns, first_seq + i, first_seq + i, i);
+		int w = fprintf(
+		    f,
+		    "{\"ts\":\"%s.%09" PRIu64 "Z\",\"ts_ns\":%s%" PRIu64 "%s,\"seq\":%" PRIu64
+		    ",\"session\":\"t\",\"class\":\"system\",\"event\":\"transcript\",\"level\":\"full\","
+		    "\"pid\":42,\"tid\":42,\"id\":%s%" PRIu64 "%s,\"ref\":%s0%s,\"data\":{\"stream\":1,\"bytes\":"
+		    "\"line %" PRIu64 " of the build output: compiling drainer/archive.c ok\"}}\n",
+		    ts, (uint64_t)(ns % 1000000000ull), q, ns, q, first_seq + i, q, first_seq + i, q, q, q, i);
 		assert_true(w > 0);
 		bytes += (uint64_t)w;
 	}
 	assert_int_equal(fclose(f), 0);
 	return bytes;
+}
+
+static uint64_t write_segment(int dirfd, const char *name, uint64_t first_seq, uint64_t lines, uint64_t ts0)
+{
+	return write_segment_as(dirfd, name, first_seq, lines, ts0, 1);
 }
 
 static int exists(int dirfd, const char *name)
@@ -349,7 +359,8 @@ static const char *iso(char *buf, uint64_t ns, const char *frac, int plus_one)
 
 /*
  * cat --since/--until: exactly the lines in the inclusive range, across an
- * archive, a plain segment and the active file; a segment the manifest puts
+ * archive, a plain segment and the active file (the first two in the numeric
+ * ts_ns of files written before schema 2, the active files with the string); a segment the manifest puts
  * outside the range is not opened at all (it is corrupt here, and cat still
  * succeeds), while reading it without a range reports it.
  */
@@ -366,9 +377,9 @@ static void test_cat_time_range(void **state)
 	/* a whole second a day ago, so the relative forms below see it in the past */
 	uint64_t t0 = ((uint64_t)time(NULL) - 86400) * UINT64_C(1000000000);
 	/* seq s has ts t0 + (s-1) ms */
-	write_segment(d, "system.000001.jsonl", 1, 500, t0);
+	write_segment_as(d, "system.000001.jsonl", 1, 500, t0, 0);
 	assert_int_equal(fl_archive_segment(d, "system.000001.jsonl", NULL), 0);
-	write_segment(d, "user.000002.jsonl", 501, 500, t0 + UINT64_C(500000000));
+	write_segment_as(d, "user.000002.jsonl", 501, 500, t0 + UINT64_C(500000000), 0);
 	write_segment(d, "system.jsonl", 1001, 500, t0 + UINT64_C(1000000000));
 	write_segment(d, "user.jsonl", 1501, 10, t0 + UINT64_C(1500000000));
 	/* a corrupt archive that session.json says is from an hour earlier */

@@ -61,6 +61,11 @@ static int line_in_range(const char *line, size_t len)
 	size_t n;
 	uint64_t ts = 0;
 	if (fl_json_field(line, len, "ts_ns", &v, &n) == 0) {
+		/* a string since schema 2, a bare number in files written before */
+		if (n >= 2 && v[0] == '"') {
+			v++;
+			n -= 2;
+		}
 		for (size_t i = 0; i < n && v[i] >= '0' && v[i] <= '9'; i++)
 			ts = ts * 10 + (uint64_t)(v[i] - '0');
 	} else if (fl_json_field(line, len, "ts", &v, &n) < 0 || n < 2 || fl_ts_parse(v + 1, n - 2, &ts) < 0) {

@@ -386,8 +386,12 @@ static int put_cstr_array(struct fl_jbuf *b, const char *key, char *const *v, si
 	return 0;
 }
 
-/* ,"key":number — the caller reserved 48 bytes beyond the key. */
-static int put_num(struct fl_jbuf *b, const char *key, uint64_t u, int is_signed)
+/*
+ * ,"key":number, or ,"key":"number" when quoted: 64-bit fields are decimal
+ * strings (protobuf's JSON mapping), because jq 1.6 and JavaScript read JSON
+ * numbers as doubles and round anything above 2^53.
+ */
+static int put_num(struct fl_jbuf *b, const char *key, uint64_t u, int is_signed, int quoted)
 {
 	size_t klen = strlen(key);
 	int rc = fl_jbuf_reserve(b, klen + 32);
@@ -397,15 +401,17 @@ static int put_num(struct fl_jbuf *b, const char *key, uint64_t u, int is_signed
 	*o++ = ',';
 	*o++ = '"';
 	o = put(o, key, klen);
-	*o++ = '"';
-	*o++ = ':';
+	o = quoted ? PUTS(o, "\":\"") : PUTS(o, "\":");
 	o = is_signed ? put_i64(o, (int64_t)u) : put_u64(o, u);
+	if (quoted)
+		*o++ = '"';
 	b->len = (size_t)(o - b->p);
 	return 0;
 }
 
-#define NUM(key, v) put_num(b, (key), (uint64_t)(v), 0)
-#define INT(key, v) put_num(b, (key), (uint64_t)(int64_t)(v), 1)
+#define NUM(key, v) put_num(b, (key), (uint64_t)(v), 0, 0)
+#define INT(key, v) put_num(b, (key), (uint64_t)(int64_t)(v), 1, 0)
+#define U64(key, v) put_num(b, (key), (uint64_t)(v), 0, 1)
 
 static int put_raw(struct fl_jbuf *b, const char *s)
 {
@@ -436,6 +442,7 @@ static int put_data(struct fl_jbuf *b, const Fugue__Event *ev)
 #define TB(key, bin) (rc = rc ? rc : put_text(b, 0, (key), (bin).data, (bin).len))
 #define N(key, v) (rc = rc ? rc : NUM((key), (v)))
 #define I(key, v) (rc = rc ? rc : INT((key), (v)))
+#define Q(key, v) (rc = rc ? rc : U64((key), (v)))
 	switch (ev->body_case) {
 	case FUGUE__EVENT__BODY_SPAWN:
 		N("pid", ev->spawn->pid);
@@ -446,7 +453,7 @@ static int put_data(struct fl_jbuf *b, const Fugue__Event *ev)
 	case FUGUE__EVENT__BODY_EXIT:
 		I("status", ev->exit->status);
 		I("signal", ev->exit->signal);
-		N("duration_ns", ev->exit->duration_ns);
+		Q("duration_ns", ev->exit->duration_ns);
 		rc = rc ? rc : put_raw(b, ev->exit->abandoned ? ",\"abandoned\":true" : ",\"abandoned\":false");
 		break;
 	case FUGUE__EVENT__BODY_ACTION:
@@ -461,7 +468,7 @@ static int put_data(struct fl_jbuf *b, const Fugue__Event *ev)
 	case FUGUE__EVENT__BODY_COMPLETION:
 		T("task", ev->completion->task);
 		T("outcome", ev->completion->outcome);
-		N("duration_ns", ev->completion->duration_ns);
+		Q("duration_ns", ev->completion->duration_ns);
 		break;
 	case FUGUE__EVENT__BODY_ERROR:
 		I("code", ev->error->code);
@@ -486,10 +493,10 @@ static int put_data(struct fl_jbuf *b, const Fugue__Event *ev)
 	case FUGUE__EVENT__BODY_LEVEL:
 		rc = put_level_name(b, "old", ev->level->old);
 		rc = rc ? rc : put_level_name(b, "new", ev->level->new_);
-		N("changes", ev->level->changes);
+		Q("changes", ev->level->changes);
 		break;
 	case FUGUE__EVENT__BODY_DROPPED:
-		N("count", ev->dropped->count);
+		Q("count", ev->dropped->count);
 		N("lane", ev->dropped->lane);
 		break;
 	default:
@@ -499,6 +506,7 @@ static int put_data(struct fl_jbuf *b, const Fugue__Event *ev)
 #undef TB
 #undef N
 #undef I
+#undef Q
 	return rc;
 }
 
@@ -518,9 +526,9 @@ int fl_jsonl_render(struct fl_jbuf *b, struct fl_tsfmt *tc, const Fugue__Event *
 	char *o = b->p + b->len;
 	o = PUTS(o, "{\"ts\":\"");
 	o += fl_jsonl_time(tc, ev->ts_ns, o);
-	o = PUTS(o, "\",\"ts_ns\":");
+	o = PUTS(o, "\",\"ts_ns\":\"");
 	o = put_u64(o, ev->ts_ns > (uint64_t)INT64_MAX ? (uint64_t)INT64_MAX : ev->ts_ns);
-	o = PUTS(o, ",\"seq\":");
+	o = PUTS(o, "\",\"seq\":");
 	o = put_u64(o, seq);
 	b->len = (size_t)(o - b->p);
 	rc = put_cstr(b, 0, "session", session);
@@ -538,11 +546,11 @@ int fl_jsonl_render(struct fl_jbuf *b, struct fl_tsfmt *tc, const Fugue__Event *
 		o = put_u64(o, ev->pid);
 		o = PUTS(o, ",\"tid\":");
 		o = put_u64(o, ev->tid);
-		o = PUTS(o, ",\"id\":");
+		o = PUTS(o, ",\"id\":\"");
 		o = put_u64(o, ev->id);
-		o = PUTS(o, ",\"ref\":");
+		o = PUTS(o, "\",\"ref\":\"");
 		o = put_u64(o, ev->ref);
-		o = PUTS(o, ",\"data\":");
+		o = PUTS(o, "\",\"data\":");
 		b->len = (size_t)(o - b->p);
 	}
 	if (!rc) {

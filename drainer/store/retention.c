@@ -71,9 +71,9 @@ int fl_retention_render(char *buf, size_t len, const struct fl_retention_removal
 	fmt_time(r->newest_ns, newest);
 	/* Session ids and segment names are [A-Za-z0-9._-] only, so nothing here needs escaping. */
 	int w = snprintf(buf, len,
-			 "{\"ts\":\"%s\",\"ts_ns\":%" PRId64 ",\"seq\":%" PRIu64
+			 "{\"ts\":\"%s\",\"ts_ns\":\"%" PRId64 "\",\"seq\":%" PRIu64
 			 ",\"session\":\"%s\",\"class\":\"system\",\"event\":\"retention\",\"level\":\"spawns\","
-			 "\"pid\":%d,\"tid\":%d,\"id\":0,\"ref\":0,\"data\":{\"scope\":\"%s\",\"file\":%s%s%s,"
+			 "\"pid\":%d,\"tid\":%d,\"id\":\"0\",\"ref\":\"0\",\"data\":{\"scope\":\"%s\",\"file\":%s%s%s,"
 			 "\"reason\":\"%s\",\"bytes\":%" PRIu64 ",\"files\":%" PRIu64 ",\"newest\":\"%s\","
 			 "\"by\":\"%s\"}}\n",
 			 ts, ts_ns, seq, r->session, (int)getpid(), (int)gettid(), r->file ? "segment" : "session",
