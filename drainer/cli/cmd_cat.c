@@ -298,7 +298,29 @@ static void help(void)
 	       "2 usage error; 3 no log directory for SESSION under the root.\n");
 }
 
-int fl_cmd_cat(int argc, char **argv)
+/* What the command line asked for; --since/--until go to cat_since/cat_until. */
+struct cat_args {
+	const char *cls; /* NULL: both classes */
+	int follow;
+	const char *id;
+};
+
+/* A --since or --until value into *t; 0, or the usage exit code. */
+static int parse_time_opt(int c, const char *arg, int64_t *t)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	if (fl_time_arg_parse(arg, (int64_t)now.tv_sec * 1000000000ll + now.tv_nsec, t) < 0)
+		return fl_cli_usage_err("cat",
+					"--%s '%s': use ISO 8601 (2026-11-25T16:33:33Z), "
+					"@EPOCH_SECONDS or a time ago like 10m",
+					c == 'S' ? "since" : "until", arg);
+	cat_timed = 1;
+	return 0;
+}
+
+/* Reads the command line into a; 0, -1 when help was printed, or a usage exit code. */
+static int parse_args(struct cat_args *a, int argc, char **argv)
 {
 	static const struct option opts[] = {{"class", required_argument, NULL, 'c'},
 					     {"follow", no_argument, NULL, 'f'},
@@ -306,8 +328,7 @@ int fl_cmd_cat(int argc, char **argv)
 					     {"until", required_argument, NULL, 'U'},
 					     FL_CLI_COMMON_OPTS,
 					     {0}};
-	const char *cls = NULL;
-	int follow = 0, c;
+	int c, rc;
 	while ((c = getopt_long(argc, argv, "hfc:", opts, NULL)) != -1) {
 		if (fl_cli_common_opt(c, optarg))
 			continue;
@@ -315,28 +336,19 @@ int fl_cmd_cat(int argc, char **argv)
 		case 'c':
 			if (strcmp(optarg, "user") && strcmp(optarg, "system"))
 				return fl_cli_usage_err("cat", "--class '%s': use user or system", optarg);
-			cls = optarg;
+			a->cls = optarg;
 			break;
 		case 'f':
-			follow = 1;
+			a->follow = 1;
 			break;
 		case 'S':
-		case 'U': {
-			struct timespec now;
-			clock_gettime(CLOCK_REALTIME, &now);
-			int64_t t;
-			if (fl_time_arg_parse(optarg, (int64_t)now.tv_sec * 1000000000ll + now.tv_nsec, &t) < 0)
-				return fl_cli_usage_err("cat",
-							"--%s '%s': use ISO 8601 (2026-11-25T16:33:33Z), "
-							"@EPOCH_SECONDS or a time ago like 10m",
-							c == 'S' ? "since" : "until", optarg);
-			*(c == 'S' ? &cat_since : &cat_until) = t;
-			cat_timed = 1;
+		case 'U':
+			if ((rc = parse_time_opt(c, optarg, c == 'S' ? &cat_since : &cat_until)))
+				return rc;
 			break;
-		}
 		case 'h':
 			help();
-			return FL_EXIT_OK;
+			return -1;
 		default:
 			return fl_cli_usage_err("cat", "bad option");
 		}
@@ -344,37 +356,39 @@ int fl_cmd_cat(int argc, char **argv)
 	if (argc - optind != 1)
 		return fl_cli_usage_err("cat", argc == optind ? "name a SESSION (see 'fugue-log ls')"
 							      : "give exactly one SESSION");
-	const char *id = argv[optind];
-	if (fl_id_check(id) < 0)
-		return fl_cli_usage_err("cat", "'%s' is not a session id: ids are 1 to 64 of A-Z a-z 0-9 . _ -", id);
-	struct fl_config cfg;
-	int rc = fl_cli_config(&cfg);
-	if (rc)
-		return rc;
+	a->id = argv[optind];
+	if (fl_id_check(a->id) < 0)
+		return fl_cli_usage_err("cat", "'%s' is not a session id: ids are 1 to 64 of A-Z a-z 0-9 . _ -", a->id);
+	return 0;
+}
 
-	struct sigaction sa = {0};
-	sa.sa_handler = on_signal; /* no SA_RESTART: poll and nanosleep return to look at the flag */
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-
-	int rootfd = open(cfg.root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	int dirfd = rootfd < 0 ? -1 : openat(rootfd, id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (dirfd < 0 && (errno == ENOENT) && follow) {
+/*
+ * Opens <root>/<id>; with --follow, waits for the drainer to create it while
+ * the session's ring exists. Returns the fd, or -1 with *exit set (0 when
+ * interrupted while waiting).
+ */
+static int open_session_dir(const struct cat_args *a, const struct fl_config *cfg, int *exit)
+{
+	int rootfd = open(cfg->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int dirfd = rootfd < 0 ? -1 : openat(rootfd, a->id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dirfd < 0 && (errno == ENOENT) && a->follow) {
 		/* the drainer creates the directory on its first batch: wait while the ring exists */
 		char shm[FL_RING_ID_MAX + 80];
 		struct fl_ring r;
-		if (fl_ring_name(shm, sizeof shm, cfg.shm_prefix, id) == 0 && fl_ring_attach(&r, shm, NULL, 0) == 0) {
+		if (fl_ring_name(shm, sizeof shm, cfg->shm_prefix, a->id) == 0 &&
+		    fl_ring_attach(&r, shm, NULL, 0) == 0) {
 			fl_ring_detach(&r);
 			while (dirfd < 0 && !interrupted) {
 				wait_change(-1, 200);
 				if (rootfd < 0)
-					rootfd = open(cfg.root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+					rootfd = open(cfg->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 				if (rootfd >= 0)
-					dirfd = openat(rootfd, id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+					dirfd = openat(rootfd, a->id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 			}
 			if (interrupted && dirfd < 0) {
 				close(rootfd);
-				return FL_EXIT_OK;
+				*exit = FL_EXIT_OK;
+				return -1;
 			}
 		} else {
 			errno = ENOENT;
@@ -387,60 +401,61 @@ int fl_cmd_cat(int argc, char **argv)
 		if (e == ENOENT) {
 			fl_cli_err("no logs for session '%s' under %s (is fugue-logd running with this root? "
 				   "'fugue-log ls' lists live sessions; --root or FUGUE_LOG_DIR pick another root)",
-				   id, cfg.root);
-			return FL_EXIT_NOSESSION;
+				   a->id, cfg->root);
+			*exit = FL_EXIT_NOSESSION;
+			return -1;
 		}
-		fl_cli_err("cannot open %s/%s: %s", cfg.root, id,
+		fl_cli_err("cannot open %s/%s: %s", cfg->root, a->id,
 			   e == ELOOP || e == ENOTDIR ? "not a directory (symlinks are not followed)" : strerror(e));
-		return FL_EXIT_FAIL;
+		*exit = FL_EXIT_FAIL;
+		return -1;
 	}
 	close(rootfd);
-	if (cat_timed && fl_segindex_load(dirfd, &cat_idx) < 0)
-		fl_segindex_free(&cat_idx); /* an unreadable manifest only costs reading every segment */
+	return dirfd;
+}
 
-	struct stream sv[2];
-	int ns = 0;
-	static const char *const both[] = {"system", "user"};
-	for (int i = 0; i < 2; i++) {
-		if (cls && strcmp(cls, both[i]))
+/* An inotify fd on the session directory for --follow, or -1: polling still works, only slower to notice. */
+static int watch_dir(int dirfd)
+{
+	int ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	char path[PATH_MAX + 80];
+	snprintf(path, sizeof path, "/proc/self/fd/%d", dirfd);
+	if (ifd >= 0 && inotify_add_watch(ifd, path,
+					  IN_MODIFY | IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_CLOSE_WRITE |
+					      IN_DELETE | IN_DELETE_SELF) < 0) {
+		close(ifd);
+		ifd = -1;
+	}
+	return ifd;
+}
+
+/* The stream whose pending line goes out next: lines without a seq at once, else the smallest seq. */
+static struct stream *next_stream(struct stream *sv, int ns, int *pending)
+{
+	struct stream *best = NULL;
+	*pending = 0;
+	for (int i = 0; i < ns; i++) {
+		if (stream_fill(&sv[i]))
+			(*pending)++;
+		if (!sv[i].has_pend)
 			continue;
-		memset(&sv[ns], 0, sizeof sv[ns]);
-		sv[ns].cls = both[i];
-		sv[ns].dirfd = dirfd;
-		sv[ns].last_seg = -1;
-		ns++;
+		if (!best || !sv[i].pseq_ok || (best->pseq_ok && sv[i].pseq < best->pseq))
+			best = &sv[i];
 	}
-	int ifd = -1;
-	if (follow) {
-		ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-		char path[PATH_MAX + 80];
-		snprintf(path, sizeof path, "/proc/self/fd/%d", dirfd);
-		if (ifd >= 0 && inotify_add_watch(ifd, path,
-						  IN_MODIFY | IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_CLOSE_WRITE |
-						      IN_DELETE | IN_DELETE_SELF) < 0) {
-			close(ifd);
-			ifd = -1; /* polling still works, only slower to notice */
-		}
-	}
+	return best;
+}
 
+/* Prints the streams merged by seq until they end (or, following, the session does). */
+static void merge_out(struct stream *sv, int ns, int dirfd, int ifd, const struct cat_args *a, const char *root)
+{
 	/* seq is gapless over both classes: a hole in a full, untimed read is lines that are gone */
-	int gap_notes = !cls && !cat_timed;
-	int final = !follow;
+	int gap_notes = !a->cls && !cat_timed;
+	int final = !a->follow;
 	/* seq starts at 1, so the first line needs no wait (unless --since cut the start off) */
-	int have_out = !cat_timed;
+	int have_out = !cat_timed, pending;
 	uint64_t last_out = 0;
 	while (!interrupted) {
-		struct stream *best = NULL;
-		int pending = 0;
-		for (int i = 0; i < ns; i++) {
-			if (stream_fill(&sv[i]))
-				pending++;
-			if (!sv[i].has_pend)
-				continue;
-			/* lines without a seq go out at once; otherwise the smallest seq first */
-			if (!best || !sv[i].pseq_ok || (best->pseq_ok && sv[i].pseq < best->pseq))
-				best = &sv[i];
-		}
+		struct stream *best = next_stream(sv, ns, &pending);
 		if (!best) {
 			if (final)
 				break;
@@ -459,7 +474,7 @@ int fl_cmd_cat(int argc, char **argv)
 			}
 		}
 		if (gap_notes && best->pseq_ok && best->pseq > last_out + 1)
-			note_gap(id, cfg.root, last_out + 1, best->pseq - 1);
+			note_gap(a->id, root, last_out + 1, best->pseq - 1);
 		fwrite(best->pend, 1, best->plen, stdout);
 		fputc('\n', stdout);
 		best->has_pend = 0;
@@ -470,6 +485,44 @@ int fl_cmd_cat(int argc, char **argv)
 			have_out = 1;
 		}
 	}
+}
+
+int fl_cmd_cat(int argc, char **argv)
+{
+	struct cat_args a = {0};
+	int rc = parse_args(&a, argc, argv);
+	if (rc)
+		return rc < 0 ? FL_EXIT_OK : rc;
+	struct fl_config cfg;
+	if ((rc = fl_cli_config(&cfg)))
+		return rc;
+
+	struct sigaction sa = {0};
+	sa.sa_handler = on_signal; /* no SA_RESTART: poll and nanosleep return to look at the flag */
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+
+	int dirfd = open_session_dir(&a, &cfg, &rc);
+	if (dirfd < 0)
+		return rc;
+	if (cat_timed && fl_segindex_load(dirfd, &cat_idx) < 0)
+		fl_segindex_free(&cat_idx); /* an unreadable manifest only costs reading every segment */
+
+	struct stream sv[2];
+	int ns = 0;
+	static const char *const both[] = {"system", "user"};
+	for (int i = 0; i < 2; i++) {
+		if (a.cls && strcmp(a.cls, both[i]))
+			continue;
+		memset(&sv[ns], 0, sizeof sv[ns]);
+		sv[ns].cls = both[i];
+		sv[ns].dirfd = dirfd;
+		sv[ns].last_seg = -1;
+		ns++;
+	}
+	int ifd = a.follow ? watch_dir(dirfd) : -1;
+	merge_out(sv, ns, dirfd, ifd, &a, cfg.root);
+
 	unsigned errors = 0;
 	for (int i = 0; i < ns; i++) {
 		fl_segread_close(sv[i].rd);

@@ -257,7 +257,90 @@ enum {
 	O_BINARY
 };
 
-int fl_cmd_emit(int argc, char **argv)
+/* What the command line asked for beyond the load itself: the session and its ring. */
+struct emit_args {
+	struct emit_cfg c;
+	struct fl_session_opts so;
+	const char *event;
+	int have_count, level;
+	uint64_t lanes, lane_size, block_ms;
+};
+
+/* The load's options: how many events, how big, how fast. 1 when ch is not one of them, else 0 or an exit code. */
+static int parse_load_opt(struct emit_args *a, int ch, const char *arg)
+{
+	uint64_t v;
+	switch (ch) {
+	case O_COUNT:
+		if (fl_cli_u64(arg, &a->c.count) < 0)
+			return fl_cli_usage_err("emit", "--count '%s' is not a non-negative number", arg);
+		a->have_count = 1;
+		return 0;
+	case O_SIZE:
+		if (fl_cli_u64(arg, &a->c.size) < 0 || a->c.size > (1ull << 30))
+			return fl_cli_usage_err("emit", "--size '%s' is not a size up to 1G (e.g. 100, 4K)", arg);
+		a->c.have_size = 1;
+		return 0;
+	case O_THREADS:
+		if (fl_cli_u64(arg, &v) < 0 || v < 1 || v > MAX_THREADS)
+			return fl_cli_usage_err("emit", "--threads '%s': use 1 to %d", arg, MAX_THREADS);
+		a->c.threads = (unsigned)v;
+		return 0;
+	case O_RATE:
+		if (fl_cli_double(arg, &a->c.rate) < 0)
+			return fl_cli_usage_err("emit", "--rate '%s' is not a number of events per second", arg);
+		return 0;
+	case O_DURATION:
+		if (fl_cli_double(arg, &a->c.duration) < 0)
+			return fl_cli_usage_err("emit", "--duration '%s' is not a number of seconds", arg);
+		return 0;
+	case O_BURST:
+		if (fl_cli_u64(arg, &a->c.burst) < 0)
+			return fl_cli_usage_err("emit", "--burst '%s' is not a non-negative number", arg);
+		return 0;
+	}
+	return 1;
+}
+
+/* The session's options: id, level, ring shape, what a full lane does. Returns as parse_load_opt. */
+static int parse_session_opt(struct emit_args *a, int ch, const char *arg)
+{
+	switch (ch) {
+	case O_ID:
+		if (fl_id_check(arg) < 0)
+			return fl_cli_usage_err("emit",
+						"session id '%s' refused: use 1 to 64 of A-Z a-z 0-9 . _ - "
+						"(not '.' or '..')",
+						arg);
+		a->so.id = arg;
+		return 0;
+	case O_LEVEL:
+		if ((a->level = fl_level_parse(arg)) < 0)
+			return fl_cli_usage_err("emit", "unknown level '%s': use " FL_LEVEL_ALLOWED, arg);
+		return 0;
+	case O_BLOCK:
+		a->so.full_policy = FL_FULL_BLOCK;
+		return 0;
+	case O_BLOCK_TIMEOUT:
+		if (fl_cli_u64(arg, &a->block_ms) < 0)
+			return fl_cli_usage_err("emit", "--block-timeout '%s' is not a number of milliseconds", arg);
+		return 0;
+	case O_LANES:
+		if (fl_cli_u64(arg, &a->lanes) < 0 || a->lanes < 1 || a->lanes > 64 || (a->lanes & (a->lanes - 1)))
+			return fl_cli_usage_err("emit", "--lanes '%s': use a power of two from 1 to 64", arg);
+		return 0;
+	case O_LANE_SIZE:
+		if (fl_cli_u64(arg, &a->lane_size) < 0 || a->lane_size < 4096 || a->lane_size > (1ull << 30) ||
+		    (a->lane_size & (a->lane_size - 1)))
+			return fl_cli_usage_err("emit", "--lane-size '%s': use a power of two from 4K to 1G", arg);
+		return 0;
+	}
+	return 1;
+}
+
+/* Reads the command line into a; 0, FL_EXIT_HELP when help was printed, or a usage exit code. */
+#define FL_EXIT_HELP (-1)
+static int parse_args(struct emit_args *a, int argc, char **argv)
 {
 	static const struct option opts[] = {{"event", required_argument, NULL, O_EVENT},
 					     {"count", required_argument, NULL, O_COUNT},
@@ -276,182 +359,122 @@ int fl_cmd_emit(int argc, char **argv)
 					     {"binary", no_argument, NULL, O_BINARY},
 					     FL_CLI_COMMON_OPTS,
 					     {0}};
-	struct emit_cfg c = {.kind = -1, .threads = 1};
-	struct fl_session_opts so = {0};
-	const char *event = NULL;
-	int have_count = 0, level = 0, ch;
-	uint64_t v, lanes = 0, lane_size = 0, block_ms = 0;
-
+	int ch, rc;
 	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		if (fl_cli_common_opt(ch, optarg))
 			continue;
+		if ((rc = parse_load_opt(a, ch, optarg)) != 1 || (rc = parse_session_opt(a, ch, optarg)) != 1) {
+			if (rc)
+				return rc;
+			continue;
+		}
 		switch (ch) {
 		case O_EVENT:
-			event = optarg;
+			a->event = optarg;
 			if (!strcmp(optarg, "all"))
-				c.kind = 0;
-			else if ((c.kind = fl_kind_parse(optarg)) < 0 || c.kind > N_PRODUCER_KINDS)
+				a->c.kind = 0;
+			else if ((a->c.kind = fl_kind_parse(optarg)) < 0 || a->c.kind > N_PRODUCER_KINDS)
 				return fl_cli_usage_err("emit",
 							"unknown event kind '%s': use spawn, exit, action, command, "
 							"completion, error, state, prompt, transcript, input or all",
 							optarg);
 			break;
-		case O_COUNT:
-			if (fl_cli_u64(optarg, &c.count) < 0)
-				return fl_cli_usage_err("emit", "--count '%s' is not a non-negative number", optarg);
-			have_count = 1;
-			break;
-		case O_SIZE:
-			if (fl_cli_u64(optarg, &c.size) < 0 || c.size > (1ull << 30))
-				return fl_cli_usage_err("emit", "--size '%s' is not a size up to 1G (e.g. 100, 4K)",
-							optarg);
-			c.have_size = 1;
-			break;
-		case O_THREADS:
-			if (fl_cli_u64(optarg, &v) < 0 || v < 1 || v > MAX_THREADS)
-				return fl_cli_usage_err("emit", "--threads '%s': use 1 to %d", optarg, MAX_THREADS);
-			c.threads = (unsigned)v;
-			break;
-		case O_RATE:
-			if (fl_cli_double(optarg, &c.rate) < 0)
-				return fl_cli_usage_err("emit", "--rate '%s' is not a number of events per second",
-							optarg);
-			break;
-		case O_DURATION:
-			if (fl_cli_double(optarg, &c.duration) < 0)
-				return fl_cli_usage_err("emit", "--duration '%s' is not a number of seconds", optarg);
-			break;
-		case O_ID:
-			if (fl_id_check(optarg) < 0)
-				return fl_cli_usage_err("emit",
-							"session id '%s' refused: use 1 to 64 of A-Z a-z 0-9 . _ - "
-							"(not '.' or '..')",
-							optarg);
-			so.id = optarg;
-			break;
-		case O_LEVEL:
-			if ((level = fl_level_parse(optarg)) < 0)
-				return fl_cli_usage_err("emit", "unknown level '%s': use " FL_LEVEL_ALLOWED, optarg);
-			break;
 		case O_TEXT:
-			c.text = optarg;
-			break;
-		case O_BLOCK:
-			so.full_policy = FL_FULL_BLOCK;
-			break;
-		case O_BLOCK_TIMEOUT:
-			if (fl_cli_u64(optarg, &block_ms) < 0)
-				return fl_cli_usage_err("emit", "--block-timeout '%s' is not a number of milliseconds",
-							optarg);
-			break;
-		case O_LANES:
-			if (fl_cli_u64(optarg, &lanes) < 0 || lanes < 1 || lanes > 64 || (lanes & (lanes - 1)))
-				return fl_cli_usage_err("emit", "--lanes '%s': use a power of two from 1 to 64",
-							optarg);
-			break;
-		case O_LANE_SIZE:
-			if (fl_cli_u64(optarg, &lane_size) < 0 || lane_size < 4096 || lane_size > (1ull << 30) ||
-			    (lane_size & (lane_size - 1)))
-				return fl_cli_usage_err("emit", "--lane-size '%s': use a power of two from 4K to 1G",
-							optarg);
-			break;
-		case O_BURST:
-			if (fl_cli_u64(optarg, &c.burst) < 0)
-				return fl_cli_usage_err("emit", "--burst '%s' is not a non-negative number", optarg);
+			a->c.text = optarg;
 			break;
 		case O_BINARY:
-			c.binary = 1;
+			a->c.binary = 1;
 			break;
 		case 'h':
 			help();
-			return FL_EXIT_OK;
+			return FL_EXIT_HELP;
 		default:
 			return fl_cli_usage_err("emit", "bad option");
 		}
 	}
 	if (optind < argc)
 		return fl_cli_usage_err("emit", "unexpected argument '%s'", argv[optind]);
-	if (!event)
+	if (!a->event)
 		return fl_cli_usage_err("emit", "--event KIND is required (a kind, or 'all')");
-	if (!have_count)
-		c.count = c.duration > 0 ? UINT64_MAX : 1;
-	if (block_ms && so.full_policy != FL_FULL_BLOCK)
+	if (!a->have_count)
+		a->c.count = a->c.duration > 0 ? UINT64_MAX : 1;
+	if (a->block_ms && a->so.full_policy != FL_FULL_BLOCK)
 		return fl_cli_usage_err("emit", "--block-timeout needs --block");
+	return 0;
+}
 
-	/* the record must fit a quarter lane: refuse here rather than count every event dropped */
-	uint64_t ls = lane_size ? lane_size : (1ull << 20);
-	uint64_t text_len = c.have_size ? c.size : c.text ? strlen(c.text) : 64;
-	char cwd[512];
-	if (!getcwd(cwd, sizeof cwd))
-		snprintf(cwd, sizeof cwd, "?");
+/* The record must fit a quarter lane: refused here rather than counted as every event dropped. */
+static int check_fits(const struct emit_args *a, const char *cwd)
+{
+	const struct emit_cfg *c = &a->c;
+	uint64_t ls = a->lane_size ? a->lane_size : (1ull << 20);
+	uint64_t text_len = c->have_size ? c->size : c->text ? strlen(c->text) : 64;
 	/* header fields and the kind's short strings take under 96 bytes; spawn also carries the cwd */
-	uint64_t need = text_len + 96 + (c.kind == 0 || c.kind == FL_KIND_SPAWN ? strlen(cwd) : 0);
-	uint64_t burst_len = c.have_size ? c.size : 1024;
-	if (c.burst && burst_len + 96 > need)
+	uint64_t need = text_len + 96 + (c->kind == 0 || c->kind == FL_KIND_SPAWN ? strlen(cwd) : 0);
+	uint64_t burst_len = c->have_size ? c->size : 1024;
+	if (c->burst && burst_len + 96 > need)
 		need = burst_len + 96;
 	if (need > ls / 4 - 16)
 		return fl_cli_usage_err("emit",
 					"an event of about %llu bytes does not fit a lane of %llu bytes (the limit is "
 					"a quarter lane); raise --lane-size",
 					(unsigned long long)need, (unsigned long long)ls);
+	return 0;
+}
 
-	if (level)
+/* Opens the session the options describe; 0 or an exit code (the error said). */
+static int open_session(struct emit_args *a, fl_session **s)
+{
+	if (a->level)
 		unsetenv("FUGUE_SESSION_LOG"); /* the command line wins over the environment */
 	struct fl_config cfg;
 	int rc = fl_cli_config(&cfg);
 	if (rc)
 		return rc;
-	if (!lanes && c.threads > 4) {
+	uint64_t lanes = a->lanes;
+	if (!lanes && a->c.threads > 4) {
 		lanes = 8;
-		while (lanes < c.threads && lanes < 64)
+		while (lanes < a->c.threads && lanes < 64)
 			lanes *= 2;
 	}
-	so.level = level;
-	so.lanes = (uint32_t)lanes;
-	so.lane_size = lane_size;
-	so.block_timeout_ns = block_ms * 1000000ull;
-	so.shm_prefix = cfg.shm_prefix;
-	so.config_path = fl_cli.config;
-
-	fl_session *s;
+	a->so.level = a->level;
+	a->so.lanes = (uint32_t)lanes;
+	a->so.lane_size = a->lane_size;
+	a->so.block_timeout_ns = a->block_ms * 1000000ull;
+	a->so.shm_prefix = cfg.shm_prefix;
+	a->so.config_path = fl_cli.config;
 	char why[512] = "";
-	rc = fl_session_open(&s, &so, why, sizeof why);
+	rc = fl_session_open(s, &a->so, why, sizeof why);
 	if (rc < 0) {
 		fl_cli_err("cannot open the session: %s", *why ? why : strerror(-rc));
 		return rc == -EINVAL ? FL_EXIT_USAGE : FL_EXIT_FAIL;
 	}
+	return 0;
+}
 
-	struct sigaction sa = {0};
-	sa.sa_handler = on_signal; /* no SA_RESTART: a sleeping thread wakes to see the flag */
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-
-	struct worker *w = calloc(c.threads, sizeof *w);
-	if (!w) {
-		fl_session_close(s);
-		fl_cli_err("out of memory");
-		return FL_EXIT_FAIL;
-	}
-	c.start = fl_cli_now();
-	uint64_t per = c.count == UINT64_MAX ? UINT64_MAX : c.count / c.threads;
-	uint64_t extra = c.count == UINT64_MAX ? 0 : c.count % c.threads, first = 0;
+/* Splits the count over the threads and runs them (the only one on this thread); 0 or an exit code. */
+static int run_workers(struct worker *w, const struct emit_cfg *c, fl_session *s, const char *cwd)
+{
+	uint64_t per = c->count == UINT64_MAX ? UINT64_MAX : c->count / c->threads;
+	uint64_t extra = c->count == UINT64_MAX ? 0 : c->count % c->threads, first = 0;
 	unsigned started = 0;
-	rc = FL_EXIT_OK;
-	for (unsigned t = 0; t < c.threads; t++) {
+	int rc = FL_EXIT_OK;
+	for (unsigned t = 0; t < c->threads; t++) {
 		w[t].s = s;
-		w[t].cfg = &c;
+		w[t].cfg = c;
 		w[t].first = first;
 		w[t].n = per == UINT64_MAX ? UINT64_MAX : per + (t < extra);
 		first += w[t].n == UINT64_MAX ? 0 : w[t].n;
 		snprintf(w[t].cwd, sizeof w[t].cwd, "%s", cwd);
 		snprintf(w[t].target, sizeof w[t].target, "%s", fl_session_id(s));
 		if (prepare(&w[t], t) < 0) {
+			uint64_t text_len = c->have_size ? c->size : c->text ? strlen(c->text) : 64;
 			fl_cli_err("out of memory preparing %llu-byte payloads", (unsigned long long)text_len);
 			rc = FL_EXIT_FAIL;
 			atomic_store(&stop_flag, 1);
 			break;
 		}
-		int e = c.threads == 1 ? 0 : pthread_create(&w[t].th, NULL, run, &w[t]);
+		int e = c->threads == 1 ? 0 : pthread_create(&w[t].th, NULL, run, &w[t]);
 		if (e) {
 			fl_cli_err("cannot start thread %u: %s", t, strerror(e));
 			rc = FL_EXIT_FAIL;
@@ -460,45 +483,88 @@ int fl_cmd_emit(int argc, char **argv)
 		}
 		started++;
 	}
-	if (c.threads == 1 && started == 1)
+	if (c->threads == 1 && started == 1)
 		run(&w[0]);
 	else
 		for (unsigned t = 0; t < started; t++)
 			pthread_join(w[t].th, NULL);
+	return rc;
+}
 
-	struct worker burst = w[0];
-	burst.emitted = burst.admitted = burst.filtered = burst.dropped = 0;
-	if (c.burst && !rc && !atomic_load(&stop_flag)) {
-		/* the burst has its own payload: --size, or 1 KiB of transcript-like text */
-		struct emit_cfg bc = c;
-		bc.kind = FL_KIND_TRANSCRIPT;
-		if (!bc.have_size)
-			bc.size = 1024, bc.have_size = 1;
-		burst.cfg = &bc;
-		burst.str = NULL, burst.bytes = NULL;
-		if (prepare(&burst, 99) == 0)
-			for (uint64_t i = 0; i < c.burst && !atomic_load(&stop_flag); i++)
-				count(&burst, fl_emit_transcript(s, 0, 1, burst.bytes, burst.blen));
-		free(burst.str);
-		free(burst.bytes);
-	}
-	double secs = fl_cli_now() - c.start;
-	char id[FL_RING_ID_MAX_CLI];
-	snprintf(id, sizeof id, "%s", fl_session_id(s));
-	fl_session_close(s);
+/* --burst: that many transcript events back to back after the paced load, counted into *burst. */
+static void run_burst(struct worker *burst, const struct emit_cfg *c, fl_session *s)
+{
+	/* the burst has its own payload: --size, or 1 KiB of transcript-like text */
+	struct emit_cfg bc = *c;
+	bc.kind = FL_KIND_TRANSCRIPT;
+	if (!bc.have_size)
+		bc.size = 1024, bc.have_size = 1;
+	burst->cfg = &bc;
+	burst->str = NULL, burst->bytes = NULL;
+	if (prepare(burst, 99) == 0)
+		for (uint64_t i = 0; i < c->burst && !atomic_load(&stop_flag); i++)
+			count(burst, fl_emit_transcript(s, 0, 1, burst->bytes, burst->blen));
+	free(burst->str);
+	free(burst->bytes);
+	burst->cfg = NULL;
+}
 
-	uint64_t em = burst.emitted, ad = burst.admitted, fi = burst.filtered, dr = burst.dropped;
-	for (unsigned t = 0; t < c.threads; t++) {
+/* The summary line: what the threads and the burst emitted, and what the ring took. */
+static int report(const char *id, const struct worker *w, unsigned n, const struct worker *burst, double secs)
+{
+	uint64_t em = burst->emitted, ad = burst->admitted, fi = burst->filtered, dr = burst->dropped;
+	for (unsigned t = 0; t < n; t++)
 		em += w[t].emitted, ad += w[t].admitted, fi += w[t].filtered, dr += w[t].dropped;
-		free(w[t].str);
-		free(w[t].bytes);
-	}
-	free(w);
 	printf("{\"session\":");
 	fl_cli_json_str(stdout, id);
 	printf(",\"emitted\":%llu,\"admitted\":%llu,\"dropped\":%llu,\"filtered\":%llu,\"seconds\":%.3f}\n",
 	       (unsigned long long)em, (unsigned long long)ad, (unsigned long long)dr, (unsigned long long)fi, secs);
-	if (fflush(stdout))
-		rc = FL_EXIT_FAIL;
-	return rc;
+	return fflush(stdout) ? FL_EXIT_FAIL : FL_EXIT_OK;
+}
+
+int fl_cmd_emit(int argc, char **argv)
+{
+	struct emit_args a = {.c = {.kind = -1, .threads = 1}};
+	int rc = parse_args(&a, argc, argv);
+	if (rc)
+		return rc == FL_EXIT_HELP ? FL_EXIT_OK : rc;
+	char cwd[512];
+	if (!getcwd(cwd, sizeof cwd))
+		snprintf(cwd, sizeof cwd, "?");
+	if ((rc = check_fits(&a, cwd)))
+		return rc;
+	fl_session *s;
+	if ((rc = open_session(&a, &s)))
+		return rc;
+
+	struct sigaction sa = {0};
+	sa.sa_handler = on_signal; /* no SA_RESTART: a sleeping thread wakes to see the flag */
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+
+	struct emit_cfg *c = &a.c;
+	struct worker *w = calloc(c->threads, sizeof *w);
+	if (!w) {
+		fl_session_close(s);
+		fl_cli_err("out of memory");
+		return FL_EXIT_FAIL;
+	}
+	c->start = fl_cli_now();
+	rc = run_workers(w, c, s, cwd);
+	struct worker burst = w[0];
+	burst.emitted = burst.admitted = burst.filtered = burst.dropped = 0;
+	if (c->burst && !rc && !atomic_load(&stop_flag))
+		run_burst(&burst, c, s);
+	double secs = fl_cli_now() - c->start;
+	char id[FL_RING_ID_MAX_CLI];
+	snprintf(id, sizeof id, "%s", fl_session_id(s));
+	fl_session_close(s);
+
+	int out = report(id, w, c->threads, &burst, secs);
+	for (unsigned t = 0; t < c->threads; t++) {
+		free(w[t].str);
+		free(w[t].bytes);
+	}
+	free(w);
+	return rc ? rc : out;
 }
