@@ -36,6 +36,12 @@ const ENOBUFS: i32 = 105;
 const EMSGSIZE: i32 = 90;
 const ECHILD: i32 = 10;
 
+/// The library's version actually linked, as `FUGUELOG_VERSION_NUMBER` (major*10000 + minor*100 + patch).
+pub fn version() -> u32 {
+    // SAFETY: no arguments, no state
+    unsafe { sys::fl_version() }
+}
+
 /// The four cumulative levels: a session at level L records every kind whose minimum is <= L.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[repr(i32)]
@@ -89,12 +95,12 @@ impl std::error::Error for ParseError {}
 
 impl FromStr for Level {
     type Err = ParseError;
-    /// The names, or "1".."4", as `fl_level_parse` accepts them.
+    /// The names in any case, or "1".."4", as `fl_level_parse` accepts them.
     fn from_str(s: &str) -> Result<Level, ParseError> {
         Level::ALL
             .iter()
             .copied()
-            .find(|l| l.name() == s || s == (*l as i32).to_string())
+            .find(|l| l.name().eq_ignore_ascii_case(s) || s == (*l as i32).to_string())
             .ok_or_else(|| ParseError(format!("'{}' is not a level; use spawns, signals, prompts or full", s)))
     }
 }
@@ -647,6 +653,47 @@ mod tests {
     use std::ffi::CStr;
 
     #[test]
+    fn version_is_the_header_one() {
+        assert_eq!(version(), sys::FUGUELOG_VERSION_NUMBER);
+    }
+
+    #[test]
+    fn layer_binds_spans_and_reads_the_live_word() {
+        use tracing_subscriber::layer::SubscriberExt;
+        let u = open("unit-layer", Level::Signals);
+        let s: &Session = &u;
+        // the test keeps its Undrained guard; the layer gets a second session handle through an Arc
+        let shared = std::sync::Arc::new(
+            Session::open(&Options::new().id("unit-layer2").level(Level::Signals).lanes(1).lane_size(4096).shm_prefix(prefix()))
+                .unwrap(),
+        );
+        let layer = layer::SessionLayer::new().open_with(None);
+        layer.register(shared.clone());
+        let sub = tracing_subscriber::registry().with(layer);
+        tracing::subscriber::with_default(sub, || {
+            tracing::error!("outside every session span: nowhere");
+            let pane = tracing::info_span!("pane", session_id = "unit-layer2");
+            let _e = pane.enter();
+            let inner = tracing::info_span!("turn");
+            let _i = inner.enter();
+            tracing::error!(code = -5, "io");
+            tracing::info!(kind = "transcript", data = "x");
+            tracing::debug!("not mapped");
+            assert_eq!(shared.stats().emitted, 1);
+            shared.set_level(Level::Full);
+            tracing::info!(kind = "transcript", data = "y");
+            tracing::info!(from = "a", to = "b");
+            shared.set_level(Level::Spawns);
+            tracing::warn!("filtered now");
+            tracing::info!(kind = "command", name = "ls", args = "-l /");
+        });
+        assert_eq!(shared.stats().emitted, 4);
+        assert_eq!(s.stats().emitted, 0);
+        drop(shared);
+        let _ = std::fs::remove_file(format!("/dev/shm/{}unit-layer2", prefix()));
+    }
+
+    #[test]
     fn levels_and_kinds_match_the_library() {
         for k in Kind::ALL {
             let name = unsafe { CStr::from_ptr(sys::fl_kind_name(k as c_int)) }.to_str().unwrap();
@@ -662,7 +709,8 @@ mod tests {
             assert_eq!(name.parse::<Level>(), Ok(l));
             assert_eq!((l as i32).to_string().parse::<Level>(), Ok(l));
         }
-        for bad in ["", "Full", "0", "5", "loud", "full "] {
+        assert_eq!("FULL".parse::<Level>(), Ok(Level::Full));
+        for bad in ["", "0", "5", "loud", "full "] {
             let c = CString::new(bad).unwrap();
             assert_eq!(unsafe { sys::fl_level_parse(c.as_ptr()) }, -EINVAL, "{:?}", bad);
             assert!(bad.parse::<Level>().is_err(), "{:?}", bad);
