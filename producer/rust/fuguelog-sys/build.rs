@@ -35,7 +35,8 @@ fn link_build_tree(dir: &Path) {
     println!("cargo:rerun-if-changed={}", pc.display());
     println!("cargo:rustc-link-search=native={}", dir.display());
     println!("cargo:rustc-link-lib=static=fuguelog");
-    let text = std::fs::read_to_string(&pc).unwrap_or_else(|e| fail(&format!("{}: {}", pc.display(), e)));
+    let text =
+        std::fs::read_to_string(&pc).unwrap_or_else(|e| fail(&format!("{}: {}", pc.display(), e)));
     for line in text.lines() {
         if let Some(libs) = line.strip_prefix("Libs.private:") {
             for name in libs.split_whitespace().filter_map(|f| f.strip_prefix("-l")) {

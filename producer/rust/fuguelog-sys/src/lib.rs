@@ -145,7 +145,13 @@ extern "C" {
         argc: u32,
         cwd: *const c_char,
     ) -> i64;
-    pub fn fl__emit_exit(s: *mut fl_session, r#ref: u64, status: i32, sig: i32, duration_ns: u64) -> i64;
+    pub fn fl__emit_exit(
+        s: *mut fl_session,
+        r#ref: u64,
+        status: i32,
+        sig: i32,
+        duration_ns: u64,
+    ) -> i64;
     pub fn fl__emit_action(
         s: *mut fl_session,
         r#ref: u64,
@@ -182,6 +188,12 @@ extern "C" {
         reason: *const c_char,
     ) -> i64;
     pub fn fl__emit_prompt(s: *mut fl_session, r#ref: u64, text: *const c_void, len: usize) -> i64;
-    pub fn fl__emit_transcript(s: *mut fl_session, r#ref: u64, stream: u32, data: *const c_void, len: usize) -> i64;
+    pub fn fl__emit_transcript(
+        s: *mut fl_session,
+        r#ref: u64,
+        stream: u32,
+        data: *const c_void,
+        len: usize,
+    ) -> i64;
     pub fn fl__emit_input(s: *mut fl_session, r#ref: u64, data: *const c_void, len: usize) -> i64;
 }

@@ -23,15 +23,30 @@ fn rust_view() -> BTreeMap<String, u64> {
     let mut put = |k: &str, v: u64| {
         m.insert(k.to_string(), v);
     };
-    put("sizeof.fl_session_opts", size_of::<fl_session_opts>() as u64);
+    put(
+        "sizeof.fl_session_opts",
+        size_of::<fl_session_opts>() as u64,
+    );
     put("opts.id", offset!(fl_session_opts, id) as u64);
     put("opts.level", offset!(fl_session_opts, level) as u64);
     put("opts.lanes", offset!(fl_session_opts, lanes) as u64);
     put("opts.lane_size", offset!(fl_session_opts, lane_size) as u64);
-    put("opts.full_policy", offset!(fl_session_opts, full_policy) as u64);
-    put("opts.block_timeout_ns", offset!(fl_session_opts, block_timeout_ns) as u64);
-    put("opts.shm_prefix", offset!(fl_session_opts, shm_prefix) as u64);
-    put("opts.config_path", offset!(fl_session_opts, config_path) as u64);
+    put(
+        "opts.full_policy",
+        offset!(fl_session_opts, full_policy) as u64,
+    );
+    put(
+        "opts.block_timeout_ns",
+        offset!(fl_session_opts, block_timeout_ns) as u64,
+    );
+    put(
+        "opts.shm_prefix",
+        offset!(fl_session_opts, shm_prefix) as u64,
+    );
+    put(
+        "opts.config_path",
+        offset!(fl_session_opts, config_path) as u64,
+    );
     put("opts.clock", offset!(fl_session_opts, clock) as u64);
     put("opts.reserved", offset!(fl_session_opts, reserved) as u64);
     put("sizeof.opts.reserved", size_of::<[u64; 8]>() as u64);
@@ -43,8 +58,14 @@ fn rust_view() -> BTreeMap<String, u64> {
     put("stats.lane_size", offset!(fl_stats, lane_size) as u64);
     put("stats.clock", offset!(fl_stats, clock) as u64);
     put("stats.reserved", offset!(fl_stats, reserved) as u64);
-    put("sizeof.fl__session_head", size_of::<fl__session_head>() as u64);
-    put("head.level_word", offset!(fl__session_head, level_word) as u64);
+    put(
+        "sizeof.fl__session_head",
+        size_of::<fl__session_head>() as u64,
+    );
+    put(
+        "head.level_word",
+        offset!(fl__session_head, level_word) as u64,
+    );
     put("FUGUELOG_VERSION_NUMBER", FUGUELOG_VERSION_NUMBER as u64);
     for (k, v) in [
         ("FL_LEVEL_SPAWNS", FL_LEVEL_SPAWNS),
@@ -105,7 +126,10 @@ fn tables_agree_with_the_library() {
             assert!((FL_LEVEL_SPAWNS..=FL_LEVEL_FULL).contains(&fl_kind_min_level(k)));
         }
         assert!(fl_kind_name(FL_KIND_MAX + 1).is_null());
-        assert_eq!(fl_level_parse(b"prompts\0".as_ptr().cast()), FL_LEVEL_PROMPTS);
+        assert_eq!(
+            fl_level_parse(b"prompts\0".as_ptr().cast()),
+            FL_LEVEL_PROMPTS
+        );
         assert_eq!(fl_level_parse(b"loud\0".as_ptr().cast()), -22);
     }
 }

@@ -18,7 +18,10 @@ use tracing::{error, info, info_span, warn};
 use tracing_subscriber::layer::SubscriberExt;
 
 fn usage(msg: &str) -> ! {
-    eprintln!("pane: {}\nusage: pane [--session-id ID] [--level LEVEL] [--fugue-log PATH]", msg);
+    eprintln!(
+        "pane: {}\nusage: pane [--session-id ID] [--level LEVEL] [--fugue-log PATH]",
+        msg
+    );
     std::process::exit(2);
 }
 
@@ -28,10 +31,17 @@ fn main() {
     let mut flog = std::env::var("FUGUE_LOG").unwrap_or_else(|_| "fugue-log".to_string());
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
-        let mut val = || args.next().unwrap_or_else(|| usage(&format!("{} needs a value", a)));
+        let mut val = || {
+            args.next()
+                .unwrap_or_else(|| usage(&format!("{} needs a value", a)))
+        };
         match a.as_str() {
             "--session-id" => id = val(),
-            "--level" => level = val().parse().unwrap_or_else(|e| usage(&format!("--level: {}", e))),
+            "--level" => {
+                level = val()
+                    .parse()
+                    .unwrap_or_else(|e| usage(&format!("--level: {}", e)))
+            }
             "--fugue-log" => flog = val(),
             _ => usage(&format!("unknown argument '{}'", a)),
         }
@@ -49,8 +59,15 @@ fn main() {
     // someone outside the pane turns the level up, as `fugue-log level` would from a shell
     let out = Command::new(&flog).args(["level", &id, "full"]).output();
     match out {
-        Ok(o) if o.status.success() => print!("fugue-log level: {}", String::from_utf8_lossy(&o.stdout)),
-        Ok(o) => error!(code = -1, origin = "pane", "fugue-log level failed: {}", String::from_utf8_lossy(&o.stderr)),
+        Ok(o) if o.status.success() => {
+            print!("fugue-log level: {}", String::from_utf8_lossy(&o.stdout))
+        }
+        Ok(o) => error!(
+            code = -1,
+            origin = "pane",
+            "fugue-log level failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        ),
         Err(e) => error!(code = -2, origin = "pane", "cannot run {}: {}", flog, e),
     }
 
@@ -65,7 +82,11 @@ fn run_turn(n: u32, prompt: &str, script: &str) {
     let _in_turn = turn.enter();
     info!(kind = "prompt", "{}", prompt);
     let start = Instant::now();
-    let mut child = match Command::new("sh").args(["-c", script]).stdout(Stdio::piped()).spawn() {
+    let mut child = match Command::new("sh")
+        .args(["-c", script])
+        .stdout(Stdio::piped())
+        .spawn()
+    {
         Ok(c) => c,
         Err(e) => {
             error!(code = -2, "cannot start sh: {}", e);
@@ -73,7 +94,10 @@ fn run_turn(n: u32, prompt: &str, script: &str) {
         }
     };
     info!(kind = "spawn", pid = child.id(), argv = %format!("sh -c {}", script), cwd = "/");
-    for line in BufReader::new(child.stdout.take().expect("piped")).lines().flatten() {
+    for line in BufReader::new(child.stdout.take().expect("piped"))
+        .lines()
+        .flatten()
+    {
         info!(kind = "transcript", stream = 1u32, data = %format!("{}\n", line));
     }
     let status = child.wait().expect("child started");

@@ -70,7 +70,13 @@ impl SessionLayer {
             sessions: Mutex::new(HashMap::new()),
             open: Some(Options::new()),
             default: None,
-            levels: [None, None, Some(Kind::State), Some(Kind::Error), Some(Kind::Error)],
+            levels: [
+                None,
+                None,
+                Some(Kind::State),
+                Some(Kind::Error),
+                Some(Kind::Error),
+            ],
         }
     }
 
@@ -208,7 +214,9 @@ impl Fields {
 
     /// The named field, else the message.
     fn title(&mut self, name: &str) -> String {
-        self.text(name).or_else(|| self.message.take()).unwrap_or_default()
+        self.text(name)
+            .or_else(|| self.message.take())
+            .unwrap_or_default()
     }
 
     /// The named field, then the unused message, then every other field as name=value.
@@ -219,7 +227,12 @@ impl Fields {
 
     /// `out`, then the unused message, then every other field as name=value.
     fn rest_after(&mut self, mut out: String) -> String {
-        for part in self.message.take().into_iter().chain(self.rest.drain(..).map(|(n, v)| format!("{}={}", n, v))) {
+        for part in self
+            .message
+            .take()
+            .into_iter()
+            .chain(self.rest.drain(..).map(|(n, v)| format!("{}={}", n, v)))
+        {
             if !out.is_empty() {
                 out.push(' ');
             }
@@ -230,7 +243,9 @@ impl Fields {
 
     /// As all_text, as a list: the named field split on whitespace, then the message, then name=value.
     fn words(&mut self, name: &str) -> Vec<String> {
-        let mut out: Vec<String> = self.text(name).map_or_else(Vec::new, |t| t.split_whitespace().map(String::from).collect());
+        let mut out: Vec<String> = self.text(name).map_or_else(Vec::new, |t| {
+            t.split_whitespace().map(String::from).collect()
+        });
         out.extend(self.message.take());
         out.extend(self.rest.drain(..).map(|(n, v)| format!("{}={}", n, v)));
         out
@@ -261,7 +276,10 @@ impl SessionLayer {
         let meta = event.metadata();
         let mut unknown = None;
         if meta.fields().field("kind").is_some() {
-            let mut f = FindField { name: "kind", value: None };
+            let mut f = FindField {
+                name: "kind",
+                value: None,
+            };
             event.record(&mut f);
             match f.value.as_deref().map(str::parse) {
                 Some(Ok(k)) => return (Some(k), None),
@@ -282,10 +300,18 @@ impl SessionLayer {
         // a lost event is counted by the ring and becomes a `dropped` line; nothing else to do here
         let _ = match kind {
             Kind::Spawn => {
-                let pid = f.int("pid").map_or(std::process::id(), |p| clamp_u(p, u32::MAX as u64) as u32);
-                let ppid = f.int("ppid").map_or_else(std::os::unix::process::parent_id, |p| clamp_u(p, u32::MAX as u64) as u32);
+                let pid = f
+                    .int("pid")
+                    .map_or(std::process::id(), |p| clamp_u(p, u32::MAX as u64) as u32);
+                let ppid = f
+                    .int("ppid")
+                    .map_or_else(std::os::unix::process::parent_id, |p| {
+                        clamp_u(p, u32::MAX as u64) as u32
+                    });
                 let cwd = f.text("cwd").unwrap_or_else(|| {
-                    std::env::current_dir().map(|d| d.to_string_lossy().into_owned()).unwrap_or_default()
+                    std::env::current_dir()
+                        .map(|d| d.to_string_lossy().into_owned())
+                        .unwrap_or_default()
                 });
                 let argv: Vec<String> = f.words("argv").into_iter().map(clean).collect();
                 let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
@@ -315,7 +341,9 @@ impl SessionLayer {
             }
             Kind::Error => {
                 let code = f.int("code").map_or(0, clamp_i32);
-                let origin = f.text("origin").unwrap_or_else(|| meta.target().to_string());
+                let origin = f
+                    .text("origin")
+                    .unwrap_or_else(|| meta.target().to_string());
                 let mut message = f.rest_after(String::new());
                 if *meta.level() == Level::WARN {
                     message.insert_str(0, "warning: ");
@@ -329,14 +357,19 @@ impl SessionLayer {
             }
             Kind::Prompt => s.emit_prompt(r, f.all_text("text").as_bytes()),
             Kind::Transcript => {
-                let stream = f.int("stream").map_or(1, |v| clamp_u(v, u32::MAX as u64) as u32);
+                let stream = f
+                    .int("stream")
+                    .map_or(1, |v| clamp_u(v, u32::MAX as u64) as u32);
                 s.emit_transcript(r, stream, f.all_text("data").as_bytes())
             }
             Kind::Input => s.emit_input(r, f.all_text("data").as_bytes()),
             // the drainer's own kinds: a producer cannot write them, so they are kept as state text
-            Kind::Level | Kind::Dropped => {
-                s.emit_state(r, "", "", &clean(format!("kind={} {}", kind, f.all_text("reason"))))
-            }
+            Kind::Level | Kind::Dropped => s.emit_state(
+                r,
+                "",
+                "",
+                &clean(format!("kind={} {}", kind, f.all_text("reason"))),
+            ),
         };
     }
 }
@@ -357,14 +390,19 @@ where
         };
         let mut session = None;
         if attrs.metadata().fields().field("session_id").is_some() {
-            let mut f = FindField { name: "session_id", value: None };
+            let mut f = FindField {
+                name: "session_id",
+                value: None,
+            };
             attrs.record(&mut f);
             if let Some(sid) = f.value {
                 session = self.bind(&sid, attrs.metadata().name());
             }
         }
         if session.is_none() {
-            session = span.parent().and_then(|p| p.extensions().get::<Bound>().map(|b| b.0.clone()));
+            session = span
+                .parent()
+                .and_then(|p| p.extensions().get::<Bound>().map(|b| b.0.clone()));
         }
         if let Some(s) = session {
             span.extensions_mut().insert(Bound(s));
@@ -372,7 +410,9 @@ where
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
-        let span_session = ctx.event_span(event).and_then(|sp| sp.extensions().get::<Bound>().map(|b| b.0.clone()));
+        let span_session = ctx
+            .event_span(event)
+            .and_then(|sp| sp.extensions().get::<Bound>().map(|b| b.0.clone()));
         let session = match span_session.as_ref().or(self.default.as_ref()) {
             Some(s) => s,
             None => return,
@@ -392,9 +432,16 @@ where
 impl fmt::Debug for SessionLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut ids = String::new();
-        for id in self.sessions.lock().unwrap_or_else(|e| e.into_inner()).keys() {
+        for id in self
+            .sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+        {
             let _ = write!(ids, "{} ", id);
         }
-        f.debug_struct("SessionLayer").field("sessions", &ids.trim_end()).finish()
+        f.debug_struct("SessionLayer")
+            .field("sessions", &ids.trim_end())
+            .finish()
     }
 }

@@ -101,7 +101,12 @@ impl FromStr for Level {
             .iter()
             .copied()
             .find(|l| l.name().eq_ignore_ascii_case(s) || s == (*l as i32).to_string())
-            .ok_or_else(|| ParseError(format!("'{}' is not a level; use spawns, signals, prompts or full", s)))
+            .ok_or_else(|| {
+                ParseError(format!(
+                    "'{}' is not a level; use spawns, signals, prompts or full",
+                    s
+                ))
+            })
     }
 }
 
@@ -167,7 +172,12 @@ impl Kind {
     /// The lowest session level at which this kind is recorded.
     pub fn min_level(self) -> Level {
         match self {
-            Kind::Spawn | Kind::Exit | Kind::Action | Kind::Command | Kind::Level | Kind::Dropped => Level::Spawns,
+            Kind::Spawn
+            | Kind::Exit
+            | Kind::Action
+            | Kind::Command
+            | Kind::Level
+            | Kind::Dropped => Level::Spawns,
             Kind::Completion | Kind::Error | Kind::State => Level::Signals,
             Kind::Prompt => Level::Prompts,
             Kind::Transcript | Kind::Input => Level::Full,
@@ -337,11 +347,15 @@ impl fmt::Display for EmitError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             EmitError::Full => f.write_str("lane full: the event was dropped and counted"),
-            EmitError::TooLarge => f.write_str("event larger than a quarter of a lane: dropped and counted"),
+            EmitError::TooLarge => {
+                f.write_str("event larger than a quarter of a lane: dropped and counted")
+            }
             EmitError::ForkedChild => {
                 f.write_str("session opened by the parent process: open a new session in the child")
             }
-            EmitError::Nul => f.write_str("a text field contains a NUL byte; send it as bytes or strip it"),
+            EmitError::Nul => {
+                f.write_str("a text field contains a NUL byte; send it as bytes or strip it")
+            }
             EmitError::Other(e) => write!(f, "{}", std::io::Error::from_raw_os_error(*e)),
         }
     }
@@ -442,16 +456,29 @@ impl Session {
             Some(raw) if rc == 0 => raw,
             _ => {
                 // SAFETY: the library NUL-terminates why within whylen (it starts zeroed)
-                let why = unsafe { CStr::from_ptr(why.as_ptr()) }.to_string_lossy().into_owned();
-                return Err(Error { errno: if rc < 0 { -rc } else { EINVAL }, why });
+                let why = unsafe { CStr::from_ptr(why.as_ptr()) }
+                    .to_string_lossy()
+                    .into_owned();
+                return Err(Error {
+                    errno: if rc < 0 { -rc } else { EINVAL },
+                    why,
+                });
             }
         };
         // SAFETY: fl__session_head is the first member of fl_session (an ABI promise of fuguelog.h);
         // the word it points at is an _Atomic uint64_t in the ring, mapped until close, and
         // AtomicU64 has the same size and alignment as u64
-        let word = unsafe { (*(raw.as_ptr() as *const sys::fl__session_head)).level_word as *mut AtomicU64 };
-        let id = unsafe { CStr::from_ptr(sys::fl_session_id(raw.as_ptr())) }.to_string_lossy().into_owned();
-        Ok(Session { raw, word: NonNull::new(word).expect("the library sets the level word"), id })
+        let word = unsafe {
+            (*(raw.as_ptr() as *const sys::fl__session_head)).level_word as *mut AtomicU64
+        };
+        let id = unsafe { CStr::from_ptr(sys::fl_session_id(raw.as_ptr())) }
+            .to_string_lossy()
+            .into_owned();
+        Ok(Session {
+            raw,
+            word: NonNull::new(word).expect("the library sets the level word"),
+            id,
+        })
     }
 
     /// The session's id (the directory name under the log root).
@@ -496,7 +523,11 @@ impl Session {
             dropped: st.dropped,
             lanes: st.lanes,
             lane_size: st.lane_size,
-            clock: if st.clock == sys::FL_CLOCK_TSC { Clock::Tsc } else { Clock::Realtime },
+            clock: if st.clock == sys::FL_CLOCK_TSC {
+                Clock::Tsc
+            } else {
+                Clock::Realtime
+            },
         }
     }
 
@@ -505,21 +536,41 @@ impl Session {
         self.raw.as_ptr()
     }
 
-    pub fn emit_spawn(&self, ref_id: u64, pid: u32, ppid: u32, argv: &[&str], cwd: &str) -> Emitted {
+    pub fn emit_spawn(
+        &self,
+        ref_id: u64,
+        pid: u32,
+        ppid: u32,
+        argv: &[&str],
+        cwd: &str,
+    ) -> Emitted {
         if !self.admits(Kind::Spawn) {
             return Ok(None);
         }
         // p[0] is cwd, p[1..] the argv array
-        with_cstrs(std::iter::once(cwd).chain(argv.iter().copied()), |p| unsafe {
-            sys::fl__emit_spawn(self.raw.as_ptr(), ref_id, pid, ppid, p[1..].as_ptr(), (p.len() - 1) as u32, p[0])
-        })
+        with_cstrs(
+            std::iter::once(cwd).chain(argv.iter().copied()),
+            |p| unsafe {
+                sys::fl__emit_spawn(
+                    self.raw.as_ptr(),
+                    ref_id,
+                    pid,
+                    ppid,
+                    p[1..].as_ptr(),
+                    (p.len() - 1) as u32,
+                    p[0],
+                )
+            },
+        )
     }
 
     pub fn emit_exit(&self, ref_id: u64, status: i32, signal: i32, duration_ns: u64) -> Emitted {
         if !self.admits(Kind::Exit) {
             return Ok(None);
         }
-        emitted(unsafe { sys::fl__emit_exit(self.raw.as_ptr(), ref_id, status, signal, duration_ns) })
+        emitted(unsafe {
+            sys::fl__emit_exit(self.raw.as_ptr(), ref_id, status, signal, duration_ns)
+        })
     }
 
     pub fn emit_action(&self, ref_id: u64, action: &str, target: &str, detail: &str) -> Emitted {
@@ -535,12 +586,27 @@ impl Session {
         if !self.admits(Kind::Command) {
             return Ok(None);
         }
-        with_cstrs(std::iter::once(name).chain(args.iter().copied()), |p| unsafe {
-            sys::fl__emit_command(self.raw.as_ptr(), ref_id, p[0], p[1..].as_ptr(), (p.len() - 1) as u32)
-        })
+        with_cstrs(
+            std::iter::once(name).chain(args.iter().copied()),
+            |p| unsafe {
+                sys::fl__emit_command(
+                    self.raw.as_ptr(),
+                    ref_id,
+                    p[0],
+                    p[1..].as_ptr(),
+                    (p.len() - 1) as u32,
+                )
+            },
+        )
     }
 
-    pub fn emit_completion(&self, ref_id: u64, task: &str, outcome: &str, duration_ns: u64) -> Emitted {
+    pub fn emit_completion(
+        &self,
+        ref_id: u64,
+        task: &str,
+        outcome: &str,
+        duration_ns: u64,
+    ) -> Emitted {
         if !self.admits(Kind::Completion) {
             return Ok(None);
         }
@@ -554,7 +620,9 @@ impl Session {
         if !self.admits(Kind::Error) {
             return Ok(None);
         }
-        with_cstrs([message, origin], |p| unsafe { sys::fl__emit_error(self.raw.as_ptr(), ref_id, code, p[0], p[1]) })
+        with_cstrs([message, origin], |p| unsafe {
+            sys::fl__emit_error(self.raw.as_ptr(), ref_id, code, p[0], p[1])
+        })
     }
 
     pub fn emit_state(&self, ref_id: u64, from: &str, to: &str, reason: &str) -> Emitted {
@@ -571,7 +639,9 @@ impl Session {
         if !self.admits(Kind::Prompt) {
             return Ok(None);
         }
-        emitted(unsafe { sys::fl__emit_prompt(self.raw.as_ptr(), ref_id, text.as_ptr().cast(), text.len()) })
+        emitted(unsafe {
+            sys::fl__emit_prompt(self.raw.as_ptr(), ref_id, text.as_ptr().cast(), text.len())
+        })
     }
 
     /// Output bytes of stream `stream` (1 stdout, 2 stderr by convention).
@@ -579,14 +649,24 @@ impl Session {
         if !self.admits(Kind::Transcript) {
             return Ok(None);
         }
-        emitted(unsafe { sys::fl__emit_transcript(self.raw.as_ptr(), ref_id, stream, data.as_ptr().cast(), data.len()) })
+        emitted(unsafe {
+            sys::fl__emit_transcript(
+                self.raw.as_ptr(),
+                ref_id,
+                stream,
+                data.as_ptr().cast(),
+                data.len(),
+            )
+        })
     }
 
     pub fn emit_input(&self, ref_id: u64, data: &[u8]) -> Emitted {
         if !self.admits(Kind::Input) {
             return Ok(None);
         }
-        emitted(unsafe { sys::fl__emit_input(self.raw.as_ptr(), ref_id, data.as_ptr().cast(), data.len()) })
+        emitted(unsafe {
+            sys::fl__emit_input(self.raw.as_ptr(), ref_id, data.as_ptr().cast(), data.len())
+        })
     }
 }
 
@@ -599,7 +679,10 @@ impl Drop for Session {
 
 impl fmt::Debug for Session {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Session").field("id", &self.id).field("level", &self.level()).finish()
+        f.debug_struct("Session")
+            .field("id", &self.id)
+            .field("level", &self.level())
+            .finish()
     }
 }
 
@@ -639,11 +722,18 @@ where
         emitted(f(&sc.ptrs))
     };
     let mut run = Some(run);
-    let done = SCRATCH.try_with(|cell| cell.try_borrow_mut().ok().map(|mut sc| (run.take().unwrap())(&mut sc)));
+    let done = SCRATCH.try_with(|cell| {
+        cell.try_borrow_mut()
+            .ok()
+            .map(|mut sc| (run.take().unwrap())(&mut sc))
+    });
     match done {
         Ok(Some(r)) => r,
         // re-entered (an emit from inside an emit) or thread-local storage gone: a private buffer
-        _ => (run.take().unwrap())(&mut Scratch { bytes: Vec::new(), ptrs: Vec::new() }),
+        _ => (run.take().unwrap())(&mut Scratch {
+            bytes: Vec::new(),
+            ptrs: Vec::new(),
+        }),
     }
 }
 
@@ -664,8 +754,15 @@ mod tests {
         let s: &Session = &u;
         // the test keeps its Undrained guard; the layer gets a second session handle through an Arc
         let shared = std::sync::Arc::new(
-            Session::open(&Options::new().id("unit-layer2").level(Level::Signals).lanes(1).lane_size(4096).shm_prefix(prefix()))
-                .unwrap(),
+            Session::open(
+                &Options::new()
+                    .id("unit-layer2")
+                    .level(Level::Signals)
+                    .lanes(1)
+                    .lane_size(4096)
+                    .shm_prefix(prefix()),
+            )
+            .unwrap(),
         );
         let layer = layer::SessionLayer::new().open_with(None);
         layer.register(shared.clone());
@@ -696,15 +793,28 @@ mod tests {
     #[test]
     fn levels_and_kinds_match_the_library() {
         for k in Kind::ALL {
-            let name = unsafe { CStr::from_ptr(sys::fl_kind_name(k as c_int)) }.to_str().unwrap();
+            let name = unsafe { CStr::from_ptr(sys::fl_kind_name(k as c_int)) }
+                .to_str()
+                .unwrap();
             assert_eq!(name, k.name());
-            assert_eq!(unsafe { sys::fl_kind_min_level(k as c_int) }, k.min_level() as c_int, "{}", k);
-            let class = if k.class() == Class::User { sys::FL_CLASS_USER } else { sys::FL_CLASS_SYSTEM };
+            assert_eq!(
+                unsafe { sys::fl_kind_min_level(k as c_int) },
+                k.min_level() as c_int,
+                "{}",
+                k
+            );
+            let class = if k.class() == Class::User {
+                sys::FL_CLASS_USER
+            } else {
+                sys::FL_CLASS_SYSTEM
+            };
             assert_eq!(unsafe { sys::fl_kind_class(k as c_int) }, class, "{}", k);
             assert_eq!(name.parse::<Kind>(), Ok(k));
         }
         for l in Level::ALL {
-            let name = unsafe { CStr::from_ptr(sys::fl_level_name(l as c_int)) }.to_str().unwrap();
+            let name = unsafe { CStr::from_ptr(sys::fl_level_name(l as c_int)) }
+                .to_str()
+                .unwrap();
             assert_eq!(name, l.name());
             assert_eq!(name.parse::<Level>(), Ok(l));
             assert_eq!((l as i32).to_string().parse::<Level>(), Ok(l));
@@ -712,7 +822,12 @@ mod tests {
         assert_eq!("FULL".parse::<Level>(), Ok(Level::Full));
         for bad in ["", "0", "5", "loud", "full "] {
             let c = CString::new(bad).unwrap();
-            assert_eq!(unsafe { sys::fl_level_parse(c.as_ptr()) }, -EINVAL, "{:?}", bad);
+            assert_eq!(
+                unsafe { sys::fl_level_parse(c.as_ptr()) },
+                -EINVAL,
+                "{:?}",
+                bad
+            );
             assert!(bad.parse::<Level>().is_err(), "{:?}", bad);
         }
         assert!("dropped ".parse::<Kind>().is_err());
@@ -720,7 +835,11 @@ mod tests {
 
     fn prefix() -> String {
         // under ctest each test has its own prefix; a unit test adds its own part
-        format!("{}unit-{}-", std::env::var("FUGUE_SHM_PREFIX").unwrap_or_else(|_| "flrs-".into()), std::process::id())
+        format!(
+            "{}unit-{}-",
+            std::env::var("FUGUE_SHM_PREFIX").unwrap_or_else(|_| "flrs-".into()),
+            std::process::id()
+        )
     }
 
     /// A session nobody drains; its ring is unlinked when the test lets go of it.
@@ -741,8 +860,15 @@ mod tests {
     }
 
     fn open(id: &str, level: Level) -> Undrained {
-        let s = Session::open(&Options::new().id(id).level(level).lanes(2).lane_size(4096).shm_prefix(prefix()))
-            .expect("open");
+        let s = Session::open(
+            &Options::new()
+                .id(id)
+                .level(level)
+                .lanes(2)
+                .lane_size(4096)
+                .shm_prefix(prefix()),
+        )
+        .expect("open");
         Undrained(Some(s), id.to_string())
     }
 
@@ -773,7 +899,10 @@ mod tests {
         assert_eq!(s.emit_transcript(0, 1, b"t"), Ok(None));
         assert_eq!(s.emit_input(0, b"i"), Ok(None));
         assert_eq!(s.stats().emitted, 0);
-        let spawn = s.emit_spawn(0, 7, 1, &["a", "b c"], "/").unwrap().expect("admitted");
+        let spawn = s
+            .emit_spawn(0, 7, 1, &["a", "b c"], "/")
+            .unwrap()
+            .expect("admitted");
         assert!(s.emit_command(spawn, "build", &[]).unwrap().unwrap() > spawn);
         s.emit_error(spawn, -5, "io", "unit").unwrap().unwrap();
         assert_eq!(s.set_level(Level::Full), Level::Signals);
@@ -783,7 +912,10 @@ mod tests {
         assert!(!s.admits(Kind::Error) && s.admits(Kind::Action));
         assert_eq!(s.emit_state(0, "a", "b", "c"), Ok(None));
         let st = s.stats();
-        assert_eq!((st.emitted, st.admitted, st.dropped, st.lanes, st.lane_size), (4, 4, 0, 2, 4096));
+        assert_eq!(
+            (st.emitted, st.admitted, st.dropped, st.lanes, st.lane_size),
+            (4, 4, 0, 2, 4096)
+        );
     }
 
     #[test]
@@ -799,7 +931,10 @@ mod tests {
     fn full_lane_and_too_large() {
         // nobody drains: a 4 KiB lane fills, then every admitted event is dropped and counted
         let s = open("unit-full", Level::Full);
-        assert_eq!(s.emit_transcript(0, 1, &[b'x'; 2048]), Err(EmitError::TooLarge));
+        assert_eq!(
+            s.emit_transcript(0, 1, &[b'x'; 2048]),
+            Err(EmitError::TooLarge)
+        );
         let mut full = 0;
         for _ in 0..64 {
             match s.emit_transcript(0, 1, &[b'y'; 200]) {
@@ -823,7 +958,9 @@ mod tests {
             for t in 0..2 {
                 sc.spawn(move || {
                     for i in 0..10 {
-                        s.emit_state(0, "t", &t.to_string(), &i.to_string()).unwrap().unwrap();
+                        s.emit_state(0, "t", &t.to_string(), &i.to_string())
+                            .unwrap()
+                            .unwrap();
                     }
                 });
             }
