@@ -13,12 +13,12 @@
 
 static int failures;
 
-#define CHECK(cond)                                                                  \
-	do {                                                                         \
-		if (!(cond)) {                                                       \
-			std::fprintf(stderr, "%s:%d: failed: %s\n", __FILE__, __LINE__, #cond); \
-			failures++;                                                  \
-		}                                                                    \
+#define CHECK(cond)                                                                                                    \
+	do {                                                                                                           \
+		if (!(cond)) {                                                                                         \
+			std::fprintf(stderr, "%s:%d: failed: %s\n", __FILE__, __LINE__, #cond);                        \
+			failures++;                                                                                    \
+		}                                                                                                      \
 	} while (0)
 
 // The option struct grows only into reserved[]: its size is part of the ABI.

@@ -38,11 +38,12 @@ int cxx_ring_read(const char *id, struct cxx_rec *out, int max, char *why, size_
 			snprintf(o->text, sizeof o->text, "%d %s", e->error->code, e->error->message);
 			break;
 		case FUGUE__EVENT__BODY_PROMPT:
-			snprintf(o->text, sizeof o->text, "%.*s", (int)e->prompt->text.len, (char *)e->prompt->text.data);
+			snprintf(o->text, sizeof o->text, "%.*s", (int)e->prompt->text.len,
+				 (char *)e->prompt->text.data);
 			break;
 		case FUGUE__EVENT__BODY_TRANSCRIPT:
-			snprintf(o->text, sizeof o->text, "%u %.*s", e->transcript->stream, (int)e->transcript->data.len,
-				 (char *)e->transcript->data.data);
+			snprintf(o->text, sizeof o->text, "%u %.*s", e->transcript->stream,
+				 (int)e->transcript->data.len, (char *)e->transcript->data.data);
 			break;
 		default:
 			break;
