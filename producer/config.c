@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "fuguelog.h"
@@ -131,9 +132,8 @@ int fl_parse_bool(const char *s, int *out)
 	return -EINVAL;
 }
 
-int fl_config_set_root(struct fl_config *c, const char *value, const char *source, char *why, size_t whylen)
+int fl_config_root_check(const char *value, const char *source, char *out, size_t outlen, char *why, size_t whylen)
 {
-	char buf[PATH_MAX];
 	const char *home = NULL;
 	if (value && value[0] == '~' && (!value[1] || value[1] == '/')) {
 		if (!(home = home_dir())) {
@@ -149,11 +149,14 @@ int fl_config_set_root(struct fl_config *c, const char *value, const char *sourc
 			 source, value ? value : "");
 		return -EINVAL;
 	}
-	if ((size_t)snprintf(buf, sizeof buf, "%s%s", home ? home : "", value) >= sizeof buf) {
-		snprintf(why, whylen, "%s=%.64s... is refused: longer than %d bytes", source, value, PATH_MAX - 1);
+	char buf[PATH_MAX];
+	size_t n = (size_t)snprintf(buf, sizeof buf, "%s%s", home ? home : "", value);
+	if (n >= outlen || n >= sizeof buf) {
+		snprintf(why, whylen, "%s=%.64s... is refused: the path is longer than %zu bytes", source, value,
+			 outlen - 1);
 		return -EINVAL;
 	}
-	memcpy(c->root, buf, sizeof c->root);
+	memcpy(out, buf, n + 1);
 	return 0;
 }
 
@@ -207,7 +210,7 @@ static int handler(void *user, const char *section, const char *key, const char 
 	} else if (!strcmp(key, "root")) {
 		char src[PATH_MAX + 32];
 		snprintf(src, sizeof src, "%s:%d: root", c->path, l->line);
-		if (!l->bad && fl_config_set_root(c, value, src, l->why, l->whylen) < 0)
+		if (!l->bad && fl_config_root_check(value, src, c->root, sizeof c->root, l->why, l->whylen) < 0)
 			l->bad = l->line;
 	} else if (!strcmp(key, "workers")) {
 		char *end;
@@ -257,6 +260,12 @@ int fl_config_load(struct fl_config *c, const char *path, char *why, size_t whyl
 		snprintf(dflt, sizeof dflt, "%s/.fugue/logging.conf", home && *home ? home : ".");
 	}
 	const char *file = path ? path : dflt;
+	struct stat st;
+	if (stat(file, &st) == 0 && S_ISDIR(st.st_mode)) {
+		/* read as a file, a directory gives no lines: it would pass for an empty config */
+		snprintf(why, whylen, "%s: is a directory, not a config file; give the path of the file", file);
+		return -EINVAL;
+	}
 	if (access(file, F_OK) == 0) {
 		snprintf(c->path, sizeof c->path, "%s", file);
 		struct load l = {c, fopen(file, "re"), why, whylen, 1, 1, 0};
@@ -277,7 +286,7 @@ int fl_config_load(struct fl_config *c, const char *path, char *why, size_t whyl
 	}
 
 	const char *v = getenv("FUGUE_LOG_DIR");
-	if (v && *v && fl_config_set_root(c, v, "FUGUE_LOG_DIR", why, whylen) < 0)
+	if (v && *v && fl_config_root_check(v, "FUGUE_LOG_DIR", c->root, sizeof c->root, why, whylen) < 0)
 		return -EINVAL;
 	v = getenv("FUGUE_SESSION_LOG");
 	if (v && *v) {

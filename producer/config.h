@@ -43,13 +43,15 @@ void fl_config_defaults(struct fl_config *c);
 int fl_config_load(struct fl_config *c, const char *path, char *why, size_t whylen);
 
 /*
- * The one rule for a log root from any source (config key, FUGUE_LOG_DIR,
- * --root): absolute, or "~" / "~/..." expanded from $HOME (else the passwd
- * entry); relative paths and "~user" are refused. source names where the
- * value came from in why ("FUGUE_LOG_DIR", "--root", "file:line: root").
- * Returns 0 with c->root set, or -EINVAL.
+ * The one rule for a log root, whatever its source (config 'root',
+ * FUGUE_LOG_DIR, --root): an absolute path, or "~" / "~/..." expanded from
+ * $HOME (else the passwd entry). Relative paths and "~user" are refused,
+ * because fugue-logd changes to / when it daemonizes and a relative root would
+ * silently move there. source names where the value came from in why
+ * ("FUGUE_LOG_DIR", "--root", "file:line: root"). Writes the result into out;
+ * returns 0, or -EINVAL with why saying "<source>=<value> is refused: <what to do>".
  */
-int fl_config_set_root(struct fl_config *c, const char *value, const char *source, char *why, size_t whylen);
+int fl_config_root_check(const char *value, const char *source, char *out, size_t outlen, char *why, size_t whylen);
 
 /* "10M", "512K", "1G", "4096" (bytes; K/M/G are powers of 1024, optional B/iB). -EINVAL if bad. */
 int fl_parse_size(const char *s, uint64_t *out);

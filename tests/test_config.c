@@ -107,18 +107,18 @@ static void test_roots(void **state)
 	setenv("HOME", home, 1);
 	unsetenv("FUGUE_LOG_DIR");
 	fl_config_defaults(&c);
-	assert_int_equal(fl_config_set_root(&c, "/abs/logs", "--root", why, sizeof why), 0);
+	assert_int_equal(fl_config_root_check("/abs/logs", "--root", c.root, sizeof c.root, why, sizeof why), 0);
 	assert_string_equal(c.root, "/abs/logs");
-	assert_int_equal(fl_config_set_root(&c, "~", "--root", why, sizeof why), 0);
+	assert_int_equal(fl_config_root_check("~", "--root", c.root, sizeof c.root, why, sizeof why), 0);
 	assert_string_equal(c.root, home);
-	assert_int_equal(fl_config_set_root(&c, "~/x/y", "--root", why, sizeof why), 0);
+	assert_int_equal(fl_config_root_check("~/x/y", "--root", c.root, sizeof c.root, why, sizeof why), 0);
 	snprintf(want, sizeof want, "%s/x/y", home);
 	assert_string_equal(c.root, want);
-	assert_int_equal(fl_config_set_root(&c, "rel/x", "--root", why, sizeof why), -EINVAL);
+	assert_int_equal(fl_config_root_check("rel/x", "--root", c.root, sizeof c.root, why, sizeof why), -EINVAL);
 	assert_non_null(strstr(why, "--root=rel/x is refused"));
 	assert_string_equal(c.root, want); /* a refused value changes nothing */
-	assert_int_equal(fl_config_set_root(&c, "~bob/x", "--root", why, sizeof why), -EINVAL);
-	assert_int_equal(fl_config_set_root(&c, "", "--root", why, sizeof why), -EINVAL);
+	assert_int_equal(fl_config_root_check("~bob/x", "--root", c.root, sizeof c.root, why, sizeof why), -EINVAL);
+	assert_int_equal(fl_config_root_check("", "--root", c.root, sizeof c.root, why, sizeof why), -EINVAL);
 
 	/* the config key and the environment go through the same rule */
 	assert_int_equal(fl_config_load(&c, write_conf("root = ~/logs\n"), why, sizeof why), 0);

@@ -7,6 +7,7 @@
 
 #include "cli.h"
 #include "fuguelog.h"
+#include "guard.h"
 #include "ring.h"
 #include "rings.h"
 
@@ -42,7 +43,7 @@ static int one(struct fl_ring *r, const char *id, int level, int all)
 		return FL_EXIT_OK;
 	}
 	int closed = fl_load_acquire(&r->hdr->closed) != 0;
-	if (closed || !fl_ring_owner_alive(r)) {
+	if (closed || fl_ring_owner_alive(r) == 0) {
 		const char *how = closed ? "was closed" : "lost its producer";
 		if (all) {
 			fprintf(stderr, "fugue-log level: skipping %s: it %s\n", id, how);
@@ -82,6 +83,10 @@ static int each(const char *id, const char *shm, void *arg)
 		return 0;
 	}
 	int erc = one(&r, id, a->level, 1);
+	if (fl_guard_tripped(r.hdr)) {
+		fprintf(stderr, "fugue-log level: %s: its ring was truncated while being read\n", id);
+		erc = FL_EXIT_FAIL;
+	}
 	if (erc)
 		a->rc = erc;
 	fl_ring_detach(&r);
@@ -137,6 +142,7 @@ int fl_cmd_level(int argc, char **argv)
 	int rc = fl_cli_config(&cfg);
 	if (rc)
 		return rc;
+	fl_cli_guard();
 
 	if (all) {
 		struct all_ctx a = {level, FL_EXIT_OK, 0};
@@ -174,6 +180,10 @@ int fl_cmd_level(int argc, char **argv)
 		return FL_EXIT_FAIL;
 	}
 	rc = one(&r, id, level, 0);
+	if (fl_guard_tripped(r.hdr)) {
+		fl_cli_err("session '%s': its ring was truncated while being read; what was printed may be wrong", id);
+		rc = FL_EXIT_FAIL;
+	}
 	fl_ring_detach(&r);
 	return rc;
 }
