@@ -27,6 +27,8 @@ export CARGO_TARGET_DIR=$build/rust-target
 export FUGUELOG_BUILD_DIR=$build/producer
 # cargo reads .cargo/config.toml (the source replacement) from the directory it runs in
 cd "$src/producer/rust"
+# a lock file another cargo wrote (rustup's 1.95 writes format v4, Debian's 1.65 reads up to v3) is regenerated
+rm -f Cargo.lock
 
 # the C compiler's view of the header, for fuguelog-sys/tests/layout.rs
 cat >"$tmp/probe.c" <<'EOF'
