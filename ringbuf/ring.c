@@ -191,7 +191,7 @@ int fl_ring_create(struct fl_ring *r, const char *name, const struct fl_ring_par
 	int fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -errno;
-	/* fchmod: the umask must not widen or narrow what DESIGN.md fixes */
+	/* fchmod: the umask must not widen or narrow what docs/layout.md fixes */
 	if (fchmod(fd, 0600) < 0 || ftruncate(fd, (off_t)size) < 0) {
 		int e = -errno;
 		close(fd);

@@ -1,0 +1,29 @@
+/* SPDX-License-Identifier: MIT */
+/* sysutil.c: the shared clock read and full write (sysutil.h). */
+#include "sysutil.h"
+
+#include <errno.h>
+#include <unistd.h>
+
+int64_t fl_now_ns(clockid_t c)
+{
+	struct timespec ts;
+	clock_gettime(c, &ts);
+	return (int64_t)ts.tv_sec * 1000000000ll + ts.tv_nsec;
+}
+
+int fl_write_full(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+	while (len) {
+		ssize_t w = write(fd, p, len);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += w;
+		len -= (size_t)w;
+	}
+	return 0;
+}

@@ -1,0 +1,16 @@
+/* SPDX-License-Identifier: MIT */
+/* sysutil.h: the clock read and the full write every module shares, so each is written once. */
+#ifndef FL_SYSUTIL_H
+#define FL_SYSUTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+/* Nanoseconds on clock c (CLOCK_REALTIME for timestamps, CLOCK_MONOTONIC for intervals). Any thread. */
+int64_t fl_now_ns(clockid_t c);
+
+/* Writes all len bytes of buf to fd, retrying short writes and EINTR. Returns 0 or -errno. */
+int fl_write_full(int fd, const void *buf, size_t len);
+
+#endif
