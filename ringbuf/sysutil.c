@@ -1,16 +1,9 @@
 /* SPDX-License-Identifier: MIT */
-/* sysutil.c: the shared clock read and full write (sysutil.h). */
+/* sysutil.c: the shared full write (sysutil.h). */
 #include "sysutil.h"
 
 #include <errno.h>
 #include <unistd.h>
-
-int64_t fl_now_ns(clockid_t c)
-{
-	struct timespec ts;
-	clock_gettime(c, &ts);
-	return (int64_t)ts.tv_sec * 1000000000ll + ts.tv_nsec;
-}
 
 int fl_write_full(int fd, const void *buf, size_t len)
 {

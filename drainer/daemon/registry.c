@@ -20,6 +20,7 @@
 #include "drain.h"
 #include "ring.h"
 #include "rings.h"
+#include "sysutil.h"
 
 #define RESCAN_MS 500 /* periodic rescan, and the poll timeout of the discovery thread */
 #define BACKOFF_MIN_NS 1000000
@@ -60,13 +61,6 @@ struct fl_registry {
 	struct rejected *rejected;
 	_Atomic unsigned count;
 };
-
-static int64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 static unsigned long hash_id(const char *id)
 {
@@ -158,14 +152,14 @@ static int on_ring(const char *id, const char *shm_name, void *arg)
 		free(e);
 		if (!x && (x = calloc(1, sizeof *x))) {
 			snprintf(x->name, sizeof x->name, "%s", shm_name);
-			x->first_ns = mono_ns();
+			x->first_ns = fl_now_ns(CLOCK_MONOTONIC);
 			x->next = r->rejected;
 			r->rejected = x;
 		}
 		if (x) {
 			x->seen = 1;
 			/* a ring being created has no header for a moment: only a lasting failure is news */
-			if (!x->reported && mono_ns() - x->first_ns > 2000000000ll) {
+			if (!x->reported && fl_now_ns(CLOCK_MONOTONIC) - x->first_ns > 2000000000ll) {
 				fl_drain_log("ignoring shm object %s: %s", shm_name, why);
 				x->reported = 1;
 			}
@@ -256,7 +250,7 @@ static void *discovery_main(void *arg)
 	urcu_memb_register_thread();
 	int64_t last = 0;
 	while (!atomic_load(&r->stop)) {
-		int64_t now = mono_ns();
+		int64_t now = fl_now_ns(CLOCK_MONOTONIC);
 		int wake = 0;
 		if (r->inotify_fd >= 0) {
 			struct pollfd p = {r->inotify_fd, POLLIN, 0};
@@ -270,7 +264,7 @@ static void *discovery_main(void *arg)
 			struct timespec ts = {0, 50 * 1000000};
 			nanosleep(&ts, NULL);
 		}
-		now = mono_ns();
+		now = fl_now_ns(CLOCK_MONOTONIC);
 		if (wake || now - last >= RESCAN_MS * 1000000ll || r->rejected) {
 			scan(r);
 			last = now;

@@ -18,6 +18,7 @@
 
 #include "archive.h"
 #include "jsonl.h"
+#include "sysutil.h"
 
 #define SINK_BUF (64u * 1024) /* per class: one write() per this many bytes of lines; small enough for 32 sessions */
 
@@ -97,21 +98,6 @@ int fl_sink_open_root(const char *root, char *why, size_t whylen)
 		return e;
 	}
 	return fd;
-}
-
-static int write_all(int fd, const char *p, size_t n)
-{
-	while (n) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
 }
 
 /*
@@ -256,7 +242,7 @@ static int flush_one(struct fl_sink *s, int c)
 	struct sink_file *f = &s->f[c];
 	if (!f->used)
 		return 0;
-	int rc = write_all(f->fd, f->buf, f->used);
+	int rc = fl_write_full(f->fd, f->buf, f->used);
 	if (rc == 0)
 		f->used = 0;
 	return rc;
@@ -425,7 +411,7 @@ int fl_sink_append(struct fl_sink *s, int cls, const char *line, size_t len, uin
 			return rc;
 	}
 	if (len > SINK_BUF) {
-		int rc = write_all(f->fd, line, len);
+		int rc = fl_write_full(f->fd, line, len);
 		if (rc < 0)
 			return rc;
 	} else {
