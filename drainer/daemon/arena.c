@@ -59,6 +59,17 @@ void fl_arena_reset(struct fl_arena *a)
 	}
 }
 
+void fl_arena_trim(struct fl_arena *a, size_t keep)
+{
+	a->used = 0;
+	fl_arena_reset(a);
+	if (a->cap > keep) {
+		free(a->base);
+		a->base = NULL;
+		a->cap = 0;
+	}
+}
+
 void fl_arena_destroy(struct fl_arena *a)
 {
 	a->used = 0;

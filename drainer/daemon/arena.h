@@ -28,6 +28,8 @@ void *fl_arena_alloc(struct fl_arena *a, size_t n);
 char *fl_arena_strdup(struct fl_arena *a, const char *s);
 /* Forgets every allocation, growing the main block to what the last batch needed. */
 void fl_arena_reset(struct fl_arena *a);
+/* An idle worker's trim: the arena is reset, and its main block freed when it grew beyond keep bytes. */
+void fl_arena_trim(struct fl_arena *a, size_t keep);
 /* Frees every block; the arena is empty and reusable after it. */
 void fl_arena_destroy(struct fl_arena *a);
 /* A protobuf-c allocator on a. */

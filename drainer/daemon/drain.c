@@ -3,6 +3,7 @@
 #define _GNU_SOURCE
 #include "drain_priv.h"
 #include "guard.h"
+#include "budget.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -18,6 +19,9 @@
 #define ROUNDS 8		      /* batches per step, so one busy session cannot starve the others */
 #define ALIVE_EVERY_NS 50000000	      /* idle sessions check their producer this often */
 #define MANIFEST_EVERY_NS 200000000ll /* session.json follows a live session this closely */
+#define UNLINK_MIN_NS 1000000000ll    /* a ring that cannot be unlinked is retried after this, */
+#define UNLINK_MAX_NS 60000000000ll   /* doubling up to this */
+#define ARENA_KEEP (4u << 20)	      /* an idle worker keeps at most this much decode arena */
 
 int fl_drain_worker_new(struct fl_drain_worker **out)
 {
@@ -37,6 +41,16 @@ void fl_drain_worker_free(struct fl_drain_worker *w)
 	free(w->items);
 	fl_jbuf_free(&w->line);
 	free(w);
+}
+
+void fl_drain_worker_idle(struct fl_drain_worker *w)
+{
+	if (w->arena.cap <= ARENA_KEEP && w->line.cap <= ARENA_KEEP)
+		return;
+	fl_arena_trim(&w->arena, ARENA_KEEP);
+	if (w->line.cap > ARENA_KEEP)
+		fl_jbuf_free(&w->line);
+	fl_budget_trim();
 }
 
 /* ---- one batch ----------------------------------------------------------------------- */
@@ -59,8 +73,8 @@ static int own_events(struct fl_drain_worker *w, struct fl_dsess *s, int64_t now
 		/* the files failed and were reopened from the checkpoint: say so where it happened */
 		char msg[300];
 		snprintf(msg, sizeof msg,
-			 "could not write the session files for %lld s (%s); resumed from the checkpoint: nothing "
-			 "accepted was lost, what producers dropped meanwhile is in the dropped lines",
+			 "could not write the session files for %lld s (%s); resumed: nothing accepted was lost, what "
+			 "producers dropped meanwhile is in the dropped lines",
 			 (long long)((now - s->outage_since) / 1000000000), strerror(s->outage_errno));
 		if (!(own->ev[own->n] = fl_synth_error(w, s, now, -s->outage_errno, msg)))
 			return -ENOMEM;
@@ -109,7 +123,7 @@ static int quarantine(struct fl_drain_worker *w, struct fl_dsess *s, uint32_t l,
 
 /* Decodes one record of lane l into the items (with a dropped line before it for a gap); *last_ts moves. */
 static int take_record(struct fl_drain_worker *w, struct fl_dsess *s, uint32_t l, const struct fl_rec *rec,
-		       int64_t *last_ts)
+		       uint64_t drops, int64_t *last_ts)
 {
 	uint64_t *next = &s->ck.lane_next[l];
 	/* a private copy in the arena: the producer may still write the shared bytes, and the fast
@@ -128,7 +142,7 @@ static int take_record(struct fl_drain_worker *w, struct fl_dsess *s, uint32_t l
 	if (ok)
 		ev->ts_ns = fl_clock_convert(&w->cal, &s->clk, l, ev->ts_ns);
 	int64_t ts = ok ? (int64_t)(ev->ts_ns > (uint64_t)INT64_MAX ? (uint64_t)INT64_MAX : ev->ts_ns) : *last_ts;
-	if (rec->seq > *next && fl_push_dropped(w, s, ts, l, rec->seq - *next) < 0)
+	if (rec->seq > *next && fl_push_gap(w, s, ts, l, rec->seq - *next, drops) < 0)
 		return -ENOMEM;
 	if (ok) {
 		rc = fl_item_push(w, ts, ev);
@@ -144,6 +158,20 @@ static int take_record(struct fl_drain_worker *w, struct fl_dsess *s, uint32_t l
 	*last_ts = ts;
 	*next = rec->seq + 1;
 	return 0;
+}
+
+/* A record at or below the lane's last seq: one written before a restart, or a producer gone wrong. */
+static int backwards(struct fl_drain_worker *w, struct fl_dsess *s, uint32_t l, const struct fl_rec *rec,
+		     int64_t last_ts)
+{
+	if (s->resuming >> l & 1)
+		return 0; /* written before a restart, its tail not yet moved */
+	/* a producer's seq never goes back: say so where it happened, and skip the record */
+	char msg[200];
+	snprintf(msg, sizeof msg,
+		 "lane %u: record with seq %llu after seq %llu: sequence numbers went backwards, record skipped", l,
+		 (unsigned long long)rec->seq, (unsigned long long)(s->ck.lane_next[l] - 1));
+	return fl_push_error(w, s, last_ts, -EBADMSG, msg);
 }
 
 /* Reads lane l into run l of the items; *moved is set when its tail will move. */
@@ -164,14 +192,18 @@ static int read_lane(struct fl_drain_worker *w, struct fl_dsess *s, uint32_t l, 
 	uint64_t *next = &s->ck.lane_next[l];
 	int64_t last_ts = now;
 	for (int i = 0; i < n; i++) {
-		if (w->recs[i].seq < *next)
-			continue; /* written before a restart, its tail not yet moved */
-		if (take_record(w, s, l, &w->recs[i], &last_ts) < 0)
+		if (w->recs[i].seq < *next) {
+			if (backwards(w, s, l, &w->recs[i], last_ts) < 0)
+				return -ENOMEM;
+			continue;
+		}
+		s->resuming &= ~(1ull << l);
+		if (take_record(w, s, l, &w->recs[i], sdrops, &last_ts) < 0)
 			return -ENOMEM;
 	}
 	/* losses after the last record: every seq below sseq was published at or before shead */
 	if ((int64_t)(next_tail - shead) >= 0 && sseq > *next) {
-		if (fl_push_dropped(w, s, last_ts, l, sseq - *next) < 0)
+		if (fl_push_gap(w, s, last_ts, l, sseq - *next, sdrops) < 0)
 			return -ENOMEM;
 		*next = sseq;
 	}
@@ -182,7 +214,12 @@ static int read_lane(struct fl_drain_worker *w, struct fl_dsess *s, uint32_t l, 
 	return 0;
 }
 
-/* Writes the merged items, flushes and checkpoints; *written counts the lines. s->ck is restored on failure. */
+/*
+ * Writes the merged items, flushes and checkpoints; *written counts the lines.
+ * s->ck is restored on failure, except when the files only refuse bytes for
+ * now: then the batch stays accounted, its lines wait in the sink and
+ * s->flush_pending is set.
+ */
 static int commit(struct fl_drain_worker *w, struct fl_dsess *s, const struct fl_ckpt *before, size_t *written)
 {
 	int rc = 0;
@@ -190,6 +227,12 @@ static int commit(struct fl_drain_worker *w, struct fl_dsess *s, const struct fl
 		rc = fl_write_merged(w, s, s->ring->lane_count + 1, written);
 		if (rc == 0)
 			rc = fl_sink_flush(s->sink);
+		if (rc < 0 && fl_sink_write_error_waits(rc)) {
+			/* the disk is full (say): the lines wait in the sink, the file is never cut back */
+			memcpy(s->pend_tails, w->tails, s->ring->lane_count * sizeof *w->tails);
+			s->flush_pending = 1;
+			return rc;
+		}
 		if (rc == 0) {
 			fl_sink_get_state(s->sink, &s->ck.sink);
 			rc = fl_ckpt_write(&s->ckf, &s->ck, 0);
@@ -206,6 +249,29 @@ static int commit(struct fl_drain_worker *w, struct fl_dsess *s, const struct fl
 	if (rc < 0)
 		s->ck = *before;
 	return rc;
+}
+
+/*
+ * A batch whose lines the files refused for a while: write the rest where the
+ * files stopped, then checkpoint and move its tails, as batch would have.
+ * Returns 0 once done, or the -errno of the write or checkpoint.
+ */
+static int finish_pending(struct fl_dsess *s)
+{
+	int rc = fl_sink_flush(s->sink);
+	if (rc < 0)
+		return rc;
+	fl_sink_get_state(s->sink, &s->ck.sink);
+	rc = fl_ckpt_write(&s->ckf, &s->ck, 0);
+	if (rc < 0)
+		return rc;
+	fl_sink_committed(s->sink);
+	s->flush_pending = 0;
+	s->manifest_dirty = 1;
+	for (uint32_t l = 0; l < s->ring->lane_count; l++)
+		if (s->pend_tails[l] != fl_load_relaxed(&s->ring->lanes[l].tail))
+			fl_lane_release(s->ring, l, s->pend_tails[l]);
+	return 0;
 }
 
 /* Moves the tails: only now are the records safely in the files and the checkpoint. */
@@ -329,6 +395,29 @@ static int final_checkpoint(struct fl_drain_worker *w, struct fl_dsess *s)
 	return 0;
 }
 
+/*
+ * The last act of a finished session. A ring that cannot be unlinked stays
+ * attached (it costs no fd) and is retried with backoff, logged once, instead
+ * of being rediscovered and finished again at every rescan.
+ */
+static int unlink_ring(struct fl_dsess *s, int *status)
+{
+	int rc = fl_ring_unlink(s->shm_name);
+	if (rc == 0 || rc == -ENOENT) {
+		if (s->unlink_ns)
+			fl_drain_log("session %s: %s unlinked at last", s->id, s->shm_name);
+		*status = FL_DRAIN_FINISHED;
+		return 0;
+	}
+	if (!s->unlink_ns)
+		fl_drain_log("session %s: its files are final, but %s cannot be unlinked (%s): retrying with backoff",
+			     s->id, s->shm_name, strerror(-rc));
+	s->unlink_ns =
+	    s->unlink_ns ? (s->unlink_ns * 2 > UNLINK_MAX_NS ? UNLINK_MAX_NS : s->unlink_ns * 2) : UNLINK_MIN_NS;
+	s->unlink_at = fl_now_ns(CLOCK_MONOTONIC) + s->unlink_ns;
+	return 0;
+}
+
 /* Writes the end: the closing lines, the final checkpoint, synced files, manifest, and the shm unlink. */
 static int finish(struct fl_drain_worker *w, struct fl_dsess *s, int *status)
 {
@@ -338,11 +427,8 @@ static int finish(struct fl_drain_worker *w, struct fl_dsess *s, int *status)
 	rc = fl_dsess_write_manifest(s, 1);
 	if (rc < 0)
 		return fl_dsess_fail(s, rc, "cannot write the final session.json");
-	rc = fl_ring_unlink(s->shm_name);
-	if (rc < 0 && rc != -ENOENT)
-		fl_drain_log("session %s: cannot unlink %s: %s", s->id, s->shm_name, strerror(-rc));
-	*status = FL_DRAIN_FINISHED;
-	return 0;
+	fl_dsess_close_files(s); /* final: the slot goes to a session that needs it */
+	return unlink_ring(s, status);
 }
 
 /* ---- the step ------------------------------------------------------------------------ */
@@ -357,9 +443,51 @@ static void check_ending(struct fl_dsess *s, int64_t mono)
 		s->ending = FL_CKPT_ENDED;
 	else if (s->idle && mono - s->alive_checked >= ALIVE_EVERY_NS) {
 		s->alive_checked = mono;
-		if (!fl_ring_owner_alive(s->ring))
+		int alive = fl_ring_owner_alive(s->ring);
+		if (alive == 0)
 			s->ending = FL_CKPT_ABANDONED;
+		else if (alive < 0) /* could not look: the producer is not judged on that */
+			fl_budget_note(alive, "cannot read /proc to check whether producers live");
 	}
+}
+
+/* 1 once a SIGBUS in this ring was caught: nothing in the mapping can be believed any more. */
+static int check_truncated(struct fl_dsess *s)
+{
+	if (!s->truncated && fl_guard_tripped(s->ring->hdr)) {
+		fl_drain_log("session %s: shm object %s was truncated by its producer; ending the session", s->id,
+			     s->shm_name);
+		s->truncated = 1;
+		s->ending = FL_CKPT_ABANDONED;
+	}
+	if (s->truncated)
+		s->idle = 1;
+	return s->truncated;
+}
+
+/* Opens the files and writes what an outage held back; 1 when the step may go on, else 0 or -errno. */
+static int ready(struct fl_dsess *s, const char *root, int64_t mono)
+{
+	if (!s->open) {
+		if (mono < s->retry_at)
+			return 0;
+		int rc = fl_dsess_open(s, root);
+		if (rc < 0)
+			return rc;
+		if (!s->open)
+			return 0; /* waiting for an fd slot */
+	}
+	if (s->flush_pending) {
+		if (mono < s->retry_at)
+			return 0;
+		int rc = finish_pending(s);
+		if (rc < 0 && fl_sink_write_error_waits(rc))
+			return fl_dsess_wait_for_files(s, rc);
+		if (rc < 0)
+			return fl_dsess_fail(
+			    s, rc, "writing the lines held during an outage failed; resuming from the checkpoint");
+	}
+	return 1;
 }
 
 /* Up to ROUNDS batches; returns the lines written or -errno (the session then fails and retries). */
@@ -368,6 +496,8 @@ static int run_batches(struct fl_drain_worker *w, struct fl_dsess *s, int *moved
 	int total = 0;
 	for (int round = 0; round < ROUNDS; round++) {
 		int n = batch(w, s, moved);
+		if (n < 0 && s->flush_pending)
+			return fl_dsess_wait_for_files(s, n);
 		if (n < 0) {
 			char what[128];
 			snprintf(what, sizeof what, "writing failed (%s); resuming from the checkpoint", strerror(-n));
@@ -384,29 +514,18 @@ int fl_drain_step(struct fl_drain_worker *w, struct fl_dsess *s, const char *roo
 {
 	*status = FL_DRAIN_LIVE;
 	int64_t mono = fl_now_ns(CLOCK_MONOTONIC);
-	if (!s->open) {
-		if (mono < s->retry_at)
-			return 0;
-		int rc = fl_dsess_open(s, root);
-		if (rc < 0)
-			return rc;
-	}
+	if (s->unlink_ns)
+		return mono < s->unlink_at ? 0 : unlink_ring(s, status);
+	int rc = ready(s, root, mono);
+	if (rc <= 0)
+		return rc;
 	if (s->ck.end != FL_CKPT_LIVE) {
 		/* ended before a restart: only the manifest and the unlink may be missing */
 		s->ending = s->ck.end;
 		return finish(w, s, status);
 	}
-	if (!s->truncated && fl_guard_tripped(s->ring->hdr)) {
-		/* a SIGBUS in this ring was caught: nothing in the mapping can be believed any more */
-		fl_drain_log("session %s: shm object %s was truncated by its producer; ending the session", s->id,
-			     s->shm_name);
-		s->truncated = 1;
-		s->ending = FL_CKPT_ABANDONED;
-	}
-	if (s->truncated) {
-		s->idle = 1;
+	if (check_truncated(s))
 		return finish(w, s, status) < 0 ? -EIO : 0;
-	}
 	check_ending(s, mono);
 	int moved = 0;
 	int total = run_batches(w, s, &moved);
@@ -415,13 +534,19 @@ int fl_drain_step(struct fl_drain_worker *w, struct fl_dsess *s, const char *roo
 	s->idle = !total && !moved;
 	if (total)
 		s->manifest_dirty = 1; /* next_seq and the file sizes moved */
-	if (s->ending && s->idle)
+	/* a truncation caught during this step (by the liveness check, say) ends it as a truncation */
+	if (check_truncated(s) || (s->ending && s->idle))
 		return finish(w, s, status) < 0 ? -EIO : 0;
-	if (s->manifest_dirty && mono - s->manifest_at >= MANIFEST_EVERY_NS) {
-		int rc = fl_dsess_write_manifest(s, 0);
+	if (s->manifest_dirty && (mono - s->manifest_at >= MANIFEST_EVERY_NS || fl_budget_pressure())) {
+		rc = fl_dsess_write_manifest(s, 0);
 		if (rc < 0)
 			fl_drain_log("session %s: cannot write session.json: %s", s->id, strerror(-rc));
 	}
+	/* sessions wait for fd slots: hand ours back; the checkpoint is written, a reopen resumes exactly */
+	if (fl_budget_pressure())
+		fl_dsess_close_files(s);
+	if (s->idle)
+		fl_drain_worker_idle(w);
 	return total;
 }
 

@@ -54,6 +54,11 @@ struct fl_dsess {
 	int outage_errno;     /* the last failure's errno, for the error line written once it ends */
 	int64_t retry_ns;     /* current backoff */
 	int64_t alive_checked, manifest_at, retry_at;
+	int slot, slot_wait; /* holds an fd slot (budget.h) / waits for one */
+	int flush_pending;   /* a batch is rendered and accounted, but the files have not taken all of it */
+	uint64_t pend_tails[FL_RING_MAX_LANES]; /* the tails that batch moves once it is written */
+	uint64_t resuming; /* lanes re-reading records a checkpoint already covers: seq below next is no news */
+	int64_t unlink_at, unlink_ns; /* finished, but its shm object could not be unlinked: retry then */
 	int manifest_dirty;
 	char last_error[256];
 	struct fl_level_rec levels[FL_MANIFEST_MAX_LEVELS]; /* the newest changes, circular */
@@ -61,8 +66,15 @@ struct fl_dsess {
 };
 
 /* dsess.c: the session's files */
-/* Opens the files under root, resuming from the checkpoint when it belongs to this ring. */
+/* Opens the files under root, resuming from the checkpoint when it belongs to this ring; without a free
+ * fd slot (budget.h) it returns 0 and leaves s->open 0. */
 int fl_dsess_open(struct fl_dsess *s, const char *root);
+/* Closes the files and hands the fd slot back. */
+void fl_dsess_close_files(struct fl_dsess *s);
+/* The next try after a failure: 100 ms, doubling up to 5 s while it lasts. */
+void fl_dsess_back_off(struct fl_dsess *s);
+/* The files refuse bytes for now (a full disk): keep them open and the lines buffered, log once, retry. */
+int fl_dsess_wait_for_files(struct fl_dsess *s, int rc);
 /* Logs a failure once per distinct message, closes the files and schedules the retry; returns rc. */
 int fl_dsess_fail(struct fl_dsess *s, int rc, const char *what);
 /* session.json from the checkpoint, the level history and the sink's segment list. */
@@ -80,6 +92,9 @@ Fugue__Event *fl_synth_error(struct fl_drain_worker *w, struct fl_dsess *s, int6
 Fugue__Event *fl_synth_abandoned(struct fl_drain_worker *w, struct fl_dsess *s, int64_t ts);
 int fl_push_error(struct fl_drain_worker *w, struct fl_dsess *s, int64_t ts, int code, const char *msg);
 int fl_push_dropped(struct fl_drain_worker *w, struct fl_dsess *s, int64_t ts, uint32_t lane, uint64_t count);
+/* A jump of gap sequence numbers in lane whose drop counter reads drops: a dropped line, or an error line
+ * and a clamped count when the counter cannot explain the jump. */
+int fl_push_gap(struct fl_drain_worker *w, struct fl_dsess *s, int64_t ts, uint32_t lane, uint64_t gap, uint64_t drops);
 
 /* merge.c: ordering and writing */
 /* The kind (FL_KIND_*) of a decoded event. */

@@ -11,6 +11,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "budget.h"
+#include "guard.h"
 #include "fuguelog.h"
 #include "sysutil.h"
 
@@ -38,7 +40,7 @@ const char *fl_dsess_id(const struct fl_dsess *s)
 	return s->id;
 }
 
-static void close_files(struct fl_dsess *s)
+void fl_dsess_close_files(struct fl_dsess *s)
 {
 	fl_sink_close(s->sink);
 	s->sink = NULL;
@@ -47,29 +49,60 @@ static void close_files(struct fl_dsess *s)
 		close(s->levels_fd);
 	s->levels_fd = -1;
 	s->open = 0;
+	if (s->slot)
+		fl_budget_release();
+	s->slot = 0;
 }
 
 void fl_dsess_free(struct fl_dsess *s)
 {
 	if (!s)
 		return;
-	close_files(s);
+	fl_dsess_close_files(s);
+	fl_budget_unwait(&s->slot_wait);
 	free(s);
+}
+
+void fl_dsess_back_off(struct fl_dsess *s)
+{
+	s->retry_ns = s->retry_ns ? (s->retry_ns * 2 > RETRY_MAX_NS ? RETRY_MAX_NS : s->retry_ns * 2) : RETRY_MIN_NS;
+	s->retry_at = fl_now_ns(CLOCK_MONOTONIC) + s->retry_ns;
+}
+
+/* Logs what once per distinct message (last_error holds a prefix of a long one). */
+static void log_once(struct fl_dsess *s, const char *what)
+{
+	if (strncmp(s->last_error, what, sizeof s->last_error - 1)) {
+		fl_drain_log("session %s: %s", s->id, what);
+		snprintf(s->last_error, sizeof s->last_error, "%s", what);
+	}
 }
 
 int fl_dsess_fail(struct fl_dsess *s, int rc, const char *what)
 {
-	if (strcmp(s->last_error, what)) {
-		fl_drain_log("session %s: %s", s->id, what);
-		snprintf(s->last_error, sizeof s->last_error, "%s", what);
-	}
-	close_files(s);
-	/* an outage is reported in the files once they can be written again (the next batch) */
-	if (!s->outage_since)
+	int was_open = s->open;
+	if (fl_budget_is_resource(rc))
+		fl_budget_note(rc, what); /* the drainer's condition, not the session's: one line for all sessions */
+	else
+		log_once(s, what);
+	fl_dsess_close_files(s);
+	/* an outage is reported in the files once they can be written again (batch); a failed open wrote nothing */
+	if (!s->outage_since && rc != -EEXIST && (was_open || !fl_budget_is_resource(rc)))
 		s->outage_since = fl_now_ns(CLOCK_REALTIME);
 	s->outage_errno = rc < 0 ? -rc : EIO;
-	s->retry_ns = s->retry_ns ? (s->retry_ns * 2 > RETRY_MAX_NS ? RETRY_MAX_NS : s->retry_ns * 2) : RETRY_MIN_NS;
-	s->retry_at = fl_now_ns(CLOCK_MONOTONIC) + s->retry_ns;
+	fl_dsess_back_off(s);
+	return rc;
+}
+
+int fl_dsess_wait_for_files(struct fl_dsess *s, int rc)
+{
+	char what[160];
+	snprintf(what, sizeof what, "cannot write its files (%s); holding the lines and retrying", strerror(-rc));
+	log_once(s, what);
+	if (!s->outage_since)
+		s->outage_since = fl_now_ns(CLOCK_REALTIME);
+	s->outage_errno = -rc;
+	fl_dsess_back_off(s);
 	return rc;
 }
 
@@ -122,7 +155,14 @@ static int load_checkpoint(struct fl_dsess *s, int root_fd, const char *root, st
 		snprintf(why, sizeof why, "cannot open %s/%s: %s", root, s->id, strerror(-e));
 		return fl_dsess_fail(s, e, why);
 	}
-	int rc = fl_ckpt_load(dirfd, ck);
+	char what[FL_RING_ID_MAX + 300];
+	snprintf(what, sizeof what, "%s/%s", root, s->id);
+	int rc = fl_sink_check_private(dirfd, what, why, sizeof why);
+	if (rc < 0) {
+		close(dirfd);
+		return fl_dsess_fail(s, rc, why);
+	}
+	rc = fl_ckpt_load(dirfd, ck);
 	close(dirfd);
 	if (rc < 0 && rc != -ENOENT) {
 		snprintf(why, sizeof why,
@@ -135,12 +175,21 @@ static int load_checkpoint(struct fl_dsess *s, int root_fd, const char *root, st
 	return rc == 0;
 }
 
-/* The checkpoint to go on from: *ck when it belongs to this ring, else ck's files and seq with fresh positions. */
-static void adopt_checkpoint(struct fl_dsess *s, struct fl_ckpt *ck, int have)
+/* 1 when checkpoint ck was written for this ring. */
+static int same_ring(const struct fl_dsess *s, const struct fl_ckpt *ck)
 {
 	const struct fl_ring_hdr *h = s->ring->hdr;
-	if (have && (ck->ring_pid != h->pid || ck->ring_pid_start != h->pid_start ||
-		     ck->ring_start_ns != h->start_realtime_ns || ck->lane_count != s->ring->lane_count)) {
+	/* a ring truncated since the checkpoint reads zeros: the checkpoint's word about it stands */
+	return fl_guard_tripped(h) ||
+	       (ck->ring_pid == h->pid && ck->ring_pid_start == h->pid_start &&
+		ck->ring_start_ns == h->start_realtime_ns && ck->lane_count == s->ring->lane_count);
+}
+
+/* The checkpoint to go on from: *ck when it belongs to this ring, else ck's files and seq with fresh positions. */
+static void adopt_checkpoint(struct fl_dsess *s, struct fl_ckpt *ck, int have, int same)
+{
+	const struct fl_ring_hdr *h = s->ring->hdr;
+	if (have && !same) {
 		/* a new ring under an id seen before: keep the files and seq, restart the ring positions */
 		memset(ck->lane_next, 0, sizeof ck->lane_next);
 		ck->quarantined = 0;
@@ -185,6 +234,9 @@ static int open_levels(struct fl_dsess *s)
 int fl_dsess_open(struct fl_dsess *s, const char *root)
 {
 	char why[512];
+	if (!s->slot && !fl_budget_acquire(&s->slot_wait))
+		return 0; /* every slot is held: the records wait in the ring, the holders hand slots back */
+	s->slot = 1;
 	int root_fd = fl_sink_open_root(root, why, sizeof why);
 	if (root_fd < 0)
 		return fl_dsess_fail(s, root_fd, why);
@@ -194,11 +246,21 @@ int fl_dsess_open(struct fl_dsess *s, const char *root)
 		close(root_fd);
 		return have;
 	}
+	int same = have && same_ring(s, &ck);
+	if (have && !same && ck.end != FL_CKPT_LIVE) {
+		/* an ended session's files are final: a new ring reusing its id is refused, its records wait */
+		close(root_fd);
+		snprintf(why, sizeof why,
+			 "a new ring %s reuses the id of a session that %s; its directory %s/%s is final, so the ring "
+			 "is not drained: give the session a new id, or move that directory away",
+			 s->shm_name, ck.end == FL_CKPT_ENDED ? "ended" : "was abandoned", root, s->id);
+		return fl_dsess_fail(s, -EEXIST, why);
+	}
 	int rc = fl_sink_open(&s->sink, root_fd, s->id, have ? &ck.sink : NULL, why, sizeof why);
 	close(root_fd);
 	if (rc < 0)
 		return fl_dsess_fail(s, rc, why);
-	adopt_checkpoint(s, &ck, have);
+	adopt_checkpoint(s, &ck, have, same);
 	rc = fl_ckpt_open(&s->ckf, fl_sink_dirfd(s->sink));
 	if (rc < 0)
 		return fl_dsess_fail(s, rc, "cannot open its .checkpoint");
@@ -206,6 +268,8 @@ int fl_dsess_open(struct fl_dsess *s, const char *root)
 		return rc;
 	s->open = 1;
 	s->last_error[0] = 0;
+	s->resuming = ~0ull; /* the tails may trail the checkpoint: those records are skipped quietly */
+	fl_budget_ok();
 	s->manifest_dirty = 1;
 	rc = fl_dsess_write_manifest(s, 0);
 	if (rc < 0)

@@ -22,6 +22,7 @@
 #include "drain.h"
 #include "housekeep.h"
 #include "guard.h"
+#include "budget.h"
 #include "registry.h"
 #include "rings.h"
 #include "sink.h"
@@ -35,7 +36,8 @@ static const char usage[] =
     "Drains every fugue session ring in /dev/shm into <root>/<session>/{system,user}.jsonl\n"
     "and session.json (see docs/layout.md and docs/schema.md).\n"
     "\n"
-    "  --root DIR     log root (default: config 'root', $FUGUE_LOG_DIR, ~/.fugue/logs)\n"
+    "  --root DIR     log root, absolute or ~/... (default: $FUGUE_LOG_DIR, config 'root',\n"
+    "                 ~/.fugue/logs; a relative root is refused with exit 3)\n"
     "  --config FILE  config file (default ~/.fugue/logging.conf; a missing default is fine)\n"
     "  --foreground   stay attached and log to stderr (default: daemonize, log to <root>/fugue-logd.log,\n"
     "                 pid in <root>/fugue-logd.pid)\n"
@@ -174,9 +176,10 @@ struct args {
 	const char *root, *config;
 	int foreground;
 	unsigned workers;
+	char root_abs[PATH_MAX], config_abs[PATH_MAX]; /* what root and config point to once resolved */
 };
 
-/* Parses the command line; returns -1 to go on, else the exit code (help, bad usage). */
+/* Parses the command line; returns -1 to go on, else the exit code (help, bad usage, bad root). */
 static int parse_args(int argc, char **argv, struct args *a)
 {
 	static const struct option opts[] = {
@@ -218,10 +221,17 @@ static int parse_args(int argc, char **argv, struct args *a)
 		fprintf(stderr, "fugue-logd: unexpected argument '%s'\n%s", argv[optind], usage);
 		return EXIT_USAGE;
 	}
-	if (a->root && a->root[0] != '/') {
-		fprintf(stderr, "fugue-logd: --root must be an absolute path, not '%s'\n", a->root);
-		return EXIT_USAGE;
+	/* everything resolved before daemonizing: the daemon runs in /, where relative paths mean something else */
+	char why[PATH_MAX + 256];
+	if (a->root) {
+		if (fl_config_root_check(a->root, "--root", a->root_abs, sizeof a->root_abs, why, sizeof why) < 0) {
+			fprintf(stderr, "fugue-logd: %s\n", why);
+			return EXIT_CONFIG;
+		}
+		a->root = a->root_abs;
 	}
+	if (a->config && a->config[0] != '/' && realpath(a->config, a->config_abs))
+		a->config = a->config_abs; /* SIGHUP reloads it from / */
 	return -1;
 }
 
@@ -326,6 +336,8 @@ int main(int argc, char **argv)
 		fl_drain_log("cannot start compression and retention: %s", strerror(-rc));
 		return EXIT_FAIL;
 	}
+	/* every fd the hard limit allows, shared out as slots for sessions' files (budget.h) */
+	fl_budget_init();
 	struct fl_registry *reg;
 	struct fl_registry_opts ro = {.root = cfg.root, .prefix = cfg.shm_prefix, .workers = cfg.workers};
 	rc = fl_registry_start(&reg, &ro);

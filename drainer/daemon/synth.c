@@ -3,6 +3,7 @@
 #include "drain_priv.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "fuguelog.h"
@@ -103,4 +104,24 @@ int fl_push_dropped(struct fl_drain_worker *w, struct fl_dsess *s, int64_t ts, u
 	ev->dropped->count = count;
 	ev->dropped->lane = lane;
 	return fl_item_push(w, ts, ev);
+}
+
+/*
+ * The lane's drop counter (drops, as read with its seq) bounds what an honest
+ * producer can have lost, so a bigger jump is a forged or broken ring: an
+ * error line says so and the dropped count is clamped to the counter.
+ */
+int fl_push_gap(struct fl_drain_worker *w, struct fl_dsess *s, int64_t ts, uint32_t lane, uint64_t gap, uint64_t drops)
+{
+	if (gap <= drops)
+		return fl_push_dropped(w, s, ts, lane, gap);
+	char msg[200];
+	snprintf(msg, sizeof msg,
+		 "lane %u: sequence numbers jump by %llu, but the lane counts only %llu drops: the ring's counters "
+		 "are not believed",
+		 lane, (unsigned long long)gap, (unsigned long long)drops);
+	int rc = fl_push_error(w, s, ts, -EBADMSG, msg);
+	if (rc == 0 && drops)
+		rc = fl_push_dropped(w, s, ts, lane, drops);
+	return rc;
 }
