@@ -807,7 +807,7 @@ int64_t fl_capture_commit(fl_session *s, struct fl_capture *c, size_t n)
 		uint8_t *data_len = rec + cp->hdr - 5;
 		pb_varint5(cp->body_len, (uint32_t)((size_t)(data_len + 5 - (cp->body_len + 5)) + n));
 		pb_varint5(data_len, (uint32_t)n);
-		uint64_t ts = s->tsc ? fl_rdtsc() : now_realtime();
+		uint64_t ts = s->tsc ? fl_rdtsc() : (uint64_t)fl_now_ns(CLOCK_REALTIME);
 		rec[0] = (uint8_t)pb_tag(1, PB_FIXED64);
 		memcpy(rec + 1, &ts, 8);
 		/* the record shrinks from hdr + cap to hdr + n: its end moves back by the space saved */
