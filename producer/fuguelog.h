@@ -61,16 +61,18 @@ enum fl_clock { FL_CLOCK_AUTO = 0, FL_CLOCK_REALTIME = 1, FL_CLOCK_TSC = 2 };
 
 /* Session options; {0} is a sane default for every field. */
 struct fl_session_opts {
-	const char *id;		   /* NULL: a new UUIDv7; else [A-Za-z0-9._-]{1,64} */
-	int level;		   /* 0: $FUGUE_SESSION_LOG, else config default_level, else signals;
-				      a non-zero level here is overridden by $FUGUE_SESSION_LOG only */
-	uint32_t lanes;		   /* 0: 4. Power of two, at most 64: one per emitting thread */
-	uint64_t lane_size;	   /* 0: 1 MiB. Power of two, 4 KiB .. 1 GiB */
-	int full_policy;	   /* enum fl_full_policy */
-	uint64_t block_timeout_ns; /* FL_FULL_BLOCK: 0 waits forever, else drops after this */
-	const char *shm_prefix;	   /* NULL: $FUGUE_SHM_PREFIX, else "fugue-" */
-	const char *config_path;   /* NULL: $HOME/.fugue/logging.conf */
-	int clock;		   /* enum fl_clock; 0: AUTO */
+	const char *id;		    /* NULL: a new UUIDv7; else [A-Za-z0-9._-]{1,64} */
+	int level;		    /* 0: $FUGUE_SESSION_LOG, else config default_level, else signals;
+				       a non-zero level here is overridden by $FUGUE_SESSION_LOG only */
+	uint32_t lanes;		    /* 0: 4. Power of two, at most 64: one per emitting thread */
+	uint64_t lane_size;	    /* 0: 1 MiB. Power of two, 4 KiB .. 1 GiB */
+	int full_policy;	    /* enum fl_full_policy */
+	uint64_t block_timeout_ns;  /* FL_FULL_BLOCK: 0 waits forever, else drops after this */
+	const char *shm_prefix;	    /* NULL: $FUGUE_SHM_PREFIX, else "fugue-" */
+	const char *config_path;    /* NULL: $HOME/.fugue/logging.conf */
+	int clock;		    /* enum fl_clock; 0: AUTO */
+	uint64_t attach_timeout_ns; /* 0: do not wait. Else open waits up to this long for a drainer to
+				       attach the ring, and returns FL_OPEN_UNATTACHED if none did */
 };
 
 /* Counters of one session, summed over its lanes. */
@@ -91,9 +93,18 @@ struct fl__session_head {
 };
 
 /*
- * Opens a session: validates the id, resolves the level, creates the ring.
- * Returns 0 and *out, or -EINVAL (bad id, level or geometry; *why, when given,
- * says which), -EEXIST (a live ring of that id exists), or another -errno.
+ * fl_session_open's result when opts->attach_timeout_ns passed without a
+ * drainer attaching the ring: the session is open and usable (*out is set),
+ * but events may be lost to a full lane until a drainer comes.
+ */
+#define FL_OPEN_UNATTACHED 1
+
+/*
+ * Opens a session: validates the id, resolves the level, creates the ring, and
+ * with opts->attach_timeout_ns waits (bounded) until a drainer has attached it.
+ * Returns 0 and *out, FL_OPEN_UNATTACHED and *out (the wait timed out), or
+ * -EINVAL (bad id, level or geometry; *why, when given, says which), -EEXIST
+ * (a live ring of that id exists), or another -errno.
  */
 int fl_session_open(fl_session **out, const struct fl_session_opts *opts, char *why, size_t whylen);
 
