@@ -5,19 +5,31 @@
 
 #include <errno.h>
 #include <ini.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "fuguelog.h"
 
+/* $HOME when it is absolute, else the passwd entry's home; NULL when neither is known. */
+static const char *home_dir(void)
+{
+	const char *home = getenv("HOME");
+	if (home && home[0] == '/')
+		return home;
+	struct passwd *pw = getpwuid(getuid());
+	return pw && pw->pw_dir && pw->pw_dir[0] == '/' ? pw->pw_dir : NULL;
+}
+
 void fl_config_defaults(struct fl_config *c)
 {
 	memset(c, 0, sizeof *c);
-	const char *home = getenv("HOME");
-	snprintf(c->root, sizeof c->root, "%s/.fugue/logs", home && *home ? home : ".");
+	const char *home = home_dir();
+	snprintf(c->root, sizeof c->root, "%s/.fugue/logs", home ? home : "/tmp");
 	snprintf(c->shm_prefix, sizeof c->shm_prefix, "fugue-");
 	c->default_level = FL_LEVEL_SIGNALS;
 	c->max_file_size = 10ull << 20;
@@ -120,19 +132,68 @@ int fl_parse_bool(const char *s, int *out)
 	return -EINVAL;
 }
 
+int fl_config_root_check(const char *value, const char *source, char *out, size_t outlen, char *why, size_t whylen)
+{
+	const char *home = NULL;
+	if (value && value[0] == '~' && (!value[1] || value[1] == '/')) {
+		if (!(home = home_dir())) {
+			snprintf(why, whylen, "%s=%s is refused: ~ needs HOME set to an absolute path", source, value);
+			return -EINVAL;
+		}
+		value++;
+	}
+	if (!value || (!home && value[0] != '/')) {
+		snprintf(why, whylen,
+			 "%s=%s is refused: a log root must be an absolute path (or ~/..., expanded from "
+			 "$HOME); a relative one would depend on where fugue-logd was started",
+			 source, value ? value : "");
+		return -EINVAL;
+	}
+	char buf[PATH_MAX];
+	size_t n = (size_t)snprintf(buf, sizeof buf, "%s%s", home ? home : "", value);
+	if (n >= outlen || n >= sizeof buf) {
+		snprintf(why, whylen, "%s=%.64s... is refused: the path is longer than %zu bytes", source, value,
+			 outlen - 1);
+		return -EINVAL;
+	}
+	memcpy(out, buf, n + 1);
+	return 0;
+}
+
 struct load {
 	struct fl_config *c;
+	FILE *f;
 	char *why;
 	size_t whylen;
-	int line;
-	int bad;
+	int line;      /* of the text inih is parsing now */
+	int next_line; /* of the next text the reader returns */
+	int bad;       /* line of the first refused key, 0 while none */
 };
+
+/* inih's reader, counting lines so a refusal can say file:line (inih tells its handler no line). */
+static char *read_line(char *buf, int size, void *stream)
+{
+	struct load *l = stream;
+	char *r = fgets(buf, size, l->f);
+	if (r) {
+		l->line = l->next_line;
+		if (strchr(buf, '\n'))
+			l->next_line++;
+	}
+	return r;
+}
 
 static int refuse(struct load *l, const char *key, const char *value, const char *allowed)
 {
-	snprintf(l->why, l->whylen, "%s: %s=%s is refused: %s", l->c->path, key, value, allowed);
-	l->bad = 1;
-	return 0; /* stop parsing */
+	if (l->bad)
+		return 0; /* inih goes on after an error; the first one is the one to fix */
+	/* inih strips ' ;' comments after a value, not '#': say so when it is the likely cause */
+	const char *hash = strstr(value, " #");
+	snprintf(l->why, l->whylen, "%s:%d: %s=%s is refused: %s%s", l->c->path, l->line, key, value, allowed,
+		 hash ? " (a comment after a value starts with ' ;'; '#' only starts a comment at the start of a line)"
+		      : "");
+	l->bad = l->line;
+	return 0;
 }
 
 static int handler(void *user, const char *section, const char *key, const char *value)
@@ -144,12 +205,13 @@ static int handler(void *user, const char *section, const char *key, const char 
 	if (!strcmp(key, "default_level")) {
 		int v = fl_level_parse(value);
 		if (v < 0)
-			return refuse(l, key, value, "use spawns, signals, prompts or full");
+			return refuse(l, key, value, "use " FL_LEVEL_ALLOWED);
 		c->default_level = v;
 	} else if (!strcmp(key, "root")) {
-		if (!*value || strlen(value) >= sizeof c->root)
-			return refuse(l, key, value, "use a directory path");
-		snprintf(c->root, sizeof c->root, "%s", value);
+		char src[PATH_MAX + 32];
+		snprintf(src, sizeof src, "%s:%d: root", c->path, l->line);
+		if (!l->bad && fl_config_root_check(value, src, c->root, sizeof c->root, l->why, l->whylen) < 0)
+			l->bad = l->line;
 	} else if (!strcmp(key, "workers")) {
 		char *end;
 		long v = strtol(value, &end, 10);
@@ -198,34 +260,39 @@ int fl_config_load(struct fl_config *c, const char *path, char *why, size_t whyl
 		snprintf(dflt, sizeof dflt, "%s/.fugue/logging.conf", home && *home ? home : ".");
 	}
 	const char *file = path ? path : dflt;
+	struct stat st;
+	if (stat(file, &st) == 0 && S_ISDIR(st.st_mode)) {
+		/* read as a file, a directory gives no lines: it would pass for an empty config */
+		snprintf(why, whylen, "%s: is a directory, not a config file; give the path of the file", file);
+		return -EINVAL;
+	}
 	if (access(file, F_OK) == 0) {
 		snprintf(c->path, sizeof c->path, "%s", file);
-		struct load l = {c, why, whylen, 0, 0};
-		int rc = ini_parse(file, handler, &l);
-		if (l.bad)
-			return -EINVAL;
-		if (rc < 0) {
+		struct load l = {c, fopen(file, "re"), why, whylen, 1, 1, 0};
+		if (!l.f) {
 			snprintf(why, whylen, "%s: cannot read it (%s)", file, strerror(errno));
 			return -EINVAL;
 		}
-		if (rc > 0) {
-			snprintf(why, whylen, "%s: line %d is not 'key = value' or '[section]'", file, rc);
+		int rc = ini_parse_stream(read_line, &l, handler, &l);
+		fclose(l.f);
+		if (rc > 0 && (!l.bad || rc < l.bad)) /* a syntax error came before any refused key */
+			snprintf(why, whylen, "%s:%d: this line is not 'key = value', '[section]' or a comment", file,
+				 rc);
+		if (rc != 0 || l.bad)
 			return -EINVAL;
-		}
 	} else if (path) {
-		snprintf(why, whylen, "%s: config file not found; create it or drop --config", path);
+		snprintf(why, whylen, "%s: config file not found; create it, or name one that exists", path);
 		return -ENOENT;
 	}
 
 	const char *v = getenv("FUGUE_LOG_DIR");
-	if (v && *v)
-		snprintf(c->root, sizeof c->root, "%s", v);
+	if (v && *v && fl_config_root_check(v, "FUGUE_LOG_DIR", c->root, sizeof c->root, why, whylen) < 0)
+		return -EINVAL;
 	v = getenv("FUGUE_SESSION_LOG");
 	if (v && *v) {
 		int lv = fl_level_parse(v);
 		if (lv < 0) {
-			snprintf(why, whylen, "FUGUE_SESSION_LOG=%s is refused: use spawns, signals, prompts or full",
-				 v);
+			snprintf(why, whylen, "FUGUE_SESSION_LOG=%s is refused: use " FL_LEVEL_ALLOWED, v);
 			return -EINVAL;
 		}
 		c->default_level = lv;

@@ -11,7 +11,9 @@
  * Precedence, lowest first: built-in defaults < config file < environment
  * (FUGUE_LOG_DIR, FUGUE_SESSION_LOG, FUGUE_SHM_PREFIX) < command line (the
  * caller overrides fields after fl_config_load). Keys live at the top level of
- * the file or under [fuguelog]; unknown keys and bad values are refused.
+ * the file or under [fuguelog]; unknown keys and sections, bad values and
+ * syntax errors are refused. The one reader of logging.conf: libfuguelog
+ * (fl_session_open), fugue-logd and fugue-log all call fl_config_load.
  */
 struct fl_config {
 	char path[PATH_MAX];	   /* the file read ("" when none existed) */
@@ -26,7 +28,10 @@ struct fl_config {
 	int cleanup_on_exit;	   /* 0/1; default 0 */
 };
 
-/* Fills the built-in defaults (root from $HOME). */
+/* What fl_level_parse accepts, for messages that refuse a level. */
+#define FL_LEVEL_ALLOWED "spawns, signals, prompts or full (or 1-4; any case)"
+
+/* Fills the built-in defaults (root from $HOME, else the passwd entry, else /tmp). */
 void fl_config_defaults(struct fl_config *c);
 
 /*
@@ -36,6 +41,17 @@ void fl_config_defaults(struct fl_config *c);
  * key, value and what is allowed.
  */
 int fl_config_load(struct fl_config *c, const char *path, char *why, size_t whylen);
+
+/*
+ * The one rule for a log root, whatever its source (config 'root',
+ * FUGUE_LOG_DIR, --root): an absolute path, or "~" / "~/..." expanded from
+ * $HOME (else the passwd entry). Relative paths and "~user" are refused,
+ * because fugue-logd changes to / when it daemonizes and a relative root would
+ * silently move there. source names where the value came from in why
+ * ("FUGUE_LOG_DIR", "--root", "file:line: root"). Writes the result into out;
+ * returns 0, or -EINVAL with why saying "<source>=<value> is refused: <what to do>".
+ */
+int fl_config_root_check(const char *value, const char *source, char *out, size_t outlen, char *why, size_t whylen);
 
 /* "10M", "512K", "1G", "4096" (bytes; K/M/G are powers of 1024, optional B/iB). -EINVAL if bad. */
 int fl_parse_size(const char *s, uint64_t *out);

@@ -3,9 +3,23 @@
 #ifndef FUGUELOG_H
 #define FUGUELOG_H
 
-#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#ifdef __cplusplus
+#include <atomic>
+#else
+#include <stdatomic.h>
+#endif
+
+/*
+ * The version of this header. fl_version() returns the library's, so a program
+ * can refuse a library older than the header it was built with. The soname
+ * stays libfuguelog.so.0 while structs only grow into their reserved fields.
+ */
+#define FUGUELOG_VERSION_MAJOR 0
+#define FUGUELOG_VERSION_MINOR 2
+#define FUGUELOG_VERSION_PATCH 0
+#define FUGUELOG_VERSION_NUMBER (FUGUELOG_VERSION_MAJOR * 10000 + FUGUELOG_VERSION_MINOR * 100 + FUGUELOG_VERSION_PATCH)
 
 #ifdef __cplusplus
 extern "C" {
@@ -21,32 +35,52 @@ extern "C" {
  * fl_session_close must not race with emits on the same session.
  */
 
+/* FUGUELOG_VERSION_NUMBER of the library actually loaded. */
+unsigned fl_version(void);
+
 /* Levels are cumulative: a session at level L records every kind whose minimum is <= L. */
 enum fl_level {
+	FL_LEVEL_DEFAULT = 0, /* in fl_session_opts only: resolve it (see there) */
 	FL_LEVEL_SPAWNS = 1,  /* session lifecycle, user actions and commands */
 	FL_LEVEL_SIGNALS = 2, /* + completions, errors, state changes */
 	FL_LEVEL_PROMPTS = 3, /* + initial prompts */
 	FL_LEVEL_FULL = 4,    /* + complete transcripts and input */
 };
 
-/* Kind numbers are the Event oneof field numbers minus 5 (proto/fugue_event.proto). */
-enum fl_kind {
-	FL_KIND_SPAWN = 1,
-	FL_KIND_EXIT,
-	FL_KIND_ACTION,
-	FL_KIND_COMMAND,
-	FL_KIND_COMPLETION,
-	FL_KIND_ERROR,
-	FL_KIND_STATE,
-	FL_KIND_PROMPT,
-	FL_KIND_TRANSCRIPT,
-	FL_KIND_INPUT,
-	FL_KIND_LEVEL,	 /* written by the drainer only */
-	FL_KIND_DROPPED, /* written by the drainer only */
-	FL_KIND_MAX = FL_KIND_DROPPED,
-};
-
 enum fl_class { FL_CLASS_SYSTEM = 0, FL_CLASS_USER = 1 };
+
+/*
+ * The one list of event kinds: X(NAME, "name", number, minimum level, class).
+ * The number is the kind's Event oneof field number minus 5
+ * (proto/fugue_event.proto); docs/levels.md's tables are checked against it
+ * (tests/test_vocabulary.c). The library's tables, the inline emitters below
+ * and the drainer all expand it; add a kind here and nowhere else.
+ */
+#define FL_KINDS(X)                                                                                                    \
+	X(SPAWN, "spawn", 1, SPAWNS, SYSTEM)                                                                           \
+	X(EXIT, "exit", 2, SPAWNS, SYSTEM)                                                                             \
+	X(ACTION, "action", 3, SPAWNS, USER)                                                                           \
+	X(COMMAND, "command", 4, SPAWNS, USER)                                                                         \
+	X(COMPLETION, "completion", 5, SIGNALS, SYSTEM)                                                                \
+	X(ERROR, "error", 6, SIGNALS, SYSTEM)                                                                          \
+	X(STATE, "state", 7, SIGNALS, SYSTEM)                                                                          \
+	X(PROMPT, "prompt", 8, PROMPTS, USER)                                                                          \
+	X(TRANSCRIPT, "transcript", 9, FULL, SYSTEM)                                                                   \
+	X(INPUT, "input", 10, FULL, USER)                                                                              \
+	X(LEVEL, "level", 11, SPAWNS, SYSTEM)	  /* drainer */                                                        \
+	X(DROPPED, "dropped", 12, SPAWNS, SYSTEM) /* drainer */
+
+#define FL__KIND_ENUM(K, name, num, lvl, cls) FL_KIND_##K = num,
+enum fl_kind {
+	FL_KINDS(FL__KIND_ENUM) FL_KIND_MAX = FL_KIND_DROPPED,
+	FL_KIND_FIRST_DRAINER = FL_KIND_LEVEL, /* kinds from here on are written by the drainer only */
+};
+#undef FL__KIND_ENUM
+
+/* FL_KIND_MIN_<NAME>: a kind's minimum level as a constant, for inline level checks. */
+#define FL__KIND_MIN(K, name, num, lvl, cls) FL_KIND_MIN_##K = FL_LEVEL_##lvl,
+enum fl__kind_min { FL_KINDS(FL__KIND_MIN) };
+#undef FL__KIND_MIN
 
 /* What a full lane does: drop the record and count it (default), or wait for room. */
 enum fl_full_policy { FL_FULL_DROP = 0, FL_FULL_BLOCK = 1 };
@@ -59,37 +93,53 @@ enum fl_full_policy { FL_FULL_DROP = 0, FL_FULL_BLOCK = 1 };
  */
 enum fl_clock { FL_CLOCK_AUTO = 0, FL_CLOCK_REALTIME = 1, FL_CLOCK_TSC = 2 };
 
-/* Session options; {0} is a sane default for every field. */
+/*
+ * Session options; {0} is a sane default for every field. The struct never
+ * changes size: a new option takes the front slot of reserved[], which must be
+ * zero (fl_session_open refuses a non-zero slot it does not know with
+ * -EINVAL, so a program built against a newer header fails loudly on an
+ * older library instead of losing the option).
+ */
 struct fl_session_opts {
-	const char *id;		    /* NULL: a new UUIDv7; else [A-Za-z0-9._-]{1,64} */
-	int level;		    /* 0: $FUGUE_SESSION_LOG, else config default_level, else signals;
-				       a non-zero level here is overridden by $FUGUE_SESSION_LOG only */
-	uint32_t lanes;		    /* 0: 4. Power of two, at most 64: one per emitting thread */
-	uint64_t lane_size;	    /* 0: 1 MiB. Power of two, 4 KiB .. 1 GiB */
-	int full_policy;	    /* enum fl_full_policy */
-	uint64_t block_timeout_ns;  /* FL_FULL_BLOCK: 0 waits forever, else drops after this */
-	const char *shm_prefix;	    /* NULL: $FUGUE_SHM_PREFIX, else "fugue-" */
-	const char *config_path;    /* NULL: $HOME/.fugue/logging.conf */
-	int clock;		    /* enum fl_clock; 0: AUTO */
-	uint64_t attach_timeout_ns; /* 0: do not wait. Else open waits up to this long for a drainer to
-				       attach the ring, and returns FL_OPEN_UNATTACHED if none did */
+	const char *id;			 /* NULL: a new UUIDv7; else [A-Za-z0-9._-]{1,64} */
+	enum fl_level level;		 /* DEFAULT: $FUGUE_SESSION_LOG, else config default_level, else
+					    signals; any other level is overridden by $FUGUE_SESSION_LOG only */
+	uint32_t lanes;			 /* 0: 4. Power of two, at most 64: one per emitting thread */
+	uint64_t lane_size;		 /* 0: 1 MiB. Power of two, 4 KiB .. 1 GiB */
+	enum fl_full_policy full_policy; /* 0: FL_FULL_DROP */
+	uint64_t block_timeout_ns;	 /* FL_FULL_BLOCK: 0 waits forever, else drops after this */
+	const char *shm_prefix;		 /* NULL: $FUGUE_SHM_PREFIX, else "fugue-" */
+	const char *config_path;	 /* NULL: $HOME/.fugue/logging.conf (may be missing); else must exist */
+	enum fl_clock clock;		 /* 0: FL_CLOCK_AUTO */
+	uint64_t attach_timeout_ns;	 /* 0: do not wait. Else open waits up to this long for a drainer
+					    to attach the ring; FL_OPEN_UNATTACHED says none did */
+	uint64_t reserved[7];		 /* must be zero */
 };
 
-/* Counters of one session, summed over its lanes. */
+/* Counters of one session, summed over its lanes. reserved[] grows like fl_session_opts'. */
 struct fl_stats {
 	uint64_t emitted;  /* calls that passed the level check */
 	uint64_t admitted; /* written into the ring */
 	uint64_t dropped;  /* lost to a full lane or refused as too large */
 	uint32_t lanes;
 	uint64_t lane_size;
-	int clock; /* FL_CLOCK_REALTIME or FL_CLOCK_TSC: the one in force */
+	enum fl_clock clock;  /* FL_CLOCK_REALTIME or FL_CLOCK_TSC: the one in force */
+	uint64_t reserved[8]; /* zero */
 };
 
 typedef struct fl_session fl_session;
 
-/* The part of a session the inline level check reads; do not touch. */
+/*
+ * The part of a session the inline level check reads; do not write it. It is
+ * the first member of every fl_session, so bindings may read the level word
+ * through it: one relaxed 64-bit load, the level in the low byte.
+ */
 struct fl__session_head {
+#ifdef __cplusplus
+	const std::atomic<uint64_t> *level_word; /* same object as the C view: lock-free, 8 bytes */
+#else
 	const _Atomic uint64_t *level_word; /* in shared memory: low byte is the level */
+#endif
 };
 
 /*
@@ -100,11 +150,16 @@ struct fl__session_head {
 #define FL_OPEN_UNATTACHED 1
 
 /*
- * Opens a session: validates the id, resolves the level, creates the ring, and
- * with opts->attach_timeout_ns waits (bounded) until a drainer has attached it.
- * Returns 0 and *out, FL_OPEN_UNATTACHED and *out (the wait timed out), or
- * -EINVAL (bad id, level or geometry; *why, when given, says which), -EEXIST
- * (a live ring of that id exists), or another -errno.
+ * Opens a session: validates the id, resolves the level, reads the config
+ * file (the same reader and rules as fugue-logd and fugue-log,
+ * docs/configuration.md), creates the ring, and with opts->attach_timeout_ns
+ * waits (bounded) until a drainer has attached it. Returns 0 and *out,
+ * FL_OPEN_UNATTACHED and *out (the wait timed out: the session is usable), or
+ * -EINVAL (bad id, level, geometry or reserved field; a config file with an
+ * unknown key or section, a bad value or a syntax error; an explicit
+ * config_path that does not exist) with *why, when given, saying which —
+ * file:line, the key and what is allowed for the config —, -EEXIST (a live
+ * ring of that id exists), or another -errno.
  */
 int fl_session_open(fl_session **out, const struct fl_session_opts *opts, char *why, size_t whylen);
 
@@ -120,18 +175,22 @@ int fl_set_level(fl_session *s, int level);
 /* The current level (1..4). */
 int fl_get_level(const fl_session *s);
 
-/* Fills *st; cheap enough to poll. */
+/* Fills *st (reserved[] zeroed); cheap enough to poll. */
 int fl_session_stats(const fl_session *s, struct fl_stats *st);
 
-/* "spawns".."full" (or "1".."4") to a level; -EINVAL for anything else. */
+/*
+ * The one parser of level names, used by the library, fugue-log and
+ * fugue-logd: "spawns", "signals", "prompts", "full" in any case ("FULL"), or
+ * "1".."4"; -EINVAL for anything else (no spaces).
+ */
 int fl_level_parse(const char *name);
-/* Level to name; "?" when out of range. */
+/* Level to its lower-case name; "?" when out of range. */
 const char *fl_level_name(int level);
 /* Kind to its name ("spawn", ...), minimum level and audit class; NULL/0/-1 when out of range. */
 const char *fl_kind_name(int kind);
 int fl_kind_min_level(int kind);
 int fl_kind_class(int kind);
-/* Name to kind; -EINVAL when unknown. */
+/* Name to kind (exact, lower case); -EINVAL when unknown. */
 int fl_kind_parse(const char *name);
 
 /* 0 when id matches [A-Za-z0-9._-]{1,64} and is not "." or ".."; -EINVAL otherwise. */
@@ -141,13 +200,19 @@ int fl_id_check(const char *id);
 void fl_id_new(char out[37]);
 
 /*
- * Emit calls. Each returns the event's id (> 0) when it was written, 0 when its
- * kind is above the session's level, -ENOBUFS when the lane was full (the loss
- * is counted and reported by the drainer), -EMSGSIZE when the event is larger
- * than a quarter of a lane (counted as dropped too), -ECHILD in a child forked
- * after the session was opened (the ring is the parent's; open a new session).
- * ref is the id of a related event, or 0.
- * The level check is inline: a relaxed load, a compare, a branch.
+ * Emit calls, one per kind. Each encodes one Event into the calling thread's
+ * lane and returns:
+ *   > 0        the event's id (unique in the session; pass it as another
+ *              event's ref to tie the two together across files),
+ *   0          the kind is above the session's level: nothing was done,
+ *   -ENOBUFS   the lane was full (FL_FULL_DROP, or FL_FULL_BLOCK timed out);
+ *              the loss is counted and the drainer writes a `dropped` line,
+ *   -EMSGSIZE  the event is larger than a quarter of a lane (counted as dropped),
+ *   -ECHILD    called in a child forked after the session was opened (the ring
+ *              is the parent's; open a new session).
+ * ref is the id of a related event, or 0. Strings may be NULL (recorded as
+ * empty); byte payloads may hold anything. The level check is inline, one
+ * relaxed load, a compare and a branch; only admitted calls enter the library.
  */
 int64_t fl__emit_spawn(fl_session *s, uint64_t ref, uint32_t pid, uint32_t ppid, const char *const *argv, uint32_t argc,
 		       const char *cwd);
@@ -164,7 +229,11 @@ int64_t fl__emit_input(fl_session *s, uint64_t ref, const void *data, size_t len
 static inline int fl__admits(const fl_session *s, int min_level)
 {
 	const struct fl__session_head *h = (const struct fl__session_head *)s;
+#ifdef __cplusplus
+	return (int)(uint8_t)h->level_word->load(std::memory_order_relaxed) >= min_level;
+#else
 	return (int)(uint8_t)atomic_load_explicit(h->level_word, memory_order_relaxed) >= min_level;
+#endif
 }
 
 /*
@@ -172,51 +241,70 @@ static inline int fl__admits(const fl_session *s, int min_level)
  * doubles the cost of a tight loop (fugue-bench emit.filtered), while the
  * admitted path, tens of ns anyway, pays at most one taken jump.
  */
-#define FL__EMIT(min, call) (__builtin_expect(fl__admits(s, (min)), 0) ? (call) : 0)
+#define FL__EMIT(kind, call) (__builtin_expect(fl__admits(s, FL_KIND_MIN_##kind), 0) ? (call) : 0)
 
+/* `spawn` (spawns, system): a session or child process started — its pid, ppid, argv[argc] and cwd. */
 static inline int64_t fl_emit_spawn(fl_session *s, uint64_t ref, uint32_t pid, uint32_t ppid, const char *const *argv,
 				    uint32_t argc, const char *cwd)
 {
-	return FL__EMIT(FL_LEVEL_SPAWNS, fl__emit_spawn(s, ref, pid, ppid, argv, argc, cwd));
+	return FL__EMIT(SPAWN, fl__emit_spawn(s, ref, pid, ppid, argv, argc, cwd));
 }
+
+/* `exit` (spawns, system): it ended — wait status, terminating signal (0: none), how long it ran. */
 static inline int64_t fl_emit_exit(fl_session *s, uint64_t ref, int32_t status, int32_t sig, uint64_t duration_ns)
 {
-	return FL__EMIT(FL_LEVEL_SPAWNS, fl__emit_exit(s, ref, status, sig, duration_ns));
+	return FL__EMIT(EXIT, fl__emit_exit(s, ref, status, sig, duration_ns));
 }
+
+/* `action` (spawns, user): an explicit user action ("kill", "attach", ...), its target and detail. */
 static inline int64_t fl_emit_action(fl_session *s, uint64_t ref, const char *action, const char *target,
 				     const char *detail)
 {
-	return FL__EMIT(FL_LEVEL_SPAWNS, fl__emit_action(s, ref, action, target, detail));
+	return FL__EMIT(ACTION, fl__emit_action(s, ref, action, target, detail));
 }
+
+/* `command` (spawns, user): a command the user ran — its name and args[nargs]. */
 static inline int64_t fl_emit_command(fl_session *s, uint64_t ref, const char *name, const char *const *args,
 				      uint32_t nargs)
 {
-	return FL__EMIT(FL_LEVEL_SPAWNS, fl__emit_command(s, ref, name, args, nargs));
+	return FL__EMIT(COMMAND, fl__emit_command(s, ref, name, args, nargs));
 }
+
+/* `completion` (signals, system): a task or turn completed — its name, outcome and duration. */
 static inline int64_t fl_emit_completion(fl_session *s, uint64_t ref, const char *task, const char *outcome,
 					 uint64_t duration_ns)
 {
-	return FL__EMIT(FL_LEVEL_SIGNALS, fl__emit_completion(s, ref, task, outcome, duration_ns));
+	return FL__EMIT(COMPLETION, fl__emit_completion(s, ref, task, outcome, duration_ns));
 }
+
+/* `error` (signals, system): an error — its code, message and origin. */
 static inline int64_t fl_emit_error(fl_session *s, uint64_t ref, int32_t code, const char *message, const char *origin)
 {
-	return FL__EMIT(FL_LEVEL_SIGNALS, fl__emit_error(s, ref, code, message, origin));
+	return FL__EMIT(ERROR, fl__emit_error(s, ref, code, message, origin));
 }
+
+/* `state` (signals, system): an internal state change — from, to and why. */
 static inline int64_t fl_emit_state(fl_session *s, uint64_t ref, const char *from, const char *to, const char *reason)
 {
-	return FL__EMIT(FL_LEVEL_SIGNALS, fl__emit_state(s, ref, from, to, reason));
+	return FL__EMIT(STATE, fl__emit_state(s, ref, from, to, reason));
 }
+
+/* `prompt` (prompts, user): the initial prompt given to the session, text[len] (any bytes). */
 static inline int64_t fl_emit_prompt(fl_session *s, uint64_t ref, const void *text, size_t len)
 {
-	return FL__EMIT(FL_LEVEL_PROMPTS, fl__emit_prompt(s, ref, text, len));
+	return FL__EMIT(PROMPT, fl__emit_prompt(s, ref, text, len));
 }
+
+/* `transcript` (full, system): output bytes data[len] on a stream (1 stdout, 2 stderr, or yours). */
 static inline int64_t fl_emit_transcript(fl_session *s, uint64_t ref, uint32_t stream, const void *data, size_t len)
 {
-	return FL__EMIT(FL_LEVEL_FULL, fl__emit_transcript(s, ref, stream, data, len));
+	return FL__EMIT(TRANSCRIPT, fl__emit_transcript(s, ref, stream, data, len));
 }
+
+/* `input` (full, user): input the user typed or sent, data[len] (any bytes). */
 static inline int64_t fl_emit_input(fl_session *s, uint64_t ref, const void *data, size_t len)
 {
-	return FL__EMIT(FL_LEVEL_FULL, fl__emit_input(s, ref, data, len));
+	return FL__EMIT(INPUT, fl__emit_input(s, ref, data, len));
 }
 
 #ifdef __cplusplus

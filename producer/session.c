@@ -5,18 +5,19 @@
 #include "why.h"
 
 #include <errno.h>
-#include <ini.h>
 #include <linux/membarrier.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "encode.h"
 #include "ring.h"
 
@@ -76,31 +77,30 @@ static _Atomic uint32_t proc_pid; /* this process; reset in a forked child */
 
 static const char *const level_names[] = {NULL, "spawns", "signals", "prompts", "full"};
 
+#define KIND_ROW(K, name, num, lvl, cls) [FL_KIND_##K] = {name, FL_LEVEL_##lvl, FL_CLASS_##cls},
 static const struct {
 	const char *name;
 	int min;
 	int cls;
-} kinds[] = {
-    [FL_KIND_SPAWN] = {"spawn", FL_LEVEL_SPAWNS, FL_CLASS_SYSTEM},
-    [FL_KIND_EXIT] = {"exit", FL_LEVEL_SPAWNS, FL_CLASS_SYSTEM},
-    [FL_KIND_ACTION] = {"action", FL_LEVEL_SPAWNS, FL_CLASS_USER},
-    [FL_KIND_COMMAND] = {"command", FL_LEVEL_SPAWNS, FL_CLASS_USER},
-    [FL_KIND_COMPLETION] = {"completion", FL_LEVEL_SIGNALS, FL_CLASS_SYSTEM},
-    [FL_KIND_ERROR] = {"error", FL_LEVEL_SIGNALS, FL_CLASS_SYSTEM},
-    [FL_KIND_STATE] = {"state", FL_LEVEL_SIGNALS, FL_CLASS_SYSTEM},
-    [FL_KIND_PROMPT] = {"prompt", FL_LEVEL_PROMPTS, FL_CLASS_USER},
-    [FL_KIND_TRANSCRIPT] = {"transcript", FL_LEVEL_FULL, FL_CLASS_SYSTEM},
-    [FL_KIND_INPUT] = {"input", FL_LEVEL_FULL, FL_CLASS_USER},
-    [FL_KIND_LEVEL] = {"level", FL_LEVEL_SPAWNS, FL_CLASS_SYSTEM},
-    [FL_KIND_DROPPED] = {"dropped", FL_LEVEL_SPAWNS, FL_CLASS_SYSTEM},
-};
+} kinds[] = {FL_KINDS(KIND_ROW)};
+#undef KIND_ROW
+
+/* bindings and the option struct rely on enums being plain ints */
+_Static_assert(sizeof(enum fl_level) == sizeof(int) && sizeof(enum fl_clock) == sizeof(int) &&
+		   sizeof(enum fl_full_policy) == sizeof(int),
+	       "enums are int-sized");
+
+unsigned fl_version(void)
+{
+	return FUGUELOG_VERSION_NUMBER;
+}
 
 int fl_level_parse(const char *name)
 {
 	if (!name)
 		return -EINVAL;
 	for (int l = FL_LEVEL_SPAWNS; l <= FL_LEVEL_FULL; l++)
-		if (!strcmp(name, level_names[l]) || (name[0] == '0' + l && !name[1]))
+		if (!strcasecmp(name, level_names[l]) || (name[0] == '0' + l && !name[1]))
 			return l;
 	return -EINVAL;
 }
@@ -182,62 +182,27 @@ void fl_id_new(char out[37])
 
 /* ---- level resolution: FUGUE_SESSION_LOG > option > config default_level > signals -------- */
 
-struct conf_level {
-	int level;
-	char bad[128];
-};
-
-static int conf_handler(void *user, const char *section, const char *name, const char *value)
-{
-	struct conf_level *c = user;
-	if ((!*section || !strcmp(section, "fuguelog")) && !strcmp(name, "default_level")) {
-		c->level = fl_level_parse(value);
-		if (c->level < 0)
-			snprintf(c->bad, sizeof c->bad, "%s", value);
-	}
-	return 1; /* other keys are the drainer's */
-}
-
+/*
+ * The config file is read on every open, whatever the level source, so a
+ * broken file is refused here exactly as fugue-logd and fugue-log refuse it.
+ */
 static int resolve_level(const struct fl_session_opts *o, char *why, size_t whylen)
 {
+	struct fl_config c;
+	int rc = fl_config_load(&c, o->config_path, why, whylen);
+	if (rc < 0)
+		return -EINVAL; /* a missing explicit file too: the caller's option is wrong */
 	const char *env = getenv("FUGUE_SESSION_LOG");
-	if (env && *env) {
-		int l = fl_level_parse(env);
-		if (l < 0)
-			fl_why(why, whylen, "FUGUE_SESSION_LOG=%s is not a level; use spawns, signals, prompts or full",
-			       env);
-		return l;
-	}
+	if (env && *env)
+		return c.default_level; /* fl_config_load parsed it */
 	if (o->level) {
 		if (o->level < FL_LEVEL_SPAWNS || o->level > FL_LEVEL_FULL) {
-			fl_why(why, whylen, "level %d is not a level; use 1 (spawns) .. 4 (full)", o->level);
+			fl_why(why, whylen, "level %d is not a level; use 1 (spawns) .. 4 (full)", (int)o->level);
 			return -EINVAL;
 		}
 		return o->level;
 	}
-	char path[4096];
-	const char *cfg = o->config_path;
-	if (!cfg) {
-		const char *home = getenv("HOME");
-		if (!home)
-			return FL_LEVEL_SIGNALS;
-		snprintf(path, sizeof path, "%s/.fugue/logging.conf", home);
-		cfg = path;
-	}
-	struct conf_level c = {0, ""};
-	int rc = ini_parse(cfg, conf_handler, &c);
-	if (rc == -1) /* no file: the built-in default */
-		return FL_LEVEL_SIGNALS;
-	if (rc != 0) {
-		fl_why(why, whylen, "%s: syntax error on line %d; fix or remove the file", cfg, rc);
-		return -EINVAL;
-	}
-	if (c.level < 0) {
-		fl_why(why, whylen, "%s: default_level=%s is not a level; use spawns, signals, prompts or full", cfg,
-		       c.bad);
-		return -EINVAL;
-	}
-	return c.level ? c.level : FL_LEVEL_SIGNALS;
+	return c.default_level;
 }
 
 /* FUGUE_CLOCK > option > auto. Returns enum fl_clock or -EINVAL. */
@@ -256,7 +221,7 @@ static int resolve_clock(const struct fl_session_opts *o, char *why, size_t whyl
 	}
 	if (o->clock < FL_CLOCK_AUTO || o->clock > FL_CLOCK_TSC) {
 		fl_why(why, whylen, "clock %d is not a clock; use FL_CLOCK_AUTO, FL_CLOCK_REALTIME or FL_CLOCK_TSC",
-		       o->clock);
+		       (int)o->clock);
 		return -EINVAL;
 	}
 	return o->clock;
@@ -444,6 +409,14 @@ int fl_session_open(fl_session **out, const struct fl_session_opts *opts, char *
 
 	*out = NULL;
 	pthread_once(&exit_once, exit_key_init);
+	for (size_t i = 0; i < sizeof o->reserved / sizeof o->reserved[0]; i++)
+		if (o->reserved[i]) {
+			fl_why(why, whylen,
+			       "fl_session_opts.reserved[%zu] is not zero: this library (%u) does not know that "
+			       "option; zero the struct, or use a newer library",
+			       i, fl_version());
+			return -EINVAL;
+		}
 	if (id) {
 		if (fl_id_check(id) < 0) {
 			fl_why(why, whylen,
@@ -461,7 +434,7 @@ int fl_session_open(fl_session **out, const struct fl_session_opts *opts, char *
 	if (clock < 0)
 		return clock;
 	if (o->full_policy != FL_FULL_DROP && o->full_policy != FL_FULL_BLOCK) {
-		fl_why(why, whylen, "full_policy %d is neither FL_FULL_DROP nor FL_FULL_BLOCK", o->full_policy);
+		fl_why(why, whylen, "full_policy %d is neither FL_FULL_DROP nor FL_FULL_BLOCK", (int)o->full_policy);
 		return -EINVAL;
 	}
 	uint32_t lanes = o->lanes ? o->lanes : 4;

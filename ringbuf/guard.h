@@ -22,19 +22,20 @@
  *   A SIGBUS anywhere else goes to the previous handler (or kills as usual).
  *
  * Without fl_guard_install, registration is a no-op and SIGBUS kills as usual.
- * Up to FL_GUARD_SLOTS mappings are guarded at once; fl_guard_add returns
- * -ENOSPC beyond that (the ring then works unguarded).
+ * There is no fixed limit: the table the handler scans grows by doubling (a
+ * new table is published with one atomic store, old ones are kept, so a
+ * handler running on another thread never reads freed memory). Registration
+ * fails only when memory does (-ENOMEM), and fl_ring_attach then refuses the
+ * ring rather than map it unguarded.
  *
- * Thread safety: every function may be called from any thread; the handler
- * reads the table with atomic loads only.
+ * Thread safety: every function may be called from any thread (registration
+ * takes a mutex); the handler takes no lock and reads with atomic loads only.
  */
-
-#define FL_GUARD_SLOTS 1024
 
 /* Installs the SIGBUS handler; idempotent. Returns 0 or -errno. */
 int fl_guard_install(void);
 
-/* Registers [base, base+size); called by fl_ring_attach. 0, or -ENOSPC. No-op (0) without install. */
+/* Registers [base, base+size); called by fl_ring_attach. 0, or -ENOMEM. No-op (0) without install. */
 int fl_guard_add(void *base, size_t size);
 
 /* Unregisters the mapping at base; called by fl_ring_detach before munmap. */
@@ -42,5 +43,8 @@ void fl_guard_del(void *base);
 
 /* 1 when a SIGBUS hit the mapping at base (it now reads zeros), else 0. */
 int fl_guard_tripped(const void *base);
+
+/* Mappings registered now (for tests and the daemon's log). */
+size_t fl_guard_count(void);
 
 #endif

@@ -70,25 +70,38 @@ int fl_ring_name(char *out, size_t cap, const char *prefix, const char *id)
 	return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
 }
 
-/* starttime (field 22) of /proc/<pid>/stat: with the pid it names one process for good. */
-uint64_t fl_proc_start(int pid)
+/*
+ * starttime (field 22) of /proc/<pid>/stat: with the pid it names one process for good.
+ * -ESRCH only when the process does not exist; any other failure (EMFILE, ENOMEM, ...)
+ * is its own -errno, so a caller never mistakes "could not look" for "gone".
+ */
+int fl_proc_start(int pid, uint64_t *start)
 {
 	char path[64], buf[1024];
+	*start = 0;
+	if (pid <= 0)
+		return -ESRCH;
 	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return 0;
+		return errno == ENOENT || errno == ESRCH ? -ESRCH : -errno;
 	ssize_t n = read(fd, buf, sizeof buf - 1);
+	int e = errno;
 	close(fd);
-	if (n <= 0)
-		return 0;
+	if (n < 0)
+		return e == ESRCH ? -ESRCH : -e; /* ESRCH: it exited between open and read */
+	if (n == 0)
+		return -ESRCH;
 	buf[n] = 0;
 	char *p = strrchr(buf, ')'); /* comm may hold spaces and parentheses */
 	if (!p)
-		return 0;
+		return -EIO;
 	for (int field = 2; field < 22 && p; field++)
 		p = strchr(p + 1, ' ');
-	return p ? strtoull(p + 1, NULL, 10) : 0;
+	if (!p)
+		return -EIO;
+	*start = strtoull(p + 1, NULL, 10);
+	return 0;
 }
 
 static int64_t now_ns(clockid_t c)
@@ -230,7 +243,14 @@ int fl_ring_create(struct fl_ring *r, const char *name, const struct fl_ring_par
 	h->lane_count = lanes;
 	h->flags = p->flags;
 	h->pid = (uint32_t)getpid();
-	h->pid_start = fl_proc_start(getpid());
+	int prc = fl_proc_start(getpid(), &h->pid_start);
+	if (prc < 0) {
+		/* without its start time the ring would look abandoned to every drainer */
+		munmap(base, size);
+		close(fd);
+		shm_unlink(name);
+		return prc;
+	}
 	h->start_realtime_ns = now_ns(CLOCK_REALTIME);
 	h->clock = p->clock == FL_RING_CLOCK_TSC && fl_tsc_usable() ? FL_RING_CLOCK_TSC : FL_RING_CLOCK_REALTIME;
 	if (h->clock == FL_RING_CLOCK_TSC)
@@ -322,6 +342,20 @@ int fl_ring_attach(struct fl_ring *r, const char *name, char *why, size_t whylen
 		close(fd);
 		return -EBADF;
 	}
+	/* before a single byte is read: only our own user's private objects are believed */
+	if (st.st_uid != geteuid()) {
+		fl_why(why, whylen, "shm %s belongs to uid %u, not to this process's uid %u: left alone", name,
+		       (unsigned)st.st_uid, (unsigned)geteuid());
+		close(fd);
+		return -EPERM;
+	}
+	if (st.st_mode & 077) {
+		fl_why(why, whylen,
+		       "shm %s has mode %04o: group or others may read or write it (a ring is 0600): left alone", name,
+		       (unsigned)(st.st_mode & 07777));
+		close(fd);
+		return -EPERM;
+	}
 	if ((uint64_t)st.st_size < sizeof(struct fl_ring_hdr) ||
 	    (uint64_t)st.st_size > data_off(FL_RING_MAX_LANES) + FL_RING_MAX_LANES * FL_RING_MAX_LANE_SIZE) {
 		fl_why(why, whylen, "shm %s has an impossible size of %lld bytes", name, (long long)st.st_size);
@@ -336,8 +370,16 @@ int fl_ring_attach(struct fl_ring *r, const char *name, char *why, size_t whylen
 		close(fd);
 		return e;
 	}
-	fl_guard_add(base, size); /* before the first read: the producer may truncate at any time */
-	int rc = fl_ring_validate(r, base, size, why, whylen);
+	/* the mapping holds the object: the fd is not needed again, and 10,000 rings must not cost 10,000 fds */
+	close(fd);
+	/* before the first read: the producer may truncate at any time */
+	int rc = fl_guard_add(base, size);
+	if (rc < 0) {
+		fl_why(why, whylen, "shm %s: no memory to guard its mapping against truncation", name);
+		munmap(base, size);
+		return rc;
+	}
+	rc = fl_ring_validate(r, base, size, why, whylen);
 	if (rc == 0 && fl_guard_tripped(base)) {
 		fl_why(why, whylen, "shm %s was truncated while being attached", name);
 		rc = -EBADF;
@@ -345,12 +387,11 @@ int fl_ring_attach(struct fl_ring *r, const char *name, char *why, size_t whylen
 	if (rc < 0) {
 		fl_guard_del(base);
 		munmap(base, size);
-		close(fd);
 		memset(r, 0, sizeof *r);
 		r->fd = -1;
 		return rc;
 	}
-	r->fd = fd;
+	r->fd = -1;
 	return 0;
 }
 
@@ -370,10 +411,17 @@ void fl_ring_detach(struct fl_ring *r)
 int fl_ring_owner_alive(const struct fl_ring *r)
 {
 	uint32_t pid = r->hdr->pid;
+	uint64_t want = r->hdr->pid_start;
 	if (!pid || pid > INT32_MAX)
 		return 0;
-	uint64_t st = fl_proc_start((int)pid);
-	return st != 0 && st == r->hdr->pid_start;
+	uint64_t st;
+	int rc = fl_proc_start((int)pid, &st);
+	if (rc == -ESRCH)
+		return 0;
+	if (rc < 0)
+		return rc; /* could not look: not a verdict */
+	/* a pid the header names (pid 1 included) is the producer only if it started when the header says */
+	return st == want;
 }
 
 int fl_ring_unlink(const char *name)

@@ -153,9 +153,13 @@ const char *fl_ring_prefix(void);
 int fl_ring_create(struct fl_ring *r, const char *name, const struct fl_ring_params *p);
 
 /*
- * Opens and maps an existing ring read-write and validates its header against
- * the mapping. On failure returns -errno and, when why is not NULL, a one-line
- * reason (-EPROTO: bad magic/version/layout; -EBADF: not a ring at all).
+ * Opens (O_NOFOLLOW) and maps an existing ring read-write and validates its
+ * header against the mapping. Only a regular object owned by this process's
+ * euid with no group or other permission bits is mapped (fstat before mmap).
+ * The fd is closed once the ring is mapped (r->fd is -1). On failure returns
+ * -errno and, when why is not NULL, a one-line reason (-EPROTO: bad
+ * magic/version/layout; -EBADF: not a ring at all; -EPERM: not ours or not
+ * private; -ENOMEM: the SIGBUS guard could not register it).
  */
 int fl_ring_attach(struct fl_ring *r, const char *name, char *why, size_t whylen);
 
@@ -174,12 +178,14 @@ int fl_ring_unlink(const char *name);
 
 /*
  * 1 while the process that created the ring lives: its pid exists and has the
- * start time recorded in the header (so a reused pid does not count), else 0.
+ * start time recorded in the header (so a reused pid does not count); 0 when it
+ * is gone (no such pid, or another start time); -errno when the check itself
+ * failed (EMFILE, ENOMEM, ...), which says nothing about the producer.
  */
 int fl_ring_owner_alive(const struct fl_ring *r);
 
-/* starttime of a process from /proc/<pid>/stat in clock ticks, 0 when it is gone. */
-uint64_t fl_proc_start(int pid);
+/* starttime of a process from /proc/<pid>/stat in clock ticks: 0, -ESRCH when it is gone, or -errno. */
+int fl_proc_start(int pid, uint64_t *start);
 
 /* ---- clocks ------------------------------------------------------------------------ */
 

@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -159,7 +160,16 @@ struct fl_itd {
  * <empty file in FL_TEST_TMP>, plus extra arguments (NULL-terminated list or
  * NULL), its stderr appended to FL_TEST_TMP/fugue-logd.log.
  */
+static inline void fl_it_drainer_start_nofile(struct fl_itd *d, const char *root, const char *const *extra,
+					      long nofile);
+
 static inline void fl_it_drainer_start(struct fl_itd *d, const char *root, const char *const *extra)
+{
+	fl_it_drainer_start_nofile(d, root, extra, 0);
+}
+
+/* fl_it_drainer_start with RLIMIT_NOFILE (soft and hard) set to nofile in the drainer, when nofile > 0. */
+static inline void fl_it_drainer_start_nofile(struct fl_itd *d, const char *root, const char *const *extra, long nofile)
 {
 	char bin[1024];
 	fl_it_build_path(bin, sizeof bin, "drainer/fugue-logd");
@@ -194,6 +204,9 @@ static inline void fl_it_drainer_start(struct fl_itd *d, const char *root, const
 		int fd = open(d->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
 		if (fd >= 0)
 			dup2(fd, 2);
+		struct rlimit rl = {(rlim_t)nofile, (rlim_t)nofile};
+		if (nofile > 0 && setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			_exit(126);
 		execv(bin, (char *const *)argv);
 		_exit(127);
 	}

@@ -124,6 +124,7 @@ static int setup(void **state)
 
 static pid_t child = -1;	  /* a follower still running when an assertion fails */
 static struct fl_itd *drainer_up; /* a drainer still running when an assertion fails */
+static pid_t daemon_pid = -1;	  /* a daemonized fugue-logd (not our child) still running */
 
 static int teardown(void **state)
 {
@@ -136,6 +137,10 @@ static int teardown(void **state)
 	if (drainer_up) {
 		fl_it_drainer_kill(drainer_up);
 		drainer_up = NULL;
+	}
+	if (daemon_pid > 0) {
+		kill(daemon_pid, SIGKILL);
+		daemon_pid = -1;
 	}
 	shm_cleanup();
 	return 0;
@@ -914,6 +919,278 @@ static void test_cat_follow_real_drainer(void **state)
 	assert_int_equal(fl_it_drainer_stop(&d), 0);
 }
 
+/* ---- log roots, config paths and gc -------------------------------------------------------- */
+
+static const char *logd_path(void)
+{
+	static char p[1024];
+	return fl_it_build_path(p, sizeof p, "drainer/fugue-logd");
+}
+
+/* fugue-logd with these arguments (NULL-terminated), from the test's scratch directory. */
+static int run_logd(const char *arg0, ...)
+{
+	char *argv[16];
+	int n = 0;
+	argv[n++] = (char *)logd_path();
+	va_list ap;
+	va_start(ap, arg0);
+	for (const char *a = arg0; a && n < 15; a = va_arg(ap, const char *))
+		argv[n++] = (char *)a;
+	va_end(ap);
+	argv[n] = NULL;
+	return run_argv(NULL, argv);
+}
+
+/* A relative root is refused from every source, by both tools, naming the source and the value. */
+static void test_root_relative_refused(void **state)
+{
+	(void)state;
+	assert_int_equal(chdir(fl_test_tmp()), 0); /* where a relative root would have gone */
+	char conf[1200], empty[1200];
+	snprintf(conf, sizeof conf, "%s/rel.conf", fl_test_tmp());
+	snprintf(empty, sizeof empty, "%s/empty.conf", fl_test_tmp());
+	put_file(conf, "root = relc\n");
+	put_file(empty, "");
+
+	assert_int_equal(run("--root", "relf", "gc", NULL), 2);
+	assert_non_null(strstr(err_buf, "--root=relf is refused: use an absolute directory path or ~/..."));
+	assert_int_equal(run("gc", "--root", "relf", NULL), 2);
+	assert_int_equal(run("cat", "--root", "relf", "x", NULL), 2);
+	assert_int_equal(run_logd("--foreground", "--config", empty, "--root", "relf", NULL), 3);
+	assert_non_null(strstr(err_buf, "--root=relf is refused"));
+
+	setenv("FUGUE_LOG_DIR", "rele", 1);
+	assert_int_equal(run("gc", "--config", empty, NULL), 1);
+	assert_non_null(strstr(err_buf, "FUGUE_LOG_DIR=rele is refused"));
+	assert_int_equal(run_logd("--foreground", "--config", empty, NULL), 3);
+	assert_non_null(strstr(err_buf, "FUGUE_LOG_DIR=rele is refused"));
+	unsetenv("FUGUE_LOG_DIR");
+
+	assert_int_equal(run("gc", "--config", conf, NULL), 1);
+	assert_non_null(strstr(err_buf, "rel.conf: root=relc is refused"));
+	assert_int_equal(run_logd("--foreground", "--config", conf, NULL), 3);
+	assert_non_null(strstr(err_buf, "rel.conf: root=relc is refused"));
+
+	/* a directory given as the config is not an empty config */
+	assert_int_equal(run("gc", "--config", fl_test_tmp(), NULL), 1);
+	assert_non_null(strstr(err_buf, "is a directory, not a config file"));
+	assert_int_equal(run("ls", "--config", fl_test_tmp(), NULL), 1);
+	assert_int_equal(run_logd("--foreground", "--config", fl_test_tmp(), NULL), 3);
+	assert_non_null(strstr(err_buf, "is a directory, not a config file"));
+
+	static const char *const never[] = {"relf", "rele", "relc", "/relf", "/rele", "/relc"};
+	for (size_t i = 0; i < sizeof never / sizeof never[0]; i++)
+		if (access(never[i], F_OK) == 0)
+			fail_msg("%s was created", never[i]);
+}
+
+static int file_exists_cond(void *path)
+{
+	return access(path, F_OK) == 0;
+}
+
+/*
+ * fugue-logd daemonized (it changes to /) with its root given as ~/sub by one
+ * source: it writes the session under $HOME/sub, and nothing under ./~ or /~.
+ * The extra arguments and environment are the source.
+ */
+static void daemon_tilde_root(const char *sub, const char *flag_root, const char *env_root, const char *conf_root)
+{
+	char home_root[1200], pidf[1300], conf[1200], sys[1400], tilde[1200], id[64];
+	snprintf(home_root, sizeof home_root, "%s/%s", fl_test_tmp(), sub);
+	fl_it_rmtree(home_root);
+	snprintf(pidf, sizeof pidf, "%s/fugue-logd.pid", home_root);
+	snprintf(conf, sizeof conf, "%s/tilde.conf", fl_test_tmp());
+	char text[128] = "";
+	if (conf_root)
+		snprintf(text, sizeof text, "root = %s\n", conf_root);
+	put_file(conf, text);
+	if (env_root)
+		setenv("FUGUE_LOG_DIR", env_root, 1);
+	int rc = flag_root ? run_logd("--config", conf, "--root", flag_root, NULL) : run_logd("--config", conf, NULL);
+	unsetenv("FUGUE_LOG_DIR");
+	if (rc != 0)
+		fail_msg("fugue-logd exited %d: %s", rc, err_buf);
+	if (!fl_it_wait(file_exists_cond, pidf, 30))
+		fail_msg("no %s: the daemon did not use $HOME/%s", pidf, sub);
+	char pidtext[32];
+	slurp(pidf, pidtext, sizeof pidtext);
+	daemon_pid = (pid_t)atoi(pidtext);
+	assert_true(daemon_pid > 0);
+	snprintf(id, sizeof id, "tilde-%s", sub);
+	assert_int_equal(run("emit", "--event", "error", "--session-id", id, NULL), 0);
+	snprintf(sys, sizeof sys, "%s/%s/system.jsonl", home_root, id);
+	if (!fl_it_wait(file_exists_cond, sys, 60))
+		fail_msg("the session was not written to %s", sys);
+	kill(daemon_pid, SIGTERM);
+	if (!fl_it_wait_state(home_root, id, "ended", 60))
+		fail_msg("session %s never ended under %s", id, home_root);
+	for (int i = 0; i < 3000 && kill(daemon_pid, 0) == 0; i++)
+		usleep(10000);
+	assert_int_not_equal(kill(daemon_pid, 0), 0);
+	daemon_pid = -1;
+	snprintf(tilde, sizeof tilde, "%s/~", fl_test_tmp());
+	assert_int_not_equal(access(tilde, F_OK), 0);
+	assert_int_not_equal(access("/~", F_OK), 0);
+}
+
+/* ~ expands from $HOME for every source, and fugue-log finds the same root. */
+static void test_root_tilde_every_source(void **state)
+{
+	(void)state;
+	assert_int_equal(chdir(fl_test_tmp()), 0);
+	daemon_tilde_root("t-flag", "~/t-flag", NULL, NULL);
+	daemon_tilde_root("t-env", NULL, "~/t-env", NULL);
+	daemon_tilde_root("t-conf", NULL, NULL, "~/t-conf");
+	char conf[1200];
+	snprintf(conf, sizeof conf, "%s/tilde.conf", fl_test_tmp());
+	put_file(conf, "root = ~/t-conf\n");
+	assert_int_equal(run("--config", conf, "cat", "tilde-t-conf", NULL), 0);
+	assert_non_null(strstr(out_buf, "\"event\":\"error\""));
+	setenv("FUGUE_LOG_DIR", "~/t-env", 1);
+	assert_int_equal(run("cat", "tilde-t-env", NULL), 0);
+	unsetenv("FUGUE_LOG_DIR");
+	assert_non_null(strstr(out_buf, "\"event\":\"error\""));
+	assert_int_equal(run("cat", "--root", "~/t-flag", "tilde-t-flag", NULL), 0);
+	assert_non_null(strstr(out_buf, "\"event\":\"error\""));
+}
+
+/* gc: a missing root is a failure; --json prints exactly the lines appended to the root's log. */
+static void test_gc_json_matches_log(void **state)
+{
+	(void)state;
+	char groot[1200], conf[1300], logp[1400], p[1500];
+	assert_int_equal(run("gc", "--root", "/nonexistent-fuguelog-root", NULL), 1);
+	assert_non_null(strstr(err_buf, "/nonexistent-fuguelog-root does not exist"));
+	assert_int_equal(run("gc", "--json", "--root", "/nonexistent-fuguelog-root", NULL), 1);
+
+	snprintf(groot, sizeof groot, "%s/gcroot", fl_test_tmp());
+	fl_it_rmtree(groot);
+	assert_int_equal(mkdir(groot, 0700), 0);
+	snprintf(conf, sizeof conf, "%s/gc.conf", fl_test_tmp());
+	put_file(conf, "retention = 1d\n");
+	struct timespec old[2] = {{time(NULL) - 3 * 86400, 0}, {time(NULL) - 3 * 86400, 0}};
+	static const char *const sess[] = {"gone-a", "gone-b"};
+	for (int i = 0; i < 2; i++) {
+		snprintf(p, sizeof p, "%s/%s", groot, sess[i]);
+		assert_int_equal(mkdir(p, 0700), 0);
+		snprintf(p, sizeof p, "%s/%s/session.json", groot, sess[i]);
+		put_file(p, "{\"state\":\"ended\"}\n");
+		assert_int_equal(utimensat(AT_FDCWD, p, old, 0), 0);
+		snprintf(p, sizeof p, "%s/%s/system.jsonl", groot, sess[i]);
+		put_file(p, "{}\n");
+		assert_int_equal(utimensat(AT_FDCWD, p, old, 0), 0);
+	}
+	assert_int_equal(run("gc", "--json", "--root", groot, "--config", conf, NULL), 0);
+	snprintf(logp, sizeof logp, "%s/@fugue-logd.jsonl", groot);
+	static char logged[1 << 16];
+	slurp(logp, logged, sizeof logged);
+	assert_string_equal(out_buf, logged);
+	assert_int_equal(fl_it_count_lines(logp), 2);
+	assert_non_null(strstr(out_buf, "\"seq\":1,"));
+	assert_non_null(strstr(out_buf, "\"seq\":2,"));
+}
+
+/* 1 when /proc/<pid>/maps of the pid in *arg maps the shm object named in shm_name. */
+static char shm_name[256];
+static int maps_ring_cond(void *arg)
+{
+	char p[64], maps[1 << 16];
+	snprintf(p, sizeof p, "/proc/%d/maps", *(pid_t *)arg);
+	slurp(p, maps, sizeof maps);
+	return strstr(maps, shm_name) != NULL;
+}
+
+/* A producer truncates its ring while `ls` samples it: ls reports the ring, it is not killed by SIGBUS. */
+static void test_ls_ring_truncated(void **state)
+{
+	(void)state;
+	char emit_out[1200], ls_out[1200], ls_err[1200];
+	snprintf(emit_out, sizeof emit_out, "%s/emit.json", fl_test_tmp());
+	/* a live producer that sleeps: its first event, then one per 1000 s */
+	const char *emit[] = {cli_path(),   "emit", "--event",	    "state", "--rate", "0.001",
+			      "--duration", "3000", "--session-id", "trunc", NULL};
+	pid_t ep = fork();
+	assert_true(ep >= 0);
+	if (ep == 0) {
+		int fd = open(emit_out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		dup2(fd, 1);
+		execv(emit[0], (char *const *)emit);
+		_exit(127);
+	}
+	child = ep;
+	snprintf(shm_name, sizeof shm_name, "/dev/shm/%strunc", fl_ring_prefix());
+	int caught = 0;
+	for (int attempt = 0; attempt < 20 && !caught; attempt++) {
+		if (!fl_it_wait(file_exists_cond, shm_name, 30))
+			fail_msg("the emitting session never appeared as %s", shm_name);
+		snprintf(ls_out, sizeof ls_out, "%s/ls.out", fl_test_tmp());
+		snprintf(ls_err, sizeof ls_err, "%s/ls.err", fl_test_tmp());
+		pid_t lp = fork();
+		assert_true(lp >= 0);
+		if (lp == 0) {
+			int fo = open(ls_out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+			int fe = open(ls_err, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+			dup2(fo, 1);
+			dup2(fe, 2);
+			execl(cli_path(), cli_path(), "ls", "--json", (char *)NULL);
+			_exit(127);
+		}
+		/* ls maps the ring, then sleeps 200 ms between its two samples: truncate in between */
+		if (fl_it_wait(maps_ring_cond, &lp, 10)) {
+			int fd = open(shm_name, O_RDWR);
+			assert_true(fd >= 0);
+			assert_int_equal(ftruncate(fd, 0), 0);
+			close(fd);
+			caught = 1;
+		}
+		int st;
+		assert_int_equal(waitpid(lp, &st, 0), lp);
+		if (WIFSIGNALED(st))
+			fail_msg("fugue-log ls was killed by signal %d", WTERMSIG(st));
+		assert_int_equal(WEXITSTATUS(st), 0);
+	}
+	assert_true(caught);
+	slurp(ls_out, out_buf, sizeof out_buf);
+	assert_non_null(strstr(out_buf, "\"id\":\"trunc\",\"state\":\"broken\""));
+	assert_non_null(strstr(out_buf, "truncated while being read"));
+	kill(ep, SIGKILL);
+	waitpid(ep, NULL, 0);
+	child = -1;
+}
+
+/* Lines removed by retention leave holes in seq: cat and cat --follow say so once per hole, on stderr. */
+static void test_cat_retention_gap(void **state)
+{
+	(void)state;
+	make_session_dir("holes");
+	char all[1024] = "";
+	strcat(all, line(183, "system"));
+	strcat(all, line(184, "system"));
+	strcat(all, line(186, "system"));
+	file_in("system.jsonl", all);
+	file_in("user.jsonl", line(185, "user"));
+	file_in("session.json", "{\"state\":\"ended\"}\n");
+	const char *want = "fugue-log: seq 1-182 of holes are not on disk (removed by retention: ";
+	assert_int_equal(run("cat", "--root", root, "holes", NULL), 0);
+	assert_non_null(strstr(err_buf, want));
+	assert_null(strstr(err_buf, "seq 185"));
+	assert_int_equal(run("cat", "--root", root, "--follow", "holes", NULL), 0);
+	assert_non_null(strstr(err_buf, want));
+	file_in("user.jsonl", "");
+	assert_int_equal(run("cat", "--root", root, "holes", NULL), 0);
+	assert_non_null(strstr(err_buf, want));
+	assert_non_null(strstr(err_buf, "fugue-log: seq 185 of holes is not on disk"));
+	int notes = 0;
+	for (const char *c = err_buf; (c = strstr(c, "not on disk")); c++)
+		notes++;
+	assert_int_equal(notes, 2);
+	/* one class alone has holes by nature: no notes */
+	assert_int_equal(run("cat", "--root", root, "--class", "system", "holes", NULL), 0);
+	assert_string_equal(err_buf, "");
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_help_every_command, setup, teardown),
     cmocka_unit_test_setup_teardown(test_level_get_set, setup, teardown),
@@ -930,6 +1207,11 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_segread_lines, setup, teardown),
     cmocka_unit_test_setup_teardown(test_cat_real_drainer, setup, teardown),
     cmocka_unit_test_setup_teardown(test_cat_follow_real_drainer, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_root_relative_refused, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_root_tilde_every_source, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_gc_json_matches_log, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_ls_ring_truncated, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_cat_retention_gap, setup, teardown),
 };
 
 FL_TEST_MAIN("cli", tests)

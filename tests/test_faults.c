@@ -3,6 +3,8 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
@@ -21,6 +23,7 @@
 #include "fugue_event.pb-c.h"
 #include "fuguelog.h"
 #include "ring.h"
+#include "rings.h"
 
 /* ---- helpers -------------------------------------------------------------------------- */
 
@@ -36,6 +39,12 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	(void)state;
+	char sticky[512]; /* test_unlink_retried_once_logged's object, when it failed while immutable */
+	snprintf(sticky, sizeof sticky, "/dev/shm/%ssticky", fl_ring_prefix());
+	if (access(sticky, F_OK) == 0) {
+		const char *off[] = {"chattr", "-i", sticky, NULL};
+		fl_it_run(off, "/dev/null");
+	}
 	fl_it_shm_cleanup();
 	char mnt[1100];
 	snprintf(mnt, sizeof mnt, "%s/mnt", fl_test_tmp());
@@ -416,6 +425,33 @@ static void fill_up(const char *path)
 	close(fd);
 }
 
+/* Watches the active files of a session like a tailing reader: were they ever shorter than before? */
+struct watch {
+	char path[2][1300];
+	_Atomic int stop;
+	long shrunk; /* times a file was seen shorter than at the previous look */
+	long looks;
+};
+
+static void *watch_main(void *a)
+{
+	struct watch *w = a;
+	off_t last[2] = {0, 0};
+	while (!atomic_load(&w->stop)) {
+		for (int i = 0; i < 2; i++) {
+			struct stat st;
+			if (stat(w->path[i], &st) == 0) {
+				if (st.st_size < last[i])
+					w->shrunk++;
+				last[i] = st.st_size;
+			}
+		}
+		w->looks++;
+		usleep(500);
+	}
+	return NULL;
+}
+
 /*
  * The disk fills while a session emits: the drainer keeps running and stops
  * moving tails, so the producer drops and counts; once there is room again it
@@ -442,6 +478,13 @@ static void test_disk_full(void **state)
 	memset(text, 't', sizeof text);
 	assert_true(fl_emit_transcript(s, 0, 1, text, sizeof text) > 0);
 	assert_true(fl_it_wait_lines(root, "full", 1, 30)); /* files exist, then the disk fills */
+	static struct watch wt;
+	snprintf(wt.path[0], sizeof wt.path[0], "%s/full/system.jsonl", root);
+	snprintf(wt.path[1], sizeof wt.path[1], "%s/full/user.jsonl", root);
+	atomic_store(&wt.stop, 0);
+	wt.shrunk = wt.looks = 0;
+	pthread_t wth;
+	assert_int_equal(pthread_create(&wth, NULL, watch_main, &wt), 0);
 	fill_up(ballast);
 
 	/* far more than the lane holds: most of it waits in the ring or is dropped */
@@ -463,9 +506,14 @@ static void test_disk_full(void **state)
 	unlink(ballast);
 	fl_session_close(s);
 	assert_true(fl_it_wait_state(root, "full", "ended", 60));
+	atomic_store(&wt.stop, 1);
+	pthread_join(wth, NULL);
 	assert_int_equal(fl_it_drainer_stop(&d), 0);
-	print_message("admitted %llu, dropped %llu while the disk was full\n", (unsigned long long)st.admitted,
-		      (unsigned long long)st.dropped);
+	print_message(
+	    "admitted %llu, dropped %llu while the disk was full; active files shrank %ld times in %ld looks\n",
+	    (unsigned long long)st.admitted, (unsigned long long)st.dropped, wt.shrunk, wt.looks);
+	/* shipping.md: an active file is cut back only after a crash, never while the drainer runs */
+	assert_int_equal(wt.shrunk, 0);
 
 	char e1[64], e2[64];
 	snprintf(e1, sizeof e1, "event:transcript=%llu", (unsigned long long)st.admitted);
@@ -478,6 +526,303 @@ static void test_disk_full(void **state)
 		fail_msg("no error line says the drainer could not write for a while");
 }
 
+/* ---- trust: other users, shared roots, reused ids, hostile counters ------------------- */
+
+/* The second user the trust tests act as; created when missing (root only, else the test is skipped). */
+static void second_user(uid_t *uid, gid_t *gid)
+{
+	if (geteuid() != 0) {
+		print_message("not root: no second uid to test with, skipped\n");
+		skip();
+	}
+	struct passwd *pw = getpwnam("fltest2");
+	if (!pw) {
+		const char *argv[] = {"useradd", "-r", "-M", "-s", "/usr/sbin/nologin", "fltest2", NULL};
+		fl_it_run(argv, "/dev/null");
+		pw = getpwnam("fltest2");
+	}
+	if (!pw) {
+		print_message("cannot create the user fltest2: skipped\n");
+		skip();
+	}
+	*uid = pw->pw_uid;
+	*gid = pw->pw_gid;
+}
+
+/* Runs fn(arg) in a child that is the second user; fails the test when the child does not exit 0. */
+static void as_user(uid_t uid, gid_t gid, int (*fn)(void *), void *arg)
+{
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		if (setgroups(0, NULL) < 0 || setgid(gid) < 0 || setuid(uid) < 0)
+			_exit(90);
+		umask(0);
+		_exit(fn(arg));
+	}
+	int st;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	if (!WIFEXITED(st) || WEXITSTATUS(st))
+		fail_msg("the child acting as uid %u failed (status %#x)", (unsigned)uid, st);
+}
+
+static int make_foreign_ring(void *arg)
+{
+	const char *id = arg;
+	char name[256];
+	struct fl_ring r;
+	struct fl_ring_params p = {.id = id, .lane_count = 1, .lane_size = 4096, .level = FL_LEVEL_FULL};
+	if (fl_ring_name(name, sizeof name, NULL, id) < 0 || fl_ring_create(&r, name, &p) < 0)
+		return 1;
+	raw_action(&r, 0, "forged line");
+	fl_store_release(&r.hdr->closed, 1);
+	return 0;
+}
+
+/* A ring another user made under our prefix is reported once and left alone: no lines, no directory, no unlink. */
+static void test_foreign_ring_refused(void **state)
+{
+	(void)state;
+	uid_t uid;
+	gid_t gid;
+	second_user(&uid, &gid);
+	as_user(uid, gid, make_foreign_ring, (void *)"forged");
+	struct fl_itd d;
+	fl_it_drainer_start(&d, root, NULL);
+	fl_session *s = open_session("mine", 1, 4096, 1);
+	fl_emit_action(s, 0, "act", "t", "d");
+	fl_session_close(s);
+	assert_true(fl_it_wait_state(root, "mine", "ended", 30));
+	wait_log(&d, "belongs to uid");
+	fl_it_sleep_ms(1500); /* several rescans: still one line */
+	assert_alive(&d);
+	assert_int_equal(fl_it_drainer_stop(&d), 0);
+	assert_int_equal(count_in(d.log, "belongs to uid"), 1);
+	char p[1200], shm[256];
+	snprintf(p, sizeof p, "%s/forged", root);
+	assert_int_equal(access(p, F_OK), -1);
+	fl_ring_name(shm, sizeof shm, NULL, "forged");
+	snprintf(p, sizeof p, FL_SHM_DIR "%s", shm);
+	assert_int_equal(access(p, F_OK), 0);
+}
+
+/* Our own ring, but readable by the group: refused with the mode in the reason. */
+static void test_ring_mode_refused(void **state)
+{
+	(void)state;
+	struct fl_ring r;
+	raw_ring(&r, "grp", 1);
+	raw_action(&r, 0, "should wait");
+	char shm[256], p[1200];
+	fl_ring_name(shm, sizeof shm, NULL, "grp");
+	snprintf(p, sizeof p, FL_SHM_DIR "%s", shm);
+	assert_int_equal(chmod(p, 0640), 0);
+	raw_close(&r);
+	struct fl_itd d;
+	fl_it_drainer_start(&d, root, NULL);
+	wait_log(&d, "has mode 0640");
+	assert_alive(&d);
+	assert_int_equal(fl_it_drainer_stop(&d), 0);
+	snprintf(p, sizeof p, "%s/grp", root);
+	assert_int_equal(access(p, F_OK), -1);
+}
+
+struct squat {
+	char dir[1200];
+};
+
+static int squat_dir(void *arg)
+{
+	struct squat *q = arg;
+	char f[1300];
+	if (mkdir(q->dir, 0777) < 0)
+		return 1;
+	snprintf(f, sizeof f, "%s/user.jsonl", q->dir);
+	int fd = open(f, O_WRONLY | O_CREAT | O_EXCL, 0666);
+	if (fd < 0)
+		return 2;
+	close(fd);
+	return 0;
+}
+
+/*
+ * A world-writable root where another user pre-created <root>/<id>/ (0777)
+ * and user.jsonl (0666): the drainer writes nothing there, says why, keeps the
+ * records in the ring, and writes them all once the directory is out of the way.
+ */
+static void test_shared_root_squatter(void **state)
+{
+	(void)state;
+	uid_t uid;
+	gid_t gid;
+	second_user(&uid, &gid);
+	mkdir(root, 0700);
+	assert_int_equal(chmod(root, 0777), 0);
+	/* the other user must reach the root: its ancestors under the scratch dir are made traversable */
+	char up[1024];
+	snprintf(up, sizeof up, "%s", root);
+	for (char *slash; (slash = strrchr(up, '/')) && slash != up;) {
+		*slash = 0;
+		struct stat st;
+		if (stat(up, &st) == 0 && !(st.st_mode & S_IXOTH))
+			chmod(up, (st.st_mode & 07777) | 0711);
+	}
+	struct squat q;
+	snprintf(q.dir, sizeof q.dir, "%s/sq", root);
+	as_user(uid, gid, squat_dir, &q);
+
+	struct fl_itd d;
+	fl_it_drainer_start(&d, root, NULL);
+	fl_session *s = open_session("sq", 1, 1 << 16, 1);
+	for (int i = 0; i < 5; i++)
+		fl_emit_action(s, 0, "secret", "t", "not for the squatter");
+	fl_session_close(s);
+	wait_log(&d, "belongs to uid");
+	char f[1300], moved[1300];
+	snprintf(f, sizeof f, "%s/user.jsonl", q.dir);
+	struct stat st;
+	assert_int_equal(stat(f, &st), 0);
+	assert_int_equal(st.st_size, 0);
+	assert_false(fl_it_session_state_is(root, "sq", "ended"));
+	snprintf(moved, sizeof moved, "%s/sq.squatted", root);
+	assert_int_equal(rename(q.dir, moved), 0);
+	assert_true(fl_it_wait_state(root, "sq", "ended", 30));
+	assert_alive(&d);
+	assert_int_equal(fl_it_drainer_stop(&d), 0);
+	assert_int_equal(count_in(f, "not for the squatter"), 5);
+	snprintf(f, sizeof f, "%s/user.jsonl", moved);
+	assert_int_equal(count_in(f, "not for the squatter"), 0);
+	assert_int_equal(count_in(d.log, "belongs to uid"), 1);
+}
+
+/* A new ring with the id of an ended session is refused at open: the ended session's files stay final. */
+static void test_ended_id_not_reused(void **state)
+{
+	(void)state;
+	struct fl_itd d;
+	fl_it_drainer_start(&d, root, NULL);
+	fl_session *s = open_session("again", 1, 4096, 1);
+	for (int i = 0; i < 3; i++)
+		fl_emit_action(s, 0, "first", "t", "first life");
+	fl_session_close(s);
+	assert_true(fl_it_wait_state(root, "again", "ended", 30));
+	char shm[256], p[1200];
+	fl_ring_name(shm, sizeof shm, NULL, "again");
+	snprintf(p, sizeof p, FL_SHM_DIR "%s", shm);
+	for (int i = 0; i < 3000 && access(p, F_OK) == 0; i++) /* the manifest is final just before the unlink */
+		fl_it_sleep_ms(10);
+	s = open_session("again", 1, 4096, 1);
+	fl_emit_action(s, 0, "second", "t", "second life");
+	fl_session_close(s);
+	wait_log(&d, "reuses the id of a session that ended");
+	fl_it_sleep_ms(1000);
+	assert_alive(&d);
+	assert_int_equal(fl_it_drainer_stop(&d), 0);
+	char f[1200];
+	path_of(f, sizeof f, "again", "user.jsonl");
+	assert_int_equal(count_in(f, "first life"), 3);
+	assert_int_equal(count_in(f, "second life"), 0);
+	assert_int_equal(count_in(d.log, "reuses the id"), 1);
+	assert_int_equal(access(p, F_OK), 0); /* its records wait in the ring */
+}
+
+/*
+ * A finished session whose shm object cannot be unlinked (made immutable
+ * after the drainer mapped it): its files are final, the failure is logged
+ * once, the unlink is retried with backoff, and it goes once it can.
+ */
+static void test_unlink_retried_once_logged(void **state)
+{
+	(void)state;
+	struct fl_itd d;
+	fl_it_drainer_start(&d, root, NULL);
+	fl_session *s = open_session("sticky", 1, 4096, 1);
+	fl_emit_action(s, 0, "act", "t", "d");
+	assert_true(fl_it_wait_lines(root, "sticky", 1, 30)); /* mapped by the drainer */
+	char shm[256], p[1200];
+	fl_ring_name(shm, sizeof shm, NULL, "sticky");
+	snprintf(p, sizeof p, FL_SHM_DIR "%s", shm);
+	const char *on[] = {"chattr", "+i", p, NULL}, *off[] = {"chattr", "-i", p, NULL};
+	if (fl_it_run(on, "/dev/null") != 0) {
+		fl_session_close(s);
+		fl_it_drainer_stop(&d);
+		print_message("cannot make %s immutable (needs root and a kernel whose tmpfs has chattr): skipped\n",
+			      p);
+		skip();
+	}
+	fl_session_close(s);
+	assert_true(fl_it_wait_state(root, "sticky", "ended", 30));
+	wait_log(&d, "cannot be unlinked");
+	fl_it_sleep_ms(3500); /* retries at 1 s, 2 s: still one line */
+	assert_int_equal(count_in(d.log, "cannot be unlinked"), 1);
+	assert_int_equal(access(p, F_OK), 0);
+	assert_int_equal(fl_it_run(off, "/dev/null"), 0);
+	wait_log(&d, "unlinked at last");
+	assert_int_equal(access(p, F_OK), -1);
+	assert_alive(&d);
+	assert_int_equal(fl_it_drainer_stop(&d), 0);
+	const char *args[] = {"--gapless", "--state", "ended", "--expect", "event:action=1", NULL};
+	check_dir("sticky", args);
+}
+
+/*
+ * Counters and header values a hostile ring makes up: a seq jump of 2^63 is an
+ * error line (no absurd dropped count), a seq going back is an error line,
+ * clock anchors at the int64 extremes are no undefined behaviour, and a ring
+ * claiming pid 1 with another start time is not live forever.
+ */
+static void test_hostile_counters(void **state)
+{
+	(void)state;
+	struct fl_ring r;
+	raw_ring(&r, "jump", 1);
+	raw_action(&r, 0, "seq-zero");
+	atomic_store(&r.lanes[0].seq, 1ull << 63);
+	raw_action(&r, 0, "seq-huge");
+	atomic_store(&r.lanes[0].seq, 5);
+	raw_action(&r, 0, "seq-back");
+	raw_close(&r);
+
+	raw_ring(&r, "clk", 1);
+	raw_action(&r, 0, "odd clock");
+	r.hdr->clock = FL_RING_CLOCK_TSC;
+	r.hdr->anchor_tsc = 1;
+	r.hdr->anchor_realtime_ns = INT64_MIN;
+	r.hdr->start_realtime_ns = INT64_MAX;
+	raw_close(&r);
+
+	raw_ring(&r, "init", 1);
+	raw_action(&r, 0, "claims pid 1");
+	uint64_t init_start = 0;
+	fl_proc_start(1, &init_start);
+	r.hdr->pid = 1;
+	r.hdr->pid_start = init_start + 12345;
+	fl_ring_detach(&r); /* not closed: only the liveness check can end it */
+
+	struct fl_itd d;
+	fl_it_drainer_start(&d, root, NULL);
+	assert_true(fl_it_wait_state(root, "jump", "ended", 30));
+	assert_true(fl_it_wait_state(root, "clk", "ended", 30));
+	assert_true(fl_it_wait_state(root, "init", "abandoned", 30));
+	assert_alive(&d);
+	assert_int_equal(fl_it_drainer_stop(&d), 0);
+
+	char sys[1200], usr[1200];
+	path_of(sys, sizeof sys, "jump", "system.jsonl");
+	path_of(usr, sizeof usr, "jump", "user.jsonl");
+	assert_int_equal(count_in(usr, "seq-zero"), 1);
+	assert_int_equal(count_in(usr, "seq-huge"), 1);
+	assert_int_equal(count_in(usr, "seq-back"), 0);
+	assert_int_equal(count_in(sys, "sequence numbers jump by 9223372036854775807"), 1);
+	assert_int_equal(count_in(sys, "sequence numbers went backwards"), 1);
+	assert_int_equal(count_in(sys, "\"event\":\"dropped\""), 0);
+	const char *args[] = {"--state", "ended", NULL};
+	check_dir("jump", args);
+	check_dir("clk", args);
+	path_of(usr, sizeof usr, "init", "user.jsonl");
+	assert_int_equal(count_in(usr, "claims pid 1"), 1);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_cli_bad_ids, setup, teardown),
     cmocka_unit_test_setup_teardown(test_log_modes, setup, teardown),
@@ -486,6 +831,12 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_corrupt_record_quarantines_lane, setup, teardown),
     cmocka_unit_test_setup_teardown(test_truncated_ring, setup, teardown),
     cmocka_unit_test_setup_teardown(test_disk_full, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_foreign_ring_refused, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_ring_mode_refused, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_shared_root_squatter, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_ended_id_not_reused, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_hostile_counters, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_unlink_retried_once_logged, setup, teardown),
 };
 
 FL_TEST_MAIN("faults", tests)

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -406,29 +407,57 @@ static void test_guard_passes_other_sigbus(void **state)
 		assert_true(WTERMSIG(st) == SIGBUS || (sanitized && WTERMSIG(st) == SIGABRT));
 }
 
-/* The guard's table is fixed: past FL_GUARD_SLOTS mappings it says so, and a freed slot is reused. */
+/* The guard has no fixed size: 20,000 mappings register (the old table stopped at 1024), and all unregister. */
 static void test_guard_table_full(void **state)
 {
 	(void)state;
-	static char fake[FL_GUARD_SLOTS + 1][64]; /* distinct bases; never faulted */
+	enum { N = 20000 };
+	uint8_t *fake = malloc((size_t)N * 4096); /* distinct page-aligned-ish bases; never faulted */
+	assert_non_null(fake);
 	assert_int_equal(fl_guard_install(), 0);
-	int used = 0;
-	for (int i = 0; i < FL_GUARD_SLOTS + 1; i++) {
-		int rc = fl_guard_add(fake[i], sizeof fake[i]);
-		if (rc == -ENOSPC)
-			break;
-		assert_int_equal(rc, 0);
-		used++;
-	}
-	assert_int_equal(used, FL_GUARD_SLOTS); /* no other ring is attached in this test */
-	assert_int_equal(fl_guard_add(fake[FL_GUARD_SLOTS], 64), -ENOSPC);
-	assert_int_equal(fl_guard_tripped(fake[7]), 0);
-	fl_guard_del(fake[7]);
-	assert_int_equal(fl_guard_add(fake[FL_GUARD_SLOTS], 64), 0);
-	for (int i = 0; i <= FL_GUARD_SLOTS; i++)
-		fl_guard_del(fake[i]);
-	assert_int_equal(fl_guard_add(fake[0], 64), 0);
-	fl_guard_del(fake[0]);
+	size_t base = fl_guard_count();
+	for (int i = 0; i < N; i++)
+		assert_int_equal(fl_guard_add(fake + (size_t)i * 4096, 4096), 0);
+	assert_int_equal(fl_guard_count(), base + N);
+	assert_int_equal(fl_guard_tripped(fake + 7 * 4096), 0);
+	for (int i = 0; i < N; i += 2)
+		fl_guard_del(fake + (size_t)i * 4096);
+	assert_int_equal(fl_guard_count(), base + N / 2);
+	/* freed entries are reused */
+	for (int i = 0; i < N; i += 2)
+		assert_int_equal(fl_guard_add(fake + (size_t)i * 4096, 4096), 0);
+	for (int i = 0; i < N; i++)
+		fl_guard_del(fake + (size_t)i * 4096);
+	assert_int_equal(fl_guard_count(), base);
+	free(fake);
+}
+
+/* Out of fds, the liveness check says "could not look" (-EMFILE), never "gone": a live producer is not abandoned. */
+static void test_liveness_not_judged_on_emfile(void **state)
+{
+	(void)state;
+	struct fl_ring r, a;
+	char name[256], why[256];
+	make_ring("alive", &r);
+	shm_name(name, sizeof name, "alive");
+	assert_int_equal(fl_ring_attach(&a, name, why, sizeof why), 0);
+	assert_int_equal(fl_ring_owner_alive(&a), 1);
+	struct rlimit old, none;
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+	none = old;
+	none.rlim_cur = 3; /* stdin, stdout, stderr: the next open fails */
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &none), 0);
+	int rc = fl_ring_owner_alive(&a);
+	setrlimit(RLIMIT_NOFILE, &old);
+	assert_int_equal(rc, -EMFILE);
+	/* a pid that does not exist is gone, a start time that differs is gone */
+	uint64_t st;
+	assert_int_equal(fl_proc_start(0x3fffffff, &st), -ESRCH);
+	a.hdr->pid_start++;
+	assert_int_equal(fl_ring_owner_alive(&a), 0);
+	fl_ring_detach(&a);
+	fl_ring_detach(&r);
+	drop("alive");
 }
 
 /* ---- permissions and names ------------------------------------------------------------ */
@@ -550,11 +579,17 @@ static void test_scan_skips_bad_names(void **state)
 }
 
 static const struct CMUnitTest tests[] = {
-    cmocka_unit_test(test_header_refused),	  cmocka_unit_test(test_object_size_refused),
-    cmocka_unit_test(test_shm_symlink_refused),	  cmocka_unit_test(test_corrupt_lane_refused),
-    cmocka_unit_test(test_truncate_after_attach), cmocka_unit_test(test_guard_passes_other_sigbus),
-    cmocka_unit_test(test_guard_table_full),	  cmocka_unit_test(test_shm_mode_0600),
-    cmocka_unit_test(test_session_id_refused),	  cmocka_unit_test(test_scan_skips_bad_names),
+    cmocka_unit_test(test_header_refused),
+    cmocka_unit_test(test_object_size_refused),
+    cmocka_unit_test(test_shm_symlink_refused),
+    cmocka_unit_test(test_corrupt_lane_refused),
+    cmocka_unit_test(test_truncate_after_attach),
+    cmocka_unit_test(test_guard_passes_other_sigbus),
+    cmocka_unit_test(test_guard_table_full),
+    cmocka_unit_test(test_shm_mode_0600),
+    cmocka_unit_test(test_session_id_refused),
+    cmocka_unit_test(test_scan_skips_bad_names),
+    cmocka_unit_test(test_liveness_not_judged_on_emfile),
 };
 
 FL_TEST_MAIN("hostile", tests)

@@ -10,6 +10,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "guard.h"
+
 struct fl_cli_common fl_cli;
 
 static const struct {
@@ -30,7 +32,8 @@ static void usage(FILE *f)
 	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
 		fprintf(f, "  %-6s %s\n", commands[i].name, commands[i].what);
 	fprintf(f, "\n'fugue-log COMMAND --help' describes each command.\n"
-		   "  --root DIR     log root (default: FUGUE_LOG_DIR, config 'root', ~/.fugue/logs)\n"
+		   "  --root DIR     log root, absolute or ~/... (default: FUGUE_LOG_DIR, config 'root',\n"
+		   "                 ~/.fugue/logs)\n"
 		   "  --config FILE  config file (default ~/.fugue/logging.conf)\n"
 		   "Shared memory prefix: FUGUE_SHM_PREFIX (default \"fugue-\").\n"
 		   "Exit codes: 0 ok, 1 failure, 2 usage error, 3 no such session.\n");
@@ -77,14 +80,20 @@ int fl_cli_config(struct fl_config *cfg)
 		fl_cli_err("%s", why);
 		return FL_EXIT_FAIL;
 	}
-	if (fl_cli.root) {
-		if (!*fl_cli.root || strlen(fl_cli.root) >= sizeof cfg->root) {
-			fl_cli_err("--root '%s' is not a usable directory path", fl_cli.root);
-			return FL_EXIT_USAGE;
-		}
-		snprintf(cfg->root, sizeof cfg->root, "%s", fl_cli.root);
+	if (fl_cli.root &&
+	    fl_config_root_check(fl_cli.root, "--root", cfg->root, sizeof cfg->root, why, sizeof why) < 0) {
+		fl_cli_err("%s", why);
+		return FL_EXIT_USAGE;
 	}
 	return 0;
+}
+
+void fl_cli_guard(void)
+{
+	int rc = fl_guard_install();
+	if (rc < 0)
+		fl_cli_err("cannot install the SIGBUS guard (%s): a ring truncated while read would kill this command",
+			   strerror(-rc));
 }
 
 int fl_cli_u64(const char *s, uint64_t *out)

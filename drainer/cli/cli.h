@@ -42,6 +42,13 @@ int fl_cli_common_opt(int c, const char *arg);
 /* Loads config (file, env) then applies --root. Prints why and returns FL_EXIT_FAIL on error, else 0. */
 int fl_cli_config(struct fl_config *cfg);
 
+/*
+ * Installs the SIGBUS guard (ringbuf/guard.h) before a command maps rings: a
+ * producer may truncate its shm object under us, and the command must then
+ * report that ring rather than die. Says so on stderr when it cannot.
+ */
+void fl_cli_guard(void);
+
 /* "fugue-log: <msg>\n" on stderr. */
 void fl_cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -251,6 +251,18 @@ static void wait_change(int ifd, int timeout_ms)
 	}
 }
 
+/* One stderr note per hole in seq, so a log that retention trimmed never passes for a whole one. */
+static void note_gap(const char *id, const char *root, uint64_t from, uint64_t to)
+{
+	fflush(stdout); /* the note lands between the lines it is about */
+	if (from == to)
+		fprintf(stderr, "fugue-log: seq %llu of %s is not on disk", (unsigned long long)from, id);
+	else
+		fprintf(stderr, "fugue-log: seq %llu-%llu of %s are not on disk", (unsigned long long)from,
+			(unsigned long long)to, id);
+	fprintf(stderr, " (removed by retention: %s/@fugue-logd.jsonl lists what went and why)\n", root);
+}
+
 static void help(void)
 {
 	printf("usage: fugue-log cat SESSION [--class user|system] [--follow] [--since T] [--until T]\n"
@@ -272,6 +284,9 @@ static void help(void)
 	       "  --until T   only lines with ts <= until (same forms); segments that session.json\n"
 	       "              puts wholly outside the range are not even opened\n"
 	       "  --root DIR  the log root (default: FUGUE_LOG_DIR, config 'root', ~/.fugue/logs)\n"
+	       "\n"
+	       "A hole in seq (lines removed by retention) is said on stderr, once per hole, unless\n"
+	       "--class, --since or --until make holes expected.\n"
 	       "\n"
 	       "Exit codes: 0 printed (also after SIGINT with --follow); 1 a file could not be read or\n"
 	       "an archive is corrupt (the readable lines are still printed, the problem on stderr);\n"
@@ -403,6 +418,8 @@ int fl_cmd_cat(int argc, char **argv)
 		}
 	}
 
+	/* seq is gapless over both classes: a hole in a full, untimed read is lines that are gone */
+	int gap_notes = !cls && !cat_timed;
 	int final = !follow;
 	/* seq starts at 1, so the first line needs no wait (unless --since cut the start off) */
 	int have_out = !cat_timed;
@@ -436,6 +453,8 @@ int fl_cmd_cat(int argc, char **argv)
 				continue;
 			}
 		}
+		if (gap_notes && best->pseq_ok && best->pseq > last_out + 1)
+			note_gap(id, cfg.root, last_out + 1, best->pseq - 1);
 		fwrite(best->pend, 1, best->plen, stdout);
 		fputc('\n', stdout);
 		best->has_pend = 0;

@@ -14,7 +14,7 @@
 #include "cli.h"
 #include "fuguelog.h"
 
-#define N_PRODUCER_KINDS 10 /* spawn .. input; level and dropped are the drainer's */
+#define N_PRODUCER_KINDS (FL_KIND_FIRST_DRAINER - 1) /* level and dropped are the drainer's */
 #define MAX_THREADS 256
 #define FL_RING_ID_MAX_CLI 72 /* a session id (64) and its NUL, rounded up */
 
@@ -331,8 +331,7 @@ int fl_cmd_emit(int argc, char **argv)
 			break;
 		case O_LEVEL:
 			if ((level = fl_level_parse(optarg)) < 0)
-				return fl_cli_usage_err(
-				    "emit", "unknown level '%s': use spawns, signals, prompts or full", optarg);
+				return fl_cli_usage_err("emit", "unknown level '%s': use " FL_LEVEL_ALLOWED, optarg);
 			break;
 		case O_TEXT:
 			c.text = optarg;

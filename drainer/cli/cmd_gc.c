@@ -32,19 +32,16 @@ static int gc_live(void *arg, const char *id)
 static void gc_report(void *arg, const struct fl_retention_removal *r)
 {
 	struct gc_ctx *g = arg;
-	if (fl_retention_log_append(g->root_fd, r, "fugue-log gc") < 0)
+	char line[1024];
+	/* one line built once: what --json prints is byte for byte what the root's log got */
+	int rc = fl_retention_log_append(g->root_fd, r, "fugue-log gc", line, sizeof line);
+	if (rc < 0)
 		g->failed_logs++;
-	if (g->json) {
-		char line[1024];
-		struct timespec now;
-		clock_gettime(CLOCK_REALTIME, &now);
-		if (fl_retention_render(line, sizeof line, r, 0, (int64_t)now.tv_sec * 1000000000ll + now.tv_nsec,
-					"fugue-log gc") > 0)
-			fputs(line, stdout);
-	} else {
+	if (g->json && line[0])
+		fputs(line, stdout);
+	else if (!g->json)
 		printf("removed %s%s%s (%s, %" PRIu64 " bytes)\n", r->session, r->file ? "/" : "",
 		       r->file ? r->file : " (whole session)", fl_retention_reason_name(r->reason), r->bytes);
-	}
 }
 
 static void gc_help(FILE *f)
@@ -58,7 +55,8 @@ static void gc_help(FILE *f)
 		   "                    the root is larger (default 0 = off)\n"
 		   "Active files and segments still waiting for compression are never removed. Every removal\n"
 		   "is printed (--json: as the retention line) and appended to <root>/@fugue-logd.jsonl.\n"
-		   "See docs/rotation.md. Exit codes: 0 done, 1 failure (unreadable root, bad config), 2 usage.\n");
+		   "See docs/rotation.md. Exit codes: 0 done, 1 failure (missing or unreadable root, bad config),\n"
+		   "2 usage.\n");
 }
 
 int fl_cmd_gc(int argc, char **argv)
@@ -90,9 +88,10 @@ int fl_cmd_gc(int argc, char **argv)
 	g.root_fd = open(cfg.root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (g.root_fd < 0) {
 		if (errno == ENOENT) {
-			if (!g.json)
-				printf("nothing to do: %s does not exist\n", cfg.root);
-			return FL_EXIT_OK;
+			fl_cli_err("the log root %s does not exist (is it the root fugue-logd writes to? --root or "
+				   "FUGUE_LOG_DIR pick another)",
+				   cfg.root);
+			return FL_EXIT_FAIL;
 		}
 		fl_cli_err("cannot open the log root %s: %s", cfg.root, strerror(errno));
 		return FL_EXIT_FAIL;

@@ -7,6 +7,7 @@
 
 #include "cli.h"
 #include "fuguelog.h"
+#include "guard.h"
 #include "ring.h"
 #include "rings.h"
 
@@ -42,7 +43,7 @@ static int one(struct fl_ring *r, const char *id, int level, int all)
 		return FL_EXIT_OK;
 	}
 	int closed = fl_load_acquire(&r->hdr->closed) != 0;
-	if (closed || !fl_ring_owner_alive(r)) {
+	if (closed || fl_ring_owner_alive(r) == 0) {
 		const char *how = closed ? "was closed" : "lost its producer";
 		if (all) {
 			fprintf(stderr, "fugue-log level: skipping %s: it %s\n", id, how);
@@ -82,6 +83,10 @@ static int each(const char *id, const char *shm, void *arg)
 		return 0;
 	}
 	int erc = one(&r, id, a->level, 1);
+	if (fl_guard_tripped(r.hdr)) {
+		fprintf(stderr, "fugue-log level: %s: its ring was truncated while being read\n", id);
+		erc = FL_EXIT_FAIL;
+	}
 	if (erc)
 		a->rc = erc;
 	fl_ring_detach(&r);
@@ -130,14 +135,14 @@ int fl_cmd_level(int argc, char **argv)
 	}
 	int level = -1;
 	if (lvname && (level = fl_level_parse(lvname)) < 0)
-		return fl_cli_usage_err("level", "unknown level '%s': use spawns, signals, prompts or full (or 1-4)",
-					lvname);
+		return fl_cli_usage_err("level", "unknown level '%s': use " FL_LEVEL_ALLOWED, lvname);
 	if (id && fl_id_check(id) < 0)
 		return fl_cli_usage_err("level", "'%s' is not a session id: ids are 1 to 64 of A-Z a-z 0-9 . _ -", id);
 	struct fl_config cfg;
 	int rc = fl_cli_config(&cfg);
 	if (rc)
 		return rc;
+	fl_cli_guard();
 
 	if (all) {
 		struct all_ctx a = {level, FL_EXIT_OK, 0};
@@ -175,6 +180,10 @@ int fl_cmd_level(int argc, char **argv)
 		return FL_EXIT_FAIL;
 	}
 	rc = one(&r, id, level, 0);
+	if (fl_guard_tripped(r.hdr)) {
+		fl_cli_err("session '%s': its ring was truncated while being read; what was printed may be wrong", id);
+		rc = FL_EXIT_FAIL;
+	}
 	fl_ring_detach(&r);
 	return rc;
 }

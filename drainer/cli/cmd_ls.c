@@ -8,6 +8,7 @@
 
 #include "cli.h"
 #include "fuguelog.h"
+#include "guard.h"
 #include "ring.h"
 #include "rings.h"
 
@@ -153,6 +154,7 @@ int fl_cmd_ls(int argc, char **argv)
 	if (rc)
 		return rc;
 
+	fl_cli_guard();
 	struct list l = {0};
 	rc = fl_rings_scan(cfg.shm_prefix, found, found_bad, &l);
 	if (rc < 0) {
@@ -181,7 +183,7 @@ int fl_cmd_ls(int argc, char **argv)
 		e->ok = 1;
 		if (fl_load_acquire(&e->r.hdr->closed))
 			e->state = "closed";
-		else if (fl_ring_owner_alive(&e->r))
+		else if (fl_ring_owner_alive(&e->r) != 0) /* a failed check is not "gone" */
 			e->state = "live", any_live = 1;
 		else
 			e->state = "gone";
@@ -198,6 +200,13 @@ int fl_cmd_ls(int argc, char **argv)
 				sample(&l.v[i], &l.v[i].seq1, &l.v[i].t1);
 			else
 				l.v[i].seq1 = l.v[i].seq0, l.v[i].t1 = l.v[i].t0;
+		}
+	for (size_t i = 0; i < l.n; i++)
+		if (l.v[i].ok && fl_guard_tripped(l.v[i].r.hdr)) {
+			/* what was sampled may be zeros: say so rather than print them */
+			l.v[i].ok = 0;
+			l.v[i].state = "broken";
+			snprintf(l.v[i].why, sizeof l.v[i].why, "the ring was truncated while being read");
 		}
 	if (l.n > 1)
 		qsort(l.v, l.n, sizeof *l.v, by_id);

@@ -3,6 +3,7 @@
 #define _GNU_SOURCE
 #include "drain.h"
 #include "guard.h"
+#include "budget.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -30,6 +31,9 @@
 #define MANIFEST_EVERY_NS 200000000ll /* session.json follows a live session this closely */
 #define RETRY_MIN_NS 100000000ll      /* a session whose files failed is retried after this, */
 #define RETRY_MAX_NS 5000000000ll     /* doubling up to this while the failure lasts */
+#define UNLINK_MIN_NS 1000000000ll    /* a ring that cannot be unlinked is retried after this, */
+#define UNLINK_MAX_NS 60000000000ll   /* doubling up to this */
+#define ARENA_KEEP (4u << 20)	      /* an idle worker keeps at most this much decode arena */
 #define LEVELS_NAME ".levels"
 #define ORIGIN "fugue-logd"
 
@@ -168,6 +172,11 @@ struct fl_dsess {
 	int outage_errno;     /* the last failure's errno, for the error line written once it ends */
 	int64_t retry_ns;     /* current backoff */
 	int64_t alive_checked, manifest_at, retry_at;
+	int slot, slot_wait; /* holds an fd slot (budget.h) / waits for one */
+	int flush_pending;   /* a batch is rendered and accounted, but the files have not taken all of it */
+	uint64_t pend_tails[FL_RING_MAX_LANES]; /* the tails that batch moves once it is written */
+	uint64_t resuming; /* lanes re-reading records a checkpoint already covers: seq below next is no news */
+	int64_t unlink_at, unlink_ns; /* finished, but its shm object could not be unlinked: retry then */
 	int manifest_dirty;
 	char last_error[256];
 	struct fl_level_rec levels[FL_MANIFEST_MAX_LEVELS]; /* the newest changes, circular */
@@ -227,6 +236,9 @@ static void close_files(struct fl_dsess *s)
 		close(s->levels_fd);
 	s->levels_fd = -1;
 	s->open = 0;
+	if (s->slot)
+		fl_budget_release();
+	s->slot = 0;
 }
 
 void fl_dsess_free(struct fl_dsess *s)
@@ -234,23 +246,53 @@ void fl_dsess_free(struct fl_dsess *s)
 	if (!s)
 		return;
 	close_files(s);
+	fl_budget_unwait(&s->slot_wait);
 	free(s);
+}
+
+/* The next try after a failure: 100 ms, doubling up to 5 s while it lasts. */
+static void back_off(struct fl_dsess *s)
+{
+	s->retry_ns = s->retry_ns ? (s->retry_ns * 2 > RETRY_MAX_NS ? RETRY_MAX_NS : s->retry_ns * 2) : RETRY_MIN_NS;
+	s->retry_at = now_ns(CLOCK_MONOTONIC) + s->retry_ns;
 }
 
 /* Logs a session's failure once per distinct message, and schedules the retry. */
 static int fail(struct fl_dsess *s, int rc, const char *what)
 {
-	if (strcmp(s->last_error, what)) {
+	int was_open = s->open;
+	if (fl_budget_is_resource(rc)) {
+		/* the drainer's condition, not the session's: one line for all sessions */
+		fl_budget_note(rc, what);
+	} else if (strncmp(s->last_error, what, sizeof s->last_error - 1)) { /* it holds a prefix of a long one */
 		fl_drain_log("session %s: %s", s->id, what);
 		snprintf(s->last_error, sizeof s->last_error, "%s", what);
 	}
 	close_files(s);
-	/* an outage is reported in the files once they can be written again (batch) */
-	if (!s->outage_since)
+	/* an outage is reported in the files once they can be written again (batch); a failed open wrote nothing */
+	if (!s->outage_since && rc != -EEXIST && (was_open || !fl_budget_is_resource(rc)))
 		s->outage_since = now_ns(CLOCK_REALTIME);
 	s->outage_errno = rc < 0 ? -rc : EIO;
-	s->retry_ns = s->retry_ns ? (s->retry_ns * 2 > RETRY_MAX_NS ? RETRY_MAX_NS : s->retry_ns * 2) : RETRY_MIN_NS;
-	s->retry_at = now_ns(CLOCK_MONOTONIC) + s->retry_ns;
+	back_off(s);
+	return rc;
+}
+
+/*
+ * The files refuse bytes for now (a full disk): the session keeps them open
+ * and its lines buffered, logs once, and tries again with fail's backoff.
+ */
+static int wait_for_files(struct fl_dsess *s, int rc)
+{
+	char what[160];
+	snprintf(what, sizeof what, "cannot write its files (%s); holding the lines and retrying", strerror(-rc));
+	if (strncmp(s->last_error, what, sizeof s->last_error - 1)) {
+		fl_drain_log("session %s: %s", s->id, what);
+		snprintf(s->last_error, sizeof s->last_error, "%s", what);
+	}
+	if (!s->outage_since)
+		s->outage_since = now_ns(CLOCK_REALTIME);
+	s->outage_errno = -rc;
+	back_off(s);
 	return rc;
 }
 
@@ -294,6 +336,9 @@ static int write_manifest(struct fl_dsess *s, int durable)
 static int open_session(struct fl_dsess *s, const char *root)
 {
 	char why[512];
+	if (!s->slot && !fl_budget_acquire(&s->slot_wait))
+		return 0; /* every slot is held: the records wait in the ring, the holders hand slots back */
+	s->slot = 1;
 	int root_fd = fl_sink_open_root(root, why, sizeof why);
 	if (root_fd < 0)
 		return fail(s, root_fd, why);
@@ -310,8 +355,16 @@ static int open_session(struct fl_dsess *s, const char *root)
 		close(root_fd);
 		return fail(s, e, why);
 	}
+	char what[FL_RING_ID_MAX + 300];
+	snprintf(what, sizeof what, "%s/%s", root, s->id);
+	int rc = fl_sink_check_private(dirfd, what, why, sizeof why);
+	if (rc < 0) {
+		close(dirfd);
+		close(root_fd);
+		return fail(s, rc, why);
+	}
 	struct fl_ckpt ck;
-	int rc = fl_ckpt_load(dirfd, &ck);
+	rc = fl_ckpt_load(dirfd, &ck);
 	close(dirfd);
 	if (rc < 0 && rc != -ENOENT) {
 		close(root_fd);
@@ -324,12 +377,24 @@ static int open_session(struct fl_dsess *s, const char *root)
 	int have = rc == 0;
 	if (!have)
 		memset(&ck, 0, sizeof ck);
+	/* a ring truncated since the checkpoint reads zeros: the checkpoint's word about it stands */
+	int same_ring = have && (fl_guard_tripped(h) ||
+				 (ck.ring_pid == h->pid && ck.ring_pid_start == h->pid_start &&
+				  ck.ring_start_ns == h->start_realtime_ns && ck.lane_count == s->ring->lane_count));
+	if (have && !same_ring && ck.end != FL_CKPT_LIVE) {
+		/* an ended session's files are final: a new ring reusing its id is refused, its records wait */
+		close(root_fd);
+		snprintf(why, sizeof why,
+			 "a new ring %s reuses the id of a session that %s; its directory %s/%s is final, so the ring "
+			 "is not drained: give the session a new id, or move that directory away",
+			 s->shm_name, ck.end == FL_CKPT_ENDED ? "ended" : "was abandoned", root, s->id);
+		return fail(s, -EEXIST, why);
+	}
 	rc = fl_sink_open(&s->sink, root_fd, s->id, have ? &ck.sink : NULL, why, sizeof why);
 	close(root_fd);
 	if (rc < 0)
 		return fail(s, rc, why);
-	if (have && (ck.ring_pid != h->pid || ck.ring_pid_start != h->pid_start ||
-		     ck.ring_start_ns != h->start_realtime_ns || ck.lane_count != s->ring->lane_count)) {
+	if (have && !same_ring) {
 		/* a new ring under an id seen before: keep the files and seq, restart the ring positions */
 		memset(ck.lane_next, 0, sizeof ck.lane_next);
 		ck.quarantined = 0;
@@ -368,6 +433,8 @@ static int open_session(struct fl_dsess *s, const char *root)
 		return fail(s, -errno, "cannot truncate its .levels");
 	s->open = 1;
 	s->last_error[0] = 0;
+	s->resuming = ~0ull; /* the tails may trail the checkpoint: those records are skipped quietly */
+	fl_budget_ok();
 	s->manifest_dirty = 1;
 	rc = write_manifest(s, 0);
 	if (rc < 0)
@@ -460,6 +527,28 @@ static int push_dropped(struct fl_drain_worker *w, struct fl_dsess *s, int64_t t
 	ev->dropped->count = count;
 	ev->dropped->lane = lane;
 	return push_item(w, ts, ev);
+}
+
+/*
+ * A jump of gap sequence numbers in lane: a dropped line. The lane's drop
+ * counter (drops, as read with its seq) bounds what an honest producer can
+ * have lost, so a bigger jump is a forged or broken ring: an error line says
+ * so and the dropped count is clamped to the counter.
+ */
+static int push_gap(struct fl_drain_worker *w, struct fl_dsess *s, int64_t ts, uint32_t lane, uint64_t gap,
+		    uint64_t drops)
+{
+	if (gap <= drops)
+		return push_dropped(w, s, ts, lane, gap);
+	char msg[200];
+	snprintf(msg, sizeof msg,
+		 "lane %u: sequence numbers jump by %llu, but the lane counts only %llu drops: the ring's counters "
+		 "are not believed",
+		 lane, (unsigned long long)gap, (unsigned long long)drops);
+	int rc = push_error(w, s, ts, -EBADMSG, msg);
+	if (rc == 0 && drops)
+		rc = push_dropped(w, s, ts, lane, drops);
+	return rc;
 }
 
 /* ---- one batch ----------------------------------------------------------------------- */
@@ -555,6 +644,29 @@ static int write_merged(struct fl_drain_worker *w, struct fl_dsess *s, unsigned 
 }
 
 /*
+ * A batch whose lines the files refused for a while: write the rest where the
+ * files stopped, then checkpoint and move its tails, as batch would have.
+ * Returns 0 once done, or the -errno of the write or checkpoint.
+ */
+static int finish_pending(struct fl_dsess *s)
+{
+	int rc = fl_sink_flush(s->sink);
+	if (rc < 0)
+		return rc;
+	fl_sink_get_state(s->sink, &s->ck.sink);
+	rc = fl_ckpt_write(&s->ckf, &s->ck, 0);
+	if (rc < 0)
+		return rc;
+	fl_sink_committed(s->sink);
+	s->flush_pending = 0;
+	s->manifest_dirty = 1;
+	for (uint32_t l = 0; l < s->ring->lane_count; l++)
+		if (s->pend_tails[l] != fl_load_relaxed(&s->ring->lanes[l].tail))
+			fl_lane_release(s->ring, l, s->pend_tails[l]);
+	return 0;
+}
+
+/*
  * One batch: reads, decodes and orders what the lanes hold, writes the lines,
  * checkpoints, then moves the tails. Returns lines written, or -errno before
  * any tail moved; *moved says whether records or pads were consumed.
@@ -588,8 +700,8 @@ static int batch(struct fl_drain_worker *w, struct fl_dsess *s, int *moved)
 		/* the files failed and were reopened from the checkpoint: say so where it happened */
 		char msg[300];
 		snprintf(msg, sizeof msg,
-			 "could not write the session files for %lld s (%s); resumed from the checkpoint: nothing "
-			 "accepted was lost, what producers dropped meanwhile is in the dropped lines",
+			 "could not write the session files for %lld s (%s); resumed: nothing accepted was lost, what "
+			 "producers dropped meanwhile is in the dropped lines",
 			 (long long)((now - s->outage_since) / 1000000000), strerror(s->outage_errno));
 		Fugue__Event *ev = synth(w, s, now, FUGUE__EVENT__BODY_ERROR);
 		if (!ev || !(ev->error->message = arena_strdup(w, msg)))
@@ -642,8 +754,21 @@ static int batch(struct fl_drain_worker *w, struct fl_dsess *s, int *moved)
 		int64_t last_ts = now;
 		for (int i = 0; i < n; i++) {
 			const struct fl_rec *rec = &w->recs[i];
-			if (rec->seq < *next)
-				continue; /* written before a restart, its tail not yet moved */
+			if (rec->seq < *next) {
+				if (s->resuming >> l & 1)
+					continue; /* written before a restart, its tail not yet moved */
+				/* a producer's seq never goes back: say so where it happened, and skip the record */
+				char msg[200];
+				snprintf(
+				    msg, sizeof msg,
+				    "lane %u: record with seq %llu after seq %llu: sequence numbers went backwards, "
+				    "record skipped",
+				    l, (unsigned long long)rec->seq, (unsigned long long)(*next - 1));
+				if (push_error(w, s, last_ts, -EBADMSG, msg) < 0)
+					goto nomem;
+				continue;
+			}
+			s->resuming &= ~(1ull << l);
 			/*
 			 * A private copy in the arena: the producer may still write the shared
 			 * bytes, and the fast decoder's bytes fields point into the copy.
@@ -663,7 +788,7 @@ static int batch(struct fl_drain_worker *w, struct fl_dsess *s, int *moved)
 				ev->ts_ns = fl_clock_convert(&w->cal, &s->clk, l, ev->ts_ns);
 			int64_t ts =
 			    ok ? (int64_t)(ev->ts_ns > (uint64_t)INT64_MAX ? (uint64_t)INT64_MAX : ev->ts_ns) : last_ts;
-			if (rec->seq > *next && push_dropped(w, s, ts, l, rec->seq - *next) < 0)
+			if (rec->seq > *next && push_gap(w, s, ts, l, rec->seq - *next, sdrops) < 0)
 				goto nomem;
 			if (ok) {
 				rc = push_item(w, ts, ev);
@@ -682,7 +807,7 @@ static int batch(struct fl_drain_worker *w, struct fl_dsess *s, int *moved)
 		}
 		/* losses after the last record: every seq below sseq was published at or before shead */
 		if ((int64_t)(next_tail - shead) >= 0 && sseq > *next) {
-			if (push_dropped(w, s, last_ts, l, sseq - *next) < 0)
+			if (push_gap(w, s, last_ts, l, sseq - *next, sdrops) < 0)
 				goto nomem;
 			*next = sseq;
 		}
@@ -708,6 +833,12 @@ static int batch(struct fl_drain_worker *w, struct fl_dsess *s, int *moved)
 		rc = write_merged(w, s, nl + 1, &written);
 		if (rc == 0)
 			rc = fl_sink_flush(s->sink);
+		if (rc < 0 && fl_sink_write_error_waits(rc)) {
+			/* the disk is full (say): the lines wait in the sink, the file is never cut back */
+			memcpy(s->pend_tails, w->tails, nl * sizeof *w->tails);
+			s->flush_pending = 1;
+			return rc;
+		}
 		if (rc == 0) {
 			fl_sink_get_state(s->sink, &s->ck.sink);
 			rc = fl_ckpt_write(&s->ckf, &s->ck, 0);
@@ -737,6 +868,46 @@ static int batch(struct fl_drain_worker *w, struct fl_dsess *s, int *moved)
 nomem:
 	s->ck = before;
 	return -ENOMEM;
+}
+
+/*
+ * The last act of a finished session. A ring that cannot be unlinked stays
+ * attached (it costs no fd) and is retried with backoff, logged once, instead
+ * of being rediscovered and finished again at every rescan.
+ */
+static int unlink_ring(struct fl_dsess *s, int *status)
+{
+	int rc = fl_ring_unlink(s->shm_name);
+	if (rc == 0 || rc == -ENOENT) {
+		if (s->unlink_ns)
+			fl_drain_log("session %s: %s unlinked at last", s->id, s->shm_name);
+		*status = FL_DRAIN_FINISHED;
+		return 0;
+	}
+	if (!s->unlink_ns)
+		fl_drain_log("session %s: its files are final, but %s cannot be unlinked (%s): retrying with backoff",
+			     s->id, s->shm_name, strerror(-rc));
+	s->unlink_ns =
+	    s->unlink_ns ? (s->unlink_ns * 2 > UNLINK_MAX_NS ? UNLINK_MAX_NS : s->unlink_ns * 2) : UNLINK_MIN_NS;
+	s->unlink_at = now_ns(CLOCK_MONOTONIC) + s->unlink_ns;
+	return 0;
+}
+
+/* An idle worker gives back a decode arena that one big batch grew, and the heap it came from. */
+void fl_drain_worker_idle(struct fl_drain_worker *w)
+{
+	if (w->arena.cap <= ARENA_KEEP && w->line.cap <= ARENA_KEEP)
+		return;
+	w->arena.used = 0;
+	arena_reset(&w->arena);
+	if (w->arena.cap > ARENA_KEEP) {
+		free(w->arena.base);
+		w->arena.base = NULL;
+		w->arena.cap = 0;
+	}
+	if (w->line.cap > ARENA_KEEP)
+		fl_jbuf_free(&w->line);
+	fl_budget_trim();
 }
 
 /* Writes the end: the abandoned exit line, the final checkpoint, synced files, manifest, and the shm unlink. */
@@ -795,53 +966,74 @@ static int finish(struct fl_drain_worker *w, struct fl_dsess *s, int *status)
 	rc = write_manifest(s, 1);
 	if (rc < 0)
 		return fail(s, rc, "cannot write the final session.json");
-	rc = fl_ring_unlink(s->shm_name);
-	if (rc < 0 && rc != -ENOENT)
-		fl_drain_log("session %s: cannot unlink %s: %s", s->id, s->shm_name, strerror(-rc));
-	*status = FL_DRAIN_FINISHED;
-	return 0;
+	close_files(s); /* final: the slot goes to a session that needs it */
+	return unlink_ring(s, status);
+}
+
+/* 1 once a SIGBUS in this ring was caught: nothing in the mapping can be believed any more. */
+static int check_truncated(struct fl_dsess *s)
+{
+	if (!s->truncated && fl_guard_tripped(s->ring->hdr)) {
+		fl_drain_log("session %s: shm object %s was truncated by its producer; ending the session", s->id,
+			     s->shm_name);
+		s->truncated = 1;
+		s->ending = FL_CKPT_ABANDONED;
+	}
+	if (s->truncated)
+		s->idle = 1;
+	return s->truncated;
 }
 
 int fl_drain_step(struct fl_drain_worker *w, struct fl_dsess *s, const char *root, int *status)
 {
 	*status = FL_DRAIN_LIVE;
 	int64_t mono = now_ns(CLOCK_MONOTONIC);
+	if (s->unlink_ns)
+		return mono < s->unlink_at ? 0 : unlink_ring(s, status);
 	if (!s->open) {
 		if (mono < s->retry_at)
 			return 0;
 		int rc = open_session(s, root);
 		if (rc < 0)
 			return rc;
+		if (!s->open)
+			return 0; /* waiting for an fd slot */
+	}
+	if (s->flush_pending) {
+		if (mono < s->retry_at)
+			return 0;
+		int rc = finish_pending(s);
+		if (rc < 0 && fl_sink_write_error_waits(rc))
+			return wait_for_files(s, rc);
+		if (rc < 0)
+			return fail(s, rc,
+				    "writing the lines held during an outage failed; resuming from the checkpoint");
 	}
 	if (s->ck.end != FL_CKPT_LIVE) {
 		/* ended before a restart: only the manifest and the unlink may be missing */
 		s->ending = s->ck.end;
 		return finish(w, s, status);
 	}
-	if (!s->truncated && fl_guard_tripped(s->ring->hdr)) {
-		/* a SIGBUS in this ring was caught: nothing in the mapping can be believed any more */
-		fl_drain_log("session %s: shm object %s was truncated by its producer; ending the session", s->id,
-			     s->shm_name);
-		s->truncated = 1;
-		s->ending = FL_CKPT_ABANDONED;
-	}
-	if (s->truncated) {
-		s->idle = 1;
+	if (check_truncated(s))
 		return finish(w, s, status) < 0 ? -EIO : 0;
-	}
 	if (!s->ending) {
 		/* pairs with the store-release of closed in fl_session_close: its heads are visible now */
 		if (fl_load_acquire(&s->ring->hdr->closed))
 			s->ending = FL_CKPT_ENDED;
 		else if (s->idle && mono - s->alive_checked >= ALIVE_EVERY_NS) {
 			s->alive_checked = mono;
-			if (!fl_ring_owner_alive(s->ring))
+			int alive = fl_ring_owner_alive(s->ring);
+			if (alive == 0)
 				s->ending = FL_CKPT_ABANDONED;
+			else if (alive < 0) /* could not look: the producer is not judged on that */
+				fl_budget_note(alive, "cannot read /proc to check whether producers live");
 		}
 	}
 	int total = 0, moved = 0;
 	for (int round = 0; round < ROUNDS; round++) {
 		int n = batch(w, s, &moved);
+		if (n < 0 && s->flush_pending)
+			return wait_for_files(s, n);
 		if (n < 0) {
 			char what[128];
 			snprintf(what, sizeof what, "writing failed (%s); resuming from the checkpoint", strerror(-n));
@@ -854,13 +1046,19 @@ int fl_drain_step(struct fl_drain_worker *w, struct fl_dsess *s, const char *roo
 	s->idle = !total && !moved;
 	if (total)
 		s->manifest_dirty = 1; /* next_seq and the file sizes moved */
-	if (s->ending && s->idle)
+	/* a truncation caught during this step (by the liveness check, say) ends it as a truncation */
+	if (check_truncated(s) || (s->ending && s->idle))
 		return finish(w, s, status) < 0 ? -EIO : 0;
-	if (s->manifest_dirty && mono - s->manifest_at >= MANIFEST_EVERY_NS) {
+	if (s->manifest_dirty && (mono - s->manifest_at >= MANIFEST_EVERY_NS || fl_budget_pressure())) {
 		int rc = write_manifest(s, 0);
 		if (rc < 0)
 			fl_drain_log("session %s: cannot write session.json: %s", s->id, strerror(-rc));
 	}
+	/* sessions wait for fd slots: hand ours back; the checkpoint is written, a reopen resumes exactly */
+	if (fl_budget_pressure())
+		close_files(s);
+	if (s->idle)
+		fl_drain_worker_idle(w);
 	return total;
 }
 

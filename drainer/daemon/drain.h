@@ -34,6 +34,9 @@ void fl_drain_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int fl_drain_worker_new(struct fl_drain_worker **out);
 void fl_drain_worker_free(struct fl_drain_worker *w);
 
+/* Called when the worker found nothing to do: buffers one big batch grew go back to the system. */
+void fl_drain_worker_idle(struct fl_drain_worker *w);
+
 /*
  * A session to drain. ring is attached and stays owned by the caller (the
  * registry unmaps it after a grace period); id and shm_name are copied. The

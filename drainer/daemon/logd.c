@@ -22,6 +22,7 @@
 #include "drain.h"
 #include "housekeep.h"
 #include "guard.h"
+#include "budget.h"
 #include "registry.h"
 #include "rings.h"
 #include "sink.h"
@@ -35,7 +36,8 @@ static const char usage[] =
     "Drains every fugue session ring in /dev/shm into <root>/<session>/{system,user}.jsonl\n"
     "and session.json (see docs/layout.md and docs/schema.md).\n"
     "\n"
-    "  --root DIR     log root (default: config 'root', $FUGUE_LOG_DIR, ~/.fugue/logs)\n"
+    "  --root DIR     log root, absolute or ~/... (default: $FUGUE_LOG_DIR, config 'root',\n"
+    "                 ~/.fugue/logs; a relative root is refused with exit 3)\n"
     "  --config FILE  config file (default ~/.fugue/logging.conf; a missing default is fine)\n"
     "  --foreground   stay attached and log to stderr (default: daemonize, log to <root>/fugue-logd.log,\n"
     "                 pid in <root>/fugue-logd.pid)\n"
@@ -225,10 +227,17 @@ int main(int argc, char **argv)
 		fprintf(stderr, "fugue-logd: unexpected argument '%s'\n%s", argv[optind], usage);
 		return EXIT_USAGE;
 	}
-	if (root && root[0] != '/') {
-		fprintf(stderr, "fugue-logd: --root must be an absolute path, not '%s'\n", root);
-		return EXIT_USAGE;
+	/* everything resolved before daemonizing: the daemon runs in /, where relative paths mean something else */
+	char root_abs[PATH_MAX], config_abs[PATH_MAX], why[PATH_MAX + 256];
+	if (root) {
+		if (fl_config_root_check(root, "--root", root_abs, sizeof root_abs, why, sizeof why) < 0) {
+			fprintf(stderr, "fugue-logd: %s\n", why);
+			return EXIT_CONFIG;
+		}
+		root = root_abs;
 	}
+	if (config && config[0] != '/' && realpath(config, config_abs))
+		config = config_abs; /* SIGHUP reloads it from / */
 
 	/* a producer may truncate its shm object under our mapping: turn that SIGBUS into a logged end */
 	int grc = fl_guard_install();
@@ -239,7 +248,6 @@ int main(int argc, char **argv)
 	struct fl_config cfg;
 	if (load_config(&cfg, config, root, workers) < 0)
 		return EXIT_CONFIG;
-	char why[512];
 	int rfd = fl_sink_open_root(cfg.root, why, sizeof why);
 	if (rfd < 0) {
 		fl_drain_log("%s", why);
@@ -259,6 +267,9 @@ int main(int argc, char **argv)
 		fl_drain_log("cannot start compression and retention: %s", strerror(-hrc));
 		return EXIT_FAIL;
 	}
+
+	/* every fd the hard limit allows, shared out as slots for sessions' files (budget.h) */
+	fl_budget_init();
 
 	struct fl_registry *reg;
 	struct fl_registry_opts ro = {.root = cfg.root, .prefix = cfg.shm_prefix, .workers = cfg.workers};

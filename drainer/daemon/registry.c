@@ -17,11 +17,15 @@
 #include <urcu/urcu-memb.h> /* before rculfhash.h, as that header requires */
 #include <urcu/rculfhash.h>
 
+#include "budget.h"
 #include "drain.h"
 #include "ring.h"
 #include "rings.h"
 
-#define RESCAN_MS 500 /* periodic rescan, and the poll timeout of the discovery thread */
+#define RESCAN_MS 500		      /* periodic rescan, and the poll timeout of the discovery thread */
+#define REJECT_YOUNG_NS 2000000000ll  /* a refused name this young may be a ring being created: retried often */
+#define REJECT_RETRY_NS 30000000000ll /* an older one is retried this rarely (it may have been fixed) */
+#define REJECT_BUCKETS 4096
 #define BACKOFF_MIN_NS 1000000
 #define BACKOFF_MAX_NS 50000000
 
@@ -37,11 +41,16 @@ struct ent {
 	char shm[128];
 };
 
-/* A shm name that could not be attached: remembered so it is reported once, retried at each rescan. */
+/*
+ * A shm name that could not be attached: remembered in a hash set so it is
+ * reported once and costs a rescan one lookup. Retried at every rescan while
+ * young (a ring being created has no header for a moment), then every
+ * REJECT_RETRY_NS, so thousands of junk names cost an idle drainer nothing.
+ */
 struct rejected {
-	struct rejected *next;
+	struct rejected *next, *hnext;
 	char name[256];
-	int64_t first_ns;
+	int64_t first_ns, tried_ns;
 	int reported;
 	int seen; /* in the current scan */
 };
@@ -58,6 +67,8 @@ struct fl_registry {
 	int inotify_fd;
 	_Atomic int stop;
 	struct rejected *rejected;
+	struct rejected *rej_hash[REJECT_BUCKETS];
+	unsigned young; /* rejected names still young at the last scan: fast rescans only for them */
 	_Atomic unsigned count;
 };
 
@@ -128,10 +139,35 @@ const char *__tsan_default_suppressions(void)
 
 static struct rejected *find_rejected(struct fl_registry *r, const char *name)
 {
-	for (struct rejected *x = r->rejected; x; x = x->next)
+	for (struct rejected *x = r->rej_hash[hash_id(name) % REJECT_BUCKETS]; x; x = x->hnext)
 		if (!strcmp(x->name, name))
 			return x;
 	return NULL;
+}
+
+/* A new entry for name in the list and the hash set, or NULL without memory. */
+static struct rejected *add_rejected(struct fl_registry *r, const char *name)
+{
+	struct rejected *x = calloc(1, sizeof *x);
+	if (!x)
+		return NULL;
+	snprintf(x->name, sizeof x->name, "%s", name);
+	x->first_ns = mono_ns();
+	x->next = r->rejected;
+	r->rejected = x;
+	struct rejected **b = &r->rej_hash[hash_id(x->name) % REJECT_BUCKETS];
+	x->hnext = *b;
+	*b = x;
+	return x;
+}
+
+/* Drops x from the hash set (the caller unlinks it from the list and frees it). */
+static void unhash_rejected(struct fl_registry *r, struct rejected *x)
+{
+	struct rejected **pp = &r->rej_hash[hash_id(x->name) % REJECT_BUCKETS];
+	while (*pp != x)
+		pp = &(*pp)->hnext;
+	*pp = x->hnext;
 }
 
 /* Called by fl_rings_scan for each candidate; only the discovery thread (or the stopping caller) runs it. */
@@ -148,24 +184,36 @@ static int on_ring(const char *id, const char *shm_name, void *arg)
 	if (known)
 		return 0;
 
+	struct rejected *x = find_rejected(r, shm_name);
+	int64_t now = mono_ns();
+	if (x && x->reported && now - x->tried_ns < REJECT_RETRY_NS) {
+		x->seen = 1; /* refused before and reported: not worth an open and a map at every scan */
+		return 0;
+	}
 	struct ent *e = calloc(1, sizeof *e);
 	if (!e)
 		return 0;
 	char why[256] = "";
 	int rc = fl_ring_attach(&e->ring, shm_name, why, sizeof why);
-	struct rejected *x = find_rejected(r, shm_name);
+	if (rc < 0 && fl_budget_is_resource(rc)) {
+		/* the drainer's shortage, not the ring's fault: retried at the next scan, one log line in all */
+		free(e);
+		fl_budget_note(rc, "cannot attach rings");
+		if (x)
+			x->seen = 1;
+		return 0;
+	}
 	if (rc < 0) {
 		free(e);
-		if (!x && (x = calloc(1, sizeof *x))) {
-			snprintf(x->name, sizeof x->name, "%s", shm_name);
-			x->first_ns = mono_ns();
-			x->next = r->rejected;
-			r->rejected = x;
-		}
+		if (!x)
+			x = add_rejected(r, shm_name);
 		if (x) {
 			x->seen = 1;
+			x->tried_ns = now;
+			if (now - x->first_ns <= REJECT_YOUNG_NS)
+				r->young++;
 			/* a ring being created has no header for a moment: only a lasting failure is news */
-			if (!x->reported && mono_ns() - x->first_ns > 2000000000ll) {
+			if (!x->reported && now - x->first_ns > REJECT_YOUNG_NS) {
 				fl_drain_log("ignoring shm object %s: %s", shm_name, why);
 				x->reported = 1;
 			}
@@ -204,10 +252,8 @@ static void on_bad(const char *name, void *arg)
 	char shm[300];
 	snprintf(shm, sizeof shm, "/%s", name);
 	struct rejected *x = find_rejected(r, shm);
-	if (!x && (x = calloc(1, sizeof *x))) {
-		snprintf(x->name, sizeof x->name, "%s", shm);
-		x->next = r->rejected;
-		r->rejected = x;
+	if (!x && (x = add_rejected(r, shm))) {
+		x->reported = 1;
 		fl_drain_log("ignoring shm object %s: the part after the prefix is not a valid session id", shm);
 	}
 	if (x)
@@ -218,6 +264,7 @@ static void scan(struct fl_registry *r)
 {
 	for (struct rejected *x = r->rejected; x; x = x->next)
 		x->seen = 0;
+	r->young = 0;
 	int rc = fl_rings_scan(r->prefix, on_ring, on_bad, r);
 	if (rc < 0)
 		fl_drain_log("cannot scan %s: %s", FL_SHM_DIR, strerror(-rc));
@@ -226,6 +273,7 @@ static void scan(struct fl_registry *r)
 		struct rejected *x = *pp;
 		if (!x->seen) {
 			*pp = x->next;
+			unhash_rejected(r, x);
 			free(x);
 		} else
 			pp = &x->next;
@@ -271,7 +319,7 @@ static void *discovery_main(void *arg)
 			nanosleep(&ts, NULL);
 		}
 		now = mono_ns();
-		if (wake || now - last >= RESCAN_MS * 1000000ll || r->rejected) {
+		if (wake || now - last >= RESCAN_MS * 1000000ll || r->young) {
 			scan(r);
 			last = now;
 		}
@@ -324,6 +372,7 @@ static void *worker_main(void *arg)
 			backoff = BACKOFF_MIN_NS;
 			continue;
 		}
+		fl_drain_worker_idle(w); /* memory a big session grew goes back before the nap */
 		/* nothing anywhere: sleep, longer each idle round, so an idle drainer costs nothing */
 		struct timespec ts = {0, (long)backoff};
 		nanosleep(&ts, NULL);

@@ -26,8 +26,9 @@ int64_t fl_clock_from_anchor(uint64_t tsc, uint64_t anchor_tsc, int64_t anchor_r
 {
 	if (tsc >= anchor_tsc) {
 		uint64_t d = fl_clock_scale(tsc - anchor_tsc, mult, shift);
-		/* anchor_rt + d without signed overflow */
-		return d > (uint64_t)(INT64_MAX - anchor_rt) ? INT64_MAX : anchor_rt + (int64_t)d;
+		/* anchor_rt + d <= INT64_MAX  <=>  d <= INT64_MAX - anchor_rt, which fits uint64 for any anchor_rt */
+		uint64_t room = (uint64_t)INT64_MAX - (uint64_t)anchor_rt;
+		return d > room ? INT64_MAX : (int64_t)((uint64_t)anchor_rt + d);
 	}
 	uint64_t d = fl_clock_scale(anchor_tsc - tsc, mult, shift);
 	/* anchor_rt - d >= INT64_MIN  <=>  d <= anchor_rt - INT64_MIN, computed in uint64 */
@@ -96,7 +97,8 @@ void fl_clock_sess_init(struct fl_clock_sess *cs, const struct fl_ring_hdr *h)
 	cs->clock = h->clock;
 	cs->anchor_tsc = h->anchor_tsc;
 	cs->anchor_rt = h->anchor_realtime_ns;
-	int64_t off = cs->anchor_rt - h->start_realtime_ns;
+	/* both are the producer's word: the difference in 128 bits, so INT64_MIN - INT64_MAX cannot overflow */
+	__int128 off = (__int128)cs->anchor_rt - (__int128)h->start_realtime_ns;
 	/* untrusted: an anchor that disagrees with the start time is ignored, the drainer's own serves */
 	cs->have_anchor =
 	    cs->clock == FL_RING_CLOCK_TSC && cs->anchor_tsc && off > -ANCHOR_SANE_NS && off < ANCHOR_SANE_NS;

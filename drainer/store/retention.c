@@ -107,15 +107,20 @@ static uint64_t last_log_seq(int fd)
 	return p ? strtoull(p + 6, NULL, 10) : 0;
 }
 
-int fl_retention_log_append(int root_fd, const struct fl_retention_removal *r, const char *by)
+int fl_retention_log_append(int root_fd, const struct fl_retention_removal *r, const char *by, char *line, size_t cap)
 {
+	char own[1024];
+	if (!line || cap < sizeof own) {
+		line = own;
+		cap = sizeof own;
+	}
+	line[0] = 0;
 	int fd = openat(root_fd, FL_RETENTION_LOG, O_RDWR | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -errno;
 	struct timespec now;
 	clock_gettime(CLOCK_REALTIME, &now);
-	char line[1024];
-	int n = fl_retention_render(line, sizeof line, r, last_log_seq(fd) + 1,
+	int n = fl_retention_render(line, cap, r, last_log_seq(fd) + 1,
 				    (int64_t)now.tv_sec * 1000000000ll + now.tv_nsec, by);
 	int rc = 0;
 	if (n < 0)
@@ -131,7 +136,7 @@ static void report(const struct fl_retention_hooks *h, int root_fd, const struct
 	if (h && h->report)
 		h->report(h->arg, r);
 	else
-		fl_retention_log_append(root_fd, r, h ? h->by : NULL);
+		fl_retention_log_append(root_fd, r, h ? h->by : NULL, NULL, 0);
 }
 
 static int lock_root(int root_fd)
@@ -324,7 +329,17 @@ static int load_session(int root_fd, const char *id, struct sess *s, const struc
 	}
 	int live = h && h->live ? h->live(h->arg, id) : -1;
 	s->live = live >= 0 ? live : manifest_live(s->dirfd);
+	/* a sweep of thousands of sessions must not hold a directory fd for each: reopened when acted on */
+	close(s->dirfd);
+	s->dirfd = -1;
 	return 0;
+}
+
+/* The session's directory, opened again for one action; -errno when it is gone. */
+static int sess_dir(int root_fd, const struct sess *s)
+{
+	int fd = openat(root_fd, s->id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	return fd < 0 ? -errno : fd;
 }
 
 static void free_session(struct sess *s)
@@ -337,9 +352,16 @@ static void free_session(struct sess *s)
 static int remove_seg(int root_fd, struct sess *s, struct seg *g, enum fl_retention_reason why,
 		      const struct fl_retention_hooks *h, struct fl_retention_stats *st)
 {
-	if (unlinkat(s->dirfd, g->name, 0) < 0 && errno != ENOENT)
-		return -errno;
-	fsync(s->dirfd);
+	int dfd = sess_dir(root_fd, s);
+	if (dfd < 0)
+		return dfd;
+	if (unlinkat(dfd, g->name, 0) < 0 && errno != ENOENT) {
+		int e = -errno;
+		close(dfd);
+		return e;
+	}
+	fsync(dfd);
+	close(dfd);
 	g->gone = 1;
 	s->bytes -= g->bytes;
 	st->removed_segments++;
@@ -359,8 +381,6 @@ static int remove_whole(int root_fd, struct sess *s, enum fl_retention_reason wh
 			struct fl_retention_stats *st)
 {
 	uint64_t files = 0;
-	close(s->dirfd);
-	s->dirfd = -1;
 	int rc = remove_session_dir(root_fd, s->id, &files);
 	if (rc < 0 && rc != -ENOTEMPTY)
 		return rc;
@@ -547,8 +567,11 @@ int fl_retention_run(int root_fd, const struct fl_retention_policy *p, int64_t n
 	st->total_bytes = total;
 	for (size_t i = 0; i < ns; i++) {
 		/* nothing else rewrites an ended session's manifest: keep its segment list true */
-		if (!ss[i].gone && !ss[i].live && ss[i].dirfd >= 0)
-			fl_segindex_refresh(ss[i].dirfd);
+		int sfd = !ss[i].gone && !ss[i].live ? sess_dir(root_fd, &ss[i]) : -1;
+		if (sfd >= 0) {
+			fl_segindex_refresh(sfd);
+			close(sfd);
+		}
 		free_session(&ss[i]);
 	}
 	free(ss);

@@ -108,9 +108,11 @@ int fl_retention_remove_session(int root_fd, const char *id, enum fl_retention_r
 /*
  * Appends the `retention` line for r to <root>/@fugue-logd.jsonl (created
  * 0600): one write with O_APPEND; seq numbers that file's lines from 1. The
- * caller holds the gc lock (report hooks run with it held). Returns 0 or -errno.
+ * caller holds the gc lock (report hooks run with it held). When line is not
+ * NULL (cap at least 1 KiB), the line written is left there, NUL-terminated,
+ * for a caller that also prints it ("" when none was built). Returns 0 or -errno.
  */
-int fl_retention_log_append(int root_fd, const struct fl_retention_removal *r, const char *by);
+int fl_retention_log_append(int root_fd, const struct fl_retention_removal *r, const char *by, char *line, size_t cap);
 
 /*
  * Renders the `retention` line for r (with seq and ts_ns) into buf, ending in

@@ -23,7 +23,7 @@
 
 struct sink_file {
 	int fd;
-	size_t used;
+	size_t used, cap; /* cap grows past SINK_BUF only while the file refuses bytes (fl_sink_append) */
 	char *buf;
 };
 
@@ -99,17 +99,26 @@ int fl_sink_open_root(const char *root, char *why, size_t whylen)
 	return fd;
 }
 
-static int write_all(int fd, const char *p, size_t n)
+int fl_sink_check_private(int fd, const char *what, char *why, size_t whylen)
 {
-	while (n) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += w;
-		n -= (size_t)w;
+	struct stat st;
+	if (fstat(fd, &st) < 0) {
+		int e = -errno;
+		fl_why(why, whylen, "cannot stat %s: %s", what, strerror(-e));
+		return e;
+	}
+	if (st.st_uid != geteuid()) {
+		fl_why(why, whylen,
+		       "%s belongs to uid %u, not to fugue-logd's uid %u: nothing is written into it (move it away, "
+		       "or use a log root only this user can write)",
+		       what, (unsigned)st.st_uid, (unsigned)geteuid());
+		return -EPERM;
+	}
+	if (st.st_mode & 022) {
+		fl_why(why, whylen,
+		       "%s has mode %04o: group or others can write it, so nothing is written into it (chmod go-w it)",
+		       what, (unsigned)(st.st_mode & 07777));
+		return -EPERM;
 	}
 	return 0;
 }
@@ -192,6 +201,13 @@ int fl_sink_open(struct fl_sink **out, int root_fd, const char *id, const struct
 		       e == -ELOOP || e == -ENOTDIR ? " (a symlink or file is in the way)" : "");
 		return e;
 	}
+	char what[160]; /* an id is at most 64 bytes */
+	snprintf(what, sizeof what, "session directory %s", id);
+	int prc = fl_sink_check_private(dirfd, what, why, whylen);
+	if (prc < 0) {
+		close(dirfd);
+		return prc;
+	}
 	struct fl_sink *s = calloc(1, sizeof *s);
 	if (!s) {
 		close(dirfd);
@@ -216,6 +232,7 @@ int fl_sink_open(struct fl_sink **out, int root_fd, const char *id, const struct
 	for (int c = 0; c < FL_SINK_CLASSES && !rc; c++) {
 		struct sink_file *f = &s->f[c];
 		f->buf = malloc(SINK_BUF);
+		f->cap = SINK_BUF;
 		f->fd = openat(dirfd, names[c], O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
 		if (!f->buf || f->fd < 0) {
 			rc = f->buf ? -errno : -ENOMEM;
@@ -228,6 +245,9 @@ int fl_sink_open(struct fl_sink **out, int root_fd, const char *id, const struct
 			fl_why(why, whylen, "%s/%s is not a regular file", id, names[c]);
 			break;
 		}
+		snprintf(what, sizeof what, "%s/%s", id, names[c]);
+		if ((rc = fl_sink_check_private(f->fd, what, why, whylen)) < 0)
+			break;
 		if ((uint64_t)st.st_size < s->st.size[c]) {
 			rc = -EBADMSG;
 			fl_why(why, whylen,
@@ -251,15 +271,59 @@ int fl_sink_open(struct fl_sink **out, int root_fd, const char *id, const struct
 	return 0;
 }
 
+/*
+ * Writes what is buffered. On a failure what was written is gone from the
+ * buffer and the rest stays, so the next try goes on exactly where the file
+ * stopped: the file is only ever appended to, never cut back.
+ */
 static int flush_one(struct fl_sink *s, int c)
 {
 	struct sink_file *f = &s->f[c];
-	if (!f->used)
-		return 0;
-	int rc = write_all(f->fd, f->buf, f->used);
-	if (rc == 0)
-		f->used = 0;
+	size_t done = 0;
+	int rc = 0;
+	while (done < f->used) {
+		ssize_t w = write(f->fd, f->buf + done, f->used - done);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			rc = -errno;
+			break;
+		}
+		done += (size_t)w;
+	}
+	if (done && done < f->used)
+		memmove(f->buf, f->buf + done, f->used - done);
+	f->used -= done;
+	if (!f->used && f->cap > SINK_BUF) {
+		/* the outage that grew it is over */
+		char *small = realloc(f->buf, SINK_BUF);
+		if (small) {
+			f->buf = small;
+			f->cap = SINK_BUF;
+		}
+	}
 	return rc;
+}
+
+int fl_sink_write_error_waits(int rc)
+{
+	return rc == -ENOSPC || rc == -EDQUOT || rc == -EFBIG || rc == -EIO || rc == -EAGAIN || rc == -EINTR;
+}
+
+/* Room for len more bytes in the buffer, growing it; -ENOMEM. */
+static int buffer_room(struct sink_file *f, size_t len)
+{
+	if (len <= f->cap - f->used)
+		return 0;
+	size_t cap = f->cap;
+	while (cap - f->used < len)
+		cap *= 2;
+	char *n = realloc(f->buf, cap);
+	if (!n)
+		return -ENOMEM;
+	f->buf = n;
+	f->cap = cap;
+	return 0;
 }
 
 /* Closes the active file of cls as the next segment and opens a new one; see fl_sink_set_rotation. */
@@ -415,20 +479,41 @@ int fl_sink_append(struct fl_sink *s, int cls, const char *line, size_t len, uin
 	struct sink_file *f = &s->f[cls];
 	uint64_t max = atomic_load_explicit(&rot_max, memory_order_relaxed);
 	if (max && s->st.size[cls] && s->st.size[cls] + len > max) {
-		int rc = rotate(s, cls);
-		if (rc < 0)
-			return rc;
-	}
-	if (len > SINK_BUF - f->used) {
+		/* a file that refuses bytes keeps them buffered (flush_one): rotation waits until it takes them */
 		int rc = flush_one(s, cls);
-		if (rc < 0)
+		if (rc < 0 && !fl_sink_write_error_waits(rc))
+			return rc;
+		/* once the rename is done a failure is undone only by the reopen: rotate's errors never wait */
+		if (rc == 0 && (rc = rotate(s, cls)) < 0)
 			return rc;
 	}
-	if (len > SINK_BUF) {
-		int rc = write_all(f->fd, line, len);
+	if (len > f->cap - f->used) {
+		int rc = flush_one(s, cls);
+		if (rc < 0 && !fl_sink_write_error_waits(rc))
+			return rc;
+	}
+	if (len > SINK_BUF && !f->used) {
+		/* a big line straight from the caller; what the file does not take is buffered */
+		size_t done = 0;
+		while (done < len) {
+			ssize_t w = write(f->fd, line + done, len - done);
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w < 0) {
+				int rc = -errno;
+				if (!fl_sink_write_error_waits(rc))
+					return rc;
+				break;
+			}
+			done += (size_t)w;
+		}
+		line += done;
+		len -= done;
+	}
+	if (len) {
+		int rc = buffer_room(f, len);
 		if (rc < 0)
 			return rc;
-	} else {
 		memcpy(f->buf + f->used, line, len);
 		f->used += len;
 	}

@@ -10,7 +10,8 @@
  * One sink per session directory. Every file operation is relative to the
  * session directory's fd (opened O_DIRECTORY|O_NOFOLLOW under the root), every
  * file is opened O_NOFOLLOW, directories are 0700 and files 0600, so a symlink
- * planted in the log tree is refused rather than followed.
+ * planted in the log tree is refused rather than followed. A directory or file
+ * that is not ours, or that group or others can write, is refused too.
  *
  * Lines are buffered per class and reach the files with one write() per
  * buffer; fl_sink_flush writes what is buffered. The state (sizes, line
@@ -56,14 +57,31 @@ int fl_sink_open(struct fl_sink **out, int root_fd, const char *id, const struct
 		 size_t whylen);
 
 /*
+ * 0 when fd (a session directory or file) belongs to this process's euid and
+ * neither group nor others can write it; else -EPERM (or a failed fstat's
+ * -errno) with a reason naming what. Nothing is written where this fails, so a
+ * user who pre-creates `<root>/<id>/` or its files in a shared root reads nothing.
+ */
+int fl_sink_check_private(int fd, const char *what, char *why, size_t whylen);
+
+/*
  * Appends one complete line (ending in '\n') of class cls with its seq and
- * ts_ns. Buffered; returns 0 or the -errno of a failed write (the sink must
- * then be closed and reopened from the last checkpoint).
+ * ts_ns. Buffered; returns 0 or the -errno of a failed write that cannot wait
+ * (the sink must then be closed and reopened from the last checkpoint).
  */
 int fl_sink_append(struct fl_sink *s, int cls, const char *line, size_t len, uint64_t seq, int64_t ts_ns);
 
-/* Writes every buffered byte. Returns 0 or -errno. */
+/*
+ * Writes every buffered byte. Returns 0 or -errno. A write error that can pass
+ * (fl_sink_write_error_waits: a full disk, a quota, EIO) leaves the bytes not
+ * written in the buffer: call again later and the files go on from where they
+ * stopped, never shortened. fl_sink_append keeps buffering through such an
+ * error (the buffer grows by what the caller appends meanwhile).
+ */
 int fl_sink_flush(struct fl_sink *s);
+
+/* 1 for a write error that a later fl_sink_flush may get past (ENOSPC, EDQUOT, EFBIG, EIO, ...). */
+int fl_sink_write_error_waits(int rc);
 
 /* fl_sink_flush, then fdatasync of both files and fsync of the directory. */
 int fl_sink_sync(struct fl_sink *s);
