@@ -36,7 +36,7 @@
 struct fl_bell {
 	uint64_t magic;
 	uint32_t version;
-	uint32_t size; /* sizeof(struct fl_bell) */
+	uint32_t size;					  /* sizeof(struct fl_bell) */
 	_Alignas(FL_CACHELINE) _Atomic uint32_t sleepers; /* a worker sleeps (or is about to) */
 	_Atomic uint32_t word;				  /* futex word: bumped by each ring */
 	_Atomic uint64_t rings;				  /* rings so far, for ls and the bench */

@@ -258,6 +258,7 @@ int fl_ring_create(struct fl_ring *r, const char *name, const struct fl_ring_par
 	h->start_monotonic_ns = now_ns(CLOCK_MONOTONIC);
 	snprintf(h->id, sizeof h->id, "%s", p->id);
 	atomic_init(&h->level, p->level);
+	h->level0 = p->level;
 	/* magic last: an attacher racing creation sees a bad magic, never a half header */
 	atomic_thread_fence(memory_order_release);
 	h->magic = FL_RING_MAGIC;

@@ -70,7 +70,7 @@ struct fl_ring_hdr {
 	int64_t start_monotonic_ns;
 	char id[FL_RING_ID_MAX + 8]; /* NUL-terminated session id */
 	_Atomic uint32_t closed;     /* set by the producer when it closes the session */
-	uint32_t reserved;
+	uint32_t level0;	     /* the level word's value at create (its generation 0), for the first level line */
 	/* FL_RING_CLOCK_TSC: one (TSC, CLOCK_REALTIME ns) pair read together at create, for the drainer */
 	uint64_t anchor_tsc;
 	int64_t anchor_realtime_ns;

@@ -140,7 +140,10 @@ static void arena_reset(struct arena *a)
 struct item {
 	int64_t ts;
 	Fugue__Event *ev;
+	uint32_t tag; /* a producer record's level tag | ITEM_TAGGED, else 0 */
 };
+
+#define ITEM_TAGGED 0x10000u
 
 struct fl_drain_worker {
 	struct arena arena;
@@ -151,6 +154,8 @@ struct fl_drain_worker {
 	size_t lane_from[FL_RING_MAX_LANES + 1], lane_to[FL_RING_MAX_LANES + 1];
 	uint64_t tails[FL_RING_MAX_LANES];
 	struct fl_jbuf line;
+	uint64_t level_word; /* read after the heads of this batch */
+	int whole;	     /* the batch read every lane up to its head */
 	struct fl_tsfmt tc;
 	struct fl_clock_cal cal; /* TSC rings: this worker's calibration (clock.h) */
 };
@@ -404,6 +409,10 @@ static int open_session(struct fl_dsess *s, const char *root)
 		have = 0;
 	}
 	if (!have) {
+		/* the level before the first change: the first level line knows its old value */
+		uint32_t l0 = h->level0;
+		ck.level_word =
+		    l0 >= FL_LEVEL_SPAWNS && l0 <= FL_LEVEL_FULL ? l0 : FL_LEVEL_VALUE(fl_ring_level_word(s->ring));
 		ck.ring_pid = h->pid;
 		ck.ring_pid_start = h->pid_start;
 		ck.ring_start_ns = h->start_realtime_ns;
@@ -456,6 +465,7 @@ static int push_item(struct fl_drain_worker *w, int64_t ts, Fugue__Event *ev)
 	}
 	w->items[w->nitems].ts = ts;
 	w->items[w->nitems].ev = ev;
+	w->items[w->nitems].tag = 0;
 	w->nitems++;
 	return 0;
 }
@@ -590,6 +600,54 @@ static int emit_line(struct fl_drain_worker *w, struct fl_dsess *s, const struct
 	return 0;
 }
 
+/* ---- level lines ------------------------------------------------------------------------ */
+
+/* Writes a level line from the announced word to (gen, value), and makes that the announced word. */
+static int level_line(struct fl_drain_worker *w, struct fl_dsess *s, int64_t ts, uint64_t gen, uint8_t value,
+		      size_t *written)
+{
+	Fugue__Event *ev = synth(w, s, ts, FUGUE__EVENT__BODY_LEVEL);
+	if (!ev)
+		return -ENOMEM;
+	uint64_t had = s->ck.level_word;
+	ev->level->old = FL_LEVEL_VALUE(had);
+	ev->level->new_ = value;
+	ev->level->changes = (gen - FL_LEVEL_GEN(had)) & (UINT64_MAX >> 8);
+	s->ck.level_word = (gen << 8) | value; /* before emit_line: it records the change for the manifest */
+	struct item it = {ts, ev, 0};
+	int rc = emit_line(w, s, &it);
+	if (rc == 0)
+		(*written)++;
+	return rc;
+}
+
+/*
+ * Before a producer record: its tag holds the level and the low 8 bits of the
+ * generation it was reserved under. The full generation is the newest one at
+ * or below the level word read after the heads that ends in those bits; one
+ * newer than the announced one gets its level line right here, before it.
+ */
+static int level_before(struct fl_drain_worker *w, struct fl_dsess *s, const struct item *it, size_t *written)
+{
+	if (!(it->tag & ITEM_TAGGED))
+		return 0;
+	uint64_t top = FL_LEVEL_GEN(w->level_word), had = FL_LEVEL_GEN(s->ck.level_word);
+	uint64_t gen = (top & ~(uint64_t)0xff) | (it->tag >> 8 & 0xff);
+	if (gen > top)
+		gen -= 256; /* wraps below 0 only for a tag no generation here had: then gen > top still */
+	if (gen > top || gen <= had)
+		return 0; /* emitted under the announced level (or an impossible tag): no line */
+	return level_line(w, s, it->ts, gen, (uint8_t)(it->tag & 0xff), written);
+}
+
+/* After a whole batch: changes no record was emitted under yet get their line at the end. */
+static int level_catch_up(struct fl_drain_worker *w, struct fl_dsess *s, int64_t now, size_t *written)
+{
+	if (!w->whole || FL_LEVEL_GEN(w->level_word) == FL_LEVEL_GEN(s->ck.level_word))
+		return 0;
+	return level_line(w, s, now, FL_LEVEL_GEN(w->level_word), FL_LEVEL_VALUE(w->level_word), written);
+}
+
 /* Run a goes before run b: earlier head item, then the lower run (lanes before the drainer's own items). */
 static int run_before(const struct fl_drain_worker *w, const size_t *pos, unsigned a, unsigned b)
 {
@@ -632,7 +690,9 @@ static int write_merged(struct fl_drain_worker *w, struct fl_dsess *s, unsigned 
 		sift_down(w, pos, heap, n, i);
 	while (n) {
 		unsigned r = heap[0];
-		int rc = emit_line(w, s, &w->items[pos[r]]);
+		int rc = level_before(w, s, &w->items[pos[r]], written);
+		if (rc == 0)
+			rc = emit_line(w, s, &w->items[pos[r]]);
 		if (rc < 0)
 			return rc;
 		(*written)++;
@@ -685,17 +745,6 @@ static int batch(struct fl_drain_worker *w, struct fl_dsess *s, int *moved)
 	arena_reset(&w->arena);
 	w->nitems = 0;
 
-	uint64_t lw = fl_ring_level_word(r);
-	uint64_t gen_old = FL_LEVEL_GEN(s->ck.level_word), gen_new = FL_LEVEL_GEN(lw);
-	if (gen_new != gen_old) {
-		Fugue__Event *ev = synth(w, s, now, FUGUE__EVENT__BODY_LEVEL);
-		if (!ev)
-			return -ENOMEM;
-		ev->level->old = FL_LEVEL_VALUE(s->ck.level_word);
-		ev->level->new_ = FL_LEVEL_VALUE(lw);
-		ev->level->changes = (gen_new - gen_old) & (UINT64_MAX >> 8);
-		own[nown++] = ev;
-	}
 	if (s->outage_since) {
 		/* the files failed and were reopened from the checkpoint: say so where it happened */
 		char msg[300];
@@ -711,7 +760,6 @@ static int batch(struct fl_drain_worker *w, struct fl_dsess *s, int *moved)
 		own[nown++] = ev;
 	}
 	struct fl_ckpt before = s->ck; /* restored when the batch cannot be written */
-	s->ck.level_word = lw;
 	for (uint32_t l = 0; l < nl; l++) {
 		w->lane_from[l] = w->lane_to[l] = w->nitems;
 		w->tails[l] = fl_load_relaxed(&r->lanes[l].tail);
@@ -792,6 +840,8 @@ static int batch(struct fl_drain_worker *w, struct fl_dsess *s, int *moved)
 				goto nomem;
 			if (ok) {
 				rc = push_item(w, ts, ev);
+				if (rc == 0)
+					w->items[w->nitems - 1].tag = rec->tag | ITEM_TAGGED;
 			} else {
 				char msg[200];
 				snprintf(msg, sizeof msg,
@@ -816,6 +866,16 @@ static int batch(struct fl_drain_worker *w, struct fl_dsess *s, int *moved)
 			*moved = 1;
 		w->tails[l] = next_tail;
 	}
+	/*
+	 * The level word after the heads: every record read above was reserved
+	 * under this generation or an older one. The batch holds everything
+	 * published when no lane's head moved past what was read.
+	 */
+	w->level_word = fl_ring_level_word(r);
+	w->whole = 1;
+	for (uint32_t l = 0; l < nl; l++)
+		if (!(s->ck.quarantined >> l & 1) && fl_load_acquire(&r->lanes[l].head) != w->tails[l])
+			w->whole = 0;
 	w->lane_from[nl] = w->nitems;
 	for (unsigned i = 0; i < nown; i++)
 		if (push_item(w, (int64_t)own[i]->ts_ns, own[i]) < 0)
@@ -829,8 +889,23 @@ static int batch(struct fl_drain_worker *w, struct fl_dsess *s, int *moved)
 	}
 
 	size_t written = 0;
-	if (w->nitems) {
+	if (!w->nitems && w->whole && FL_LEVEL_GEN(w->level_word) != FL_LEVEL_GEN(s->ck.level_word)) {
+		/* a change and nothing to write: its line alone */
+		rc = level_catch_up(w, s, now, &written);
+		if (rc == 0)
+			rc = fl_sink_flush(s->sink);
+		if (rc == 0) {
+			fl_sink_get_state(s->sink, &s->ck.sink);
+			rc = fl_ckpt_write(&s->ckf, &s->ck, 0);
+		}
+		if (rc < 0) {
+			s->ck = before;
+			return rc;
+		}
+	} else if (w->nitems) {
 		rc = write_merged(w, s, nl + 1, &written);
+		if (rc == 0)
+			rc = level_catch_up(w, s, now, &written);
 		if (rc == 0)
 			rc = fl_sink_flush(s->sink);
 		if (rc < 0 && fl_sink_write_error_waits(rc)) {
