@@ -186,13 +186,6 @@ static void announce(struct fl_registry *r, struct ent *e)
 		fl_bell_wake_all(r->bell);
 }
 
-/* The doorbell lives under the prefix too, but is no ring and no junk. */
-static int is_bell(const struct fl_registry *r, const char *name)
-{
-	size_t n = strlen(r->prefix);
-	return !strncmp(name, r->prefix, n) && !strcmp(name + n, FL_BELL_SUFFIX);
-}
-
 /* Called by fl_rings_scan for each candidate; only the discovery thread (or the stopping caller) runs it. */
 static int on_ring(const char *id, const char *shm_name, void *arg)
 {
@@ -276,8 +269,6 @@ static void on_bad(const char *name, void *arg)
 {
 	struct fl_registry *r = arg;
 	char shm[300];
-	if (is_bell(r, name))
-		return;
 	snprintf(shm, sizeof shm, "/%s", name);
 	struct rejected *x = find_rejected(r, shm);
 	if (!x && (x = add_rejected(r, shm))) {
