@@ -1109,6 +1109,24 @@ static void scen_wake(void)
 	fl_ring_detach(&r);
 	bs_close(&b);
 
+	/* creation to attach: fl_session_open returns, then the drainer's attached word is set */
+	struct fl_fig *att = fl_fig("attach.latency", "us");
+	fl_fig_note(att, "fl_session_open returned -> the drainer has the ring in its table");
+	for (int i = 0; i < (opt.quick ? 5 : 30); i++) {
+		struct bsession a;
+		bs_open(&a, FL_LEVEL_FULL, 1, 1u << 20, 0);
+		uint64_t t0 = fl_bench_mono_ns();
+		struct fl_ring ra;
+		bs_watch(&a, &ra);
+		while (!fl_ring_attached(&ra) && fl_bench_mono_ns() - t0 < 2000000000ull)
+			fl_cpu_relax();
+		fl_fig_add(att, (double)(fl_bench_mono_ns() - t0) / 1e3);
+		fl_ring_detach(&ra);
+		bs_close(&a);
+		usleep(20000);
+	}
+	fl_fig_target(att, '<', 1000);
+
 	/* a new session at 200k events/s from its first event, after the handshake */
 	char why[256] = "";
 	struct bsession n;
@@ -1147,7 +1165,8 @@ static int wanted(const char *name, char **args, int n)
 			return 1;
 		if (!strcmp(name, "compress") && !strncmp(args[i], "compress", 8))
 			return 1;
-		if (!strcmp(name, "wake") && (!strncmp(args[i], "burst", 5) || !strncmp(args[i], "start", 5)))
+		if (!strcmp(name, "wake") &&
+		    (!strncmp(args[i], "burst", 5) || !strncmp(args[i], "start", 5) || !strncmp(args[i], "attach", 6)))
 			return 1;
 	}
 	return 0;
