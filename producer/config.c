@@ -144,8 +144,8 @@ int fl_config_root_check(const char *value, const char *source, char *out, size_
 	}
 	if (!value || (!home && value[0] != '/')) {
 		snprintf(why, whylen,
-			 "%s=%s is refused: a log root must be an absolute path (or ~/..., expanded from "
-			 "$HOME); a relative one would depend on where fugue-logd was started",
+			 "%s=%s is refused: use an absolute directory path or ~/... (expanded from "
+			 "$HOME); a relative root would depend on where fugue-logd was started",
 			 source, value ? value : "");
 		return -EINVAL;
 	}

@@ -20,6 +20,7 @@
 #include "config.h"
 #include "encode.h"
 #include "ring.h"
+#include "sysutil.h"
 
 #if defined(__SANITIZE_THREAD__)
 #define FL_TSAN 1
@@ -555,13 +556,6 @@ int fl_session_stats(const fl_session *s, struct fl_stats *st)
 
 /* ---- emit --------------------------------------------------------------------------- */
 
-static inline uint64_t now_realtime(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* Encodes Event{ts,id,ref,pid,tid,body} straight into the lane. */
 static int64_t emit(fl_session *s, int kind, uint64_t ref, const struct fl_field *f, int nf)
 {
@@ -596,7 +590,7 @@ static int64_t emit(fl_session *s, int kind, uint64_t ref, const struct fl_field
 	}
 	uint8_t *p = res.payload;
 	/* an unfenced rdtsc overlaps with the encoding; the vDSO's clock_gettime fences it (docs/benchmarks.md) */
-	uint64_t ts = s->tsc ? fl_rdtsc() : now_realtime();
+	uint64_t ts = s->tsc ? fl_rdtsc() : (uint64_t)fl_now_ns(CLOCK_REALTIME);
 	*p++ = (uint8_t)pb_tag(1, PB_FIXED64);
 	memcpy(p, &ts, 8); /* little-endian hosts only: fixed64 is little-endian on the wire */
 	p += 8;

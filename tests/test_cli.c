@@ -968,9 +968,9 @@ static void test_root_relative_refused(void **state)
 	unsetenv("FUGUE_LOG_DIR");
 
 	assert_int_equal(run("gc", "--config", conf, NULL), 1);
-	assert_non_null(strstr(err_buf, "rel.conf: root=relc is refused"));
+	assert_non_null(strstr(err_buf, "rel.conf:1: root=relc is refused"));
 	assert_int_equal(run_logd("--foreground", "--config", conf, NULL), 3);
-	assert_non_null(strstr(err_buf, "rel.conf: root=relc is refused"));
+	assert_non_null(strstr(err_buf, "rel.conf:1: root=relc is refused"));
 
 	/* a directory given as the config is not an empty config */
 	assert_int_equal(run("gc", "--config", fl_test_tmp(), NULL), 1);

@@ -421,7 +421,7 @@ static void test_roundtrip_sizes(void **state)
 
 /* ---- levels ------------------------------------------------------------------------- */
 
-/* DESIGN.md's table, written out again so the library's own table is checked against it. */
+/* docs/levels.md's table, written out again so the library's own table is checked against it. */
 static const struct {
 	const char *name;
 	int min;

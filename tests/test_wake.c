@@ -18,11 +18,8 @@ static fl_session *open_session(const char *id, uint32_t lanes, uint64_t lane_si
 {
 	fl_session *s = NULL;
 	char why[256] = "";
-	struct fl_session_opts o = {.id = id,
-				    .level = FL_LEVEL_FULL,
-				    .lanes = lanes,
-				    .lane_size = lane_size,
-				    .attach_timeout_ns = attach_ns};
+	struct fl_session_opts o = {
+	    .id = id, .level = FL_LEVEL_FULL, .lanes = lanes, .lane_size = lane_size, .attach_timeout_ns = attach_ns};
 	*rc = fl_session_open(&s, &o, why, sizeof why);
 	if (*rc < 0)
 		fail_msg("fl_session_open(%s): %s", id, why);
@@ -72,8 +69,8 @@ static void test_attach_handshake(void **state)
 	assert_int_equal(fl_it_drainer_stop(&d), 0);
 	char pool[4][64];
 	int used = 0;
-	const char *e1[] = {"--state", "ended", expect(pool, &used, "producer_lines", 1), expect(pool, &used, "drops", 0),
-			    NULL};
+	const char *e1[] = {"--state", "ended", expect(pool, &used, "producer_lines", 1),
+			    expect(pool, &used, "drops", 0), NULL};
 	check("handshake", e1);
 	check("early", e1);
 }
@@ -136,8 +133,8 @@ static void test_slow_steady_start(void **state)
 	assert_int_equal(fl_it_drainer_stop(&d), 0);
 	char pool[4][64];
 	int used = 0;
-	const char *e[] = {"--state", "ended", expect(pool, &used, "producer_lines", n), expect(pool, &used, "drops", 0),
-			   NULL};
+	const char *e[] = {"--state", "ended", expect(pool, &used, "producer_lines", n),
+			   expect(pool, &used, "drops", 0), NULL};
 	check("steady", e);
 }
 
