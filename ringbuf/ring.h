@@ -274,8 +274,8 @@ struct fl_reservation {
 	uint64_t seq;	  /* sequence number the record will carry */
 	uint64_t end;	  /* head after commit */
 	uint32_t len;
-	uint32_t lane;
-	uint16_t tag; /* the record's tag: the level word's low 16 bits at reserve */
+	uint16_t lane; /* < FL_RING_MAX_LANES */
+	uint16_t tag;  /* the record's tag: the level word's low 16 bits at reserve */
 };
 
 /*
@@ -311,7 +311,7 @@ static inline int fl_lane_reserve(struct fl_ring *r, uint32_t lane, uint32_t len
 	res->seq = fl_load_relaxed(&c->seq); /* our own store */
 	res->end = end;
 	res->len = len;
-	res->lane = lane;
+	res->lane = (uint16_t)lane;
 	return 0;
 }
 
