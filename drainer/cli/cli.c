@@ -19,6 +19,7 @@ static const struct {
 	int (*fn)(int, char **);
 	const char *what;
 } commands[] = {
+    {"run", fl_cmd_run, "run a program on a PTY and record it as a session: script(1) for sessions"},
     {"ls", fl_cmd_ls, "list sessions: pid, level, live or not, events/s, ring fill, drops"},
     {"level", fl_cmd_level, "read or set a session's level (one atomic write)"},
     {"emit", fl_cmd_emit, "write events as one session: logger(1) for sessions, and a load generator"},
