@@ -73,6 +73,8 @@ int fl_cmd_ls(int argc, char **argv);
 int fl_cmd_level(int argc, char **argv);
 int fl_cmd_emit(int argc, char **argv);
 int fl_cmd_cat(int argc, char **argv);
+int fl_cmd_replay(int argc, char **argv);
+int fl_cmd_export(int argc, char **argv);
 int fl_cmd_gc(int argc, char **argv); /* cli_gc.c (retention.h) */
 
 #endif

@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: MIT */
+/* sessread.h: a finished read of one session's events, both classes merged by seq, and their fields decoded. */
+#ifndef FL_SESSREAD_H
+#define FL_SESSREAD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* One line as read: valid until the next fl_sessread_next. */
+struct fl_evline {
+	const char *line;
+	size_t len;
+	uint64_t seq, ts_ns;
+	char kind[16]; /* "event", e.g. "transcript"; "" when absent */
+	const char *data; /* the "data" object, or NULL */
+	size_t dlen;
+};
+
+struct fl_sessread;
+
+/*
+ * Opens <root>/<id>/ for reading what is on disk now (segments, lz4 archives,
+ * active files; no following). Returns 0, -ENOENT (no such session), or
+ * -errno; why says what.
+ */
+int fl_sessread_open(struct fl_sessread **out, const char *root, const char *id, char *why, size_t whylen);
+
+/* The next line in seq order: 1, 0 at the end, or -errno (a corrupt file: why says which; read on after it). */
+int fl_sessread_next(struct fl_sessread *r, struct fl_evline *ev, char *why, size_t whylen);
+
+void fl_sessread_close(struct fl_sessread *r);
+
+/*
+ * The bytes of field key in a JSON object (docs/schema.md): the JSON string
+ * under key unescaped, or the base64 under key_b64 decoded. Returns 0 with
+ * *out (malloc'd, free() it; NUL-terminated past *n), -ENOENT or -EBADMSG.
+ */
+int fl_json_bytes(const char *obj, size_t len, const char *key, uint8_t **out, size_t *n);
+
+/* An unsigned integer field of a JSON object: 0 or -ENOENT/-EBADMSG. */
+int fl_json_u64(const char *obj, size_t len, const char *key, uint64_t *v);
+
+#endif
