@@ -7,7 +7,6 @@
 #include <time.h>
 
 #include "cli.h"
-#include "segread.h"
 #include "sessread.h"
 
 static void help(void)
@@ -119,39 +118,13 @@ static int parse_size(const uint8_t *s, unsigned *rows, unsigned *cols)
 
 static void header(struct exp *x, const struct fl_evline *spawn, unsigned rows, unsigned cols)
 {
-	uint8_t *cmd = NULL;
-	size_t n = 0;
 	char *line = NULL;
-	size_t cap = 0;
-	FILE *m = open_memstream(&line, &cap);
-	if (spawn && spawn->data) {
-		/* argv joined with spaces: only for display, as asciinema's "command" is */
-		const char *v;
-		size_t vl;
-		if (fl_json_field(spawn->data, spawn->dlen, "argv", &v, &vl) == 0 && vl > 2) {
-			for (size_t i = 1; i + 1 < vl; i++) {
-				if (v[i] == '"') {
-					size_t j = i + 1;
-					while (j + 1 < vl && v[j] != '"')
-						j += v[j] == '\\' ? 2 : 1;
-					char *o = malloc(j - i + 16);
-					snprintf(o, j - i + 16, "{\"a\":%.*s}", (int)(j - i + 1), v + i);
-					if (fl_json_bytes(o, strlen(o), "a", &cmd, &n) == 0) {
-						if (ftell(m))
-							fputc(' ', m);
-						fwrite(cmd, 1, n, m);
-						free(cmd);
-					}
-					free(o);
-					i = j;
-				}
-			}
-		}
-	}
-	fclose(m);
+	if (spawn && spawn->data)
+		fl_evline_words(spawn, "argv", &line); /* joined with spaces: for display, as asciinema's "command" */
 	time_t ts = (time_t)(x->t0 / 1000000000ull);
 	if (x->cast) {
-		fprintf(x->out, "{\"version\":2,\"width\":%u,\"height\":%u,\"timestamp\":%lld,\"command\":", cols ? cols : 80,
+		fprintf(x->out,
+			"{\"version\":2,\"width\":%u,\"height\":%u,\"timestamp\":%lld,\"command\":", cols ? cols : 80,
 			rows ? rows : 24, (long long)ts);
 		fl_cli_json_str(x->out, line ? line : "");
 		fputs("}\n", x->out);
@@ -257,14 +230,9 @@ int fl_cmd_export(int argc, char **argv)
 		}
 		if (st && !x.header) {
 			/* the first size, from the start state, goes into the header; later ones are resizes */
-			struct fl_evline sp = {0};
-			if (spawn) {
-				sp.line = spawn, sp.len = spawn_len;
-				const char *v;
-				size_t vl;
-				if (fl_json_field(spawn, spawn_len, "data", &v, &vl) == 0)
-					sp.data = v, sp.dlen = vl;
-			}
+			struct fl_evline sp;
+			if (spawn)
+				fl_evline_parse(&sp, spawn, spawn_len);
 			header(&x, spawn ? &sp : NULL, rows, cols);
 			free(to);
 			continue;

@@ -39,10 +39,8 @@ static int write_all(const uint8_t *p, size_t n)
 
 int fl_cmd_replay(int argc, char **argv)
 {
-	static const struct option opts[] = {{"speed", required_argument, NULL, 's'},
-					     {"no-timing", no_argument, NULL, 'n'},
-					     FL_CLI_COMMON_OPTS,
-					     {0}};
+	static const struct option opts[] = {
+	    {"speed", required_argument, NULL, 's'}, {"no-timing", no_argument, NULL, 'n'}, FL_CLI_COMMON_OPTS, {0}};
 	double speed = 1;
 	int timing = 1, have_speed = 0, c;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {

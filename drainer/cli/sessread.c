@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "segread.h"
+#include "text.h"
 
 struct cls {
 	const char *name;
@@ -98,6 +99,23 @@ static int fill(struct fl_sessread *r, struct cls *c, char *why, size_t whylen)
 	return 1;
 }
 
+void fl_evline_parse(struct fl_evline *ev, const char *line, size_t len)
+{
+	memset(ev, 0, sizeof *ev);
+	ev->line = line;
+	ev->len = len;
+	fl_line_seq(line, len, &ev->seq);
+	fl_json_u64(line, len, "ts_ns", &ev->ts_ns);
+	const char *v;
+	size_t n;
+	if (fl_json_field(line, len, "event", &v, &n) == 0 && n >= 2 && n - 2 < sizeof ev->kind) {
+		memcpy(ev->kind, v + 1, n - 2);
+		ev->kind[n - 2] = 0;
+	}
+	if (fl_json_field(line, len, "data", &v, &n) == 0 && n && *v == '{')
+		ev->data = v, ev->dlen = n;
+}
+
 int fl_sessread_next(struct fl_sessread *r, struct fl_evline *ev, char *why, size_t whylen)
 {
 	for (int i = 0; i < 2; i++) {
@@ -114,19 +132,8 @@ int fl_sessread_next(struct fl_sessread *r, struct fl_evline *ev, char *why, siz
 	r->cur = pick->pend, r->ccap = pick->pcap;
 	pick->pend = t, pick->pcap = tc, pick->has = 0;
 
-	memset(ev, 0, sizeof *ev);
-	ev->line = r->cur;
-	ev->len = pick->plen;
+	fl_evline_parse(ev, r->cur, pick->plen);
 	ev->seq = pick->pseq;
-	fl_json_u64(ev->line, ev->len, "ts_ns", &ev->ts_ns);
-	const char *v;
-	size_t n;
-	if (fl_json_field(ev->line, ev->len, "event", &v, &n) == 0 && n >= 2 && n - 2 < sizeof ev->kind) {
-		memcpy(ev->kind, v + 1, n - 2);
-		ev->kind[n - 2] = 0;
-	}
-	if (fl_json_field(ev->line, ev->len, "data", &v, &n) == 0 && n && *v == '{')
-		ev->data = v, ev->dlen = n;
 	return 1;
 }
 
@@ -165,7 +172,10 @@ int fl_json_u64(const char *obj, size_t len, const char *key, uint64_t *v)
 
 static int hexval(char c)
 {
-	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+	return c >= '0' && c <= '9'   ? c - '0'
+	       : c >= 'a' && c <= 'f' ? c - 'a' + 10
+	       : c >= 'A' && c <= 'F' ? c - 'A' + 10
+				      : -1;
 }
 
 /* A JSON string's contents (between the quotes) unescaped into out; returns the length or -EBADMSG. */
@@ -180,12 +190,26 @@ static ssize_t unescape(const char *s, size_t n, uint8_t *out)
 		if (++i >= n)
 			return -EBADMSG;
 		switch (s[i]) {
-		case 'b': out[o++] = '\b'; break;
-		case 'f': out[o++] = '\f'; break;
-		case 'n': out[o++] = '\n'; break;
-		case 'r': out[o++] = '\r'; break;
-		case 't': out[o++] = '\t'; break;
-		case '"': case '\\': case '/': out[o++] = (uint8_t)s[i]; break;
+		case 'b':
+			out[o++] = '\b';
+			break;
+		case 'f':
+			out[o++] = '\f';
+			break;
+		case 'n':
+			out[o++] = '\n';
+			break;
+		case 'r':
+			out[o++] = '\r';
+			break;
+		case 't':
+			out[o++] = '\t';
+			break;
+		case '"':
+		case '\\':
+		case '/':
+			out[o++] = (uint8_t)s[i];
+			break;
 		case 'u': {
 			if (i + 4 >= n)
 				return -EBADMSG;
@@ -224,8 +248,13 @@ static ssize_t unbase64(const char *s, size_t n, uint8_t *out)
 	size_t o = 0;
 	for (size_t i = 0; i < n; i++) {
 		char c = s[i];
-		int v = c >= 'A' && c <= 'Z' ? c - 'A' : c >= 'a' && c <= 'z' ? c - 'a' + 26 : c >= '0' && c <= '9' ? c - '0' + 52
-			: c == '+' ? 62 : c == '/' ? 63 : c == '=' ? -2 : -1;
+		int v = c >= 'A' && c <= 'Z'   ? c - 'A'
+			: c >= 'a' && c <= 'z' ? c - 'a' + 26
+			: c >= '0' && c <= '9' ? c - '0' + 52
+			: c == '+'	       ? 62
+			: c == '/'	       ? 63
+			: c == '='	       ? -2
+					       : -1;
 		if (v == -2)
 			break;
 		if (v < 0)
@@ -266,4 +295,135 @@ int fl_json_bytes(const char *obj, size_t len, const char *key, uint8_t **out, s
 	*out = buf;
 	*n = (size_t)got;
 	return 0;
+}
+
+/* Appends the bytes of text field key to m, with sep before it when m is not empty; 1 when there was one. */
+static int add_field(FILE *m, const struct fl_evline *ev, const char *key, const char *sep)
+{
+	uint8_t *b;
+	size_t n;
+	if (fl_json_bytes(ev->data, ev->dlen, key, &b, &n) < 0)
+		return 0;
+	if (ftell(m) && sep)
+		fputs(sep, m);
+	fwrite(b, 1, n, m);
+	free(b);
+	return 1;
+}
+
+/* Appends the elements of the text array key, space separated. */
+static void add_array(FILE *m, const struct fl_evline *ev, const char *key)
+{
+	const char *v;
+	size_t vl;
+	if (fl_json_field(ev->data, ev->dlen, key, &v, &vl) < 0 || vl < 2)
+		return;
+	for (size_t i = 1; i + 1 < vl; i++) {
+		if (v[i] != '"')
+			continue;
+		size_t j = i + 1;
+		while (j + 1 < vl && v[j] != '"')
+			j += v[j] == '\\' ? 2 : 1;
+		char *o = malloc(j - i + 16);
+		if (!o)
+			return;
+		int on = snprintf(o, j - i + 16, "{\"a\":%.*s}", (int)(j - i + 1), v + i);
+		struct fl_evline one = {.data = o, .dlen = (size_t)on};
+		add_field(m, &one, "a", " ");
+		free(o);
+		i = j;
+	}
+}
+
+int fl_evline_words(const struct fl_evline *ev, const char *key, char **out)
+{
+	size_t cap = 0;
+	*out = NULL;
+	FILE *m = open_memstream(out, &cap);
+	if (!m)
+		return -ENOMEM;
+	if (ev->data)
+		add_array(m, ev, key);
+	return fclose(m) ? -ENOMEM : 0;
+}
+
+int fl_evline_summary(const struct fl_evline *ev, char **out, size_t *n)
+{
+	*out = NULL;
+	FILE *m = open_memstream(out, n);
+	if (!m)
+		return -ENOMEM;
+	const char *k = ev->kind;
+	uint64_t a = 0, b = 0;
+	if (!ev->data) {
+		/* nothing to summarise */
+	} else if (!strcmp(k, "transcript") || !strcmp(k, "input")) {
+		add_field(m, ev, "data", NULL);
+	} else if (!strcmp(k, "prompt")) {
+		add_field(m, ev, "text", NULL);
+	} else if (!strcmp(k, "spawn")) {
+		fl_json_u64(ev->data, ev->dlen, "pid", &a);
+		fprintf(m, "pid %llu:", (unsigned long long)a);
+		add_array(m, ev, "argv");
+	} else if (!strcmp(k, "exit")) {
+		fl_json_u64(ev->data, ev->dlen, "signal", &b);
+		fl_json_u64(ev->data, ev->dlen, "duration_ns", &a);
+		if (b)
+			fprintf(m, "killed by signal %llu", (unsigned long long)b);
+		else if (fl_json_u64(ev->data, ev->dlen, "status", &b) == 0)
+			fprintf(m, "status %llu", (unsigned long long)b);
+		fprintf(m, " after %.3fs", (double)a / 1e9);
+	} else if (!strcmp(k, "state")) {
+		add_field(m, ev, "from", NULL);
+		add_field(m, ev, "to", " -> ");
+		add_field(m, ev, "reason", " : ");
+	} else if (!strcmp(k, "error")) {
+		add_field(m, ev, "message", NULL);
+		add_field(m, ev, "origin", " : ");
+	} else if (!strcmp(k, "action")) {
+		add_field(m, ev, "action", NULL);
+		add_field(m, ev, "target", " ");
+		add_field(m, ev, "detail", " : ");
+	} else if (!strcmp(k, "command")) {
+		add_field(m, ev, "name", NULL);
+		add_array(m, ev, "args");
+	} else if (!strcmp(k, "completion")) {
+		add_field(m, ev, "task", NULL);
+		add_field(m, ev, "outcome", " : ");
+	} else {
+		/* level, dropped and kinds this reader does not know: their data as written */
+		fwrite(ev->data, 1, ev->dlen, m);
+	}
+	return fclose(m) ? -ENOMEM : 0;
+}
+
+int fl_cat_output_parse(const char *s)
+{
+	return !strcmp(s, "json")	  ? FL_CAT_JSON
+	       : !strcmp(s, "text")	  ? FL_CAT_TEXT
+	       : !strcmp(s, "transcript") ? FL_CAT_TRANSCRIPT
+					  : -EINVAL;
+}
+
+void fl_cat_render(FILE *f, int mode, const char *line, size_t len)
+{
+	struct fl_evline ev;
+	fl_evline_parse(&ev, line, len);
+	if (mode == FL_CAT_TRANSCRIPT) {
+		uint8_t *b;
+		size_t n;
+		if (!strcmp(ev.kind, "transcript") && ev.data && fl_json_bytes(ev.data, ev.dlen, "data", &b, &n) == 0) {
+			fwrite(b, 1, n, f);
+			free(b);
+		}
+		return;
+	}
+	char *sum;
+	size_t n;
+	if (fl_evline_summary(&ev, &sum, &n) < 0)
+		return;
+	char out[FL_TEXT_SUMMARY_MAX * 4 + 128];
+	size_t k = fl_text_line(out, sizeof out, ev.ts_ns, *ev.kind ? ev.kind : "?", (const uint8_t *)sum, n);
+	fwrite(out, 1, k, f);
+	free(sum);
 }
