@@ -158,6 +158,7 @@ def tests():
     check(rc == 127, "a missing program exits 127 (got %d)" % rc)
 
     tmux_session()
+    tmux_job_control()
 
 
 def check_exports(sid, want):
@@ -225,6 +226,69 @@ def tmux_session():
         check(b"hello tmux" in transcript(evs), "tmux: the transcript holds the echo")
     finally:
         subprocess.run(tm + ["kill-server"], env=ENV, stderr=subprocess.DEVNULL)
+
+
+def tmux_job_control():
+    """Under a real bash: Ctrl-Z and fg, and SIGTERM to run, each give the terminal back as it was."""
+    if not shutil.which("tmux") or not shutil.which("bash"):
+        print("skipped the job control check: tmux or bash is not installed")
+        return
+    sock = PREFIX + "tmuxjc"
+    tm = ["tmux", "-L", sock, "-f", "/dev/null"]
+    env = dict(ENV, PS1="$ ")
+    subprocess.run(tm + ["new-session", "-d", "-x", "80", "-y", "24", "bash --norc --noprofile -i"], env=env,
+                   check=True, cwd=TMP)
+    deadline = time.monotonic() + WAIT
+
+    def screen():
+        return subprocess.run(tm + ["capture-pane", "-p"], env=env, stdout=subprocess.PIPE).stdout.decode()
+
+    def keys(*k):
+        subprocess.run(tm + ["send-keys"] + list(k), env=env, check=True)
+
+    def until(pred):
+        while not pred() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return pred()
+
+    def stty_file(name):
+        path = os.path.join(TMP, name)
+        keys("stty -g > %s.tmp && mv %s.tmp %s" % (path, path, path), "Enter")
+        until(lambda: os.path.exists(path))
+        return open(path).read().strip() if os.path.exists(path) else None
+
+    try:
+        before = stty_file("stty.before")
+        keys("%s run --level full --session-id jc -- cat" % FL, "Enter")
+        until(lambda: os.path.exists(os.path.join(ROOT, "jc")))
+        keys("one", "Enter")
+        check(until(lambda: screen().count("one") >= 2), "job control: cat echoes under bash")
+        keys("C-z")
+        check(until(lambda: "Stopped" in screen()), "job control: Ctrl-Z stops the session, bash says Stopped")
+        check(stty_file("stty.stopped") == before, "job control: while stopped the terminal is as it was")
+        keys("fg", "Enter")
+        time.sleep(0.3)  # bash resumes the job; only what follows is asserted
+        keys("two", "Enter")
+        check(until(lambda: screen().count("two") >= 2), "job control: after fg cat reads and prints again")
+        keys("C-d")
+        check(wait_ended("jc"), "job control: C-d after fg ends the session")
+        inp = b"".join(raw(e["data"]) for e in events("jc") if e["event"] == "input")
+        check(inp == b"one\r\x1atwo\r\x04", "job control: the recorded input (%r)" % inp)
+        check(stty_file("stty.after") == before, "job control: after the end the terminal is as it was")
+
+        rcf = os.path.join(TMP, "term.rc")
+        keys("%s run --session-id term -- sleep 100; echo $? > %s" % (FL, rcf), "Enter")
+        spawn = []
+        until(lambda: os.path.exists(os.path.join(ROOT, "term")) and
+              [spawn.append(e) for e in events("term") if e["event"] == "spawn"])
+        if check(spawn != [], "SIGTERM: the spawn is on disk"):
+            os.kill(spawn[0]["data"]["ppid"], signal.SIGTERM)
+        until(lambda: os.path.exists(rcf) and open(rcf).read().strip())
+        check(os.path.exists(rcf) and open(rcf).read().strip() == "143",
+              "SIGTERM to run: passed to CMD, run exits 128+15")
+        check(stty_file("stty.term") == before, "SIGTERM: the terminal is restored")
+    finally:
+        subprocess.run(tm + ["kill-server"], env=env, stderr=subprocess.DEVNULL)
 
 
 if __name__ == "__main__":

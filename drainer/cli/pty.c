@@ -105,6 +105,32 @@ static int pump_output(struct relay *r)
 	return -1;
 }
 
+static void suspend(struct relay *r);
+
+/*
+ * The suspend character typed while the program's own process group is in
+ * the foreground: the kernel discards it (that group is orphaned: its parent,
+ * this relay, is in another session), so the relay stops the program itself
+ * and then suspends, and Ctrl-Z works as it would without the relay. A shell
+ * run under the relay gets ^Z for its jobs as usual (their groups are not
+ * orphaned).
+ */
+static int take_suspend(struct relay *r)
+{
+	struct termios t;
+	if (!r->tty || tcgetattr(r->master, &t) < 0 || !(t.c_lflag & ISIG) || t.c_cc[VSUSP] == _POSIX_VDISABLE ||
+	    tcgetpgrp(r->master) != r->child)
+		return 0;
+	size_t k = 0, found = 0;
+	for (size_t i = 0; i < r->plen; i++)
+		if (r->pend[i] == t.c_cc[VSUSP])
+			found++;
+		else
+			r->pend[k++] = r->pend[i];
+	r->plen = k;
+	return found > 0;
+}
+
 static void pump_input(struct relay *r)
 {
 	ssize_t n = read(STDIN_FILENO, r->pend, r->chunk < sizeof r->pend ? r->chunk : sizeof r->pend);
@@ -113,6 +139,10 @@ static void pump_input(struct relay *r)
 			r->h->input(r->h->ctx, r->pend, (size_t)n);
 		r->plen = (size_t)n;
 		r->poff = 0;
+		if (take_suspend(r)) {
+			kill(-r->child, SIGSTOP);
+			suspend(r);
+		}
 	} else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
 		r->in_eof = 1;
 	}
@@ -138,8 +168,9 @@ static void suspend(struct relay *r)
 	raw_on(r);
 	sync_size(r, 1);
 	pid_t fg = tcgetpgrp(r->master);
-	kill(fg > 0 ? -fg : r->child, SIGCONT);
-	kill(r->child, SIGCONT);
+	if (fg > 0 && fg != r->child)
+		kill(-fg, SIGCONT);
+	kill(-r->child, SIGCONT);
 }
 
 int fl_pty_run(char *const argv[], const struct fl_pty_opts *opts, const struct fl_pty_hooks *hooks,
