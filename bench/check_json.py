@@ -7,11 +7,11 @@ import subprocess
 import sys
 
 REQUIRED = ["emit.filtered", "emit.small", "emit.transcript4k", "emit.small.t2", "emit.small.t4",
-            "ratio.spawns", "ratio.full", "e2e.small", "e2e.transcript4k", "lttng.small",
+            "ratio.spawns", "ratio.full", "ratio.full.zerocopy", "e2e.small", "e2e.transcript4k", "lttng.small",
             "lttng.transcript4k", "fprintf.small", "mem.drainer_rss", "compress.lz4", "mem.shm_per_session"]
 # measured by the library and the benchmark alone: never allowed to be absent
 ALWAYS = ["emit.filtered", "emit.small", "emit.transcript4k", "emit.small.t2", "emit.small.t4",
-          "ratio.spawns", "ratio.full", "fprintf.small", "compress.lz4", "mem.shm_per_session"]
+          "ratio.spawns", "ratio.full", "ratio.full.zerocopy", "fprintf.small", "compress.lz4", "mem.shm_per_session"]
 STATS = ["median", "p99", "p999", "min", "max", "runs"]
 
 

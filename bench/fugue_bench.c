@@ -765,6 +765,80 @@ static void scen_e2e(void)
 		e2e_run("e2e.transcript4k", 0, opt.quick ? 2000 : 100000, opt.quick ? 1 : 5);
 }
 
+/* ---- zero-copy ratio ------------------------------------------------------------------------ */
+
+/*
+ * The same session work as work_chunk, but the chunk is produced straight into
+ * a reserved transcript record (the memcpy standing for read(2) from the pty)
+ * and parsed there; commit publishes it. No copy into the ring at all.
+ */
+static inline __attribute__((always_inline)) void work_chunk_captured(fl_session *s, const char *src)
+{
+	static char spare[CHUNK];
+	struct fl_capture c;
+	int got = fl_capture_transcript(s, 0, 1, CHUNK, &c) > 0 && c.cap >= CHUNK;
+	char *dst = got ? c.data : spare; /* below full or lane full: the session still does its work */
+	memcpy(dst, src, CHUNK);
+	__asm__ __volatile__("" ::"r"(dst) : "memory");
+	uint64_t lines = 0, esc = 0;
+	for (const char *p = dst, *e = dst + CHUNK; (p = memchr(p, '\n', (size_t)(e - p))); p++)
+		lines++;
+	for (const char *p = dst, *e = dst + CHUNK; (p = memchr(p, '\x1b', (size_t)(e - p))); p++)
+		esc++;
+	uint64_t h = 0xcbf29ce484222325ull;
+	for (size_t i = 0; i < CHUNK; i += 8) {
+		uint64_t w;
+		memcpy(&w, dst + i, 8);
+		h = (h ^ w) * 0x100000001b3ull;
+	}
+	sink += h + lines + esc;
+	if (got)
+		fl_capture_commit(s, &c, CHUNK);
+}
+
+static __attribute__((noinline)) double session_loop_captured(fl_session *s, int n)
+{
+	uint64_t t0 = fl_bench_ticks();
+	for (int i = 0; i < n; i++)
+		work_chunk_captured(s, chunks[i % NCHUNKS]);
+	return fl_bench_ticks_ns(fl_bench_ticks() - t0);
+}
+
+static void scen_zerocopy(void)
+{
+	struct bsession fu;
+	bs_open(&fu, FL_LEVEL_FULL, 0, 0, 0);
+	struct bsession *ss[] = {&fu};
+	struct drainer d;
+	drainer_start(&d, ss, 1);
+	struct fl_fig *rz = fl_fig("ratio.full.zerocopy", "x");
+	fl_fig_target(rz, '<', 1.02);
+	fl_fig_note(rz, "z/a per round of 128 chunks, each read into its reserved record; a = no logging call");
+	int n = 128, rounds = opt.quick ? 10 : 300;
+	for (int i = 0; i < 3 * 8; i++) {
+		session_loop_captured(fu.s, n);
+		bs_wait_drained(&fu, 30);
+	}
+	for (int r = 0; r < rounds; r++) {
+		double t[2];
+		for (int v0 = 0; v0 < 2; v0++) {
+			int v = (v0 + r) % 2;
+			if (v == 1 && bs_wait_drained(&fu, 30) < 0)
+				die("the drainer did not keep up within 30 s");
+			t[v] = v == 0 ? session_loop_plain(n) : session_loop_captured(fu.s, n);
+		}
+		fl_fig_add(rz, t[1] / t[0]);
+	}
+	if (bs_wait_drained(&fu, 30) < 0)
+		die("the drainer did not keep up within 30 s");
+	struct fl_fig *fd = fl_fig("ratio.zerocopy.drops", "events");
+	fl_fig_add(fd, (double)bs_dropped(&fu));
+	fl_fig_target(fd, '<', 0);
+	bs_close(&fu);
+	drainer_stop(&d);
+	fl_ring_unlink(fu.shm);
+}
+
 /* ---- memory ---------------------------------------------------------------------------------- */
 
 static void scen_mem(void)
@@ -1039,8 +1113,8 @@ static const struct {
 	const char *name;
 	void (*run)(void);
 } scenarios[] = {
-    {"emit", scen_emit}, {"threads", scen_threads},   {"ratio", scen_ratio}, {"e2e", scen_e2e},
-    {"mem", scen_mem},	 {"compress", scen_compress}, {"lttng", scen_lttng},
+    {"emit", scen_emit}, {"threads", scen_threads}, {"ratio", scen_ratio},	 {"zerocopy", scen_zerocopy},
+    {"e2e", scen_e2e},	 {"mem", scen_mem},	    {"compress", scen_compress}, {"lttng", scen_lttng},
 };
 
 static int wanted(const char *name, char **args, int n)
@@ -1065,8 +1139,9 @@ static int wanted(const char *name, char **args, int n)
 
 static void usage(FILE *o)
 {
-	fprintf(o, "usage: fugue-bench [--json] [--quick] [--samples DIR] [--logd PATH|--no-logd] [SCENARIO...]\n"
-		   "scenarios: emit threads ratio e2e mem compress lttng (or figure keys such as emit.small)\n");
+	fprintf(o,
+		"usage: fugue-bench [--json] [--quick] [--samples DIR] [--logd PATH|--no-logd] [SCENARIO...]\n"
+		"scenarios: emit threads ratio zerocopy e2e mem compress lttng (or figure keys such as emit.small)\n");
 }
 
 static void find_sibling(char *out, size_t cap, const char *built, const char *rel)

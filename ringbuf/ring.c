@@ -4,6 +4,7 @@
 #include "ring.h"
 #include "why.h"
 #include "guard.h"
+#include "sysutil.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -101,13 +102,6 @@ int fl_proc_start(int pid, uint64_t *start)
 	return 0;
 }
 
-static int64_t now_ns(clockid_t c)
-{
-	struct timespec ts;
-	clock_gettime(c, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* 1 when the first "flags" line of /proc/cpuinfo has every word of want (NULL-terminated). */
 static int cpu_flags_have(const char *const *want)
 {
@@ -162,7 +156,7 @@ uint64_t fl_tsc_anchor(uint64_t *tsc, int64_t *realtime_ns)
 	/* an interrupt or preemption inside one bracket only widens that one: keep the tightest */
 	for (int i = 0; i < 5; i++) {
 		uint64_t t0 = fl_rdtsc();
-		int64_t rt = now_ns(CLOCK_REALTIME);
+		int64_t rt = fl_now_ns(CLOCK_REALTIME);
 		uint64_t t1 = fl_rdtsc();
 		if (t1 - t0 < best) {
 			best = t1 - t0;
@@ -204,7 +198,7 @@ int fl_ring_create(struct fl_ring *r, const char *name, const struct fl_ring_par
 	int fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -errno;
-	/* fchmod: the umask must not widen or narrow what DESIGN.md fixes */
+	/* fchmod: the umask must not widen or narrow what docs/layout.md fixes */
 	if (fchmod(fd, 0600) < 0 || ftruncate(fd, (off_t)size) < 0) {
 		int e = -errno;
 		close(fd);
@@ -248,11 +242,11 @@ int fl_ring_create(struct fl_ring *r, const char *name, const struct fl_ring_par
 		shm_unlink(name);
 		return prc;
 	}
-	h->start_realtime_ns = now_ns(CLOCK_REALTIME);
+	h->start_realtime_ns = fl_now_ns(CLOCK_REALTIME);
 	h->clock = p->clock == FL_RING_CLOCK_TSC && fl_tsc_usable() ? FL_RING_CLOCK_TSC : FL_RING_CLOCK_REALTIME;
 	if (h->clock == FL_RING_CLOCK_TSC)
 		fl_tsc_anchor(&h->anchor_tsc, &h->anchor_realtime_ns);
-	h->start_monotonic_ns = now_ns(CLOCK_MONOTONIC);
+	h->start_monotonic_ns = fl_now_ns(CLOCK_MONOTONIC);
 	snprintf(h->id, sizeof h->id, "%s", p->id);
 	atomic_init(&h->level, p->level);
 	/* magic last: an attacher racing creation sees a bad magic, never a half header */
@@ -443,7 +437,7 @@ int fl_lane_wait_room(struct fl_ring *r, uint32_t lane, uint32_t len, uint64_t t
 	uint64_t need = fl_rec_space(len) + fl_rec_space(fl_ring_max_record(r));
 	if (need > size)
 		need = size;
-	int64_t deadline = timeout_ns ? now_ns(CLOCK_MONOTONIC) + (int64_t)timeout_ns : 0;
+	int64_t deadline = timeout_ns ? fl_now_ns(CLOCK_MONOTONIC) + (int64_t)timeout_ns : 0;
 
 	for (unsigned spin = 0; spin < 256; spin++) {
 		/* pairs with the store-release of tail in fl_lane_release */
@@ -460,7 +454,7 @@ int fl_lane_wait_room(struct fl_ring *r, uint32_t lane, uint32_t len, uint64_t t
 		if (!room) {
 			struct timespec ts = {0, 10 * 1000 * 1000}; /* re-check: the drainer may be gone */
 			if (deadline) {
-				int64_t left = deadline - now_ns(CLOCK_MONOTONIC);
+				int64_t left = deadline - fl_now_ns(CLOCK_MONOTONIC);
 				if (left <= 0) {
 					atomic_fetch_sub_explicit(&c->waiters, 1, memory_order_relaxed);
 					return -ETIMEDOUT;

@@ -21,6 +21,7 @@
 #include "drain.h"
 #include "ring.h"
 #include "rings.h"
+#include "sysutil.h"
 
 #define RESCAN_MS 500		      /* periodic rescan, and the poll timeout of the discovery thread */
 #define REJECT_YOUNG_NS 2000000000ll  /* a refused name this young may be a ring being created: retried often */
@@ -71,13 +72,6 @@ struct fl_registry {
 	unsigned young; /* rejected names still young at the last scan: fast rescans only for them */
 	_Atomic unsigned count;
 };
-
-static int64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 static unsigned long hash_id(const char *id)
 {
@@ -152,7 +146,7 @@ static struct rejected *add_rejected(struct fl_registry *r, const char *name)
 	if (!x)
 		return NULL;
 	snprintf(x->name, sizeof x->name, "%s", name);
-	x->first_ns = mono_ns();
+	x->first_ns = fl_now_ns(CLOCK_MONOTONIC);
 	x->next = r->rejected;
 	r->rejected = x;
 	struct rejected **b = &r->rej_hash[hash_id(x->name) % REJECT_BUCKETS];
@@ -185,7 +179,7 @@ static int on_ring(const char *id, const char *shm_name, void *arg)
 		return 0;
 
 	struct rejected *x = find_rejected(r, shm_name);
-	int64_t now = mono_ns();
+	int64_t now = fl_now_ns(CLOCK_MONOTONIC);
 	if (x && x->reported && now - x->tried_ns < REJECT_RETRY_NS) {
 		x->seen = 1; /* refused before and reported: not worth an open and a map at every scan */
 		return 0;
@@ -304,7 +298,7 @@ static void *discovery_main(void *arg)
 	urcu_memb_register_thread();
 	int64_t last = 0;
 	while (!atomic_load(&r->stop)) {
-		int64_t now = mono_ns();
+		int64_t now = fl_now_ns(CLOCK_MONOTONIC);
 		int wake = 0;
 		if (r->inotify_fd >= 0) {
 			struct pollfd p = {r->inotify_fd, POLLIN, 0};
@@ -318,7 +312,7 @@ static void *discovery_main(void *arg)
 			struct timespec ts = {0, 50 * 1000000};
 			nanosleep(&ts, NULL);
 		}
-		now = mono_ns();
+		now = fl_now_ns(CLOCK_MONOTONIC);
 		if (wake || now - last >= RESCAN_MS * 1000000ll || r->young) {
 			scan(r);
 			last = now;

@@ -2,6 +2,7 @@
 /* archive.c: segment names and scanning, crash-safe lz4 archiving of closed segments, and the compressor thread. */
 #define _GNU_SOURCE
 #include "archive.h"
+#include "sysutil.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -136,21 +137,6 @@ static int read_full(int fd, void *buf, size_t len, size_t *got)
 		n += (size_t)r;
 	}
 	*got = n;
-	return 0;
-}
-
-static int write_full(int fd, const void *buf, size_t len)
-{
-	while (len) {
-		ssize_t w = write(fd, buf, len);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		buf = (const char *)buf + w;
-		len -= (size_t)w;
-	}
 	return 0;
 }
 
@@ -394,7 +380,7 @@ static int compress_fd(int in, int out, uint64_t size, uint64_t *out_bytes, long
 		rc = -EIO;
 		goto done;
 	}
-	if ((rc = write_full(out, dst, w)) < 0)
+	if ((rc = fl_write_full(out, dst, w)) < 0)
 		goto done;
 	total += w;
 	for (;;) {
@@ -409,7 +395,7 @@ static int compress_fd(int in, int out, uint64_t size, uint64_t *out_bytes, long
 			rc = -EIO;
 			goto done;
 		}
-		if ((rc = write_full(out, dst, w)) < 0)
+		if ((rc = fl_write_full(out, dst, w)) < 0)
 			goto done;
 		total += w;
 		if (pause_ms > 0) {
@@ -428,7 +414,7 @@ static int compress_fd(int in, int out, uint64_t size, uint64_t *out_bytes, long
 		rc = -EIO;
 		goto done;
 	}
-	if ((rc = write_full(out, dst, w)) < 0)
+	if ((rc = fl_write_full(out, dst, w)) < 0)
 		goto done;
 	total += w;
 	*out_bytes = total;
@@ -706,13 +692,6 @@ void fl_archiver_stop(struct fl_archiver *a, int finish)
 	free(a);
 }
 
-static uint64_t now_ns(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
-}
-
 int fl_archive_bench(const void *buf, size_t len, uint64_t min_ns, double *mb_per_s, double *ratio)
 {
 	LZ4F_preferences_t prefs;
@@ -721,7 +700,7 @@ int fl_archive_bench(const void *buf, size_t len, uint64_t min_ns, double *mb_pe
 	void *dst = malloc(cap);
 	if (!dst)
 		return -ENOMEM;
-	uint64_t t0 = now_ns(), t, bytes = 0;
+	uint64_t t0 = (uint64_t)fl_now_ns(CLOCK_MONOTONIC), t, bytes = 0;
 	size_t out = 0;
 	do {
 		out = LZ4F_compressFrame(dst, cap, buf, len, &prefs);
@@ -730,7 +709,7 @@ int fl_archive_bench(const void *buf, size_t len, uint64_t min_ns, double *mb_pe
 			return -EIO;
 		}
 		bytes += len;
-		t = now_ns();
+		t = (uint64_t)fl_now_ns(CLOCK_MONOTONIC);
 	} while (t - t0 < min_ns);
 	free(dst);
 	*mb_per_s = (double)bytes / 1e6 / ((double)(t - t0) / 1e9);

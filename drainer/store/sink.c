@@ -38,7 +38,7 @@ struct fl_sink {
 };
 
 /*
- * Rotation (h6). What each rotated segment held, at index n-1 of .segments: a
+ * Rotation. What each rotated segment held, at index n-1 of .segments: a
  * record is written before its rotation's rename, so every segment on disk has
  * one; records at or past the checkpoint's next_segment mean nothing (that
  * rotation is undone on reopen and the record written again).
@@ -124,7 +124,7 @@ int fl_sink_check_private(int fd, const char *what, char *why, size_t whylen)
 }
 
 /*
- * Puts the directory back to what the checkpoint describes (rotation, h6):
+ * Puts the directory back to what the checkpoint describes after a rotation:
  * every segment numbered from next on was rotated after it. Per class, the
  * lowest of them is the file that was active at the checkpoint: the others go
  * first (so a crash in here leaves the lowest in place for the next try), then
