@@ -114,10 +114,12 @@ def tests():
         ("python", "python3 -c 'import sys; print(\"h\\u00e9llo\"); sys.stdout.write(\"\\x1b[31mred\\x1b[0m\\n\")'",
          b""),
         ("resize", "stty rows 30 cols 100; stty size", b""),
+        ("seq", "seq 1 200000", b""),  # about 1.3 MB: many reads into the ring, the lane wrapping
         ("input", "read x; echo got:$x; read y; echo then:$y", b"abc\ndef\n"),
     ]
     for name, cmd, stdin in same:
-        rc, out = run("same-" + name, cmd, stdin)
+        # --block: a lane that fills up waits for the drainer, so every byte must be on disk
+        rc, out = run("same-" + name, cmd, stdin, opts=("--level", "full", "--block"))
         want = script_bytes(cmd, stdin)
         evs = events("same-" + name)
         got = transcript(evs)
@@ -125,6 +127,7 @@ def tests():
         check(got == want, "%s: recorded bytes equal script(1)'s (%r vs %r)" % (name, got[:80], want[:80]))
         check(out == want, "%s: stdout equals script(1)'s" % name)
         kinds = [e["event"] for e in evs]
+        check("dropped" not in kinds, "%s: nothing dropped with --block" % name)
         check(kinds.count("spawn") == 1 and kinds.count("exit") == 1 and kinds[0] == "spawn",
               "%s: one spawn first, one exit" % name)
         st = [e for e in evs if e["event"] == "state"]

@@ -18,6 +18,7 @@ struct rec {
 	char size[32]; /* "ROWSxCOLS" now */
 	char *const *argv;
 	int argc;
+	struct fl_capture cap; /* the reservation PTY output is being read into */
 };
 
 static uint64_t ref_of(const struct rec *r)
@@ -41,10 +42,20 @@ static void on_started(void *ctx, pid_t pid, unsigned rows, unsigned cols)
 	fl_emit_state(r->s, ref_of(r), "", r->size, reason);
 }
 
-static void on_output(void *ctx, const uint8_t *p, size_t n)
+/* PTY output read straight into the ring: one reservation per read, below full none at all */
+static uint8_t *on_reserve(void *ctx, size_t max, size_t *cap)
 {
 	struct rec *r = ctx;
-	fl_emit_transcript(r->s, ref_of(r), 1, p, n);
+	if (fl_capture_transcript(r->s, ref_of(r), 1, max, &r->cap) <= 0)
+		return NULL; /* below full, or the lane is full (counted as dropped): the relay reads on */
+	*cap = r->cap.cap;
+	return r->cap.data;
+}
+
+static void on_commit(void *ctx, size_t n)
+{
+	struct rec *r = ctx;
+	fl_capture_commit(r->s, &r->cap, n);
 }
 
 static void on_input(void *ctx, const uint8_t *p, size_t n)
@@ -183,7 +194,7 @@ int fl_cmd_run(int argc, char **argv)
 	/* a record must fit a quarter lane: read the PTY in chunks that do */
 	uint64_t ls = lane_size ? lane_size : (1ull << 20);
 	struct fl_pty_opts po = {.chunk = ls / 4 - 128 < (64 << 10) ? ls / 4 - 128 : (64 << 10)};
-	struct fl_pty_hooks hooks = {&r, on_started, on_output, on_input, on_resize, on_error};
+	struct fl_pty_hooks hooks = {&r, on_started, NULL, on_reserve, on_commit, on_input, on_resize, on_error};
 	struct fl_pty_result res = {0};
 	uint64_t t0 = now_ns();
 	rc = fl_pty_run(r.argv, &po, &hooks, &res);

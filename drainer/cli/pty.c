@@ -83,12 +83,20 @@ static void child_exec(int slave, char *const argv[], const sigset_t *old)
 /* Reads what the PTY has: 1 got bytes, 0 nothing now, -1 closed (EIO once every slave fd is gone). */
 static int pump_output(struct relay *r)
 {
-	ssize_t n = read(r->master, r->buf, r->chunk);
+	size_t cap = r->chunk;
+	uint8_t *dst = r->h->reserve ? r->h->reserve(r->h->ctx, r->chunk, &cap) : NULL;
+	ssize_t n = read(r->master, dst ? dst : r->buf, dst ? cap : r->chunk);
+	int e = errno;
+	if (dst)
+		r->h->commit(r->h->ctx, n > 0 ? (size_t)n : 0);
+	errno = e;
 	if (n > 0) {
-		if (r->h->output)
-			r->h->output(r->h->ctx, r->buf, (size_t)n);
+		const uint8_t *p = dst ? dst : r->buf;
+		if (!r->h->reserve && r->h->output)
+			r->h->output(r->h->ctx, p, (size_t)n);
+		/* a committed record stays in place until this thread reserves again: copy it from there */
 		for (size_t off = 0; r->out_ok && off < (size_t)n;) {
-			ssize_t w = write(STDOUT_FILENO, r->buf + off, (size_t)n - off);
+			ssize_t w = write(STDOUT_FILENO, p + off, (size_t)n - off);
 			if (w < 0 && errno == EINTR)
 				continue;
 			if (w <= 0)

@@ -16,7 +16,16 @@ struct fl_pty_hooks {
 	/* the child exists (its pid) and the PTY has this size (0x0 when stdin is no terminal) */
 	void (*started)(void *ctx, pid_t pid, unsigned rows, unsigned cols);
 	void (*output)(void *ctx, const uint8_t *p, size_t n); /* bytes read from the PTY */
-	void (*input)(void *ctx, const uint8_t *p, size_t n);  /* bytes read from stdin, before the PTY gets them */
+	/*
+	 * Zero-copy output, used when set: reserve returns where up to max bytes
+	 * of PTY output may be read to (*cap of them), or NULL when the bytes are
+	 * not to be kept (the relay then reads into its own buffer); commit(ctx,
+	 * n) publishes the n bytes read (0: nothing). The relay copies them to
+	 * stdout after the commit. With reserve set, output is not called.
+	 */
+	uint8_t *(*reserve)(void *ctx, size_t max, size_t *cap);
+	void (*commit)(void *ctx, size_t n);
+	void (*input)(void *ctx, const uint8_t *p, size_t n); /* bytes read from stdin, before the PTY gets them */
 	void (*resize)(void *ctx, unsigned rows, unsigned cols);
 	void (*error)(void *ctx, int code, const char *what); /* code is -errno */
 };
