@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "fuguelog.h"
 #include "sessread.h"
 
 static void help(void)
@@ -64,7 +65,8 @@ static void cast_text(FILE *f, uint8_t *carry, size_t *ncarry, const uint8_t *p,
 	if (!buf)
 		return;
 	memcpy(buf, carry, *ncarry);
-	memcpy(buf + *ncarry, p, n);
+	if (n)
+		memcpy(buf + *ncarry, p, n);
 	n += *ncarry;
 	*ncarry = 0;
 	fputc('"', f);
@@ -173,6 +175,9 @@ int fl_cmd_export(int argc, char **argv)
 	}
 	if (optind + 1 != argc)
 		return fl_cli_usage_err("export", "give exactly one SESSION");
+	if (fl_id_check(argv[optind]) < 0)
+		return fl_cli_usage_err("export", "'%s' is not a session id: ids are 1 to 64 of A-Z a-z 0-9 . _ -",
+					argv[optind]);
 	if (!format || (strcmp(format, "asciicast") && strcmp(format, "script")))
 		return fl_cli_usage_err("export", "--format asciicast or --format script is required");
 	struct exp x = {.cast = !strcmp(format, "asciicast")};
@@ -269,6 +274,13 @@ int fl_cmd_export(int argc, char **argv)
 	}
 	if (!x.header)
 		header(&x, NULL, 0, 0);
+	for (int in = 0; in < 2; in++)
+		if (x.cast && x.ncarry[in]) {
+			/* a character cut off by the end of the recording: shown as U+FFFD rather than lost */
+			fprintf(x.out, "[%.6f, \"%s\", ", (double)(x.prev - x.t0) / 1e9, in ? "i" : "o");
+			cast_text(x.out, x.carry[in], &x.ncarry[in], NULL, 0, 1);
+			fputs("]\n", x.out);
+		}
 	free(spawn);
 	fl_sessread_close(r);
 	if ((x.out != stdout && fclose(x.out)) || (x.out == stdout && fflush(stdout)) || (x.tm && fclose(x.tm))) {

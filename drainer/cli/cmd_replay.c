@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "fuguelog.h"
 #include "sessread.h"
 
 static void help(void)
@@ -66,6 +67,9 @@ int fl_cmd_replay(int argc, char **argv)
 		return fl_cli_usage_err("replay", "--speed and --no-timing exclude each other");
 	if (optind + 1 != argc)
 		return fl_cli_usage_err("replay", "give exactly one SESSION");
+	if (fl_id_check(argv[optind]) < 0)
+		return fl_cli_usage_err("replay", "'%s' is not a session id: ids are 1 to 64 of A-Z a-z 0-9 . _ -",
+					argv[optind]);
 	struct fl_config cfg;
 	int rc = fl_cli_config(&cfg);
 	if (rc)
