@@ -215,7 +215,9 @@ def tmux_session():
             time.sleep(0.05)
         check(screen().count("hello tmux") == 2, "tmux: the typed line is echoed and cat prints it back")
         subprocess.run(tm + ["resize-window", "-x", "100", "-y", "30"], env=ENV, check=True)
-        time.sleep(0.5)  # let SIGWINCH arrive before the end; only the count below is asserted
+        while time.monotonic() < deadline and not [e for e in events("tmux") if e["event"] == "state" and
+                                                   e["data"]["to"] == "30x100"]:
+            time.sleep(0.05)  # the resize is on disk before the end is typed
         subprocess.run(tm + ["send-keys", "C-d"], env=ENV, check=True)
         while not os.path.exists(rcf) and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -269,8 +271,11 @@ def tmux_job_control():
         keys("C-z")
         check(until(lambda: "Stopped" in screen()), "job control: Ctrl-Z stops the session, bash says Stopped")
         check(stty_file("stty.stopped") == before, "job control: while stopped the terminal is as it was")
+        tty = subprocess.run(tm + ["display", "-p", "#{pane_tty}"], env=env, stdout=subprocess.PIPE).stdout.strip()
         keys("fg", "Enter")
-        time.sleep(0.3)  # bash resumes the job; only what follows is asserted
+        # cfmakeraw clears opost, readline does not: "two" typed before raw mode would arrive cooked (\n)
+        check(until(lambda: b"-opost" in subprocess.run(["stty", "-F", tty, "-a"], stdout=subprocess.PIPE).stdout),
+              "job control: after fg the terminal is in raw mode again")
         keys("two", "Enter")
         check(until(lambda: screen().count("two") >= 2), "job control: after fg cat reads and prints again")
         keys("C-d")
