@@ -4,7 +4,9 @@
 #include "segread.h"
 #include "why.h"
 
+#include <ctype.h>
 #include <dirent.h>
+#include <inttypes.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <lz4frame.h>
@@ -22,8 +24,9 @@ struct fl_segread {
 	int active; /* hold back an incomplete last line */
 	int err;    /* sticky error of an lz4 archive */
 	LZ4F_dctx *dctx;
-	size_t hint; /* last LZ4F_decompress result: 0 between frames */
-	char *buf;   /* decoded bytes [pos, end); no '\n' in [pos, scan) */
+	size_t hint;	 /* last LZ4F_decompress result: 0 between frames */
+	uint64_t frames; /* lz4 frames decoded to their end */
+	char *buf;	 /* decoded bytes [pos, end); no '\n' in [pos, scan) */
 	size_t cap, pos, end, scan;
 	uint8_t *src; /* compressed bytes [spos, send) */
 	size_t spos, send;
@@ -169,6 +172,7 @@ static ssize_t fill(struct fl_segread *r)
 		}
 		/* 0 means a frame ended and dctx is ready for the next one (concatenated frames) */
 		r->hint = ret;
+		r->frames += ret == 0;
 		r->spos += ssz;
 		r->end += dsz;
 		if (dsz)
@@ -215,35 +219,97 @@ int fl_segread_next(struct fl_segread *r, const char **line, size_t *len, char *
 	}
 }
 
-/* ---- listing ------------------------------------------------------------------------ */
+/* Next decoded bytes regardless of lines: 1 with the bytes in *p and *len, 0 at the end, or -errno (why in r->errmsg).
+ */
+static int next_chunk(struct fl_segread *r, const char **p, size_t *len)
+{
+	if (r->pos == r->end) {
+		r->pos = r->end = r->scan = 0;
+		ssize_t k = fill(r);
+		if (k <= 0)
+			return (int)k;
+	}
+	*p = r->buf + r->pos;
+	*len = r->end - r->pos;
+	r->pos = r->scan = r->end;
+	return 1;
+}
 
-/* Matches <cls>.jsonl (active) or <cls>.<digits>.jsonl[.lz4]. */
+int fl_seg_read(int dirfd, const char *name, int (*fn)(void *arg, const void *buf, size_t len), void *arg)
+{
+	struct fl_segread *r;
+	int rc = fl_segread_open(&r, dirfd, name, NULL, 0);
+	if (rc < 0)
+		return rc;
+	const char *p = NULL;
+	size_t len = 0;
+	while ((rc = next_chunk(r, &p, &len)) > 0)
+		if ((rc = fn(arg, p, len)) != 0)
+			break;
+	if (rc == 0 && r->lz4 && r->frames == 0)
+		rc = -EBADMSG; /* an empty file is never a whole archive */
+	fl_segread_close(r);
+	return rc;
+}
+
+/* ---- names and listing ---------------------------------------------------------------- */
+
+int fl_seg_name(char *buf, size_t len, const char *cls, uint64_t n, enum fl_seg_kind kind)
+{
+	const char *suffix = kind == FL_SEG_LZ4 ? ".lz4" : kind == FL_SEG_TMP ? ".lz4.tmp" : "";
+	int w = snprintf(buf, len, "%s.%06" PRIu64 ".jsonl%s", cls, n, suffix);
+	return w < 0 || (size_t)w >= len ? -ENAMETOOLONG : 0;
+}
+
+int fl_seg_parse(const char *name, char cls[16], uint64_t *n)
+{
+	size_t i = 0;
+	while (name[i] >= 'a' && name[i] <= 'z')
+		i++;
+	if (i == 0 || i > 15 || name[i] != '.')
+		return 0;
+	size_t d = i + 1, j = d;
+	uint64_t v = 0;
+	while (isdigit((unsigned char)name[j])) {
+		if (j - d >= 19)
+			return 0;
+		v = v * 10 + (uint64_t)(name[j] - '0');
+		j++;
+	}
+	if (j - d < 6)
+		return 0;
+	const char *rest = name + j;
+	int kind;
+	if (!strcmp(rest, ".jsonl"))
+		kind = FL_SEG_PLAIN;
+	else if (!strcmp(rest, ".jsonl.lz4"))
+		kind = FL_SEG_LZ4;
+	else if (!strcmp(rest, ".jsonl.lz4.tmp"))
+		kind = FL_SEG_TMP;
+	else
+		return 0;
+	memcpy(cls, name, i);
+	cls[i] = 0;
+	*n = v;
+	return kind;
+}
+
+/* Matches <cls>.jsonl (active) or, by fl_seg_parse, <cls>.<NNNNNN>.jsonl[.lz4]. */
 static int parse_name(const char *name, const char *cls, struct fl_seg *s)
 {
 	size_t cl = strlen(cls);
-	if (strncmp(name, cls, cl) || name[cl] != '.')
+	if (strncmp(name, cls, cl) || name[cl] != '.' || strlen(name) >= sizeof s->name)
 		return 0;
-	const char *p = name + cl + 1;
-	if (!strcmp(p, "jsonl")) {
+	if (!strcmp(name + cl + 1, "jsonl")) {
 		s->num = FL_SEG_ACTIVE;
 		s->lz4 = 0;
 	} else {
-		uint64_t n = 0;
-		const char *d = p;
-		while (*p >= '0' && *p <= '9' && p - d < 10)
-			n = n * 10 + (uint64_t)(*p++ - '0');
-		if (p == d || n >= FL_SEG_ACTIVE)
+		char c[16];
+		int kind = fl_seg_parse(name, c, &s->num);
+		if ((kind != FL_SEG_PLAIN && kind != FL_SEG_LZ4) || strcmp(c, cls) || s->num == FL_SEG_ACTIVE)
 			return 0;
-		if (!strcmp(p, ".jsonl"))
-			s->lz4 = 0;
-		else if (!strcmp(p, ".jsonl.lz4"))
-			s->lz4 = 1;
-		else
-			return 0;
-		s->num = (uint32_t)n;
+		s->lz4 = kind == FL_SEG_LZ4;
 	}
-	if (strlen(name) >= sizeof s->name)
-		return 0;
 	snprintf(s->name, sizeof s->name, "%s", name);
 	return 1;
 }
