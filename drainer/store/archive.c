@@ -5,7 +5,6 @@
 #include "sysutil.h"
 
 #include <ctype.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -384,32 +383,32 @@ int fl_archive_segment(int dirfd, const char *plain, struct fl_archive_stats *st
 	return archive_segment(dirfd, plain, st, 0);
 }
 
+struct recover_state {
+	int dirfd;
+	uint64_t skip_from;
+	void (*todo)(const char *plain, void *arg);
+	void *arg;
+	int count;
+};
+
+static int recover_one(void *arg, const struct fl_seg_ent *e)
+{
+	struct recover_state *r = arg;
+	if (e->kind == FL_SEG_TMP) {
+		unlinkat(r->dirfd, e->name, 0);
+	} else if (e->kind == FL_SEG_PLAIN && e->n < r->skip_from) {
+		if (r->todo)
+			r->todo(e->name, r->arg);
+		r->count++;
+	}
+	return 0;
+}
+
 int fl_archive_recover(int dirfd, uint64_t skip_from, void (*todo)(const char *plain, void *arg), void *arg)
 {
-	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	DIR *d = fdopendir(fd);
-	if (!d) {
-		close(fd);
-		return -errno;
-	}
-	int count = 0;
-	struct dirent *e;
-	while ((e = readdir(d))) {
-		char cls[16];
-		uint64_t n;
-		int kind = fl_seg_parse(e->d_name, cls, &n);
-		if (kind == FL_SEG_TMP) {
-			unlinkat(dirfd, e->d_name, 0);
-		} else if (kind == FL_SEG_PLAIN && n < skip_from) {
-			if (todo)
-				todo(e->d_name, arg);
-			count++;
-		}
-	}
-	closedir(d);
-	return count;
+	struct recover_state r = {.dirfd = dirfd, .skip_from = skip_from, .todo = todo, .arg = arg};
+	int rc = fl_seg_each(dirfd, recover_one, &r);
+	return rc < 0 ? rc : r.count;
 }
 
 /* ---- compressor thread ---- */

@@ -18,7 +18,9 @@
 
 #include "archive.h"
 #include "fuguelog.h"
+#include "manifest.h"
 #include "segindex.h"
+#include "segread.h"
 
 #define GC_LOCK "@gc.lock"
 #define REMOVING_PREFIX "@removing."
@@ -213,24 +215,16 @@ static int remove_session_dir(int root_fd, const char *id, uint64_t *files)
 /* "live", "ended", "abandoned" from session.json; 1 live, 0 ended, 1 when unknown. */
 static int manifest_live(int dirfd)
 {
-	int fd = openat(dirfd, "session.json", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
+	char *buf;
+	size_t len;
+	const char *v;
+	size_t vlen;
+	if (fl_manifest_load(dirfd, &buf, &len) < 0 || !buf)
 		return 1;
-	char buf[8192];
-	ssize_t n = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	if (n <= 0)
-		return 1;
-	buf[n] = 0;
-	const char *p = strstr(buf, "\"state\"");
-	if (!p)
-		return 1;
-	p += 7;
-	while (*p == ' ' || *p == '\t' || *p == '\n' || *p == ':')
-		p++;
-	if (!strncmp(p, "\"ended\"", 7) || !strncmp(p, "\"abandoned\"", 11))
-		return 0;
-	return 1;
+	int live = fl_json_field(buf, len, "state", &v, &vlen) < 0 ||
+		   !((vlen == 7 && !memcmp(v, "\"ended\"", 7)) || (vlen == 11 && !memcmp(v, "\"abandoned\"", 11)));
+	free(buf);
+	return live;
 }
 
 struct seg {

@@ -16,9 +16,8 @@
 
 #include "archive.h"
 #include "config.h"
+#include "manifest.h"
 #include "segread.h"
-
-#define MANIFEST_MAX (64u << 20)
 
 /* The end of the JSON value starting at p (object, array, string or scalar), or NULL when it does not end. */
 static const char *value_end(const char *p, const char *e)
@@ -61,25 +60,11 @@ static int num_field(const char *o, size_t len, const char *key, uint64_t *out)
 int fl_segindex_load(int dirfd, struct fl_segindex *idx)
 {
 	memset(idx, 0, sizeof *idx);
-	int fd = openat(dirfd, "session.json", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	struct stat st;
-	if (fstat(fd, &st) < 0 || st.st_size <= 0 || (uint64_t)st.st_size > MANIFEST_MAX) {
-		close(fd);
-		return 0;
-	}
-	size_t len = (size_t)st.st_size;
-	char *buf = malloc(len);
-	if (!buf) {
-		close(fd);
-		return -ENOMEM;
-	}
-	size_t got = 0;
-	ssize_t k;
-	while (got < len && (k = read(fd, buf + got, len - got)) > 0)
-		got += (size_t)k;
-	close(fd);
+	char *buf;
+	size_t got;
+	int lrc = fl_manifest_load(dirfd, &buf, &got);
+	if (lrc < 0 || !buf)
+		return lrc;
 	const char *arr;
 	size_t alen;
 	int rc = 0;
@@ -186,26 +171,11 @@ static int put_replaced(char **b, size_t *len, size_t *cap, const char *p, size_
 
 int fl_segindex_refresh(int dirfd)
 {
-	int fd = openat(dirfd, "session.json", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	struct stat st;
-	if (fstat(fd, &st) < 0 || st.st_size <= 0 || (uint64_t)st.st_size > MANIFEST_MAX) {
-		close(fd);
-		return 0;
-	}
-	size_t len = (size_t)st.st_size, got = 0;
-	char *buf = malloc(len + 1), *out = NULL;
-	size_t olen = 0, ocap = 0;
-	ssize_t k;
-	int rc = 0, changed = 0;
-	if (!buf) {
-		close(fd);
-		return -ENOMEM;
-	}
-	while (got < len && (k = read(fd, buf + got, len - got)) > 0)
-		got += (size_t)k;
-	close(fd);
+	char *buf, *out = NULL;
+	size_t got, olen = 0, ocap = 0;
+	int rc = fl_manifest_load(dirfd, &buf, &got), changed = 0, fd;
+	if (rc < 0 || !buf)
+		return rc;
 	const char *arr;
 	size_t alen;
 	if (fl_json_field(buf, got, "segments", &arr, &alen) < 0 || alen < 2 || arr[0] != '[')

@@ -294,24 +294,28 @@ int fl_seg_parse(const char *name, char cls[16], uint64_t *n)
 	return kind;
 }
 
-/* Matches <cls>.jsonl (active) or, by fl_seg_parse, <cls>.<NNNNNN>.jsonl[.lz4]. */
-static int parse_name(const char *name, const char *cls, struct fl_seg *s)
+int fl_seg_each(int dirfd, int (*fn)(void *arg, const struct fl_seg_ent *e), void *arg)
 {
-	size_t cl = strlen(cls);
-	if (strncmp(name, cls, cl) || name[cl] != '.' || strlen(name) >= sizeof s->name)
-		return 0;
-	if (!strcmp(name + cl + 1, "jsonl")) {
-		s->num = FL_SEG_ACTIVE;
-		s->lz4 = 0;
-	} else {
-		char c[16];
-		int kind = fl_seg_parse(name, c, &s->num);
-		if ((kind != FL_SEG_PLAIN && kind != FL_SEG_LZ4) || strcmp(c, cls) || s->num == FL_SEG_ACTIVE)
-			return 0;
-		s->lz4 = kind == FL_SEG_LZ4;
+	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (!d) {
+		int e = -errno;
+		if (fd >= 0)
+			close(fd);
+		return e;
 	}
-	snprintf(s->name, sizeof s->name, "%s", name);
-	return 1;
+	int rc = 0;
+	struct dirent *de;
+	while (!rc && (de = readdir(d))) {
+		struct fl_seg_ent s = {.name = de->d_name};
+		int kind = fl_seg_parse(de->d_name, s.cls, &s.n);
+		if (!kind)
+			continue;
+		s.kind = (enum fl_seg_kind)kind;
+		rc = fn(arg, &s);
+	}
+	closedir(d);
+	return rc;
 }
 
 static int seg_cmp(const void *a, const void *b)
@@ -322,54 +326,64 @@ static int seg_cmp(const void *a, const void *b)
 	return x->lz4 - y->lz4; /* plain first: it wins over a possibly incomplete archive */
 }
 
+struct seg_list {
+	const char *cls;
+	struct fl_seg *v;
+	size_t n, cap;
+};
+
+static int seg_list_add(struct seg_list *l, uint64_t num, int lz4, const char *name)
+{
+	if (strlen(name) >= sizeof l->v->name)
+		return 0;
+	if (l->n == l->cap) {
+		size_t nc = l->cap ? l->cap * 2 : 16;
+		struct fl_seg *nv = realloc(l->v, nc * sizeof *nv);
+		if (!nv)
+			return -ENOMEM;
+		l->v = nv;
+		l->cap = nc;
+	}
+	struct fl_seg *s = &l->v[l->n++];
+	s->num = num;
+	s->lz4 = lz4;
+	snprintf(s->name, sizeof s->name, "%s", name);
+	return 0;
+}
+
+static int seg_list_one(void *arg, const struct fl_seg_ent *e)
+{
+	struct seg_list *l = arg;
+	if (strcmp(e->cls, l->cls) || (e->kind != FL_SEG_PLAIN && e->kind != FL_SEG_LZ4) || e->n == FL_SEG_ACTIVE)
+		return 0;
+	return seg_list_add(l, e->n, e->kind == FL_SEG_LZ4, e->name);
+}
+
 int fl_segments_list(int dirfd, const char *cls, struct fl_seg **out)
 {
 	*out = NULL;
-	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	DIR *d = fdopendir(fd);
-	if (!d) {
-		int e = errno;
-		close(fd);
-		return -e;
-	}
-	struct fl_seg *v = NULL;
-	size_t n = 0, cap = 0;
-	struct dirent *e;
-	int rc = 0;
-	while ((e = readdir(d))) {
-		struct fl_seg s;
-		if (!parse_name(e->d_name, cls, &s))
-			continue;
-		if (n == cap) {
-			size_t nc = cap ? cap * 2 : 16;
-			struct fl_seg *nv = realloc(v, nc * sizeof *v);
-			if (!nv) {
-				rc = -ENOMEM;
-				break;
-			}
-			v = nv;
-			cap = nc;
-		}
-		v[n++] = s;
-	}
-	closedir(d);
+	struct seg_list l = {.cls = cls};
+	int rc = fl_seg_each(dirfd, seg_list_one, &l);
+	char active[FL_SEG_NAME_MAX];
+	struct stat st;
+	if (!rc && snprintf(active, sizeof active, "%s.jsonl", cls) < (int)sizeof active &&
+	    fstatat(dirfd, active, &st, AT_SYMLINK_NOFOLLOW) == 0)
+		rc = seg_list_add(&l, FL_SEG_ACTIVE, 0, active);
 	if (rc < 0) {
-		free(v);
+		free(l.v);
 		return rc;
 	}
-	if (n > 1)
-		qsort(v, n, sizeof *v, seg_cmp);
+	if (l.n > 1)
+		qsort(l.v, l.n, sizeof *l.v, seg_cmp);
 	size_t k = 0;
-	for (size_t i = 0; i < n; i++)
-		if (!k || v[k - 1].num != v[i].num)
-			v[k++] = v[i];
+	for (size_t i = 0; i < l.n; i++)
+		if (!k || l.v[k - 1].num != l.v[i].num)
+			l.v[k++] = l.v[i];
 	if (!k) {
-		free(v);
-		v = NULL;
+		free(l.v);
+		l.v = NULL;
 	}
-	*out = v;
+	*out = l.v;
 	return (int)k;
 }
 

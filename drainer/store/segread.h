@@ -47,6 +47,21 @@ int fl_seg_name(char *buf, size_t len, const char *cls, uint64_t n, enum fl_seg_
  */
 int fl_seg_parse(const char *name, char cls[16], uint64_t *n);
 
+/* A directory entry that is a segment, as fl_seg_each hands it over (valid during the call). */
+struct fl_seg_ent {
+	const char *name;
+	char cls[16];
+	uint64_t n;
+	enum fl_seg_kind kind;
+};
+
+/*
+ * The one lister of segment names: calls fn for every entry of dirfd that
+ * fl_seg_parse accepts (any class and kind, directory order). Stops when fn
+ * returns non-zero and returns that value; returns 0 or -errno.
+ */
+int fl_seg_each(int dirfd, int (*fn)(void *arg, const struct fl_seg_ent *e), void *arg);
+
 /*
  * Streams the content of `name` in dirfd to fn in pieces, through the same
  * reader as fl_segread_next: decompressed for `.lz4` names (every frame
@@ -99,7 +114,7 @@ struct fl_seg {
 /*
  * Lists the files of class cls ("system", "user") in dirfd in reading order:
  * segments by number (the plain one when both exist), then the active file if
- * present. Names that do not match the patterns exactly are ignored.
+ * present (segments found by fl_seg_each). Other names are ignored.
  * Returns the count and *out (free() it; NULL when 0), or -errno.
  */
 int fl_segments_list(int dirfd, const char *cls, struct fl_seg **out);

@@ -4,7 +4,6 @@
 #include "sink.h"
 #include "why.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -130,55 +129,57 @@ int fl_sink_check_private(int fd, const char *what, char *why, size_t whylen)
  * first (so a crash in here leaves the lowest in place for the next try), then
  * it is renamed back over the active name, to be truncated by the caller.
  */
+struct undo_state {
+	int dirfd;
+	uint64_t next;
+	uint64_t low[FL_SINK_CLASSES]; /* per class, the lowest plain segment numbered from next on */
+	int found;
+	int err; /* the last removal that failed; the others are still tried */
+};
+
+static int is_low(const struct undo_state *u, const struct fl_seg_ent *e)
+{
+	int low = 0;
+	for (int c = 0; c < FL_SINK_CLASSES; c++)
+		low |= !strcmp(e->cls, cls_names[c]) && e->kind == FL_SEG_PLAIN && e->n == u->low[c];
+	return low;
+}
+
+static int undo_find_low(void *arg, const struct fl_seg_ent *e)
+{
+	struct undo_state *u = arg;
+	if (e->n < u->next)
+		return 0;
+	u->found = 1;
+	for (int c = 0; c < FL_SINK_CLASSES; c++)
+		if (!strcmp(e->cls, cls_names[c]) && e->kind == FL_SEG_PLAIN && e->n < u->low[c])
+			u->low[c] = e->n;
+	return 0;
+}
+
+static int undo_remove_rest(void *arg, const struct fl_seg_ent *e)
+{
+	struct undo_state *u = arg;
+	if (e->n >= u->next && !is_low(u, e) && unlinkat(u->dirfd, e->name, 0) < 0 && errno != ENOENT)
+		u->err = -errno;
+	return 0;
+}
+
 static int undo_rotations(int dirfd, uint64_t next)
 {
-	int dfd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
-	if (!d) {
-		if (dfd >= 0)
-			close(dfd);
-		return -errno;
-	}
-	uint64_t low[FL_SINK_CLASSES] = {UINT64_MAX, UINT64_MAX};
-	int found = 0;
-	struct dirent *e;
-	while ((e = readdir(d))) {
-		char cls[16];
-		uint64_t n;
-		int kind = fl_seg_parse(e->d_name, cls, &n);
-		if (!kind || n < next)
-			continue;
-		found = 1;
-		for (int c = 0; c < FL_SINK_CLASSES; c++)
-			if (!strcmp(cls, cls_names[c]) && kind == FL_SEG_PLAIN && n < low[c])
-				low[c] = n;
-	}
-	if (!found) {
-		closedir(d);
-		return 0;
-	}
-	rewinddir(d);
-	int rc = 0;
-	while ((e = readdir(d))) {
-		char cls[16];
-		uint64_t n;
-		int kind = fl_seg_parse(e->d_name, cls, &n);
-		if (!kind || n < next)
-			continue;
-		int keep = 0;
-		for (int c = 0; c < FL_SINK_CLASSES; c++)
-			keep |= !strcmp(cls, cls_names[c]) && kind == FL_SEG_PLAIN && n == low[c];
-		if (!keep && unlinkat(dirfd, e->d_name, 0) < 0 && errno != ENOENT)
-			rc = -errno;
-	}
-	closedir(d);
+	struct undo_state u = {.dirfd = dirfd, .next = next, .low = {UINT64_MAX, UINT64_MAX}};
+	int rc = fl_seg_each(dirfd, undo_find_low, &u);
+	if (rc < 0 || !u.found)
+		return rc;
+	rc = fl_seg_each(dirfd, undo_remove_rest, &u);
+	rc = rc < 0 ? rc : u.err;
 	if (rc < 0 || fsync(dirfd) < 0)
 		return rc < 0 ? rc : -errno;
 	for (int c = 0; c < FL_SINK_CLASSES; c++) {
 		char name[FL_SEG_NAME_MAX];
-		if (low[c] == UINT64_MAX)
+		if (u.low[c] == UINT64_MAX)
 			continue;
-		fl_seg_name(name, sizeof name, cls_names[c], low[c], FL_SEG_PLAIN);
+		fl_seg_name(name, sizeof name, cls_names[c], u.low[c], FL_SEG_PLAIN);
 		if (renameat(dirfd, name, dirfd, names[c]) < 0)
 			return -errno;
 	}
