@@ -296,6 +296,51 @@ static inline int64_t fl_emit_input(fl_session *s, uint64_t ref, const void *dat
 	return FL__EMIT(INPUT, fl__emit_input(s, ref, data, len));
 }
 
+/* ---- zero-copy capture: reserve a transcript or input record, fill it, commit ------------ */
+
+/*
+ * A reservation of one transcript or input record in the calling thread's
+ * lane. data/cap are for the caller; the rest belongs to the library.
+ */
+struct fl_capture {
+	void *data;	   /* room for up to cap bytes, inside the ring */
+	size_t cap;	   /* <= the max asked for: also bounded by a quarter of the lane */
+	uint64_t priv_[6]; /* the library's; do not touch */
+};
+
+/*
+ * Reserves a transcript record (stream as in fl_emit_transcript) or an input
+ * record for up to max bytes, so a caller can produce the bytes in place
+ * (read(2) from a PTY straight into the ring) and publish them with
+ * fl_capture_commit. Returns the id the event will carry (> 0) with *c filled,
+ * 0 when the kind is above the level (*c untouched: the inline check costs one
+ * relaxed load, a compare and a branch), -ENOBUFS (lane full, counted as
+ * dropped), -EINVAL (max 0), -ECHILD (forked child). Between reserve and
+ * commit the lane is the caller's: the same thread must commit, soon and
+ * without emitting into the same session in between.
+ */
+int64_t fl__capture_transcript(fl_session *s, uint64_t ref, uint32_t stream, size_t max, struct fl_capture *c);
+int64_t fl__capture_input(fl_session *s, uint64_t ref, size_t max, struct fl_capture *c);
+
+/*
+ * Publishes the first n bytes of a reservation (n <= c->cap) as the record,
+ * stamped now. n == 0 abandons it: nothing is published and nothing counted.
+ * Returns the event's id, 0 when abandoned, -EINVAL when n > c->cap
+ * (abandoned too). The record's length fields have a fixed width (five-byte
+ * varints), so it decodes as any protobuf Event does.
+ */
+int64_t fl_capture_commit(fl_session *s, struct fl_capture *c, size_t n);
+
+static inline int64_t fl_capture_transcript(fl_session *s, uint64_t ref, uint32_t stream, size_t max,
+					    struct fl_capture *c)
+{
+	return FL__EMIT(TRANSCRIPT, fl__capture_transcript(s, ref, stream, max, c));
+}
+static inline int64_t fl_capture_input(fl_session *s, uint64_t ref, size_t max, struct fl_capture *c)
+{
+	return FL__EMIT(INPUT, fl__capture_input(s, ref, max, c));
+}
+
 #ifdef __cplusplus
 }
 #endif

@@ -699,3 +699,128 @@ int64_t fl__emit_input(fl_session *s, uint64_t ref, const void *data, size_t len
 		return too_big(s);
 	EMIT(FL_KIND_INPUT, BYTES(1, data, len));
 }
+
+/* ---- zero-copy capture -------------------------------------------------------------- */
+
+/* What a struct fl_capture's priv_ holds between reserve and commit. */
+struct capture_priv {
+	struct fl_reservation res; /* sized for cap bytes; shrunk to the n committed */
+	uint8_t *body_len;	   /* the body's fixed five-byte length */
+	uint32_t hdr;		   /* record bytes before the data */
+	uint32_t locked;	   /* lane_enter took the lane's lock */
+};
+_Static_assert(sizeof(struct capture_priv) <= sizeof(((struct fl_capture *)0)->priv_), "capture state fits");
+
+/* A length as a five-byte varint (0x80-continued): any value up to 2^35 keeps the same width. */
+static inline uint8_t *pb_varint5(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v | 0x80);
+	p[1] = (uint8_t)((v >> 7) | 0x80);
+	p[2] = (uint8_t)((v >> 14) | 0x80);
+	p[3] = (uint8_t)((v >> 21) | 0x80);
+	p[4] = (uint8_t)(v >> 28);
+	return p + 5;
+}
+
+/*
+ * Reserves Event{id,ref,pid,tid,body{[stream], data}} for max data bytes; the
+ * timestamp and both lengths are written at commit. The lane stays entered
+ * until then, so no other record can land between.
+ */
+static int64_t capture(fl_session *s, int kind, uint64_t ref, uint32_t stream, size_t max, struct fl_capture *c)
+{
+	if (__builtin_expect(s->pid != atomic_load_explicit(&proc_pid, memory_order_relaxed), 0))
+		return -ECHILD;
+	if (!max)
+		return -EINVAL;
+	struct tls_slot *t = lane_for(s);
+	uint32_t lane = t->lane;
+	uint32_t tid = tls_tid;
+	int locked = lane_enter(s, t);
+	uint64_t seq = fl_load_relaxed(&s->ring.lanes[lane].seq); /* ours while entered */
+	uint64_t id = ((seq + 1) << 6) | lane;
+	/* data field: tag, five-byte length; transcript adds its stream before it */
+	size_t inner = (kind == FL_KIND_TRANSCRIPT && stream ? 1 + pb_varint_size(stream) : 0) + 1 + 5;
+	size_t hdr = 9 + 1 + pb_varint_size(id) + (ref ? 1 + pb_varint_size(ref) : 0) + 1 + pb_varint_size(s->pid) + 1 +
+		     pb_varint_size(tid) + 1 + 5 + inner;
+	if (hdr >= s->max_record) {
+		fl_lane_drop(&s->ring, lane);
+		lane_leave(s, t, locked);
+		return -EMSGSIZE;
+	}
+	size_t cap = max < s->max_record - hdr ? max : s->max_record - hdr;
+	struct capture_priv *cp = (struct capture_priv *)(void *)c->priv_;
+	uint32_t len = (uint32_t)(hdr + cap);
+	int rc = fl_lane_reserve(&s->ring, lane, len, &cp->res);
+	if (rc < 0 && s->block && fl_lane_wait_room(&s->ring, lane, len, s->block_timeout_ns) == 0)
+		rc = fl_lane_reserve(&s->ring, lane, len, &cp->res);
+	if (rc < 0) {
+		fl_lane_drop(&s->ring, lane);
+		lane_leave(s, t, locked);
+		return -ENOBUFS;
+	}
+	uint8_t *p = cp->res.payload + 9; /* the timestamp goes in at commit */
+	*p++ = (uint8_t)pb_tag(2, PB_VARINT);
+	p = pb_varint(p, id);
+	if (ref) {
+		*p++ = (uint8_t)pb_tag(3, PB_VARINT);
+		p = pb_varint(p, ref);
+	}
+	*p++ = (uint8_t)pb_tag(4, PB_VARINT);
+	p = pb_varint(p, s->pid);
+	*p++ = (uint8_t)pb_tag(5, PB_VARINT);
+	p = pb_varint(p, tid);
+	*p++ = (uint8_t)pb_tag((unsigned)kind + 5, PB_LEN);
+	cp->body_len = p;
+	p += 5;
+	if (kind == FL_KIND_TRANSCRIPT && stream) {
+		*p++ = (uint8_t)pb_tag(1, PB_VARINT);
+		p = pb_varint(p, stream);
+	}
+	*p++ = (uint8_t)pb_tag(kind == FL_KIND_TRANSCRIPT ? 2 : 1, PB_LEN);
+	cp->hdr = (uint32_t)hdr;
+	cp->locked = (uint32_t)locked;
+	c->data = cp->res.payload + hdr;
+	c->cap = cap;
+	return (int64_t)id;
+}
+
+int64_t fl__capture_transcript(fl_session *s, uint64_t ref, uint32_t stream, size_t max, struct fl_capture *c)
+{
+	return capture(s, FL_KIND_TRANSCRIPT, ref, stream, max, c);
+}
+
+int64_t fl__capture_input(fl_session *s, uint64_t ref, size_t max, struct fl_capture *c)
+{
+	return capture(s, FL_KIND_INPUT, ref, 0, max, c);
+}
+
+int64_t fl_capture_commit(fl_session *s, struct fl_capture *c, size_t n)
+{
+	struct capture_priv *cp = (struct capture_priv *)(void *)c->priv_;
+	struct tls_slot t = {.s = s, .lane = cp->res.lane};
+	int64_t ret = 0;
+	if (n > c->cap) {
+		ret = -EINVAL;
+	} else if (n) {
+		uint8_t *rec = cp->res.payload;
+		uint8_t *data_len = rec + cp->hdr - 5;
+		pb_varint5(cp->body_len, (uint32_t)((size_t)(data_len + 5 - (cp->body_len + 5)) + n));
+		pb_varint5(data_len, (uint32_t)n);
+		uint64_t ts = s->tsc ? fl_rdtsc() : (uint64_t)fl_now_ns(CLOCK_REALTIME);
+		rec[0] = (uint8_t)pb_tag(1, PB_FIXED64);
+		memcpy(rec + 1, &ts, 8);
+		/* the record shrinks from hdr + cap to hdr + n: its end moves back by the space saved */
+		uint32_t len = cp->hdr + (uint32_t)n;
+		cp->res.end -= fl_rec_space(cp->res.len) - fl_rec_space(len);
+		cp->res.len = len;
+		uint64_t seq = cp->res.seq;
+		fl_lane_commit(&s->ring, &cp->res);
+		ret = (int64_t)(((seq + 1) << 6) | cp->res.lane);
+	}
+	/* abandoned: head never moved, so the bytes written are invisible and the seq is unspent */
+	lane_leave(s, &t, (int)cp->locked);
+	c->data = NULL;
+	c->cap = 0;
+	return ret;
+}
