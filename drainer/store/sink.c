@@ -186,10 +186,9 @@ static int undo_rotations(int dirfd, uint64_t next)
 	return fsync(dirfd) < 0 ? -errno : 0;
 }
 
-int fl_sink_open(struct fl_sink **out, int root_fd, const char *id, const struct fl_sink_state *resume, char *why,
-		 size_t whylen)
+/* Creates and opens <root>/<id>, refusing a symlink or a directory others can write. dirfd or -errno. */
+static int open_session_dir(int root_fd, const char *id, char *why, size_t whylen)
 {
-	*out = NULL;
 	if (mkdirat(root_fd, id, 0700) < 0 && errno != EEXIST) {
 		int e = -errno;
 		fl_why(why, whylen, "cannot create session directory %s: %s", id, strerror(-e));
@@ -209,6 +208,52 @@ int fl_sink_open(struct fl_sink **out, int root_fd, const char *id, const struct
 		close(dirfd);
 		return prc;
 	}
+	return dirfd;
+}
+
+/* Opens class c's active file and cuts it back to the checkpoint's size. 0 or -errno. */
+static int open_class_file(struct fl_sink *s, int c, const char *id, char *why, size_t whylen)
+{
+	struct sink_file *f = &s->f[c];
+	f->buf = malloc(SINK_BUF);
+	f->cap = SINK_BUF;
+	f->fd = openat(s->dirfd, names[c], O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (!f->buf || f->fd < 0) {
+		int rc = f->buf ? -errno : -ENOMEM;
+		fl_why(why, whylen, "cannot open %s/%s: %s", id, names[c], strerror(-rc));
+		return rc;
+	}
+	struct stat st;
+	if (fstat(f->fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		fl_why(why, whylen, "%s/%s is not a regular file", id, names[c]);
+		return -EBADF;
+	}
+	char what[160];
+	snprintf(what, sizeof what, "%s/%s", id, names[c]);
+	int rc = fl_sink_check_private(f->fd, what, why, whylen);
+	if (rc < 0)
+		return rc;
+	if ((uint64_t)st.st_size < s->st.size[c]) {
+		fl_why(why, whylen, "%s/%s has %lld bytes, the checkpoint says %llu: it was cut by someone else", id,
+		       names[c], (long long)st.st_size, (unsigned long long)s->st.size[c]);
+		return -EBADMSG;
+	}
+	/* lines past the checkpoint were never acknowledged to the ring: they are written again */
+	if ((uint64_t)st.st_size != s->st.size[c] && ftruncate(f->fd, (off_t)s->st.size[c]) < 0) {
+		rc = -errno;
+		fl_why(why, whylen, "cannot truncate %s/%s: %s", id, names[c], strerror(-rc));
+		return rc;
+	}
+	return 0;
+}
+
+int fl_sink_open(struct fl_sink **out, int root_fd, const char *id, const struct fl_sink_state *resume, char *why,
+		 size_t whylen)
+{
+	*out = NULL;
+	int dirfd = open_session_dir(root_fd, id, why, whylen);
+	if (dirfd < 0)
+		return dirfd;
 	struct fl_sink *s = calloc(1, sizeof *s);
 	if (!s) {
 		close(dirfd);
@@ -230,38 +275,8 @@ int fl_sink_open(struct fl_sink **out, int root_fd, const char *id, const struct
 			fl_why(why, whylen, "cannot open %s/" SEGMENTS_NAME ": %s", id, strerror(-rc));
 		}
 	}
-	for (int c = 0; c < FL_SINK_CLASSES && !rc; c++) {
-		struct sink_file *f = &s->f[c];
-		f->buf = malloc(SINK_BUF);
-		f->cap = SINK_BUF;
-		f->fd = openat(dirfd, names[c], O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
-		if (!f->buf || f->fd < 0) {
-			rc = f->buf ? -errno : -ENOMEM;
-			fl_why(why, whylen, "cannot open %s/%s: %s", id, names[c], strerror(-rc));
-			break;
-		}
-		struct stat st;
-		if (fstat(f->fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-			rc = -EBADF;
-			fl_why(why, whylen, "%s/%s is not a regular file", id, names[c]);
-			break;
-		}
-		snprintf(what, sizeof what, "%s/%s", id, names[c]);
-		if ((rc = fl_sink_check_private(f->fd, what, why, whylen)) < 0)
-			break;
-		if ((uint64_t)st.st_size < s->st.size[c]) {
-			rc = -EBADMSG;
-			fl_why(why, whylen,
-			       "%s/%s has %lld bytes, the checkpoint says %llu: it was cut by someone else", id,
-			       names[c], (long long)st.st_size, (unsigned long long)s->st.size[c]);
-			break;
-		}
-		/* lines past the checkpoint were never acknowledged to the ring: they are written again */
-		if ((uint64_t)st.st_size != s->st.size[c] && ftruncate(f->fd, (off_t)s->st.size[c]) < 0) {
-			rc = -errno;
-			fl_why(why, whylen, "cannot truncate %s/%s: %s", id, names[c], strerror(-rc));
-		}
-	}
+	for (int c = 0; c < FL_SINK_CLASSES && !rc; c++)
+		rc = open_class_file(s, c, id, why, whylen);
 	if (rc < 0) {
 		for (int c = 0; c < FL_SINK_CLASSES; c++)
 			s->f[c].used = 0; /* nothing to flush */
