@@ -223,6 +223,17 @@ static int archive_matches(int dirfd, const char *lz4_name, int plain_fd)
 	return c.n == (uint64_t)st.st_size;
 }
 
+/* Writes what one LZ4F_compress* call produced (w bytes of dst, or an lz4 error) and counts it. */
+static int put_lz4(int out, const char *dst, size_t w, uint64_t *total)
+{
+	if (LZ4F_isError(w))
+		return -EIO;
+	int rc = fl_write_full(out, dst, w);
+	if (rc == 0)
+		*total += w;
+	return rc;
+}
+
 static int compress_fd(int in, int out, uint64_t size, uint64_t *out_bytes, long pause_ms)
 {
 	LZ4F_preferences_t prefs;
@@ -240,14 +251,8 @@ static int compress_fd(int in, int out, uint64_t size, uint64_t *out_bytes, long
 		rc = -ENOMEM;
 		goto done;
 	}
-	size_t w = LZ4F_compressBegin(cc, dst, cap, &prefs);
-	if (LZ4F_isError(w)) {
-		rc = -EIO;
+	if ((rc = put_lz4(out, dst, LZ4F_compressBegin(cc, dst, cap, &prefs), &total)) < 0)
 		goto done;
-	}
-	if ((rc = fl_write_full(out, dst, w)) < 0)
-		goto done;
-	total += w;
 	for (;;) {
 		size_t got = 0;
 		if ((rc = read_full(in, src, FL_IO_CHUNK, &got)) < 0)
@@ -255,14 +260,8 @@ static int compress_fd(int in, int out, uint64_t size, uint64_t *out_bytes, long
 		if (got == 0)
 			break;
 		seen += got;
-		w = LZ4F_compressUpdate(cc, dst, cap, src, got, NULL);
-		if (LZ4F_isError(w)) {
-			rc = -EIO;
+		if ((rc = put_lz4(out, dst, LZ4F_compressUpdate(cc, dst, cap, src, got, NULL), &total)) < 0)
 			goto done;
-		}
-		if ((rc = fl_write_full(out, dst, w)) < 0)
-			goto done;
-		total += w;
 		if (pause_ms > 0) {
 			/* FUGUE_ARCHIVE_PAUSE_MS: tests hold the temp file half written to crash in the middle */
 			struct timespec ts = {pause_ms / 1000, (pause_ms % 1000) * 1000000L};
@@ -274,14 +273,8 @@ static int compress_fd(int in, int out, uint64_t size, uint64_t *out_bytes, long
 		rc = -EAGAIN; /* the segment changed under us: it was not closed */
 		goto done;
 	}
-	w = LZ4F_compressEnd(cc, dst, cap, NULL);
-	if (LZ4F_isError(w)) {
-		rc = -EIO;
+	if ((rc = put_lz4(out, dst, LZ4F_compressEnd(cc, dst, cap, NULL), &total)) < 0)
 		goto done;
-	}
-	if ((rc = fl_write_full(out, dst, w)) < 0)
-		goto done;
-	total += w;
 	*out_bytes = total;
 done:
 	free(src);
