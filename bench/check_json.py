@@ -10,7 +10,8 @@ REQUIRED = ["emit.filtered", "emit.small", "emit.transcript4k", "emit.small.t2",
             "ratio.spawns", "ratio.full", "ratio.full.zerocopy", "e2e.small", "e2e.transcript4k", "lttng.small",
             "lttng.transcript4k", "fprintf.small", "mem.drainer_rss", "compress.lz4", "mem.shm_per_session",
             "limit.emit_core", "limit.ring_batched", "limit.pagecache", "emit.small.vs_limit", "emit.small.vs_ring",
-            "e2e.small.vs_pagecache", "e2e.transcript4k.vs_pagecache", "mem.drainer_anon.s50"]
+            "e2e.small.vs_pagecache", "e2e.transcript4k.vs_pagecache", "mem.drainer_anon.s50",
+            "wake.latency", "burst.after_idle", "start.steady", "burst.fits_lane"]
 # measured by the library and the benchmark alone: never allowed to be absent
 ALWAYS = ["emit.filtered", "emit.small", "emit.transcript4k", "emit.small.t2", "emit.small.t4",
           "ratio.spawns", "ratio.full", "ratio.full.zerocopy", "fprintf.small", "compress.lz4", "mem.shm_per_session",

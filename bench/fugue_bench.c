@@ -24,6 +24,7 @@
 #include "archive.h"
 #include "bench.h"
 #include "fuguelog.h"
+#include "doorbell.h"
 #include "ring.h"
 
 #ifndef FL_BENCH_LOGD
@@ -1420,13 +1421,118 @@ static void print_table(const struct fl_machine *m, const char *commit)
 
 /* ---- main --------------------------------------------------------------------------------------- */
 
+/* ---- wake: the doorbell, bursts after idle, a steady start --------------------------------- */
+
+/* Attaches a second handle to b's ring, for watching its tail from the outside. */
+static void bs_watch(struct bsession *b, struct fl_ring *r)
+{
+	char why[256];
+	if (fl_ring_attach(r, b->shm, why, sizeof why) < 0)
+		die("cannot watch %s: %s", b->shm, why);
+}
+
+/* Emits n actions of about 100 bytes at rate per second (0: unpaced); returns how many the lane dropped. */
+static uint64_t paced(struct bsession *b, long n, double rate)
+{
+	static const char detail[48] = "a paced record of about one hundred bytes";
+	uint64_t before = bs_dropped(b), t0 = fl_bench_mono_ns();
+	for (long i = 0; i < n; i++) {
+		if (rate > 0 && (i & 63) == 0)
+			while ((double)(fl_bench_mono_ns() - t0) < (double)i * 1e9 / rate)
+				fl_cpu_relax();
+		fl_emit_action(b->s, 0, "burst", "bench", detail);
+	}
+	return bs_dropped(b) - before;
+}
+
+static void scen_wake(void)
+{
+	if (!opt.logd[0]) {
+		fl_fig_absent("wake.latency", "us", "needs fugue-logd (its doorbell)");
+		return;
+	}
+	struct fl_fig *lat = fl_fig("wake.latency", "us"), *idle = fl_fig("burst.after_idle", "events"),
+		      *steady = fl_fig("start.steady", "events"), *fits = fl_fig("burst.fits_lane", "events");
+	fl_fig_note(lat, "a 4 KiB lane crosses its watermark (1/8) while the drainer sleeps -> its tail first moves");
+	fl_fig_note(idle, "lost of 200k events at 300k/s (~40 MB/s) after 3 s idle");
+	fl_fig_note(steady, "lost of a session starting at 200k events/s for 0.5 s (attach_timeout_ns set)");
+	fl_fig_note(fits, "lost of an unpaced burst of 7/8 of a lane after 1 s idle");
+	struct drainer d;
+	struct bsession b, w;
+	bs_open(&b, FL_LEVEL_FULL, 1, 1u << 20, 0);
+	/* the latency on a 4 KiB lane: a watermark of 512 bytes, so the figure is the wake-up, not the drain */
+	bs_open(&w, FL_LEVEL_FULL, 1, 4096, 0);
+	struct bsession *bp[2] = {&b, &w};
+	drainer_start(&d, bp, 2);
+	struct fl_ring r, rw;
+	bs_watch(&b, &r);
+	bs_watch(&w, &rw);
+	for (int i = 0; i < 2000 && !(fl_ring_attached(&r) && fl_ring_attached(&rw)); i++)
+		usleep(1000);
+	int rounds = opt.quick ? 5 : 40;
+	for (int i = 0; i < rounds; i++) {
+		usleep(250000); /* past the safety timer: the workers sleep on the doorbell */
+		uint64_t tail = fl_load_acquire(&rw.lanes[0].tail), head = fl_load_acquire(&rw.lanes[0].head);
+		/* just past the watermark: the last emit rings */
+		while (fl_load_acquire(&rw.lanes[0].head) - head < FL_BELL_WATERMARK(rw.lane_size))
+			fl_emit_action(w.s, 0, "wake", "bench", "");
+		uint64_t t0 = fl_bench_mono_ns();
+		while (fl_load_acquire(&rw.lanes[0].tail) == tail && fl_bench_mono_ns() - t0 < 1000000000ull)
+			fl_cpu_relax();
+		fl_fig_add(lat, (double)(fl_bench_mono_ns() - t0) / 1e3);
+	}
+	fl_ring_detach(&rw);
+	bs_close(&w);
+	fl_fig_target(lat, '<', 1000);
+	usleep(opt.quick ? 500000 : 3000000);
+	fl_fig_add(idle, (double)paced(&b, opt.quick ? 50000 : 200000, 300000));
+	fl_fig_target(idle, '<', 0);
+	bs_wait_drained(&b, 10);
+	usleep(1000000);
+	fl_fig_add(fits, (double)paced(&b, (long)(r.lane_size * 7 / 8 / 128), 0));
+	fl_fig_target(fits, '<', 0);
+	fl_ring_detach(&r);
+	bs_close(&b);
+
+	/* creation to attach: fl_session_open returns, then the drainer's attached word is set */
+	struct fl_fig *att = fl_fig("attach.latency", "us");
+	fl_fig_note(att, "fl_session_open returned -> the drainer has the ring in its table");
+	for (int i = 0; i < (opt.quick ? 5 : 30); i++) {
+		struct bsession a;
+		bs_open(&a, FL_LEVEL_FULL, 1, 1u << 20, 0);
+		uint64_t t0 = fl_bench_mono_ns();
+		struct fl_ring ra;
+		bs_watch(&a, &ra);
+		while (!fl_ring_attached(&ra) && fl_bench_mono_ns() - t0 < 2000000000ull)
+			fl_cpu_relax();
+		fl_fig_add(att, (double)(fl_bench_mono_ns() - t0) / 1e3);
+		fl_ring_detach(&ra);
+		bs_close(&a);
+		usleep(20000);
+	}
+	fl_fig_target(att, '<', 1000);
+
+	/* a new session at 200k events/s from its first event, after the handshake */
+	char why[256] = "";
+	struct bsession n;
+	snprintf(n.id, sizeof n.id, "bench-%d-%d", (int)getpid(), ++opt.nsessions);
+	struct fl_session_opts o = {.id = n.id, .level = FL_LEVEL_FULL, .attach_timeout_ns = 5000000000ull};
+	if (fl_session_open(&n.s, &o, why, sizeof why) < 0)
+		die("cannot open a session: %s", why);
+	fl_ring_name(n.shm, sizeof n.shm, NULL, n.id);
+	fl_fig_add(steady, (double)paced(&n, opt.quick ? 20000 : 100000, 200000));
+	fl_fig_target(steady, '<', 0);
+	bs_close(&n);
+	drainer_stop(&d);
+}
+
 static const struct {
 	const char *name;
 	void (*run)(void);
 } scenarios[] = {
-    {"emit", scen_emit},	 {"threads", scen_threads}, {"ratio", scen_ratio},
-    {"zerocopy", scen_zerocopy}, {"e2e", scen_e2e},	    {"mem", scen_mem},
-    {"compress", scen_compress}, {"lttng", scen_lttng},	    {"limits", scen_limits},
+    {"emit", scen_emit},     {"threads", scen_threads}, {"ratio", scen_ratio},	     {"zerocopy", scen_zerocopy},
+    {"e2e", scen_e2e},	     {"mem", scen_mem},		{"compress", scen_compress}, {"lttng", scen_lttng},
+    {"limits", scen_limits}, {"wake", scen_wake},
 };
 
 static int wanted(const char *name, char **args, int n)
@@ -1445,6 +1551,9 @@ static int wanted(const char *name, char **args, int n)
 			return 1;
 		if (!strcmp(name, "compress") && !strncmp(args[i], "compress", 8))
 			return 1;
+		if (!strcmp(name, "wake") &&
+		    (!strncmp(args[i], "burst", 5) || !strncmp(args[i], "start", 5) || !strncmp(args[i], "attach", 6)))
+			return 1;
 	}
 	return 0;
 }
@@ -1452,7 +1561,7 @@ static int wanted(const char *name, char **args, int n)
 static void usage(FILE *o)
 {
 	fprintf(o, "usage: fugue-bench [--json] [--quick] [--samples DIR] [--logd PATH|--no-logd] [SCENARIO...]\n"
-		   "scenarios: emit threads ratio zerocopy e2e mem compress lttng limits (or figure keys such as "
+		   "scenarios: emit threads ratio zerocopy e2e mem compress lttng limits wake (or figure keys such as "
 		   "emit.small)\n");
 }
 

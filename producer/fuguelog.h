@@ -111,7 +111,9 @@ struct fl_session_opts {
 	const char *shm_prefix;		 /* NULL: $FUGUE_SHM_PREFIX, else "fugue-" */
 	const char *config_path;	 /* NULL: $HOME/.fugue/logging.conf (may be missing); else must exist */
 	enum fl_clock clock;		 /* 0: FL_CLOCK_AUTO */
-	uint64_t reserved[8];		 /* must be zero */
+	uint64_t attach_timeout_ns;	 /* 0: do not wait. Else open waits up to this long for a drainer
+					    to attach the ring; FL_OPEN_UNATTACHED says none did */
+	uint64_t reserved[7];		 /* must be zero */
 };
 
 /* Counters of one session, summed over its lanes. reserved[] grows like fl_session_opts'. */
@@ -141,14 +143,23 @@ struct fl__session_head {
 };
 
 /*
+ * fl_session_open's result when opts->attach_timeout_ns passed without a
+ * drainer attaching the ring: the session is open and usable (*out is set),
+ * but events may be lost to a full lane until a drainer comes.
+ */
+#define FL_OPEN_UNATTACHED 1
+
+/*
  * Opens a session: validates the id, resolves the level, reads the config
  * file (the same reader and rules as fugue-logd and fugue-log,
- * docs/configuration.md), creates the ring. Returns 0 and *out, or -EINVAL
- * (bad id, level, geometry or reserved field; a config file with an unknown
- * key or section, a bad value or a syntax error; an explicit config_path that
- * does not exist) with *why, when given, saying which — file:line, the key
- * and what is allowed for the config —, -EEXIST (a live ring of that id
- * exists), or another -errno.
+ * docs/configuration.md), creates the ring, and with opts->attach_timeout_ns
+ * waits (bounded) until a drainer has attached it. Returns 0 and *out,
+ * FL_OPEN_UNATTACHED and *out (the wait timed out: the session is usable), or
+ * -EINVAL (bad id, level, geometry or reserved field; a config file with an
+ * unknown key or section, a bad value or a syntax error; an explicit
+ * config_path that does not exist) with *why, when given, saying which —
+ * file:line, the key and what is allowed for the config —, -EEXIST (a live
+ * ring of that id exists), or another -errno.
  */
 int fl_session_open(fl_session **out, const struct fl_session_opts *opts, char *why, size_t whylen);
 

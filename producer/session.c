@@ -393,6 +393,14 @@ static inline void lane_leave(fl_session *s, struct tls_slot *t, int locked)
 
 /* ---- open / close ------------------------------------------------------------------- */
 
+/* The start-up handshake: the drainer sets the ring's attached word when it has the ring in its table. */
+static int wait_attached(fl_session *s, uint64_t timeout_ns)
+{
+	if (!timeout_ns)
+		return 0;
+	return fl_ring_wait_attached(&s->ring, timeout_ns) == 0 ? 0 : FL_OPEN_UNATTACHED;
+}
+
 int fl_session_open(fl_session **out, const struct fl_session_opts *opts, char *why, size_t whylen)
 {
 	struct fl_session_opts none = {0};
@@ -478,6 +486,7 @@ int fl_session_open(fl_session **out, const struct fl_session_opts *opts, char *
 	s->block = o->full_policy == FL_FULL_BLOCK;
 	s->tsc = s->ring.hdr->clock == FL_RING_CLOCK_TSC;
 	s->block_timeout_ns = o->block_timeout_ns;
+	fl_ring_bell_use(&s->ring, o->shm_prefix); /* the prefix made the ring name, so it is valid here */
 
 	pthread_mutex_lock(&open_lock);
 	s->gen = ++open_gen;
@@ -485,7 +494,7 @@ int fl_session_open(fl_session **out, const struct fl_session_opts *opts, char *
 	open_list = s;
 	pthread_mutex_unlock(&open_lock);
 	*out = s;
-	return 0;
+	return wait_attached(s, o->attach_timeout_ns);
 }
 
 int fl_session_close(fl_session *s)
@@ -500,9 +509,11 @@ int fl_session_close(fl_session *s)
 		}
 	pthread_mutex_unlock(&open_lock);
 	/* a forked child only lets go of its copy: the ring is still the parent's */
-	if (s->pid == atomic_load_explicit(&proc_pid, memory_order_relaxed))
+	if (s->pid == atomic_load_explicit(&proc_pid, memory_order_relaxed)) {
 		/* pairs with the drainer's load-acquire of closed: every head store is before it */
 		fl_store_release(&s->ring.hdr->closed, 1);
+		fl_ring_bell_ring(&s->ring); /* the drainer finishes the session now, not on its timer */
+	}
 	for (uint32_t l = 0; l < s->ring.lane_count; l++)
 		pthread_mutex_destroy(&s->guard[l].lock);
 	fl_ring_detach(&s->ring);

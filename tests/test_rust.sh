@@ -42,7 +42,8 @@ int main(void)
 	O(fl_session_opts, "opts", id); O(fl_session_opts, "opts", level); O(fl_session_opts, "opts", lanes);
 	O(fl_session_opts, "opts", lane_size); O(fl_session_opts, "opts", full_policy);
 	O(fl_session_opts, "opts", block_timeout_ns); O(fl_session_opts, "opts", shm_prefix);
-	O(fl_session_opts, "opts", config_path); O(fl_session_opts, "opts", clock); O(fl_session_opts, "opts", reserved);
+	O(fl_session_opts, "opts", config_path); O(fl_session_opts, "opts", clock);
+	O(fl_session_opts, "opts", attach_timeout_ns); O(fl_session_opts, "opts", reserved);
 	P("sizeof.opts.reserved", sizeof(((struct fl_session_opts *)0)->reserved));
 	P("sizeof.fl_stats", sizeof(struct fl_stats));
 	O(fl_stats, "stats", emitted); O(fl_stats, "stats", admitted); O(fl_stats, "stats", dropped);

@@ -227,6 +227,8 @@ static void help(void)
 	       "                    default_level, signals); this flag wins over FUGUE_SESSION_LOG\n"
 	       "  --block           wait for room when a lane is full instead of dropping\n"
 	       "  --block-timeout MS  with --block: drop after waiting MS milliseconds (default: forever)\n"
+	       "  --wait-attach[=MS] before emitting, wait up to MS (default 5000) for the drainer to\n"
+	       "                    attach the ring, so a fast start does not fill a lane nobody reads\n"
 	       "  --lanes N         lanes, a power of two up to 64 (default: 4, or enough for --threads)\n"
 	       "  --lane-size BYTES bytes per lane, a power of two from 4K to 1G (default 1M)\n"
 	       "  --root DIR, --config FILE   as for every command (the config gives default_level)\n"
@@ -254,7 +256,8 @@ enum {
 	O_LANES,
 	O_LANE_SIZE,
 	O_BURST,
-	O_BINARY
+	O_BINARY,
+	O_WAIT_ATTACH
 };
 
 int fl_cmd_emit(int argc, char **argv)
@@ -270,6 +273,7 @@ int fl_cmd_emit(int argc, char **argv)
 					     {"text", required_argument, NULL, O_TEXT},
 					     {"block", no_argument, NULL, O_BLOCK},
 					     {"block-timeout", required_argument, NULL, O_BLOCK_TIMEOUT},
+					     {"wait-attach", optional_argument, NULL, O_WAIT_ATTACH},
 					     {"lanes", required_argument, NULL, O_LANES},
 					     {"lane-size", required_argument, NULL, O_LANE_SIZE},
 					     {"burst", required_argument, NULL, O_BURST},
@@ -339,6 +343,14 @@ int fl_cmd_emit(int argc, char **argv)
 		case O_BLOCK:
 			so.full_policy = FL_FULL_BLOCK;
 			break;
+		case O_WAIT_ATTACH: {
+			uint64_t ms = 5000;
+			if (optarg && fl_cli_u64(optarg, &ms) < 0)
+				return fl_cli_usage_err("emit", "--wait-attach='%s' is not a number of milliseconds",
+							optarg);
+			so.attach_timeout_ns = ms * 1000000ull;
+			break;
+		}
 		case O_BLOCK_TIMEOUT:
 			if (fl_cli_u64(optarg, &block_ms) < 0)
 				return fl_cli_usage_err("emit", "--block-timeout '%s' is not a number of milliseconds",
@@ -420,6 +432,10 @@ int fl_cmd_emit(int argc, char **argv)
 		fl_cli_err("cannot open the session: %s", *why ? why : strerror(-rc));
 		return rc == -EINVAL ? FL_EXIT_USAGE : FL_EXIT_FAIL;
 	}
+	if (rc == FL_OPEN_UNATTACHED)
+		fl_cli_err("warning: no drainer attached the ring within %llu ms; emitting anyway (events may be "
+			   "dropped until one does: is fugue-logd running?)",
+			   (unsigned long long)(so.attach_timeout_ns / 1000000));
 
 	struct sigaction sa = {0};
 	sa.sa_handler = on_signal; /* no SA_RESTART: a sleeping thread wakes to see the flag */

@@ -61,14 +61,9 @@ struct own_items {
 	unsigned n;
 };
 
-/* The level line for a new level word, and the error line for an outage just over. */
-static int own_events(struct fl_drain_worker *w, struct fl_dsess *s, int64_t now, uint64_t lw, struct own_items *own)
+/* The error line for an outage just over (level lines go with the records: merge.c). */
+static int own_events(struct fl_drain_worker *w, struct fl_dsess *s, int64_t now, struct own_items *own)
 {
-	if (FL_LEVEL_GEN(lw) != FL_LEVEL_GEN(s->ck.level_word)) {
-		if (!(own->ev[own->n] = fl_synth_level(w, s, now, lw)))
-			return -ENOMEM;
-		own->n++;
-	}
 	if (s->outage_since) {
 		/* the files failed and were reopened from the checkpoint: say so where it happened */
 		char msg[300];
@@ -146,6 +141,8 @@ static int take_record(struct fl_drain_worker *w, struct fl_dsess *s, uint32_t l
 		return -ENOMEM;
 	if (ok) {
 		rc = fl_item_push(w, ts, ev);
+		if (rc == 0)
+			w->items[w->nitems - 1].tag = rec->tag | FL_ITEM_TAGGED;
 	} else {
 		char msg[200];
 		snprintf(msg, sizeof msg, "lane %u record %llu: %u bytes are not a fugue Event of a producer kind", l,
@@ -223,8 +220,11 @@ static int read_lane(struct fl_drain_worker *w, struct fl_dsess *s, uint32_t l, 
 static int commit(struct fl_drain_worker *w, struct fl_dsess *s, const struct fl_ckpt *before, size_t *written)
 {
 	int rc = 0;
-	if (w->nitems) {
+	int level_only = w->whole && FL_LEVEL_GEN(w->level_word) != FL_LEVEL_GEN(s->ck.level_word);
+	if (w->nitems || level_only) {
 		rc = fl_write_merged(w, s, s->ring->lane_count + 1, written);
+		if (rc == 0)
+			rc = fl_level_catch_up(w, s, fl_now_ns(CLOCK_REALTIME), written);
 		if (rc == 0)
 			rc = fl_sink_flush(s->sink);
 		if (rc < 0 && fl_sink_write_error_waits(rc)) {
@@ -290,13 +290,21 @@ static int gather(struct fl_drain_worker *w, struct fl_dsess *s, const struct fl
 	uint32_t nl = r->lane_count;
 	int64_t now = fl_now_ns(CLOCK_REALTIME);
 	struct own_items own = {.n = 0};
-	uint64_t lw = fl_ring_level_word(r);
-	if (own_events(w, s, now, lw, &own) < 0)
+	if (own_events(w, s, now, &own) < 0)
 		return -ENOMEM;
-	s->ck.level_word = lw;
 	for (uint32_t l = 0; l < nl; l++)
 		if (read_lane(w, s, l, now, &own, moved) < 0)
 			goto nomem;
+	/*
+	 * The level word after the heads: every record read above was reserved
+	 * under this generation or an older one. The batch holds everything
+	 * published when no lane's head moved past what was read.
+	 */
+	w->level_word = fl_ring_level_word(r);
+	w->whole = 1;
+	for (uint32_t l = 0; l < nl; l++)
+		if (!(s->ck.quarantined >> l & 1) && fl_load_acquire(&r->lanes[l].head) != w->tails[l])
+			w->whole = 0;
 	w->lane_from[nl] = w->nitems;
 	for (unsigned i = 0; i < own.n; i++)
 		if (fl_item_push(w, (int64_t)own.ev[i]->ts_ns, own.ev[i]) < 0)

@@ -21,7 +21,10 @@
 struct fl_item {
 	int64_t ts;
 	Fugue__Event *ev;
+	uint32_t tag; /* a producer record's level tag | FL_ITEM_TAGGED, else 0 */
 };
+
+#define FL_ITEM_TAGGED 0x10000u
 
 struct fl_drain_worker {
 	struct fl_arena arena;
@@ -32,6 +35,8 @@ struct fl_drain_worker {
 	/* items[lane_from[r], lane_to[r]) is run r: one per lane in lane order, the last the drainer's own */
 	size_t lane_from[FL_RING_MAX_LANES + 1], lane_to[FL_RING_MAX_LANES + 1];
 	uint64_t tails[FL_RING_MAX_LANES];
+	uint64_t level_word; /* read after this batch's heads */
+	int whole;	     /* the batch read every lane up to its head */
 	struct fl_jbuf line;
 	struct fl_tsfmt tc;
 	struct fl_clock_cal cal; /* TSC rings: this worker's calibration (clock.h) */
@@ -101,7 +106,10 @@ int fl_push_gap(struct fl_drain_worker *w, struct fl_dsess *s, int64_t ts, uint3
 int fl_event_kind(const Fugue__Event *ev);
 /* Writes one item as a line with the next seq and does its accounting. */
 int fl_emit_line(struct fl_drain_worker *w, struct fl_dsess *s, const struct fl_item *it);
-/* Merges the nruns item runs by timestamp and writes them; *written counts the lines. */
+/* After a whole batch: a level change no record was emitted under yet gets its line at the end. */
+int fl_level_catch_up(struct fl_drain_worker *w, struct fl_dsess *s, int64_t now, size_t *written);
+/* Merges the nruns item runs by timestamp and writes them, each level line right before the first record
+ * emitted under its level; *written counts the lines. */
 int fl_write_merged(struct fl_drain_worker *w, struct fl_dsess *s, unsigned nruns, size_t *written);
 
 #endif

@@ -199,6 +199,10 @@ static void adopt_checkpoint(struct fl_dsess *s, struct fl_ckpt *ck, int have, i
 		have = 0;
 	}
 	if (!have) {
+		/* the level before the first change: the first level line knows its old value */
+		uint32_t l0 = h->level0;
+		ck->level_word =
+		    l0 >= FL_LEVEL_SPAWNS && l0 <= FL_LEVEL_FULL ? l0 : FL_LEVEL_VALUE(fl_ring_level_word(s->ring));
 		ck->ring_pid = h->pid;
 		ck->ring_pid_start = h->pid_start;
 		ck->ring_start_ns = h->start_realtime_ns;

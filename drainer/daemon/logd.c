@@ -120,7 +120,33 @@ static int take_lock(const char *prefix)
 	return fd;
 }
 
-/* Classic double fork: no controlling terminal, not a process group leader, stdio away from the terminal. */
+/* Writes <root>/fugue-logd.pid aside and renames it, so a reader never sees an empty pid file. */
+static void write_pidfile(const char *root)
+{
+	char pid[32];
+	snprintf(pidpath, sizeof pidpath, "%s/fugue-logd.pid", root);
+	char tmppath[sizeof pidpath + 8];
+	snprintf(tmppath, sizeof tmppath, "%s.tmp", pidpath);
+	int pfd = open(tmppath, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (pfd < 0) {
+		fl_drain_log("cannot write %s: %s", tmppath, strerror(errno));
+		return;
+	}
+	int n = snprintf(pid, sizeof pid, "%d\n", (int)getpid());
+	int ok = write(pfd, pid, (size_t)n) == n;
+	close(pfd);
+	if (!ok || rename(tmppath, pidpath) < 0) {
+		fl_drain_log("cannot write %s", pidpath);
+		unlink(tmppath);
+	}
+}
+
+/*
+ * Classic double fork: no controlling terminal, not a process group leader,
+ * stdio away from the terminal. The first process exits only once the daemon
+ * has written its pid file (a byte on a pipe), so whoever started fugue-logd
+ * can read the pid file as soon as the command returns.
+ */
 static int daemonize(const char *root)
 {
 	char path[PATH_MAX];
@@ -130,11 +156,21 @@ static int daemonize(const char *root)
 		fl_drain_log("cannot open log file %s: %s", path, strerror(errno));
 		return -errno;
 	}
+	int ready[2];
+	if (pipe2(ready, O_CLOEXEC) < 0)
+		return -errno;
 	pid_t p = fork();
 	if (p < 0)
 		return -errno;
-	if (p > 0)
-		_exit(EXIT_OK);
+	if (p > 0) {
+		close(ready[1]);
+		char b;
+		ssize_t r;
+		while ((r = read(ready[0], &b, 1)) < 0 && errno == EINTR)
+			;
+		_exit(r == 1 ? EXIT_OK : EXIT_FAIL);
+	}
+	close(ready[0]);
 	setsid();
 	p = fork();
 	if (p < 0)
@@ -152,22 +188,10 @@ static int daemonize(const char *root)
 	}
 	dup2(lfd, 2);
 	log_file = fdopen(lfd, "a");
-	/* for whoever has to stop it: service scripts, tests */
-	char pid[32];
-	snprintf(pidpath, sizeof pidpath, "%s/fugue-logd.pid", root);
-	/* written aside then renamed: a reader never sees an empty pid file */
-	char tmppath[sizeof pidpath + 8];
-	snprintf(tmppath, sizeof tmppath, "%s.tmp", pidpath);
-	int pfd = open(tmppath, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (pfd >= 0) {
-		int n = snprintf(pid, sizeof pid, "%d\n", (int)getpid());
-		int ok = write(pfd, pid, (size_t)n) == n;
-		close(pfd);
-		if (!ok || rename(tmppath, pidpath) < 0) {
-			fl_drain_log("cannot write %s", pidpath);
-			unlink(tmppath);
-		}
-	}
+	write_pidfile(root); /* for whoever has to stop it: service scripts, tests */
+	if (write(ready[1], "", 1) != 1)
+		fl_drain_log("cannot tell the starting process that the daemon is up: %s", strerror(errno));
+	close(ready[1]);
 	return 0;
 }
 

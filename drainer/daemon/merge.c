@@ -52,6 +52,49 @@ int fl_emit_line(struct fl_drain_worker *w, struct fl_dsess *s, const struct fl_
 	return 0;
 }
 
+/* ---- level lines ---------------------------------------------------------------------- */
+
+/* Writes the level line from the announced word to (gen, value); that becomes the announced word. */
+static int level_line(struct fl_drain_worker *w, struct fl_dsess *s, int64_t ts, uint64_t gen, uint8_t value,
+		      size_t *written)
+{
+	Fugue__Event *ev = fl_synth_level(w, s, ts, (gen << 8) | value);
+	if (!ev)
+		return -ENOMEM;
+	s->ck.level_word = (gen << 8) | value;
+	struct fl_item it = {ts, ev, 0};
+	int rc = fl_emit_line(w, s, &it);
+	if (rc == 0)
+		(*written)++;
+	return rc;
+}
+
+/*
+ * Before a producer record: its tag holds the level and the low 8 bits of the
+ * generation it was reserved under. Its full generation is the newest one at
+ * or below the level word read after the heads that ends in those bits; one
+ * newer than the announced one gets its level line right here, before it.
+ */
+static int level_before(struct fl_drain_worker *w, struct fl_dsess *s, const struct fl_item *it, size_t *written)
+{
+	if (!(it->tag & FL_ITEM_TAGGED))
+		return 0;
+	uint64_t top = FL_LEVEL_GEN(w->level_word), had = FL_LEVEL_GEN(s->ck.level_word);
+	uint64_t gen = (top & ~(uint64_t)0xff) | (it->tag >> 8 & 0xff);
+	if (gen > top)
+		gen -= 256; /* below 0 only for a tag no generation here had: then it wraps and stays > top */
+	if (gen > top || gen <= had)
+		return 0; /* emitted under the announced level (or an impossible tag): no line */
+	return level_line(w, s, it->ts, gen, (uint8_t)(it->tag & 0xff), written);
+}
+
+int fl_level_catch_up(struct fl_drain_worker *w, struct fl_dsess *s, int64_t now, size_t *written)
+{
+	if (!w->whole || FL_LEVEL_GEN(w->level_word) == FL_LEVEL_GEN(s->ck.level_word))
+		return 0;
+	return level_line(w, s, now, FL_LEVEL_GEN(w->level_word), FL_LEVEL_VALUE(w->level_word), written);
+}
+
 /* Run a goes before run b: earlier head item, then the lower run (lanes before the drainer's own items). */
 static int run_before(const struct fl_drain_worker *w, const size_t *pos, unsigned a, unsigned b)
 {
@@ -94,7 +137,9 @@ int fl_write_merged(struct fl_drain_worker *w, struct fl_dsess *s, unsigned nrun
 		sift_down(w, pos, heap, n, i);
 	while (n) {
 		unsigned r = heap[0];
-		int rc = fl_emit_line(w, s, &w->items[pos[r]]);
+		int rc = level_before(w, s, &w->items[pos[r]], written);
+		if (rc == 0)
+			rc = fl_emit_line(w, s, &w->items[pos[r]]);
 		if (rc < 0)
 			return rc;
 		(*written)++;

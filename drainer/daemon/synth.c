@@ -20,6 +20,7 @@ int fl_item_push(struct fl_drain_worker *w, int64_t ts, Fugue__Event *ev)
 	}
 	w->items[w->nitems].ts = ts;
 	w->items[w->nitems].ev = ev;
+	w->items[w->nitems].tag = 0;
 	w->nitems++;
 	return 0;
 }

@@ -22,6 +22,8 @@ pub const FL_LEVEL_SPAWNS: fl_level = 1;
 pub const FL_LEVEL_SIGNALS: fl_level = 2;
 pub const FL_LEVEL_PROMPTS: fl_level = 3;
 pub const FL_LEVEL_FULL: fl_level = 4;
+/// fl_session_open: the session is open, but no drainer attached its ring within attach_timeout_ns.
+pub const FL_OPEN_UNATTACHED: i32 = 1;
 
 pub type fl_kind = c_int;
 pub const FL_KIND_SPAWN: fl_kind = 1;
@@ -64,8 +66,10 @@ pub struct fl_session_opts {
     pub shm_prefix: *const c_char,
     pub config_path: *const c_char,
     pub clock: fl_clock,
+    /// 0: do not wait; else open waits up to this long for a drainer (FL_OPEN_UNATTACHED if none)
+    pub attach_timeout_ns: u64,
     /// must be zero
-    pub reserved: [u64; 8],
+    pub reserved: [u64; 7],
 }
 
 impl Default for fl_session_opts {
@@ -80,7 +84,8 @@ impl Default for fl_session_opts {
             shm_prefix: std::ptr::null(),
             config_path: std::ptr::null(),
             clock: FL_CLOCK_AUTO,
-            reserved: [0; 8],
+            attach_timeout_ns: 0,
+            reserved: [0; 7],
         }
     }
 }

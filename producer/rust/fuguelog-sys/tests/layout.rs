@@ -48,8 +48,12 @@ fn rust_view() -> BTreeMap<String, u64> {
         offset!(fl_session_opts, config_path) as u64,
     );
     put("opts.clock", offset!(fl_session_opts, clock) as u64);
+    put(
+        "opts.attach_timeout_ns",
+        offset!(fl_session_opts, attach_timeout_ns) as u64,
+    );
     put("opts.reserved", offset!(fl_session_opts, reserved) as u64);
-    put("sizeof.opts.reserved", size_of::<[u64; 8]>() as u64);
+    put("sizeof.opts.reserved", size_of::<[u64; 7]>() as u64);
     put("sizeof.fl_stats", size_of::<fl_stats>() as u64);
     put("stats.emitted", offset!(fl_stats, emitted) as u64);
     put("stats.admitted", offset!(fl_stats, admitted) as u64);
