@@ -123,7 +123,7 @@ static int open_next(struct stream *st)
 			snprintf(lz, sizeof lz, "%s.lz4", pick->name);
 			rc = fl_segread_open(&st->rd, st->dirfd, lz, why, sizeof why);
 		}
-		uint32_t num = pick->num;
+		uint64_t num = pick->num;
 		free(v);
 		if (rc == -ENOENT)
 			continue; /* rotated or removed under us: list again */
