@@ -7,11 +7,20 @@ import subprocess
 import sys
 
 REQUIRED = ["emit.filtered", "emit.small", "emit.transcript4k", "emit.small.t2", "emit.small.t4",
-            "ratio.spawns", "ratio.full", "e2e.small", "e2e.transcript4k", "lttng.small",
-            "lttng.transcript4k", "fprintf.small", "mem.drainer_rss", "compress.lz4", "mem.shm_per_session"]
+            "ratio.spawns", "ratio.full", "ratio.full.zerocopy", "e2e.small", "e2e.transcript4k", "lttng.small",
+            "lttng.transcript4k", "fprintf.small", "mem.drainer_rss", "compress.lz4", "mem.shm_per_session",
+            "limit.emit_core", "limit.ring_batched", "limit.pagecache", "emit.small.vs_limit", "emit.small.vs_ring",
+            "e2e.small.vs_pagecache", "e2e.transcript4k.vs_pagecache", "mem.drainer_anon.s50",
+            "wake.latency", "burst.after_idle", "start.steady", "burst.fits_lane"]
 # measured by the library and the benchmark alone: never allowed to be absent
 ALWAYS = ["emit.filtered", "emit.small", "emit.transcript4k", "emit.small.t2", "emit.small.t4",
-          "ratio.spawns", "ratio.full", "fprintf.small", "compress.lz4", "mem.shm_per_session"]
+          "ratio.spawns", "ratio.full", "ratio.full.zerocopy", "fprintf.small", "compress.lz4", "mem.shm_per_session",
+          "limit.emit_core", "limit.ring_batched", "limit.pagecache", "emit.small.vs_limit", "emit.small.vs_ring"]
+# issue 15's targets, recorded in the JSON beside each figure (absent figures excepted)
+TARGETS = {"emit.small": "<= 22", "emit.small.percall": "<= 150", "lttng.speedup.small": ">= 5",
+           "e2e.small.drainer_cpu": "<= 200", "e2e.transcript4k": ">= 1500", "mem.drainer_anon.s50": "<= 32",
+           "emit.small.vs_limit": "<= 1.5", "emit.small.vs_ring": "<= 0.85", "e2e.small.vs_pagecache": ">= 0.58",
+           "e2e.transcript4k.vs_pagecache": ">= 0.65"}
 STATS = ["median", "p99", "p999", "min", "max", "runs"]
 
 
@@ -48,6 +57,10 @@ def main():
             bad.append(f"{key}: statistics out of order {fig}")
         if isinstance(fig.get("runs"), int) and fig["runs"] < 1:
             bad.append(f"{key}: no runs")
+    for key, want in TARGETS.items():
+        fig = doc.get(key)
+        if isinstance(fig, dict) and not fig.get("absent") and (fig.get("target") != want or "met" not in fig):
+            bad.append(f"{key}: target {fig.get('target')!r}, met {fig.get('met')!r}; expected target {want!r}")
     # loss is never a timing: lossless scenarios must report zero drops
     for key, fig in doc.items():
         if key.endswith("drops") and isinstance(fig, dict) and not fig.get("absent") and fig.get("max") != 0:

@@ -111,7 +111,9 @@ struct fl_session_opts {
 	const char *shm_prefix;		 /* NULL: $FUGUE_SHM_PREFIX, else "fugue-" */
 	const char *config_path;	 /* NULL: $HOME/.fugue/logging.conf (may be missing); else must exist */
 	enum fl_clock clock;		 /* 0: FL_CLOCK_AUTO */
-	uint64_t reserved[8];		 /* must be zero */
+	uint64_t attach_timeout_ns;	 /* 0: do not wait. Else open waits up to this long for a drainer
+					    to attach the ring; FL_OPEN_UNATTACHED says none did */
+	uint64_t reserved[7];		 /* must be zero */
 };
 
 /* Counters of one session, summed over its lanes. reserved[] grows like fl_session_opts'. */
@@ -141,14 +143,23 @@ struct fl__session_head {
 };
 
 /*
+ * fl_session_open's result when opts->attach_timeout_ns passed without a
+ * drainer attaching the ring: the session is open and usable (*out is set),
+ * but events may be lost to a full lane until a drainer comes.
+ */
+#define FL_OPEN_UNATTACHED 1
+
+/*
  * Opens a session: validates the id, resolves the level, reads the config
  * file (the same reader and rules as fugue-logd and fugue-log,
- * docs/configuration.md), creates the ring. Returns 0 and *out, or -EINVAL
- * (bad id, level, geometry or reserved field; a config file with an unknown
- * key or section, a bad value or a syntax error; an explicit config_path that
- * does not exist) with *why, when given, saying which — file:line, the key
- * and what is allowed for the config —, -EEXIST (a live ring of that id
- * exists), or another -errno.
+ * docs/configuration.md), creates the ring, and with opts->attach_timeout_ns
+ * waits (bounded) until a drainer has attached it. Returns 0 and *out,
+ * FL_OPEN_UNATTACHED and *out (the wait timed out: the session is usable), or
+ * -EINVAL (bad id, level, geometry or reserved field; a config file with an
+ * unknown key or section, a bad value or a syntax error; an explicit
+ * config_path that does not exist) with *why, when given, saying which —
+ * file:line, the key and what is allowed for the config —, -EEXIST (a live
+ * ring of that id exists), or another -errno.
  */
 int fl_session_open(fl_session **out, const struct fl_session_opts *opts, char *why, size_t whylen);
 
@@ -294,6 +305,51 @@ static inline int64_t fl_emit_transcript(fl_session *s, uint64_t ref, uint32_t s
 static inline int64_t fl_emit_input(fl_session *s, uint64_t ref, const void *data, size_t len)
 {
 	return FL__EMIT(INPUT, fl__emit_input(s, ref, data, len));
+}
+
+/* ---- zero-copy capture: reserve a transcript or input record, fill it, commit ------------ */
+
+/*
+ * A reservation of one transcript or input record in the calling thread's
+ * lane. data/cap are for the caller; the rest belongs to the library.
+ */
+struct fl_capture {
+	void *data;	   /* room for up to cap bytes, inside the ring */
+	size_t cap;	   /* <= the max asked for: also bounded by a quarter of the lane */
+	uint64_t priv_[6]; /* the library's; do not touch */
+};
+
+/*
+ * Reserves a transcript record (stream as in fl_emit_transcript) or an input
+ * record for up to max bytes, so a caller can produce the bytes in place
+ * (read(2) from a PTY straight into the ring) and publish them with
+ * fl_capture_commit. Returns the id the event will carry (> 0) with *c filled,
+ * 0 when the kind is above the level (*c untouched: the inline check costs one
+ * relaxed load, a compare and a branch), -ENOBUFS (lane full, counted as
+ * dropped), -EINVAL (max 0), -ECHILD (forked child). Between reserve and
+ * commit the lane is the caller's: the same thread must commit, soon and
+ * without emitting into the same session in between.
+ */
+int64_t fl__capture_transcript(fl_session *s, uint64_t ref, uint32_t stream, size_t max, struct fl_capture *c);
+int64_t fl__capture_input(fl_session *s, uint64_t ref, size_t max, struct fl_capture *c);
+
+/*
+ * Publishes the first n bytes of a reservation (n <= c->cap) as the record,
+ * stamped now. n == 0 abandons it: nothing is published and nothing counted.
+ * Returns the event's id, 0 when abandoned, -EINVAL when n > c->cap
+ * (abandoned too). The record's length fields have a fixed width (five-byte
+ * varints), so it decodes as any protobuf Event does.
+ */
+int64_t fl_capture_commit(fl_session *s, struct fl_capture *c, size_t n);
+
+static inline int64_t fl_capture_transcript(fl_session *s, uint64_t ref, uint32_t stream, size_t max,
+					    struct fl_capture *c)
+{
+	return FL__EMIT(TRANSCRIPT, fl__capture_transcript(s, ref, stream, max, c));
+}
+static inline int64_t fl_capture_input(fl_session *s, uint64_t ref, size_t max, struct fl_capture *c)
+{
+	return FL__EMIT(INPUT, fl__capture_input(s, ref, max, c));
 }
 
 #ifdef __cplusplus

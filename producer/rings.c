@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "doorbell.h"
 #include "fuguelog.h"
 
 int fl_rings_scan(const char *prefix, int (*fn)(const char *id, const char *shm_name, void *arg),
@@ -23,6 +24,8 @@ int fl_rings_scan(const char *prefix, int (*fn)(const char *id, const char *shm_
 		if (strncmp(e->d_name, prefix, plen) || e->d_type == DT_DIR)
 			continue;
 		const char *id = e->d_name + plen;
+		if (!strcmp(id, FL_BELL_SUFFIX))
+			continue; /* the drainer's doorbell, not a ring */
 		if (fl_id_check(id) < 0) {
 			if (bad)
 				bad(e->d_name, arg);

@@ -9,7 +9,8 @@
 
 /*
  * Calls fn(id, shm_name, arg) for every object in FL_SHM_DIR named
- * <prefix><id> where id passes fl_id_check; shm_name is "/<prefix><id>", ready
+ * <prefix><id> where id passes fl_id_check (the drainer's doorbell,
+ * <prefix>@doorbell, is skipped); shm_name is "/<prefix><id>", ready
  * for fl_ring_attach. Names that carry the prefix but a bad id are reported
  * through bad(name, arg) when bad is not NULL (hostile or foreign objects).
  * Stops early and returns fn's value when it is non-zero; returns -errno when

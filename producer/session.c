@@ -20,6 +20,7 @@
 #include "config.h"
 #include "encode.h"
 #include "ring.h"
+#include "sysutil.h"
 
 #if defined(__SANITIZE_THREAD__)
 #define FL_TSAN 1
@@ -392,6 +393,14 @@ static inline void lane_leave(fl_session *s, struct tls_slot *t, int locked)
 
 /* ---- open / close ------------------------------------------------------------------- */
 
+/* The start-up handshake: the drainer sets the ring's attached word when it has the ring in its table. */
+static int wait_attached(fl_session *s, uint64_t timeout_ns)
+{
+	if (!timeout_ns)
+		return 0;
+	return fl_ring_wait_attached(&s->ring, timeout_ns) == 0 ? 0 : FL_OPEN_UNATTACHED;
+}
+
 int fl_session_open(fl_session **out, const struct fl_session_opts *opts, char *why, size_t whylen)
 {
 	struct fl_session_opts none = {0};
@@ -477,6 +486,7 @@ int fl_session_open(fl_session **out, const struct fl_session_opts *opts, char *
 	s->block = o->full_policy == FL_FULL_BLOCK;
 	s->tsc = s->ring.hdr->clock == FL_RING_CLOCK_TSC;
 	s->block_timeout_ns = o->block_timeout_ns;
+	fl_ring_bell_use(&s->ring, o->shm_prefix); /* the prefix made the ring name, so it is valid here */
 
 	pthread_mutex_lock(&open_lock);
 	s->gen = ++open_gen;
@@ -484,7 +494,7 @@ int fl_session_open(fl_session **out, const struct fl_session_opts *opts, char *
 	open_list = s;
 	pthread_mutex_unlock(&open_lock);
 	*out = s;
-	return 0;
+	return wait_attached(s, o->attach_timeout_ns);
 }
 
 int fl_session_close(fl_session *s)
@@ -499,9 +509,11 @@ int fl_session_close(fl_session *s)
 		}
 	pthread_mutex_unlock(&open_lock);
 	/* a forked child only lets go of its copy: the ring is still the parent's */
-	if (s->pid == atomic_load_explicit(&proc_pid, memory_order_relaxed))
+	if (s->pid == atomic_load_explicit(&proc_pid, memory_order_relaxed)) {
 		/* pairs with the drainer's load-acquire of closed: every head store is before it */
 		fl_store_release(&s->ring.hdr->closed, 1);
+		fl_ring_bell_ring(&s->ring); /* the drainer finishes the session now, not on its timer */
+	}
 	for (uint32_t l = 0; l < s->ring.lane_count; l++)
 		pthread_mutex_destroy(&s->guard[l].lock);
 	fl_ring_detach(&s->ring);
@@ -544,13 +556,6 @@ int fl_session_stats(const fl_session *s, struct fl_stats *st)
 
 /* ---- emit --------------------------------------------------------------------------- */
 
-static inline uint64_t now_realtime(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* Encodes Event{ts,id,ref,pid,tid,body} straight into the lane. */
 static int64_t emit(fl_session *s, int kind, uint64_t ref, const struct fl_field *f, int nf)
 {
@@ -585,7 +590,7 @@ static int64_t emit(fl_session *s, int kind, uint64_t ref, const struct fl_field
 	}
 	uint8_t *p = res.payload;
 	/* an unfenced rdtsc overlaps with the encoding; the vDSO's clock_gettime fences it (docs/benchmarks.md) */
-	uint64_t ts = s->tsc ? fl_rdtsc() : now_realtime();
+	uint64_t ts = s->tsc ? fl_rdtsc() : (uint64_t)fl_now_ns(CLOCK_REALTIME);
 	*p++ = (uint8_t)pb_tag(1, PB_FIXED64);
 	memcpy(p, &ts, 8); /* little-endian hosts only: fixed64 is little-endian on the wire */
 	p += 8;
@@ -704,4 +709,129 @@ int64_t fl__emit_input(fl_session *s, uint64_t ref, const void *data, size_t len
 	if (len > UINT32_MAX)
 		return too_big(s);
 	EMIT(FL_KIND_INPUT, BYTES(1, data, len));
+}
+
+/* ---- zero-copy capture -------------------------------------------------------------- */
+
+/* What a struct fl_capture's priv_ holds between reserve and commit. */
+struct capture_priv {
+	struct fl_reservation res; /* sized for cap bytes; shrunk to the n committed */
+	uint8_t *body_len;	   /* the body's fixed five-byte length */
+	uint32_t hdr;		   /* record bytes before the data */
+	uint32_t locked;	   /* lane_enter took the lane's lock */
+};
+_Static_assert(sizeof(struct capture_priv) <= sizeof(((struct fl_capture *)0)->priv_), "capture state fits");
+
+/* A length as a five-byte varint (0x80-continued): any value up to 2^35 keeps the same width. */
+static inline uint8_t *pb_varint5(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v | 0x80);
+	p[1] = (uint8_t)((v >> 7) | 0x80);
+	p[2] = (uint8_t)((v >> 14) | 0x80);
+	p[3] = (uint8_t)((v >> 21) | 0x80);
+	p[4] = (uint8_t)(v >> 28);
+	return p + 5;
+}
+
+/*
+ * Reserves Event{id,ref,pid,tid,body{[stream], data}} for max data bytes; the
+ * timestamp and both lengths are written at commit. The lane stays entered
+ * until then, so no other record can land between.
+ */
+static int64_t capture(fl_session *s, int kind, uint64_t ref, uint32_t stream, size_t max, struct fl_capture *c)
+{
+	if (__builtin_expect(s->pid != atomic_load_explicit(&proc_pid, memory_order_relaxed), 0))
+		return -ECHILD;
+	if (!max)
+		return -EINVAL;
+	struct tls_slot *t = lane_for(s);
+	uint32_t lane = t->lane;
+	uint32_t tid = tls_tid;
+	int locked = lane_enter(s, t);
+	uint64_t seq = fl_load_relaxed(&s->ring.lanes[lane].seq); /* ours while entered */
+	uint64_t id = ((seq + 1) << 6) | lane;
+	/* data field: tag, five-byte length; transcript adds its stream before it */
+	size_t inner = (kind == FL_KIND_TRANSCRIPT && stream ? 1 + pb_varint_size(stream) : 0) + 1 + 5;
+	size_t hdr = 9 + 1 + pb_varint_size(id) + (ref ? 1 + pb_varint_size(ref) : 0) + 1 + pb_varint_size(s->pid) + 1 +
+		     pb_varint_size(tid) + 1 + 5 + inner;
+	if (hdr >= s->max_record) {
+		fl_lane_drop(&s->ring, lane);
+		lane_leave(s, t, locked);
+		return -EMSGSIZE;
+	}
+	size_t cap = max < s->max_record - hdr ? max : s->max_record - hdr;
+	struct capture_priv *cp = (struct capture_priv *)(void *)c->priv_;
+	uint32_t len = (uint32_t)(hdr + cap);
+	int rc = fl_lane_reserve(&s->ring, lane, len, &cp->res);
+	if (rc < 0 && s->block && fl_lane_wait_room(&s->ring, lane, len, s->block_timeout_ns) == 0)
+		rc = fl_lane_reserve(&s->ring, lane, len, &cp->res);
+	if (rc < 0) {
+		fl_lane_drop(&s->ring, lane);
+		lane_leave(s, t, locked);
+		return -ENOBUFS;
+	}
+	uint8_t *p = cp->res.payload + 9; /* the timestamp goes in at commit */
+	*p++ = (uint8_t)pb_tag(2, PB_VARINT);
+	p = pb_varint(p, id);
+	if (ref) {
+		*p++ = (uint8_t)pb_tag(3, PB_VARINT);
+		p = pb_varint(p, ref);
+	}
+	*p++ = (uint8_t)pb_tag(4, PB_VARINT);
+	p = pb_varint(p, s->pid);
+	*p++ = (uint8_t)pb_tag(5, PB_VARINT);
+	p = pb_varint(p, tid);
+	*p++ = (uint8_t)pb_tag((unsigned)kind + 5, PB_LEN);
+	cp->body_len = p;
+	p += 5;
+	if (kind == FL_KIND_TRANSCRIPT && stream) {
+		*p++ = (uint8_t)pb_tag(1, PB_VARINT);
+		p = pb_varint(p, stream);
+	}
+	*p++ = (uint8_t)pb_tag(kind == FL_KIND_TRANSCRIPT ? 2 : 1, PB_LEN);
+	cp->hdr = (uint32_t)hdr;
+	cp->locked = (uint32_t)locked;
+	c->data = cp->res.payload + hdr;
+	c->cap = cap;
+	return (int64_t)id;
+}
+
+int64_t fl__capture_transcript(fl_session *s, uint64_t ref, uint32_t stream, size_t max, struct fl_capture *c)
+{
+	return capture(s, FL_KIND_TRANSCRIPT, ref, stream, max, c);
+}
+
+int64_t fl__capture_input(fl_session *s, uint64_t ref, size_t max, struct fl_capture *c)
+{
+	return capture(s, FL_KIND_INPUT, ref, 0, max, c);
+}
+
+int64_t fl_capture_commit(fl_session *s, struct fl_capture *c, size_t n)
+{
+	struct capture_priv *cp = (struct capture_priv *)(void *)c->priv_;
+	struct tls_slot t = {.s = s, .lane = cp->res.lane};
+	int64_t ret = 0;
+	if (n > c->cap) {
+		ret = -EINVAL;
+	} else if (n) {
+		uint8_t *rec = cp->res.payload;
+		uint8_t *data_len = rec + cp->hdr - 5;
+		pb_varint5(cp->body_len, (uint32_t)((size_t)(data_len + 5 - (cp->body_len + 5)) + n));
+		pb_varint5(data_len, (uint32_t)n);
+		uint64_t ts = s->tsc ? fl_rdtsc() : (uint64_t)fl_now_ns(CLOCK_REALTIME);
+		rec[0] = (uint8_t)pb_tag(1, PB_FIXED64);
+		memcpy(rec + 1, &ts, 8);
+		/* the record shrinks from hdr + cap to hdr + n: its end moves back by the space saved */
+		uint32_t len = cp->hdr + (uint32_t)n;
+		cp->res.end -= fl_rec_space(cp->res.len) - fl_rec_space(len);
+		cp->res.len = len;
+		uint64_t seq = cp->res.seq;
+		fl_lane_commit(&s->ring, &cp->res);
+		ret = (int64_t)(((seq + 1) << 6) | cp->res.lane);
+	}
+	/* abandoned: head never moved, so the bytes written are invisible and the seq is unspent */
+	lane_leave(s, &t, (int)cp->locked);
+	c->data = NULL;
+	c->cap = 0;
+	return ret;
 }

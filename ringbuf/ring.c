@@ -4,6 +4,8 @@
 #include "ring.h"
 #include "why.h"
 #include "guard.h"
+#include "doorbell.h"
+#include "sysutil.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -23,6 +25,8 @@ _Static_assert(offsetof(struct fl_ring_hdr, level) % FL_CACHELINE == 0, "level w
 _Static_assert(sizeof(struct fl_ring_hdr) % FL_CACHELINE == 0, "header ends on a line");
 _Static_assert(sizeof(struct fl_rec_hdr) == FL_REC_HDR, "record header is 16 bytes");
 _Static_assert(-105 == -ENOBUFS, "fl_lane_reserve hard-codes ENOBUFS");
+_Static_assert(offsetof(struct fl_ring_hdr, attached) % FL_CACHELINE == 0, "the drainer's line is its own");
+_Static_assert(offsetof(struct fl_lane_ctl, nudge_at) < FL_CACHELINE, "nudge_at on the owner's line");
 
 #define PAGE 4096ull
 
@@ -101,13 +105,6 @@ int fl_proc_start(int pid, uint64_t *start)
 	return 0;
 }
 
-static int64_t now_ns(clockid_t c)
-{
-	struct timespec ts;
-	clock_gettime(c, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* 1 when the first "flags" line of /proc/cpuinfo has every word of want (NULL-terminated). */
 static int cpu_flags_have(const char *const *want)
 {
@@ -162,7 +159,7 @@ uint64_t fl_tsc_anchor(uint64_t *tsc, int64_t *realtime_ns)
 	/* an interrupt or preemption inside one bracket only widens that one: keep the tightest */
 	for (int i = 0; i < 5; i++) {
 		uint64_t t0 = fl_rdtsc();
-		int64_t rt = now_ns(CLOCK_REALTIME);
+		int64_t rt = fl_now_ns(CLOCK_REALTIME);
 		uint64_t t1 = fl_rdtsc();
 		if (t1 - t0 < best) {
 			best = t1 - t0;
@@ -204,7 +201,7 @@ int fl_ring_create(struct fl_ring *r, const char *name, const struct fl_ring_par
 	int fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -errno;
-	/* fchmod: the umask must not widen or narrow what DESIGN.md fixes */
+	/* fchmod: the umask must not widen or narrow what docs/layout.md fixes */
 	if (fchmod(fd, 0600) < 0 || ftruncate(fd, (off_t)size) < 0) {
 		int e = -errno;
 		close(fd);
@@ -248,13 +245,14 @@ int fl_ring_create(struct fl_ring *r, const char *name, const struct fl_ring_par
 		shm_unlink(name);
 		return prc;
 	}
-	h->start_realtime_ns = now_ns(CLOCK_REALTIME);
+	h->start_realtime_ns = fl_now_ns(CLOCK_REALTIME);
 	h->clock = p->clock == FL_RING_CLOCK_TSC && fl_tsc_usable() ? FL_RING_CLOCK_TSC : FL_RING_CLOCK_REALTIME;
 	if (h->clock == FL_RING_CLOCK_TSC)
 		fl_tsc_anchor(&h->anchor_tsc, &h->anchor_realtime_ns);
-	h->start_monotonic_ns = now_ns(CLOCK_MONOTONIC);
+	h->start_monotonic_ns = fl_now_ns(CLOCK_MONOTONIC);
 	snprintf(h->id, sizeof h->id, "%s", p->id);
 	atomic_init(&h->level, p->level);
+	h->level0 = p->level;
 	/* magic last: an attacher racing creation sees a bad magic, never a half header */
 	atomic_thread_fence(memory_order_release);
 	h->magic = FL_RING_MAGIC;
@@ -262,6 +260,10 @@ int fl_ring_create(struct fl_ring *r, const char *name, const struct fl_ring_par
 	r->fd = fd;
 	r->lane_count = lanes;
 	r->lane_size = lane_size;
+	r->bell = NULL;
+	r->bell_for = 0;
+	r->bell_busy = 0;
+	r->bell_name[0] = 0;
 	fill_handle(r, base, size);
 	return 0;
 }
@@ -282,8 +284,11 @@ int fl_ring_validate(struct fl_ring *r, void *base, uint64_t size, char *why, si
 		return -EBADF;
 	}
 	if (h->version != FL_RING_VERSION || h->hdr_size != sizeof *h) {
-		fl_why(why, whylen, "layout version %u (header %u bytes); this build reads version %u (%zu bytes)",
-		       h->version, h->hdr_size, FL_RING_VERSION, sizeof *h);
+		fl_why(why, whylen,
+		       "layout version %u (header %u bytes); this build reads version %u (%zu bytes): the producer "
+		       "links a%s libfuguelog, so run producer and drainer of one release",
+		       h->version, h->hdr_size, FL_RING_VERSION, sizeof *h,
+		       h->version < FL_RING_VERSION ? "n older" : " newer");
 		return -EPROTO;
 	}
 	uint32_t lanes = h->lane_count;
@@ -387,6 +392,7 @@ int fl_ring_attach(struct fl_ring *r, const char *name, char *why, size_t whylen
 
 void fl_ring_detach(struct fl_ring *r)
 {
+	fl_bell_unmap(atomic_load(&r->bell));
 	if (r->hdr) {
 		fl_guard_del(r->hdr);
 		munmap(r->hdr, r->map_size);
@@ -443,7 +449,7 @@ int fl_lane_wait_room(struct fl_ring *r, uint32_t lane, uint32_t len, uint64_t t
 	uint64_t need = fl_rec_space(len) + fl_rec_space(fl_ring_max_record(r));
 	if (need > size)
 		need = size;
-	int64_t deadline = timeout_ns ? now_ns(CLOCK_MONOTONIC) + (int64_t)timeout_ns : 0;
+	int64_t deadline = timeout_ns ? fl_now_ns(CLOCK_MONOTONIC) + (int64_t)timeout_ns : 0;
 
 	for (unsigned spin = 0; spin < 256; spin++) {
 		/* pairs with the store-release of tail in fl_lane_release */
@@ -452,6 +458,7 @@ int fl_lane_wait_room(struct fl_ring *r, uint32_t lane, uint32_t len, uint64_t t
 			return 0;
 		fl_cpu_relax();
 	}
+	fl_ring_bell_ring(r); /* a full lane: a sleeping drainer must come now, not on its timer */
 	for (;;) {
 		atomic_fetch_add_explicit(&c->waiters, 1, memory_order_seq_cst);
 		uint32_t w = atomic_load_explicit(&c->wake, memory_order_seq_cst);
@@ -460,7 +467,7 @@ int fl_lane_wait_room(struct fl_ring *r, uint32_t lane, uint32_t len, uint64_t t
 		if (!room) {
 			struct timespec ts = {0, 10 * 1000 * 1000}; /* re-check: the drainer may be gone */
 			if (deadline) {
-				int64_t left = deadline - now_ns(CLOCK_MONOTONIC);
+				int64_t left = deadline - fl_now_ns(CLOCK_MONOTONIC);
 				if (left <= 0) {
 					atomic_fetch_sub_explicit(&c->waiters, 1, memory_order_relaxed);
 					return -ETIMEDOUT;
@@ -535,6 +542,7 @@ int fl_lane_peek(struct fl_ring *r, uint32_t lane, struct fl_rec *out, unsigned 
 		}
 		out[n].data = base + off + FL_REC_HDR;
 		out[n].len = h.len;
+		out[n].tag = h.tag;
 		out[n].seq = h.seq;
 		n++;
 		pos += space;
@@ -561,4 +569,87 @@ void fl_lane_release(struct fl_ring *r, uint32_t lane, uint64_t new_tail)
 		atomic_fetch_add_explicit(&c->wake, 1, memory_order_seq_cst);
 		futex(&c->wake, FUTEX_WAKE, INT32_MAX, NULL);
 	}
+}
+
+/* ---- start-up handshake and doorbell ------------------------------------------------- */
+
+void fl_ring_set_attached(struct fl_ring *r)
+{
+	/* pairs with the load-acquire in fl_ring_attached / fl_ring_wait_attached */
+	fl_store_release(&r->hdr->attached, (uint32_t)getpid());
+	futex(&r->hdr->attached, FUTEX_WAKE, INT32_MAX, NULL);
+}
+
+int fl_ring_wait_attached(struct fl_ring *r, uint64_t timeout_ns)
+{
+	int64_t deadline =
+	    fl_now_ns(CLOCK_MONOTONIC) + (int64_t)(timeout_ns > INT64_MAX / 2 ? INT64_MAX / 2 : timeout_ns);
+	while (!fl_ring_attached(r)) {
+		int64_t left = deadline - fl_now_ns(CLOCK_MONOTONIC);
+		if (left <= 0)
+			return -ETIMEDOUT;
+		struct timespec ts = {(time_t)(left / 1000000000), (long)(left % 1000000000)};
+		futex(&r->hdr->attached, FUTEX_WAIT, 0, &ts);
+	}
+	return 0;
+}
+
+/*
+ * The doorbell, mapped on first need: at fl_ring_bell_use, then again each time
+ * the ring is attached by a drainer we have not looked for (a drainer started
+ * after the session). One thread looks; the others go on without.
+ */
+static struct fl_bell *bell_get(struct fl_ring *r)
+{
+	/* pairs with the store-release below */
+	struct fl_bell *b = atomic_load_explicit(&r->bell, memory_order_acquire);
+	if (b || !r->bell_name[0])
+		return b;
+	uint32_t att = fl_load_acquire(&r->hdr->attached);
+	if (!att || att == atomic_load_explicit(&r->bell_for, memory_order_relaxed))
+		return NULL;
+	if (atomic_exchange_explicit(&r->bell_busy, 1, memory_order_acquire))
+		return NULL;
+	atomic_store_explicit(&r->bell_for, att, memory_order_relaxed);
+	b = fl_bell_open(r->bell_name);
+	if (b)
+		atomic_store_explicit(&r->bell, b, memory_order_release);
+	atomic_store_explicit(&r->bell_busy, 0, memory_order_release);
+	return b;
+}
+
+int fl_ring_bell_use(struct fl_ring *r, const char *prefix)
+{
+	int rc = fl_bell_name(r->bell_name, sizeof r->bell_name, prefix);
+	if (rc < 0) {
+		r->bell_name[0] = 0;
+		return rc;
+	}
+	struct fl_bell *b = fl_bell_open(r->bell_name);
+	if (b)
+		atomic_store_explicit(&r->bell, b, memory_order_release);
+	return 0;
+}
+
+void fl_ring_bell_ring(struct fl_ring *r)
+{
+	struct fl_bell *b = bell_get(r);
+	if (b)
+		fl_bell_ring(b);
+}
+
+void fl_lane_nudge(struct fl_ring *r, uint32_t lane, uint64_t head)
+{
+	struct fl_lane_ctl *c = &r->lanes[lane];
+	uint64_t size = r->lane_size, wm = FL_BELL_WATERMARK(size);
+	/* pairs with the store-release of tail in fl_lane_release; also refreshes the reserve's copy */
+	uint64_t tail = fl_load_acquire(&c->tail);
+	c->cached_tail = tail;
+	if (head - tail < wm) {
+		c->nudge_at = tail + wm; /* the head at which the lane can first hold a watermark */
+		return;
+	}
+	/* above the watermark: look again a step later, so a lane that stays full pays once per step */
+	c->nudge_at = head + FL_BELL_STEP(size);
+	fl_ring_bell_ring(r);
 }

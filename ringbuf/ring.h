@@ -15,8 +15,9 @@
  * preceded by a PAD record (or, when fewer than 16 bytes remain, an implicit skip).
  *
  * Concurrency contract:
- *  - head, seq, drops, cached_tail: written only by the lane's owner thread.
+ *  - head, seq, drops, cached_tail, nudge_at: written only by the lane's owner thread.
  *  - tail, wake: written only by the consumer (the drainer).
+ *  - attached (the header's drainer line): written only by the consumer.
  *  - level: written by anyone with a CAS that bumps the generation.
  *  - Every field the consumer reads is untrusted and validated before use.
  *
@@ -30,7 +31,7 @@
 #include "barrier.h"
 
 #define FL_RING_MAGIC 0x474f4c4555475546ULL /* "FUGUELOG" */
-#define FL_RING_VERSION 1u
+#define FL_RING_VERSION 2u		    /* 2: record tag, drainer line, nudge_at */
 #define FL_CACHELINE 64
 #define FL_RING_MAX_LANES 64u
 #define FL_RING_MIN_LANE_SIZE 4096ull
@@ -39,8 +40,8 @@
 #define FL_REC_HDR 16u
 #define FL_REC_ALIGN 8u
 
-#define FL_REC_DATA 0x44524543u /* "CERD": a payload record */
-#define FL_REC_PAD 0x44415050u	/* "PPAD": skip to the end of the lane */
+#define FL_REC_DATA 0x4443u /* "CD": a payload record */
+#define FL_REC_PAD 0x4150u  /* "PA": skip to the end of the lane */
 
 #define FL_RING_F_BLOCK 1u /* producer waits for room instead of dropping */
 
@@ -69,12 +70,21 @@ struct fl_ring_hdr {
 	int64_t start_monotonic_ns;
 	char id[FL_RING_ID_MAX + 8]; /* NUL-terminated session id */
 	_Atomic uint32_t closed;     /* set by the producer when it closes the session */
-	uint32_t reserved;
+	uint32_t level0;	     /* the level word's value at create (its generation 0), for the first level line */
 	/* FL_RING_CLOCK_TSC: one (TSC, CLOCK_REALTIME ns) pair read together at create, for the drainer */
 	uint64_t anchor_tsc;
 	int64_t anchor_realtime_ns;
 	_Alignas(FL_CACHELINE) _Atomic uint64_t level; /* alone on its cache line */
 	uint8_t level_pad[FL_CACHELINE - sizeof(uint64_t)];
+	/*
+	 * The drainer's line, next to its wake words: the only header bytes it
+	 * writes. attached is a futex word, 0 until a drainer has taken the ring
+	 * into its table, then that drainer's pid; the producer may wait on it at
+	 * open (fl_ring_wait_attached) and uses a change of it as its cue to map
+	 * the drainer's doorbell (ringbuf/doorbell.h).
+	 */
+	_Alignas(FL_CACHELINE) _Atomic uint32_t attached;
+	uint8_t drainer_pad[FL_CACHELINE - sizeof(uint32_t)];
 };
 
 struct fl_lane_ctl {
@@ -85,6 +95,7 @@ struct fl_lane_ctl {
 	uint64_t cached_tail;	  /* owner's copy of tail, reloaded only when short of room */
 	_Atomic uint32_t owner;	  /* tid of the owning thread, 0 = free */
 	_Atomic uint32_t waiters; /* producers asleep on wake in blocking mode */
+	uint64_t nudge_at;	  /* head at which the owner next looks at the doorbell (fl_lane_nudge) */
 	/* consumer's cache line */
 	_Alignas(FL_CACHELINE) _Atomic uint64_t tail;
 	_Atomic uint32_t wake; /* futex word: bumped by the consumer after moving tail */
@@ -92,9 +103,12 @@ struct fl_lane_ctl {
 
 struct fl_rec_hdr {
 	uint32_t len;  /* payload bytes, without header and padding */
-	uint32_t type; /* FL_REC_DATA or FL_REC_PAD */
+	uint16_t type; /* FL_REC_DATA or FL_REC_PAD */
+	uint16_t tag;  /* low 16 bits of the level word when reserved: the level and 8 bits of its generation */
 	uint64_t seq;  /* lane sequence number */
 };
+
+struct fl_bell;
 
 /* Process-local handle of a mapped ring. */
 struct fl_ring {
@@ -105,6 +119,11 @@ struct fl_ring {
 	uint64_t map_size;
 	uint32_t lane_count;
 	int fd;
+	/* producer side: the doorbell (fl_ring_bell_use); unused by a consumer */
+	struct fl_bell *_Atomic bell;
+	_Atomic uint32_t bell_for; /* the attached value the last doorbell lookup was made for */
+	_Atomic uint32_t bell_busy;
+	char bell_name[96];
 };
 
 /* Parameters of fl_ring_create; 0 in lane_count/lane_size means 4 lanes of 1 MiB. */
@@ -208,6 +227,35 @@ static inline uint64_t fl_ring_level_word(const struct fl_ring *r)
  */
 uint64_t fl_ring_level_set(struct fl_ring *r, uint8_t value);
 
+/* ---- start-up handshake and doorbell (ringbuf/doorbell.h) ---------------------------- */
+
+/*
+ * Producer: waits until a drainer has attached the ring (the header's attached
+ * word is non-zero), at most timeout_ns. Returns 0 when attached, -ETIMEDOUT.
+ */
+int fl_ring_wait_attached(struct fl_ring *r, uint64_t timeout_ns);
+
+/* Consumer: marks the ring attached by this process and wakes a producer waiting at open. */
+void fl_ring_set_attached(struct fl_ring *r);
+
+/* 1 when a drainer has attached the ring. */
+static inline int fl_ring_attached(const struct fl_ring *r)
+{
+	/* pairs with the store-release in fl_ring_set_attached */
+	return fl_load_acquire(&r->hdr->attached) != 0;
+}
+
+/*
+ * Producer: the doorbell of the drainer for this shm prefix (NULL: $FUGUE_SHM_PREFIX
+ * or "fugue-"). Maps it now when it exists, else later, on the slow path, once a
+ * drainer has attached the ring. Without one, a sleeping drainer finds the
+ * records on its safety timer. Returns 0 or -errno (only for a bad prefix).
+ */
+int fl_ring_bell_use(struct fl_ring *r, const char *prefix);
+
+/* Producer: rings the doorbell when a drainer sleeps (session close, a full lane in blocking mode). */
+void fl_ring_bell_ring(struct fl_ring *r);
+
 /* ---- producer side: only the lane's owner calls these ----------------------------- */
 
 static inline uint64_t fl_rec_space(uint32_t len)
@@ -226,7 +274,8 @@ struct fl_reservation {
 	uint64_t seq;	  /* sequence number the record will carry */
 	uint64_t end;	  /* head after commit */
 	uint32_t len;
-	uint32_t lane;
+	uint16_t lane; /* < FL_RING_MAX_LANES */
+	uint16_t tag;  /* the record's tag: the level word's low 16 bits at reserve */
 };
 
 /*
@@ -252,28 +301,44 @@ static inline int fl_lane_reserve(struct fl_ring *r, uint32_t lane, uint32_t len
 	}
 	uint8_t *lane_base = r->data + (uint64_t)lane * size;
 	if (skip >= FL_REC_HDR) {
-		struct fl_rec_hdr pad = {(uint32_t)(skip - FL_REC_HDR), FL_REC_PAD, 0};
+		struct fl_rec_hdr pad = {(uint32_t)(skip - FL_REC_HDR), FL_REC_PAD, 0, 0};
 		memcpy(lane_base + off, &pad, sizeof pad);
 	}
 	uint64_t at = skip ? 0 : off;
+	/* the same line the inline level check just read: the level this record is emitted under */
+	res->tag = (uint16_t)fl_load_relaxed(&r->hdr->level);
 	res->payload = lane_base + at + FL_REC_HDR;
 	res->seq = fl_load_relaxed(&c->seq); /* our own store */
 	res->end = end;
 	res->len = len;
-	res->lane = lane;
+	res->lane = (uint16_t)lane;
 	return 0;
 }
 
-/* Publishes a reserved record: header, then one store-release of head. */
+/*
+ * The doorbell's slow path, called by fl_lane_commit when head passes the
+ * lane's nudge_at: reloads tail, and when the lane holds at least a watermark
+ * (FL_BELL_WATERMARK) while a drainer sleeps, rings the doorbell once. Sets the
+ * next nudge_at. Owner only.
+ */
+void fl_lane_nudge(struct fl_ring *r, uint32_t lane, uint64_t head);
+
+/*
+ * Publishes a reserved record: header, then one store-release of head. The
+ * doorbell costs the common path one compare: nudge_at is a position on the
+ * owner's own cache line, moved ahead by the slow path.
+ */
 static inline void fl_lane_commit(struct fl_ring *r, const struct fl_reservation *res)
 {
 	struct fl_lane_ctl *c = &r->lanes[res->lane];
-	struct fl_rec_hdr h = {res->len, FL_REC_DATA, res->seq};
+	struct fl_rec_hdr h = {res->len, FL_REC_DATA, res->tag, res->seq};
 	memcpy(res->payload - FL_REC_HDR, &h, sizeof h);
 	/* pairs with the load-acquire of head in fl_lane_peek */
 	fl_store_release(&c->head, res->end);
 	/* after head: a consumer that sees seq also sees this record (fl_lane_snapshot) */
 	fl_store_release(&c->seq, res->seq + 1);
+	if (__builtin_expect((int64_t)(res->end - c->nudge_at) >= 0, 0))
+		fl_lane_nudge(r, res->lane, res->end);
 }
 
 /* Counts one record lost to a full lane; its sequence number is spent, so the gap shows. */
@@ -300,6 +365,7 @@ int fl_lane_wait_room(struct fl_ring *r, uint32_t lane, uint32_t len, uint64_t t
 struct fl_rec {
 	const uint8_t *data; /* inside the mapping; the producer could still scribble on it */
 	uint32_t len;
+	uint16_t tag; /* as the producer wrote it: untrusted */
 	uint64_t seq;
 };
 

@@ -3,7 +3,9 @@
 FL_PACKAGES=(cmake make gcc pkg-config python3 lz4 liburcu-dev liblz4-dev libprotobuf-c-dev
              protobuf-c-compiler libcmocka-dev libinih-dev)
 # only the tests need these; scripts/test installs them (scripts/demo does not)
-FL_TEST_PACKAGES=(rsyslog clang-format jq)
+FL_TEST_PACKAGES=(rsyslog clang-format librust-tracing-dev librust-tracing-subscriber-dev tmux bsdutils jq)
+# the Rust binding's test (tests/test_rust.sh) uses the machine's cargo, else Debian's
+command -v cargo >/dev/null || FL_TEST_PACKAGES+=(cargo)
 
 # fl_install_deps [extra packages...]: installs what is missing; fast when nothing is.
 fl_install_deps() {

@@ -167,7 +167,7 @@ def check_dir(d, args):
         "seq_min": None,
         "seq_max": None,
     }
-    seqs, ids, refs = [], {}, []
+    seqs, ids, refs, levels, order = [], {}, [], [], []
     files = sorted(glob.glob(os.path.join(d, "system*.jsonl*")) + glob.glob(os.path.join(d, "user*.jsonl*")))
     for path in files:
         fname = os.path.basename(path)
@@ -222,10 +222,12 @@ def check_dir(d, args):
             s["classes"][cls] += 1
             s["events"][ev] = s["events"].get(ev, 0) + 1
             seqs.append(o["seq"])
+            order.append((o["seq"], ev))
             if ev == "dropped":
                 s["dropped_lines"] += 1
                 s["drops"] += o["data"].get("count", 0)
             elif ev == "level":
+                levels.append((o["seq"], o["data"], path, lineno))
                 s["level_lines"] += 1
                 s["level_changes"] += o["data"].get("changes", 0)
             if ev == "exit" and o["data"].get("abandoned") is True:
@@ -282,6 +284,20 @@ def check_dir(d, args):
             continue
         if got != want:
             problems.append("%s: %s is %d, want %d" % (d, key, got, want))
+    if args.level_chain:
+        want = args.level_chain
+        for seq, data, path, lineno in sorted(levels, key=lambda t: t[0]):
+            if data.get("old") != want or data.get("new") is None:
+                problems.append("%s:%d: level line at seq %d has old %r new %r; want old %r" %
+                                (path, lineno, seq, data.get("old"), data.get("new"), want))
+            want = data.get("new")
+    if args.sequence:
+        got = []
+        for _, ev in sorted(order):
+            if not (ev == "level" and got and got[-1] == "level"):
+                got.append(ev)
+        if got != args.sequence.split(","):
+            problems.append("%s: events in seq order are %s, want %s" % (d, ",".join(got), args.sequence))
     return s, problems
 
 
@@ -292,6 +308,10 @@ def main():
     ap.add_argument("--unique-ids", action="store_true")
     ap.add_argument("--refs", action="store_true")
     ap.add_argument("--lane-order", action="store_true")
+    ap.add_argument("--level-chain", metavar="LEVEL",
+                    help="level lines in seq order: the first old is LEVEL, each old is the previous new, none null")
+    ap.add_argument("--sequence", metavar="EV,EV,...",
+                    help="the events in seq order are exactly these (a run of level lines counts as one)")
     ap.add_argument("--state")
     ap.add_argument("--expect", action="append", default=[], metavar="KEY=N")
     args = ap.parse_args()

@@ -458,6 +458,8 @@ static void test_level_flips(void **state)
 	int used = 0;
 	const char *extra[] = {"--state",
 			       "ended",
+			       "--level-chain", /* every line knows old and new: never null, each old the last new */
+			       "full",
 			       expect(pool, &used, "producer_lines", (long)sh->st.admitted),
 			       expect(pool, &used, "drops", (long)sh->st.dropped),
 			       expect(pool, &used, "level_changes", 1000),

@@ -149,8 +149,10 @@ static void raw_publish(struct fl_ring *r, uint32_t lane, const void *data, uint
 	assert_int_equal(fl_lane_reserve(r, lane, len, &res), 0);
 	memcpy(res.payload, data, len);
 	fl_lane_commit(r, &res);
-	if (type != FL_REC_DATA)
-		memcpy(res.payload - FL_REC_HDR + 4, &type, 4); /* the header's type word */
+	if (type != FL_REC_DATA) {
+		uint16_t t = (uint16_t)type;
+		memcpy(res.payload - FL_REC_HDR + 4, &t, 2); /* the header's type */
+	}
 }
 
 /* An action Event as the producer would encode it, with seq-derived id. */
@@ -340,7 +342,7 @@ static void test_corrupt_record_quarantines_lane(void **state)
 	struct fl_ring r;
 	raw_ring(&r, "corrupt", 2);
 	raw_action(&r, 0, "lane0-first");
-	raw_publish(&r, 0, "\x01\x02\x03\x04\x05\x06\x07\x08", 8, 0x0bad0bad); /* unknown record type */
+	raw_publish(&r, 0, "\x01\x02\x03\x04\x05\x06\x07\x08", 8, 0x0bad); /* unknown record type */
 	raw_action(&r, 0, "lane0-never");
 	raw_action(&r, 1, "lane1-a");
 	raw_publish(&r, 1, "\xff\xff\xff\xff", 4, FL_REC_DATA); /* a record, but not protobuf */
@@ -383,7 +385,7 @@ static void test_truncated_ring(void **state)
 	struct fl_reservation res = {0};
 	assert_int_equal(fl_lane_reserve(&r, 0, 64, &res), 0);
 	memset(res.payload, 0x5a, 64);
-	struct fl_rec_hdr h = {64, FL_REC_DATA, res.seq};
+	struct fl_rec_hdr h = {64, FL_REC_DATA, res.tag, res.seq};
 	memcpy(res.payload - FL_REC_HDR, &h, sizeof h);
 	assert_int_equal(ftruncate(r.fd, 4096), 0); /* the header page (with the lane table) stays */
 	fl_store_release(&r.lanes[0].head, res.end);

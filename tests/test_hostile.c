@@ -104,7 +104,7 @@ static const struct {
 	const char *why;
 } expect[E_COUNT] = {
     [E_MAGIC] = {"bad magic", -EBADF, "bad magic"},
-    [E_VERSION] = {"version 2", -EPROTO, "layout version 2"},
+    [E_VERSION] = {"version 1, the layout before record tags", -EPROTO, "an older libfuguelog"},
     [E_HDR_SIZE] = {"header size", -EPROTO, "layout version"},
     [E_LANES_HUGE] = {"4 billion lanes", -EPROTO, "bad geometry"},
     [E_LANES_ZERO] = {"0 lanes", -EPROTO, "bad geometry"},
@@ -126,7 +126,7 @@ static void apply(struct fl_ring_hdr *h, enum edit e)
 		h->magic ^= 1;
 		break;
 	case E_VERSION:
-		h->version = 2;
+		h->version = 1;
 		break;
 	case E_HDR_SIZE:
 		h->hdr_size = 1u << 31;
@@ -300,7 +300,7 @@ static void test_corrupt_lane_refused(void **state)
 			c->tail = c->head + 64;
 			break;
 		case L_TYPE:
-			first->type = 0x12345678;
+			first->type = 0x1234;
 			break;
 		case L_LEN_HUGE:
 			first->len = UINT32_MAX;

@@ -421,7 +421,7 @@ static void test_roundtrip_sizes(void **state)
 
 /* ---- levels ------------------------------------------------------------------------- */
 
-/* DESIGN.md's table, written out again so the library's own table is checked against it. */
+/* docs/levels.md's table, written out again so the library's own table is checked against it. */
 static const struct {
 	const char *name;
 	int min;
@@ -1388,6 +1388,102 @@ static void test_fork_child_refused(void **state)
 	close_and_unlink(s);
 }
 
+/* Zero-copy capture: records filled in place decode with protobuf-c byte for byte, at every wrap offset. */
+static void test_capture_roundtrip(void **state)
+{
+	(void)state;
+	fl_session *s =
+	    open_ok((struct fl_session_opts){.id = "capture", .level = FL_LEVEL_FULL, .lanes = 1, .lane_size = 4096});
+	struct fl_ring r;
+	ring_of(s, &r);
+	struct fl_capture c;
+	uint8_t want[1100];
+	unsigned rounds = scaled(3000, 10);
+	for (unsigned i = 0; i < rounds; i++) {
+		size_t n = 1 + (i * 37) % 900;
+		for (size_t k = 0; k < n; k++)
+			want[k] = (uint8_t)(i + k * 7);
+		uint32_t stream = i % 3;
+		uint64_t ref = i % 2 ? 1000 + i : 0;
+		int input = i % 5 == 4;
+		int64_t id = input ? fl_capture_input(s, ref, 900, &c) : fl_capture_transcript(s, ref, stream, 900, &c);
+		assert_true(id > 0);
+		assert_non_null(c.data);
+		assert_true(c.cap >= n);
+		memcpy(c.data, want, n);
+		assert_int_equal(fl_capture_commit(s, &c, n), id);
+		Fugue__Event *e = take(&r, 0, NULL);
+		assert_non_null(e);
+		assert_int_equal(e->id, (uint64_t)id);
+		assert_int_equal(e->ref, ref);
+		assert_int_equal(e->pid, (uint32_t)getpid());
+		assert_int_equal(e->tid, tid_now());
+		assert_true(e->ts_ns > 0);
+		if (input) {
+			assert_int_equal(e->body_case, FUGUE__EVENT__BODY_INPUT);
+			check_bytes(e->input->data, want, n);
+		} else {
+			assert_int_equal(e->body_case, FUGUE__EVENT__BODY_TRANSCRIPT);
+			assert_int_equal(e->transcript->stream, stream);
+			check_bytes(e->transcript->data, want, n);
+		}
+		fugue__event__free_unpacked(e, NULL);
+	}
+	/* abandoned (n = 0) and refused (n > cap) reservations publish nothing and spend no seq */
+	int64_t a = fl_capture_transcript(s, 0, 1, 64, &c);
+	assert_true(a > 0);
+	assert_int_equal(fl_capture_commit(s, &c, 0), 0);
+	int64_t b = fl_capture_transcript(s, 0, 1, 64, &c);
+	assert_int_equal(b, a);
+	assert_int_equal(fl_capture_commit(s, &c, c.cap + 1), -EINVAL);
+	assert_int_equal(pending(&r, 0), 0);
+	assert_int_equal(fl_emit_input(s, 0, "x", 1), a);
+	drain(&r, 0);
+	/* the cap is bounded by what one record may hold, a quarter of the lane */
+	assert_true(fl_capture_transcript(s, 0, 1, 1 << 20, &c) > 0);
+	size_t cap = c.cap;
+	assert_true(cap < 1024 && cap > 900);
+	memset(c.data, 'z', cap);
+	assert_true(fl_capture_commit(s, &c, cap) > 0);
+	Fugue__Event *e = take(&r, 0, NULL);
+	assert_non_null(e);
+	assert_int_equal(e->transcript->data.len, cap);
+	fugue__event__free_unpacked(e, NULL);
+	assert_int_equal(fl_capture_transcript(s, 0, 1, 0, &c), -EINVAL);
+
+	/* below full: 0, nothing reserved, the capture left as it was */
+	fl_set_level(s, FL_LEVEL_PROMPTS);
+	struct fl_capture untouched = {.data = want, .cap = 7};
+	assert_int_equal(fl_capture_transcript(s, 0, 1, 64, &untouched), 0);
+	assert_int_equal(fl_capture_input(s, 0, 64, &untouched), 0);
+	assert_ptr_equal(untouched.data, want);
+	assert_int_equal(untouched.cap, 7);
+	assert_int_equal(pending(&r, 0), 0);
+	check_stats(s, rounds + 2, rounds + 2, 0);
+	fl_ring_detach(&r);
+	close_and_unlink(s);
+}
+
+/* A full lane: the reservation is refused and counted as dropped, like an emit. */
+static void test_capture_full(void **state)
+{
+	(void)state;
+	fl_session *s =
+	    open_ok((struct fl_session_opts){.id = "capfull", .level = FL_LEVEL_FULL, .lanes = 1, .lane_size = 4096});
+	struct fl_capture c;
+	unsigned n = 0;
+	int64_t id;
+	while ((id = fl_capture_transcript(s, 0, 1, 200, &c)) > 0) {
+		memset(c.data, 'a', 200);
+		assert_true(fl_capture_commit(s, &c, 200) > 0);
+		n++;
+	}
+	assert_int_equal(id, -ENOBUFS);
+	assert_true(n > 10);
+	check_stats(s, n + 1, n, 1);
+	close_and_unlink(s);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup(test_roundtrip_random, hermetic),
     cmocka_unit_test_setup(test_roundtrip_sizes, hermetic),
@@ -1409,6 +1505,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup(test_stats_while_dropping, hermetic),
     cmocka_unit_test_setup(test_many_sessions_one_thread, hermetic),
     cmocka_unit_test_setup(test_lane_churn, hermetic),
+    cmocka_unit_test_setup(test_capture_roundtrip, hermetic),
+    cmocka_unit_test_setup(test_capture_full, hermetic),
 };
 
 FL_TEST_MAIN("producer", tests)

@@ -395,7 +395,7 @@ static void test_peek_rejects_corruption(void **state)
 	fl_store_relaxed(&c->head, head);
 	struct fl_rec_hdr first;
 	memcpy(&first, lane, sizeof first);
-	h = (struct fl_rec_hdr){100, FL_REC_PAD, 0};
+	h = (struct fl_rec_hdr){100, FL_REC_PAD, 0, 0};
 	memcpy(lane, &h, sizeof h);
 	assert_int_equal(fl_lane_peek(r, 0, recs, 8, &nt, why, sizeof why), -EBADMSG);
 	assert_non_null(strstr(why, "pad record"));

@@ -373,8 +373,10 @@ static void test_junk_names_idle_cpu(void **state)
 	assert_int_equal(count_in(d.log, "ignoring shm object"), N); /* once each, not once per rescan */
 	long hz = sysconf(_SC_CLK_TCK);
 	print_message("idle drainer with %d junk names: %ld CPU ticks (1/%ld s) in 3 s\n", N, used, hz);
-	/* a generous bound, not a timing: the linear list and 50 ms rescans cost a third of a core (~100 ticks) */
-	assert_true(used <= hz * 3 / 10);
+	/* a generous bound, not a timing: the linear list and 50 ms rescans cost a third of a core (~100 ticks);
+	   a sanitizer's instrumentation multiplies every rescan's cost, so there the figure is printed, not judged */
+	if (!fl_it_sanitized())
+		assert_true(used <= hz * 3 / 10);
 }
 
 static const struct CMUnitTest tests[] = {

@@ -19,10 +19,13 @@ static const struct {
 	int (*fn)(int, char **);
 	const char *what;
 } commands[] = {
+    {"run", fl_cmd_run, "run a program on a PTY and record it as a session: script(1) for sessions"},
     {"ls", fl_cmd_ls, "list sessions: pid, level, live or not, events/s, ring fill, drops"},
     {"level", fl_cmd_level, "read or set a session's level (one atomic write)"},
     {"emit", fl_cmd_emit, "write events as one session: logger(1) for sessions, and a load generator"},
     {"cat", fl_cmd_cat, "print a session's log, both audit classes merged by seq, archives included"},
+    {"replay", fl_cmd_replay, "play a recorded session's transcript with its timing, as scriptreplay does"},
+    {"export", fl_cmd_export, "write a recorded session as an asciicast v2 file or script(1) timing + log"},
     {"gc", fl_cmd_gc, "apply the retention rules to the log root now (docs/rotation.md)"},
 };
 
@@ -30,7 +33,7 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: fugue-log [--root DIR] [--config FILE] COMMAND [ARGS...]\n\ncommands:\n");
 	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-		fprintf(f, "  %-6s %s\n", commands[i].name, commands[i].what);
+		fprintf(f, "  %-7s %s\n", commands[i].name, commands[i].what);
 	fprintf(f, "\n'fugue-log COMMAND --help' describes each command.\n"
 		   "  --root DIR     log root, absolute or ~/... (default: FUGUE_LOG_DIR, config 'root',\n"
 		   "                 ~/.fugue/logs)\n"

@@ -68,10 +68,13 @@ void fl_cli_printable(char *dst, size_t cap, const char *src);
 /* Writes s as a JSON string (quotes, escapes) to f. */
 void fl_cli_json_str(FILE *f, const char *s);
 
+int fl_cmd_run(int argc, char **argv);
 int fl_cmd_ls(int argc, char **argv);
 int fl_cmd_level(int argc, char **argv);
 int fl_cmd_emit(int argc, char **argv);
 int fl_cmd_cat(int argc, char **argv);
+int fl_cmd_replay(int argc, char **argv);
+int fl_cmd_export(int argc, char **argv);
 int fl_cmd_gc(int argc, char **argv); /* cli_gc.c (retention.h) */
 
 #endif

@@ -18,6 +18,7 @@
 #include "archive.h"
 #include "segindex.h"
 #include "segread.h"
+#include "sessread.h"
 
 /*
  * While following, a line of one class is held back until the other class
@@ -74,6 +75,17 @@ static int line_in_range(const char *line, size_t len)
 	return (int64_t)ts >= cat_since && (int64_t)ts <= cat_until;
 }
 
+/* --output: 0 the JSON lines as stored, else fl_cat_render's text or transcript */
+static int cat_output;
+
+static void print_line(const char *line, size_t len)
+{
+	if (cat_output)
+		fl_cat_render(stdout, cat_output, line, len);
+	else
+		fwrite(line, 1, len, stdout), fputc('\n', stdout);
+}
+
 static void on_signal(int sig)
 {
 	(void)sig;
@@ -116,7 +128,7 @@ static int open_next(struct stream *st)
 			snprintf(lz, sizeof lz, "%s.lz4", pick->name);
 			rc = fl_segread_open(&st->rd, st->dirfd, lz, why, sizeof why);
 		}
-		uint32_t num = pick->num;
+		uint64_t num = pick->num;
 		free(v);
 		if (rc == -ENOENT)
 			continue; /* rotated or removed under us: list again */
@@ -271,7 +283,7 @@ static void note_gap(const char *id, const char *root, uint64_t from, uint64_t t
 static void help(void)
 {
 	printf("usage: fugue-log cat SESSION [--class user|system] [--follow] [--since T] [--until T]\n"
-	       "                     [--root DIR] [--config FILE]\n"
+	       "                     [--output json|text|transcript] [--root DIR] [--config FILE]\n"
 	       "\n"
 	       "Prints the JSON lines of SESSION from <root>/SESSION/: for each class, the rotated\n"
 	       "segments in segment order (lz4 archives <class>.NNNNNN.jsonl.lz4 decompressed on the\n"
@@ -288,6 +300,9 @@ static void help(void)
 	       "              before now: 30s, 10m, 2h, 7d\n"
 	       "  --until T   only lines with ts <= until (same forms); segments that session.json\n"
 	       "              puts wholly outside the range are not even opened\n"
+	       "  --output F  json (default): the lines as stored; text: one short line per event\n"
+	       "              (time, kind, summary), like journalctl -o short; transcript: the raw\n"
+	       "              bytes of the transcript events only (what 'fugue-log run' recorded)\n"
 	       "  --root DIR  the log root (default: FUGUE_LOG_DIR, config 'root', ~/.fugue/logs)\n"
 	       "\n"
 	       "A hole in seq (lines removed by retention) is said on stderr, once per hole, unless\n"
@@ -326,6 +341,7 @@ static int parse_args(struct cat_args *a, int argc, char **argv)
 					     {"follow", no_argument, NULL, 'f'},
 					     {"since", required_argument, NULL, 'S'},
 					     {"until", required_argument, NULL, 'U'},
+					     {"output", required_argument, NULL, 'o'},
 					     FL_CLI_COMMON_OPTS,
 					     {0}};
 	int c, rc;
@@ -337,6 +353,10 @@ static int parse_args(struct cat_args *a, int argc, char **argv)
 			if (strcmp(optarg, "user") && strcmp(optarg, "system"))
 				return fl_cli_usage_err("cat", "--class '%s': use user or system", optarg);
 			a->cls = optarg;
+			break;
+		case 'o':
+			if ((cat_output = fl_cat_output_parse(optarg)) < 0)
+				return fl_cli_usage_err("cat", "--output '%s': use json, text or transcript", optarg);
 			break;
 		case 'f':
 			a->follow = 1;
@@ -475,8 +495,7 @@ static void merge_out(struct stream *sv, int ns, int dirfd, int ifd, const struc
 		}
 		if (gap_notes && best->pseq_ok && best->pseq > last_out + 1)
 			note_gap(a->id, root, last_out + 1, best->pseq - 1);
-		fwrite(best->pend, 1, best->plen, stdout);
-		fputc('\n', stdout);
+		print_line(best->pend, best->plen);
 		best->has_pend = 0;
 		if (best->pseq_ok) {
 			best->last_seq = best->pseq;

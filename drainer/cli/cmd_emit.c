@@ -227,6 +227,8 @@ static void help(void)
 	       "                    default_level, signals); this flag wins over FUGUE_SESSION_LOG\n"
 	       "  --block           wait for room when a lane is full instead of dropping\n"
 	       "  --block-timeout MS  with --block: drop after waiting MS milliseconds (default: forever)\n"
+	       "  --wait-attach[=MS] before emitting, wait up to MS (default 5000) for the drainer to\n"
+	       "                    attach the ring, so a fast start does not fill a lane nobody reads\n"
 	       "  --lanes N         lanes, a power of two up to 64 (default: 4, or enough for --threads)\n"
 	       "  --lane-size BYTES bytes per lane, a power of two from 4K to 1G (default 1M)\n"
 	       "  --root DIR, --config FILE   as for every command (the config gives default_level)\n"
@@ -254,7 +256,8 @@ enum {
 	O_LANES,
 	O_LANE_SIZE,
 	O_BURST,
-	O_BINARY
+	O_BINARY,
+	O_WAIT_ATTACH
 };
 
 /* What the command line asked for beyond the load itself: the session and its ring. */
@@ -321,6 +324,13 @@ static int parse_session_opt(struct emit_args *a, int ch, const char *arg)
 	case O_BLOCK:
 		a->so.full_policy = FL_FULL_BLOCK;
 		return 0;
+	case O_WAIT_ATTACH: {
+		uint64_t ms = 5000;
+		if (arg && fl_cli_u64(arg, &ms) < 0)
+			return fl_cli_usage_err("emit", "--wait-attach='%s' is not a number of milliseconds", arg);
+		a->so.attach_timeout_ns = ms * 1000000ull;
+		return 0;
+	}
 	case O_BLOCK_TIMEOUT:
 		if (fl_cli_u64(arg, &a->block_ms) < 0)
 			return fl_cli_usage_err("emit", "--block-timeout '%s' is not a number of milliseconds", arg);
@@ -353,6 +363,7 @@ static int parse_args(struct emit_args *a, int argc, char **argv)
 					     {"text", required_argument, NULL, O_TEXT},
 					     {"block", no_argument, NULL, O_BLOCK},
 					     {"block-timeout", required_argument, NULL, O_BLOCK_TIMEOUT},
+					     {"wait-attach", optional_argument, NULL, O_WAIT_ATTACH},
 					     {"lanes", required_argument, NULL, O_LANES},
 					     {"lane-size", required_argument, NULL, O_LANE_SIZE},
 					     {"burst", required_argument, NULL, O_BURST},
@@ -449,6 +460,10 @@ static int open_session(struct emit_args *a, fl_session **s)
 		fl_cli_err("cannot open the session: %s", *why ? why : strerror(-rc));
 		return rc == -EINVAL ? FL_EXIT_USAGE : FL_EXIT_FAIL;
 	}
+	if (rc == FL_OPEN_UNATTACHED)
+		fl_cli_err("warning: no drainer attached the ring within %llu ms; emitting anyway (events may be "
+			   "dropped until one does: is fugue-logd running?)",
+			   (unsigned long long)(a->so.attach_timeout_ns / 1000000));
 	return 0;
 }
 

@@ -119,11 +119,12 @@ static void help(void)
 	       "id, producer pid, level, state (live; closed: the producer closed it and the drainer\n"
 	       "has not finished yet; gone: the producer died without closing; broken: the ring\n"
 	       "failed validation, with the reason), events/s (sampled over 200 ms), fill (of the\n"
-	       "fullest lane: how close the session is to dropping) and drops so far.\n"
+	       "fullest lane: how close the session is to dropping) and drops so far. A ring no\n"
+	       "drainer has attached yet shows state 'wait' (JSON: \"attached\": false).\n"
 	       "\n"
 	       "  --json   one JSON object: {\"prefix\":..,\"sessions\":[{\"id\",\"pid\",\"level\",\"generation\",\n"
 	       "           \"state\",\"events\",\"events_per_s\",\"fill\",\"queued_bytes\",\"drops\",\"lanes\",\n"
-	       "           \"lane_size\",\"started\",\"reason\"}]}\n"
+	       "           \"lane_size\",\"started\",\"attached\",\"reason\"}]}\n"
 	       "\n"
 	       "Exit codes: 0 listed (also when there are none), 1 the shm directory cannot be read\n"
 	       "or the config is bad, 2 usage error.\n");
@@ -235,11 +236,12 @@ int fl_cmd_ls(int argc, char **argv)
 				iso_time(e->r.hdr->start_realtime_ns, started, sizeof started);
 				printf(",\"pid\":%u,\"level\":\"%s\",\"generation\":%llu,\"events\":%llu,"
 				       "\"events_per_s\":%.1f,\"fill\":%.4f,\"queued_bytes\":%llu,\"drops\":%llu,"
-				       "\"lanes\":%u,\"lane_size\":%llu,\"started\":\"%s\"",
+				       "\"lanes\":%u,\"lane_size\":%llu,\"started\":\"%s\",\"attached\":%s",
 				       e->r.hdr->pid, fl_level_name(FL_LEVEL_VALUE(w)),
 				       (unsigned long long)FL_LEVEL_GEN(w), (unsigned long long)e->seq1, rate, e->fill,
 				       (unsigned long long)e->queued, (unsigned long long)e->drops, e->r.lane_count,
-				       (unsigned long long)e->r.lane_size, started);
+				       (unsigned long long)e->r.lane_size, started,
+				       fl_ring_attached(&e->r) ? "true" : "false");
 			} else {
 				printf(",\"reason\":");
 				fl_cli_json_str(stdout, e->why);
@@ -247,8 +249,9 @@ int fl_cmd_ls(int argc, char **argv)
 			printf("}");
 		} else if (e->ok) {
 			printf("%-36s %8u %-8s %-6s %9.0f %4.0f%% %8llu\n", e->id, e->r.hdr->pid,
-			       fl_level_name(FL_LEVEL_VALUE(fl_ring_level_word(&e->r))), e->state, rate, e->fill * 100,
-			       (unsigned long long)e->drops);
+			       fl_level_name(FL_LEVEL_VALUE(fl_ring_level_word(&e->r))),
+			       strcmp(e->state, "live") || fl_ring_attached(&e->r) ? e->state : "wait", rate,
+			       e->fill * 100, (unsigned long long)e->drops);
 		} else {
 			printf("%-36s %8s %-8s %-6s  %s\n", e->id, "-", "-", "broken", e->why);
 		}

@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "drain.h"
+#include "sysutil.h"
 
 #define MMAP_THRESHOLD (1 << 20) /* a buffer this big is its own mapping, unmapped when freed */
 #define CLEAR_NS 1000000000ll	 /* a condition unseen this long is over */
@@ -23,13 +24,6 @@ static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static int cond_errno;
 static int64_t cond_seen, cond_since;
 static unsigned long cond_count;
-
-static int64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 unsigned fl_budget_init(void)
 {
@@ -113,7 +107,7 @@ void fl_budget_note(int err, const char *what)
 {
 	if (err < 0)
 		err = -err;
-	int64_t now = mono_ns();
+	int64_t now = fl_now_ns(CLOCK_MONOTONIC);
 	pthread_mutex_lock(&mu);
 	int news = cond_errno != err;
 	if (news) {
@@ -132,7 +126,7 @@ void fl_budget_note(int err, const char *what)
 
 void fl_budget_ok(void)
 {
-	int64_t now = mono_ns();
+	int64_t now = fl_now_ns(CLOCK_MONOTONIC);
 	int over = 0, err = 0;
 	unsigned long count = 0;
 	int64_t lasted = 0;

@@ -22,6 +22,7 @@
 #include "retention.h"
 #include "rings.h"
 #include "sink.h"
+#include "sysutil.h"
 
 #define KICK_GAP_NS 1000000000ll /* at most one kicked pass a second, however fast sessions rotate */
 
@@ -38,13 +39,6 @@ struct fl_housekeep {
 	int stop, kicked;		   /* under mu */
 	int64_t period_ns;
 };
-
-static int64_t now_ns(clockid_t c)
-{
-	struct timespec t;
-	clock_gettime(c, &t);
-	return (int64_t)t.tv_sec * 1000000000ll + t.tv_nsec;
-}
 
 /* A session whose ring is still in shm is live, whatever its manifest says. */
 static int live_by_shm(void *arg, const char *id)
@@ -74,13 +68,13 @@ static void *housekeep_main(void *p)
 	int64_t last_pass = 0;
 	pthread_mutex_lock(&h->mu);
 	while (!h->stop) {
-		int64_t now = now_ns(CLOCK_MONOTONIC);
+		int64_t now = fl_now_ns(CLOCK_MONOTONIC);
 		int64_t due = last_pass + h->period_ns;
 		if (h->kicked)
 			due = last_pass + KICK_GAP_NS < due ? last_pass + KICK_GAP_NS : due;
 		if (now < due) {
 			struct timespec ts;
-			int64_t wake = now_ns(CLOCK_REALTIME) + (due - now);
+			int64_t wake = fl_now_ns(CLOCK_REALTIME) + (due - now);
 			ts.tv_sec = wake / 1000000000ll;
 			ts.tv_nsec = wake % 1000000000ll;
 			pthread_cond_timedwait(&h->cv, &h->mu, &ts);
@@ -90,10 +84,10 @@ static void *housekeep_main(void *p)
 		struct fl_retention_policy pol = h->policy;
 		pthread_mutex_unlock(&h->mu);
 
-		int rc = fl_retention_run(h->root_fd, &pol, now_ns(CLOCK_REALTIME), &hooks, NULL);
+		int rc = fl_retention_run(h->root_fd, &pol, fl_now_ns(CLOCK_REALTIME), &hooks, NULL);
 		if (rc < 0)
 			fl_drain_log("retention pass failed: %s", strerror(-rc));
-		last_pass = now_ns(CLOCK_MONOTONIC);
+		last_pass = fl_now_ns(CLOCK_MONOTONIC);
 		pthread_mutex_lock(&h->mu);
 	}
 	pthread_mutex_unlock(&h->mu);

@@ -120,7 +120,33 @@ static int take_lock(const char *prefix)
 	return fd;
 }
 
-/* Classic double fork: no controlling terminal, not a process group leader, stdio away from the terminal. */
+/* Writes <root>/fugue-logd.pid aside and renames it, so a reader never sees an empty pid file. */
+static void write_pidfile(const char *root)
+{
+	char pid[32];
+	snprintf(pidpath, sizeof pidpath, "%s/fugue-logd.pid", root);
+	char tmppath[sizeof pidpath + 8];
+	snprintf(tmppath, sizeof tmppath, "%s.tmp", pidpath);
+	int pfd = open(tmppath, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (pfd < 0) {
+		fl_drain_log("cannot write %s: %s", tmppath, strerror(errno));
+		return;
+	}
+	int n = snprintf(pid, sizeof pid, "%d\n", (int)getpid());
+	int ok = write(pfd, pid, (size_t)n) == n;
+	close(pfd);
+	if (!ok || rename(tmppath, pidpath) < 0) {
+		fl_drain_log("cannot write %s", pidpath);
+		unlink(tmppath);
+	}
+}
+
+/*
+ * Classic double fork: no controlling terminal, not a process group leader,
+ * stdio away from the terminal. The first process exits only once the daemon
+ * has written its pid file (a byte on a pipe), so whoever started fugue-logd
+ * can read the pid file as soon as the command returns.
+ */
 static int daemonize(const char *root)
 {
 	char path[PATH_MAX];
@@ -130,11 +156,21 @@ static int daemonize(const char *root)
 		fl_drain_log("cannot open log file %s: %s", path, strerror(errno));
 		return -errno;
 	}
+	int ready[2];
+	if (pipe2(ready, O_CLOEXEC) < 0)
+		return -errno;
 	pid_t p = fork();
 	if (p < 0)
 		return -errno;
-	if (p > 0)
-		_exit(EXIT_OK);
+	if (p > 0) {
+		close(ready[1]);
+		char b;
+		ssize_t r;
+		while ((r = read(ready[0], &b, 1)) < 0 && errno == EINTR)
+			;
+		_exit(r == 1 ? EXIT_OK : EXIT_FAIL);
+	}
+	close(ready[0]);
 	setsid();
 	p = fork();
 	if (p < 0)
@@ -152,58 +188,40 @@ static int daemonize(const char *root)
 	}
 	dup2(lfd, 2);
 	log_file = fdopen(lfd, "a");
-	/* for whoever has to stop it: service scripts, tests */
-	char pid[32];
-	snprintf(pidpath, sizeof pidpath, "%s/fugue-logd.pid", root);
-	/* written aside then renamed: a reader never sees an empty pid file */
-	char tmppath[sizeof pidpath + 8];
-	snprintf(tmppath, sizeof tmppath, "%s.tmp", pidpath);
-	int pfd = open(tmppath, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (pfd >= 0) {
-		int n = snprintf(pid, sizeof pid, "%d\n", (int)getpid());
-		int ok = write(pfd, pid, (size_t)n) == n;
-		close(pfd);
-		if (!ok || rename(tmppath, pidpath) < 0) {
-			fl_drain_log("cannot write %s", pidpath);
-			unlink(tmppath);
-		}
-	}
+	write_pidfile(root); /* for whoever has to stop it: service scripts, tests */
+	if (write(ready[1], "", 1) != 1)
+		fl_drain_log("cannot tell the starting process that the daemon is up: %s", strerror(errno));
+	close(ready[1]);
 	return 0;
 }
 
-int main(int argc, char **argv)
+/* What the command line asked for; NULL/0 = not given. */
+struct args {
+	const char *root, *config;
+	int foreground;
+	unsigned workers;
+	char root_abs[PATH_MAX], config_abs[PATH_MAX]; /* what root and config point to once resolved */
+};
+
+/* Parses the command line; returns -1 to go on, else the exit code (help, bad usage, bad root). */
+static int parse_args(int argc, char **argv, struct args *a)
 {
 	static const struct option opts[] = {
 	    {"root", required_argument, NULL, 'r'}, {"config", required_argument, NULL, 'c'},
 	    {"foreground", no_argument, NULL, 'f'}, {"workers", required_argument, NULL, 'w'},
 	    {"help", no_argument, NULL, 'h'},	    {NULL, 0, NULL, 0},
 	};
-	const char *root = NULL, *config = NULL;
-	int foreground = 0;
-	unsigned workers = 0;
 	int c;
-	fl_drain_set_logger(log_line);
-	/*
-	 * Signals are taken by sigwait in this thread only; every thread started later inherits the
-	 * mask. Blocked first thing, so a SIGTERM during start-up is a clean stop, not a kill.
-	 */
-	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	signal(SIGPIPE, SIG_IGN);
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'r':
-			root = optarg;
+			a->root = optarg;
 			break;
 		case 'c':
-			config = optarg;
+			a->config = optarg;
 			break;
 		case 'f':
-			foreground = 1;
+			a->foreground = 1;
 			break;
 		case 'w': {
 			char *end;
@@ -212,7 +230,7 @@ int main(int argc, char **argv)
 				fprintf(stderr, "fugue-logd: --workers takes 1..64, not '%s'\n", optarg);
 				return EXIT_USAGE;
 			}
-			workers = (unsigned)v;
+			a->workers = (unsigned)v;
 			break;
 		}
 		case 'h':
@@ -228,86 +246,132 @@ int main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	/* everything resolved before daemonizing: the daemon runs in /, where relative paths mean something else */
-	char root_abs[PATH_MAX], config_abs[PATH_MAX], why[PATH_MAX + 256];
-	if (root) {
-		if (fl_config_root_check(root, "--root", root_abs, sizeof root_abs, why, sizeof why) < 0) {
+	char why[PATH_MAX + 256];
+	if (a->root) {
+		if (fl_config_root_check(a->root, "--root", a->root_abs, sizeof a->root_abs, why, sizeof why) < 0) {
 			fprintf(stderr, "fugue-logd: %s\n", why);
 			return EXIT_CONFIG;
 		}
-		root = root_abs;
+		a->root = a->root_abs;
 	}
-	if (config && config[0] != '/' && realpath(config, config_abs))
-		config = config_abs; /* SIGHUP reloads it from / */
+	if (a->config && a->config[0] != '/' && realpath(a->config, a->config_abs))
+		a->config = a->config_abs; /* SIGHUP reloads it from / */
+	return -1;
+}
 
+/*
+ * Signals are taken by sigwait in the main thread only; every thread started later inherits the
+ * mask. Blocked first thing, so a SIGTERM during start-up is a clean stop, not a kill.
+ */
+static void block_signals(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+/* Config, root, the single-instance lock and daemonizing; returns the lock fd, or -(exit code). */
+static int start_up(const struct args *a, struct fl_config *cfg)
+{
 	/* a producer may truncate its shm object under our mapping: turn that SIGBUS into a logged end */
 	int grc = fl_guard_install();
 	if (grc < 0)
 		fl_drain_log("cannot install the SIGBUS guard (%s): a truncated ring would kill the drainer",
 			     strerror(-grc));
-
-	struct fl_config cfg;
-	if (load_config(&cfg, config, root, workers) < 0)
-		return EXIT_CONFIG;
-	int rfd = fl_sink_open_root(cfg.root, why, sizeof why);
+	if (load_config(cfg, a->config, a->root, a->workers) < 0)
+		return -EXIT_CONFIG;
+	char why[512];
+	int rfd = fl_sink_open_root(cfg->root, why, sizeof why);
 	if (rfd < 0) {
 		fl_drain_log("%s", why);
-		return EXIT_CONFIG;
+		return -EXIT_CONFIG;
 	}
 	close(rfd);
-	int lock = take_lock(cfg.shm_prefix);
+	int lock = take_lock(cfg->shm_prefix);
 	if (lock < 0)
-		return lock == -EBUSY ? EXIT_RUNNING : EXIT_FAIL;
-	if (!foreground && daemonize(cfg.root) < 0)
-		return EXIT_FAIL;
+		return lock == -EBUSY ? -EXIT_RUNNING : -EXIT_FAIL;
+	if (!a->foreground && daemonize(cfg->root) < 0) {
+		close(lock);
+		return -EXIT_FAIL;
+	}
+	return lock;
+}
 
-	/* compression and retention (h6); before the registry, so sinks rotate from their first line */
+/* SIGHUP: a config that loads replaces the old one, except what changes only at restart. */
+static void reload(const struct args *a, struct fl_config *cfg, struct fl_registry *reg, struct fl_housekeep *hk)
+{
+	struct fl_config next;
+	if (load_config(&next, a->config, a->root, a->workers) < 0) {
+		fl_drain_log("SIGHUP: config refused, keeping the old one");
+		return;
+	}
+	if (strcmp(next.shm_prefix, cfg->shm_prefix) || next.workers != cfg->workers)
+		fl_drain_log("SIGHUP: shm prefix and workers change only at restart");
+	if (strcmp(next.root, cfg->root)) {
+		fl_drain_log("SIGHUP: new sessions go to %s (open ones stay in %s)", next.root, cfg->root);
+		fl_registry_set_root(reg, next.root);
+	}
+	snprintf(next.shm_prefix, sizeof next.shm_prefix, "%s", cfg->shm_prefix);
+	next.workers = cfg->workers;
+	*cfg = next;
+	fl_housekeep_reconfigure(hk, cfg);
+	fl_drain_log("SIGHUP: config reloaded (%s)", cfg->path[0] ? cfg->path : "defaults");
+}
+
+/* Waits for signals until SIGTERM or SIGINT, reloading on SIGHUP. */
+static void serve(const sigset_t *set, const struct args *a, struct fl_config *cfg, struct fl_registry *reg,
+		  struct fl_housekeep *hk)
+{
+	for (;;) {
+		int sig;
+		if (sigwait(set, &sig) != 0)
+			continue;
+		if (sig == SIGHUP) {
+			reload(a, cfg, reg, hk);
+			continue;
+		}
+		fl_drain_log("%s: draining %u session%s and stopping", sig == SIGINT ? "SIGINT" : "SIGTERM",
+			     fl_registry_count(reg), fl_registry_count(reg) == 1 ? "" : "s");
+		return;
+	}
+}
+
+int main(int argc, char **argv)
+{
+	struct args a = {0};
+	sigset_t set;
+	fl_drain_set_logger(log_line);
+	block_signals(&set);
+	int code = parse_args(argc, argv, &a);
+	if (code >= 0)
+		return code;
+	struct fl_config cfg;
+	int lock = start_up(&a, &cfg);
+	if (lock < 0)
+		return -lock;
+
+	/* compression and retention before the registry, so sinks rotate from their first line */
 	struct fl_housekeep *hk;
-	int hrc = fl_housekeep_start(&hk, &cfg);
-	if (hrc < 0) {
-		fl_drain_log("cannot start compression and retention: %s", strerror(-hrc));
+	int rc = fl_housekeep_start(&hk, &cfg);
+	if (rc < 0) {
+		fl_drain_log("cannot start compression and retention: %s", strerror(-rc));
 		return EXIT_FAIL;
 	}
-
 	/* every fd the hard limit allows, shared out as slots for sessions' files (budget.h) */
 	fl_budget_init();
-
 	struct fl_registry *reg;
 	struct fl_registry_opts ro = {.root = cfg.root, .prefix = cfg.shm_prefix, .workers = cfg.workers};
-	int rc = fl_registry_start(&reg, &ro);
+	rc = fl_registry_start(&reg, &ro);
 	if (rc < 0) {
 		fl_drain_log("cannot start: %s", strerror(-rc));
 		return EXIT_FAIL;
 	}
 	fl_drain_log("draining shm prefix '%s' into %s with %u worker%s", cfg.shm_prefix, cfg.root, cfg.workers,
 		     cfg.workers == 1 ? "" : "s");
-	for (;;) {
-		int sig;
-		if (sigwait(&set, &sig) != 0)
-			continue;
-		if (sig == SIGHUP) {
-			struct fl_config next;
-			if (load_config(&next, config, root, workers) < 0) {
-				fl_drain_log("SIGHUP: config refused, keeping the old one");
-				continue;
-			}
-			if (strcmp(next.shm_prefix, cfg.shm_prefix) || next.workers != cfg.workers)
-				fl_drain_log("SIGHUP: shm prefix and workers change only at restart");
-			if (strcmp(next.root, cfg.root)) {
-				fl_drain_log("SIGHUP: new sessions go to %s (open ones stay in %s)", next.root,
-					     cfg.root);
-				fl_registry_set_root(reg, next.root);
-			}
-			snprintf(next.shm_prefix, sizeof next.shm_prefix, "%s", cfg.shm_prefix);
-			next.workers = cfg.workers;
-			cfg = next;
-			fl_housekeep_reconfigure(hk, &cfg);
-			fl_drain_log("SIGHUP: config reloaded (%s)", cfg.path[0] ? cfg.path : "defaults");
-			continue;
-		}
-		fl_drain_log("%s: draining %u session%s and stopping", sig == SIGINT ? "SIGINT" : "SIGTERM",
-			     fl_registry_count(reg), fl_registry_count(reg) == 1 ? "" : "s");
-		break;
-	}
+	serve(&set, &a, &cfg, reg, hk);
 	rc = fl_registry_stop(reg);
 	fl_housekeep_stop(hk); /* after the workers: the archives queued by their last checkpoints are finished */
 	if (rc < 0)

@@ -18,16 +18,20 @@
 #include <urcu/rculfhash.h>
 
 #include "budget.h"
+#include "doorbell.h"
 #include "drain.h"
 #include "ring.h"
 #include "rings.h"
+#include "sysutil.h"
 
 #define RESCAN_MS 500		      /* periodic rescan, and the poll timeout of the discovery thread */
 #define REJECT_YOUNG_NS 2000000000ll  /* a refused name this young may be a ring being created: retried often */
 #define REJECT_RETRY_NS 30000000000ll /* an older one is retried this rarely (it may have been fixed) */
 #define REJECT_BUCKETS 4096
-#define BACKOFF_MIN_NS 1000000
-#define BACKOFF_MAX_NS 50000000
+#define REJECT_FRESH_NS 50000000ll /* ... and this young one is most likely being created: every 250 us */
+#define BACKOFF_MIN_NS 1000000	   /* without a doorbell, idle workers nap from this ... */
+#define BACKOFF_MAX_NS 50000000	   /* ... up to this */
+#define SAFETY_NS 100000000ull	   /* a worker asleep on the doorbell looks anyway this often */
 
 struct ent {
 	struct cds_lfht_node node;
@@ -68,16 +72,11 @@ struct fl_registry {
 	_Atomic int stop;
 	struct rejected *rejected;
 	struct rejected *rej_hash[REJECT_BUCKETS];
-	unsigned young; /* rejected names still young at the last scan: fast rescans only for them */
+	unsigned young;	      /* rejected names still young at the last scan: fast rescans only for them */
+	unsigned fresh;	      /* of them, those seen first REJECT_FRESH_NS ago or less */
+	struct fl_bell *bell; /* producers ring it; workers sleep on it (NULL: they nap) */
 	_Atomic unsigned count;
 };
-
-static int64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 static unsigned long hash_id(const char *id)
 {
@@ -152,7 +151,7 @@ static struct rejected *add_rejected(struct fl_registry *r, const char *name)
 	if (!x)
 		return NULL;
 	snprintf(x->name, sizeof x->name, "%s", name);
-	x->first_ns = mono_ns();
+	x->first_ns = fl_now_ns(CLOCK_MONOTONIC);
 	x->next = r->rejected;
 	r->rejected = x;
 	struct rejected **b = &r->rej_hash[hash_id(x->name) % REJECT_BUCKETS];
@@ -170,6 +169,17 @@ static void unhash_rejected(struct fl_registry *r, struct rejected *x)
 	*pp = x->hnext;
 }
 
+/*
+ * A ring just entered the table: its producer may wait for that at open (the
+ * attached word), and a worker asleep on the doorbell starts on it now.
+ */
+static void announce(struct fl_registry *r, struct ent *e)
+{
+	fl_ring_set_attached(&e->ring);
+	if (r->bell)
+		fl_bell_wake_all(r->bell);
+}
+
 /* Called by fl_rings_scan for each candidate; only the discovery thread (or the stopping caller) runs it. */
 static int on_ring(const char *id, const char *shm_name, void *arg)
 {
@@ -185,7 +195,7 @@ static int on_ring(const char *id, const char *shm_name, void *arg)
 		return 0;
 
 	struct rejected *x = find_rejected(r, shm_name);
-	int64_t now = mono_ns();
+	int64_t now = fl_now_ns(CLOCK_MONOTONIC);
 	if (x && x->reported && now - x->tried_ns < REJECT_RETRY_NS) {
 		x->seen = 1; /* refused before and reported: not worth an open and a map at every scan */
 		return 0;
@@ -212,6 +222,8 @@ static int on_ring(const char *id, const char *shm_name, void *arg)
 			x->tried_ns = now;
 			if (now - x->first_ns <= REJECT_YOUNG_NS)
 				r->young++;
+			if (now - x->first_ns <= REJECT_FRESH_NS)
+				r->fresh++;
 			/* a ring being created has no header for a moment: only a lasting failure is news */
 			if (!x->reported && now - x->first_ns > REJECT_YOUNG_NS) {
 				fl_drain_log("ignoring shm object %s: %s", shm_name, why);
@@ -243,6 +255,7 @@ static int on_ring(const char *id, const char *shm_name, void *arg)
 	urcu_memb_read_unlock();
 	pass_done(r);
 	atomic_fetch_add(&r->count, 1);
+	announce(r, e);
 	return 0;
 }
 
@@ -264,7 +277,7 @@ static void scan(struct fl_registry *r)
 {
 	for (struct rejected *x = r->rejected; x; x = x->next)
 		x->seen = 0;
-	r->young = 0;
+	r->young = r->fresh = 0;
 	int rc = fl_rings_scan(r->prefix, on_ring, on_bad, r);
 	if (rc < 0)
 		fl_drain_log("cannot scan %s: %s", FL_SHM_DIR, strerror(-rc));
@@ -304,11 +317,13 @@ static void *discovery_main(void *arg)
 	urcu_memb_register_thread();
 	int64_t last = 0;
 	while (!atomic_load(&r->stop)) {
-		int64_t now = mono_ns();
+		int64_t now = fl_now_ns(CLOCK_MONOTONIC);
 		int wake = 0;
 		if (r->inotify_fd >= 0) {
 			struct pollfd p = {r->inotify_fd, POLLIN, 0};
-			int n = poll(&p, 1, 50);
+			/* IN_CREATE comes before the creator wrote the header: look again soon, not in 50 ms */
+			struct timespec ts = {0, r->fresh ? 250000 : 50000000};
+			int n = ppoll(&p, 1, &ts, NULL);
 			if (n > 0) {
 				char buf[4096];
 				while (read(r->inotify_fd, buf, sizeof buf) > 0)
@@ -318,7 +333,7 @@ static void *discovery_main(void *arg)
 			struct timespec ts = {0, 50 * 1000000};
 			nanosleep(&ts, NULL);
 		}
-		now = mono_ns();
+		now = fl_now_ns(CLOCK_MONOTONIC);
 		if (wake || now - last >= RESCAN_MS * 1000000ll || r->young) {
 			scan(r);
 			last = now;
@@ -331,6 +346,45 @@ static void *discovery_main(void *arg)
 
 /* ---- workers ----------------------------------------------------------------------------- */
 
+/* One pass over every session: each one not claimed by another worker gets a step. Returns lines written. */
+static long pass(struct fl_registry *r, struct fl_drain_worker *w)
+{
+	long lines = 0;
+	struct cds_lfht_iter it;
+	struct ent *e;
+	urcu_memb_read_lock();
+	/* pairs with the exchange in fl_registry_set_root */
+	const char *root = atomic_load_explicit(&r->root, memory_order_acquire);
+	cds_lfht_for_each_entry(r->ht, &it, e, node)
+	{
+		int zero = 0;
+		/* pairs with the pass_done before cds_lfht_add in on_ring */
+		(void)atomic_load_explicit(&epoch, memory_order_acquire);
+		if (atomic_load(&e->done) || !atomic_compare_exchange_strong(&e->busy, &zero, 1))
+			continue;
+		/* re-check under the claim: another worker may have finished it just before */
+		if (!atomic_load(&e->done)) {
+			int status;
+			int n = fl_drain_step(w, e->ds, root, &status);
+			if (n > 0)
+				lines += n;
+			if (status == FL_DRAIN_FINISHED)
+				atomic_store(&e->done, 1);
+		}
+		atomic_store(&e->busy, 0);
+	}
+	urcu_memb_read_unlock();
+	pass_done(r);
+	return lines;
+}
+
+/*
+ * Drains while there is work. With nothing anywhere, the worker arms the
+ * doorbell (sleepers set, full fence), makes one more pass — the Dekker
+ * handshake with fl_bell_ring: whatever a producer published before it looked
+ * at sleepers is drained by that pass — and sleeps until a ring, a new ring in
+ * the table, or the safety timeout.
+ */
 static void *worker_main(void *arg)
 {
 	struct fl_registry *r = arg;
@@ -341,42 +395,30 @@ static void *worker_main(void *arg)
 	}
 	urcu_memb_register_thread();
 	int64_t backoff = BACKOFF_MIN_NS;
+	int armed = 0;
+	uint32_t word = 0;
 	while (!atomic_load(&r->stop)) {
-		long lines = 0;
-		struct cds_lfht_iter it;
-		struct ent *e;
-		urcu_memb_read_lock();
-		/* pairs with the exchange in fl_registry_set_root */
-		const char *root = atomic_load_explicit(&r->root, memory_order_acquire);
-		cds_lfht_for_each_entry(r->ht, &it, e, node)
-		{
-			int zero = 0;
-			/* pairs with the pass_done before cds_lfht_add in on_ring */
-			(void)atomic_load_explicit(&epoch, memory_order_acquire);
-			if (atomic_load(&e->done) || !atomic_compare_exchange_strong(&e->busy, &zero, 1))
-				continue;
-			/* re-check under the claim: another worker may have finished it just before */
-			if (!atomic_load(&e->done)) {
-				int status;
-				int n = fl_drain_step(w, e->ds, root, &status);
-				if (n > 0)
-					lines += n;
-				if (status == FL_DRAIN_FINISHED)
-					atomic_store(&e->done, 1);
-			}
-			atomic_store(&e->busy, 0);
-		}
-		urcu_memb_read_unlock();
-		pass_done(r);
-		if (lines) {
+		if (pass(r, w)) {
 			backoff = BACKOFF_MIN_NS;
+			armed = 0;
 			continue;
 		}
-		fl_drain_worker_idle(w); /* memory a big session grew goes back before the nap */
-		/* nothing anywhere: sleep, longer each idle round, so an idle drainer costs nothing */
-		struct timespec ts = {0, (long)backoff};
-		nanosleep(&ts, NULL);
-		backoff = backoff * 2 > BACKOFF_MAX_NS ? BACKOFF_MAX_NS : backoff * 2;
+		if (!armed)
+			fl_drain_worker_idle(w); /* memory a big session grew goes back before the sleep */
+		if (!r->bell) {
+			/* no doorbell (refused at start): nap, longer each idle round */
+			struct timespec ts = {0, (long)backoff};
+			nanosleep(&ts, NULL);
+			backoff = backoff * 2 > BACKOFF_MAX_NS ? BACKOFF_MAX_NS : backoff * 2;
+			continue;
+		}
+		if (!armed) {
+			word = fl_bell_arm(r->bell);
+			armed = 1;
+			continue; /* the pass after arming */
+		}
+		fl_bell_sleep(r->bell, word, SAFETY_NS);
+		armed = 0;
 	}
 	urcu_memb_unregister_thread();
 	fl_drain_worker_free(w);
@@ -410,6 +452,9 @@ int fl_registry_start(struct fl_registry **out, const struct fl_registry_opts *o
 		close(r->inotify_fd);
 		r->inotify_fd = -1;
 	}
+	char bname[128], why[300] = "";
+	if (fl_bell_name(bname, sizeof bname, r->prefix) == 0 && !(r->bell = fl_bell_create(bname, why, sizeof why)))
+		fl_drain_log("no doorbell (%s): idle workers nap up to %d ms instead", why, BACKOFF_MAX_NS / 1000000);
 	scan(r); /* rings that exist now are drained from the first worker round */
 	int rc = pthread_create(&r->discovery, NULL, discovery_main, r);
 	unsigned started = 0;
@@ -444,6 +489,8 @@ unsigned fl_registry_count(struct fl_registry *r)
 int fl_registry_stop(struct fl_registry *r)
 {
 	atomic_store(&r->stop, 1);
+	if (r->bell)
+		fl_bell_wake_all(r->bell); /* workers asleep on it see stop now */
 	if (r->discovery)
 		pthread_join(r->discovery, NULL);
 	for (unsigned i = 0; i < r->nworkers; i++)
@@ -484,6 +531,7 @@ int fl_registry_stop(struct fl_registry *r)
 		r->rejected = x->next;
 		free(x);
 	}
+	fl_bell_unmap(r->bell);
 	free(r->root);
 	free(r->workers);
 	free(r);

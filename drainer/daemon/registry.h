@@ -14,7 +14,11 @@
  * Discovery: inotify on the shm directory (IN_CREATE, IN_MOVED_TO) wakes a
  * rescan with fl_rings_scan; a periodic rescan catches anything inotify missed
  * and retries rings that could not be attached yet (a ring being created is
- * refused until its header is complete).
+ * refused until its header is complete; a name seen in the last 50 ms is
+ * retried every 250 us). An attached ring gets its attached word set.
+ *
+ * Idle workers sleep on the drainer's doorbell (ringbuf/doorbell.h), which
+ * producers ring when a lane passes its watermark, with a 100 ms safety timer.
  */
 
 struct fl_registry;

@@ -213,6 +213,46 @@ static int body(const struct kdesc *k, const uint8_t *p, const uint8_t *end, Pro
 	return 1;
 }
 
+/* Hangs a decoded body on ev by its field number: 1, or 0 for a field that is not a body. */
+static inline int set_body(Fugue__Event *ev, unsigned field, void *m)
+{
+	ev->body_case = (Fugue__Event__BodyCase)field;
+	switch (ev->body_case) {
+	case FUGUE__EVENT__BODY_EXIT:
+		ev->exit = m;
+		return 1;
+	case FUGUE__EVENT__BODY_ACTION:
+		ev->action = m;
+		return 1;
+	case FUGUE__EVENT__BODY_COMPLETION:
+		ev->completion = m;
+		return 1;
+	case FUGUE__EVENT__BODY_ERROR:
+		ev->error = m;
+		return 1;
+	case FUGUE__EVENT__BODY_STATE:
+		ev->state = m;
+		return 1;
+	case FUGUE__EVENT__BODY_PROMPT:
+		ev->prompt = m;
+		return 1;
+	case FUGUE__EVENT__BODY_TRANSCRIPT:
+		ev->transcript = m;
+		return 1;
+	case FUGUE__EVENT__BODY_INPUT:
+		ev->input = m;
+		return 1;
+	case FUGUE__EVENT__BODY_LEVEL:
+		ev->level = m;
+		return 1;
+	case FUGUE__EVENT__BODY_DROPPED:
+		ev->dropped = m;
+		return 1;
+	default:
+		return 0;
+	}
+}
+
 int fl_event_decode(const uint8_t *p, size_t len, ProtobufCAllocator *a, Fugue__Event **out)
 {
 	const uint8_t *end = p + len;
@@ -257,41 +297,8 @@ int fl_event_decode(const uint8_t *p, size_t len, ProtobufCAllocator *a, Fugue__
 			if (rc <= 0)
 				return rc;
 			p += n;
-			ev->body_case = (Fugue__Event__BodyCase)field;
-			switch (ev->body_case) {
-			case FUGUE__EVENT__BODY_EXIT:
-				ev->exit = m;
-				break;
-			case FUGUE__EVENT__BODY_ACTION:
-				ev->action = m;
-				break;
-			case FUGUE__EVENT__BODY_COMPLETION:
-				ev->completion = m;
-				break;
-			case FUGUE__EVENT__BODY_ERROR:
-				ev->error = m;
-				break;
-			case FUGUE__EVENT__BODY_STATE:
-				ev->state = m;
-				break;
-			case FUGUE__EVENT__BODY_PROMPT:
-				ev->prompt = m;
-				break;
-			case FUGUE__EVENT__BODY_TRANSCRIPT:
-				ev->transcript = m;
-				break;
-			case FUGUE__EVENT__BODY_INPUT:
-				ev->input = m;
-				break;
-			case FUGUE__EVENT__BODY_LEVEL:
-				ev->level = m;
-				break;
-			case FUGUE__EVENT__BODY_DROPPED:
-				ev->dropped = m;
-				break;
-			default:
+			if (!set_body(ev, field, m))
 				return 0;
-			}
 		}
 	}
 	*out = ev;

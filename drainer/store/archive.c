@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT */
-/* archive.c: segment names and scanning, crash-safe lz4 archiving of closed segments, and the compressor thread. */
+/* archive.c: segment scanning, crash-safe lz4 archiving of closed segments, and the compressor thread. */
 #define _GNU_SOURCE
 #include "archive.h"
+#include "sysutil.h"
 
 #include <ctype.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -18,7 +18,6 @@
 #include <unistd.h>
 
 #define FL_IO_CHUNK (64u << 10)
-#define FL_DEC_CHUNK (256u << 10)
 
 /*
  * One frame per archive, 256 KiB linked blocks (better ratio than independent
@@ -34,46 +33,6 @@ static void archive_prefs(LZ4F_preferences_t *p, uint64_t content_size)
 	p->frameInfo.contentChecksumFlag = LZ4F_contentChecksumEnabled;
 	p->frameInfo.contentSize = content_size;
 	p->compressionLevel = 0; /* the fast default: the drainer shares two cores with the sessions it logs */
-}
-
-int fl_seg_name(char *buf, size_t len, const char *cls, uint64_t n, enum fl_seg_kind kind)
-{
-	const char *suffix = kind == FL_SEG_LZ4 ? ".lz4" : kind == FL_SEG_TMP ? ".lz4.tmp" : "";
-	int w = snprintf(buf, len, "%s.%06" PRIu64 ".jsonl%s", cls, n, suffix);
-	return w < 0 || (size_t)w >= len ? -ENAMETOOLONG : 0;
-}
-
-int fl_seg_parse(const char *name, char cls[16], uint64_t *n)
-{
-	size_t i = 0;
-	while (name[i] >= 'a' && name[i] <= 'z')
-		i++;
-	if (i == 0 || i > 15 || name[i] != '.')
-		return 0;
-	size_t d = i + 1, j = d;
-	uint64_t v = 0;
-	while (isdigit((unsigned char)name[j])) {
-		if (j - d >= 19)
-			return 0;
-		v = v * 10 + (uint64_t)(name[j] - '0');
-		j++;
-	}
-	if (j - d < 6)
-		return 0;
-	const char *rest = name + j;
-	int kind;
-	if (!strcmp(rest, ".jsonl"))
-		kind = FL_SEG_PLAIN;
-	else if (!strcmp(rest, ".jsonl.lz4"))
-		kind = FL_SEG_LZ4;
-	else if (!strcmp(rest, ".jsonl.lz4.tmp"))
-		kind = FL_SEG_TMP;
-	else
-		return 0;
-	memcpy(cls, name, i);
-	cls[i] = 0;
-	*n = v;
-	return kind;
 }
 
 static int digits(const char *s, int n, int *out)
@@ -121,6 +80,12 @@ int fl_ts_parse(const char *s, size_t len, uint64_t *ns)
 	return 0;
 }
 
+static int open_seg(int dirfd, const char *name)
+{
+	int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
+
 static int read_full(int fd, void *buf, size_t len, size_t *got)
 {
 	size_t n = 0;
@@ -139,139 +104,25 @@ static int read_full(int fd, void *buf, size_t len, size_t *got)
 	return 0;
 }
 
-static int write_full(int fd, const void *buf, size_t len)
-{
-	while (len) {
-		ssize_t w = write(fd, buf, len);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		buf = (const char *)buf + w;
-		len -= (size_t)w;
-	}
-	return 0;
-}
-
-static int open_seg(int dirfd, const char *name)
-{
-	int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	return fd < 0 ? -errno : fd;
-}
-
-/* Decodes the lz4 stream on fd to fn; every frame must end, and the file must hold at least one. */
-static int lz4_stream(int fd, int (*fn)(void *arg, const void *buf, size_t len), void *arg)
-{
-	LZ4F_dctx *dc;
-	if (LZ4F_isError(LZ4F_createDecompressionContext(&dc, LZ4F_VERSION)))
-		return -ENOMEM;
-	char *in = malloc(FL_IO_CHUNK), *out = malloc(FL_DEC_CHUNK);
-	int rc = 0, frames = 0;
-	size_t hint = 1; /* non-zero: a frame is open or none began yet */
-	if (!in || !out) {
-		rc = -ENOMEM;
-		goto done;
-	}
-	for (;;) {
-		size_t got = 0;
-		rc = read_full(fd, in, FL_IO_CHUNK, &got);
-		if (rc < 0 || got == 0)
-			break;
-		size_t off = 0;
-		while (off < got) {
-			size_t src = got - off, dst = FL_DEC_CHUNK;
-			hint = LZ4F_decompress(dc, out, &dst, in + off, &src, NULL);
-			if (LZ4F_isError(hint)) {
-				rc = -EBADMSG;
-				goto done;
-			}
-			off += src;
-			if (dst && (rc = fn(arg, out, dst)) != 0)
-				goto done;
-			if (hint == 0)
-				frames++;
-		}
-	}
-	/* Flush any output still held in the context after the last input byte. */
-	while (rc == 0 && hint != 0) {
-		size_t src = 0, dst = FL_DEC_CHUNK;
-		size_t h = LZ4F_decompress(dc, out, &dst, NULL, &src, NULL);
-		if (LZ4F_isError(h)) {
-			rc = -EBADMSG;
-			break;
-		}
-		if (dst && (rc = fn(arg, out, dst)) != 0)
-			break;
-		if (dst == 0)
-			break;
-		hint = h;
-		if (h == 0)
-			frames++;
-	}
-	if (rc == 0 && (hint != 0 || frames == 0))
-		rc = -EBADMSG; /* truncated frame, or an empty file: never a whole archive */
-done:
-	free(in);
-	free(out);
-	LZ4F_freeDecompressionContext(dc);
-	return rc;
-}
-
-static int plain_stream(int fd, int (*fn)(void *arg, const void *buf, size_t len), void *arg)
-{
-	char *buf = malloc(FL_IO_CHUNK);
-	if (!buf)
-		return -ENOMEM;
-	int rc;
-	for (;;) {
-		size_t got = 0;
-		rc = read_full(fd, buf, FL_IO_CHUNK, &got);
-		if (rc < 0 || got == 0)
-			break;
-		if ((rc = fn(arg, buf, got)) != 0)
-			break;
-	}
-	free(buf);
-	return rc;
-}
-
-static int is_lz4_name(const char *name)
-{
-	size_t n = strlen(name);
-	return n > 4 && !strcmp(name + n - 4, ".lz4");
-}
-
-int fl_seg_read(int dirfd, const char *name, int (*fn)(void *arg, const void *buf, size_t len), void *arg)
-{
-	int fd = open_seg(dirfd, name);
-	if (fd < 0)
-		return fd;
-	int rc = is_lz4_name(name) ? lz4_stream(fd, fn, arg) : plain_stream(fd, fn, arg);
-	close(fd);
-	return rc;
-}
-
 struct scan_state {
 	struct fl_seg_info *info;
 	char head[192]; /* the start of the current line: "ts" and "seq" lead every line */
 	size_t headlen;
 };
 
+/* The one line-field reader (fl_json_field) on the line's head: "ts" and "seq" lead every line. */
 static void scan_line(struct scan_state *s)
 {
 	struct fl_seg_info *in = s->info;
-	s->head[s->headlen < sizeof s->head ? s->headlen : sizeof s->head - 1] = 0;
+	size_t n = s->headlen < sizeof s->head ? s->headlen : sizeof s->head - 1;
 	uint64_t seq = 0, ts = 0;
-	const char *p = strstr(s->head, "\"seq\":");
-	if (p)
-		seq = strtoull(p + 6, NULL, 10);
-	p = strstr(s->head, "\"ts\":\"");
-	if (p) {
-		const char *q = strchr(p + 6, '"');
-		if (q && fl_ts_parse(p + 6, (size_t)(q - p - 6), &ts) < 0)
-			ts = 0;
-	}
+	const char *v;
+	size_t vlen;
+	if (fl_line_seq(s->head, n, &seq) < 0)
+		seq = 0;
+	if (fl_json_field(s->head, n, "ts", &v, &vlen) < 0 || vlen < 2 || v[0] != '"' ||
+	    fl_ts_parse(v + 1, vlen - 2, &ts) < 0)
+		ts = 0;
 	if (in->lines == 0) {
 		in->first_seq = seq;
 		in->first_ts = ts;
@@ -372,6 +223,17 @@ static int archive_matches(int dirfd, const char *lz4_name, int plain_fd)
 	return c.n == (uint64_t)st.st_size;
 }
 
+/* Writes what one LZ4F_compress* call produced (w bytes of dst, or an lz4 error) and counts it. */
+static int put_lz4(int out, const char *dst, size_t w, uint64_t *total)
+{
+	if (LZ4F_isError(w))
+		return -EIO;
+	int rc = fl_write_full(out, dst, w);
+	if (rc == 0)
+		*total += w;
+	return rc;
+}
+
 static int compress_fd(int in, int out, uint64_t size, uint64_t *out_bytes, long pause_ms)
 {
 	LZ4F_preferences_t prefs;
@@ -389,14 +251,8 @@ static int compress_fd(int in, int out, uint64_t size, uint64_t *out_bytes, long
 		rc = -ENOMEM;
 		goto done;
 	}
-	size_t w = LZ4F_compressBegin(cc, dst, cap, &prefs);
-	if (LZ4F_isError(w)) {
-		rc = -EIO;
+	if ((rc = put_lz4(out, dst, LZ4F_compressBegin(cc, dst, cap, &prefs), &total)) < 0)
 		goto done;
-	}
-	if ((rc = write_full(out, dst, w)) < 0)
-		goto done;
-	total += w;
 	for (;;) {
 		size_t got = 0;
 		if ((rc = read_full(in, src, FL_IO_CHUNK, &got)) < 0)
@@ -404,14 +260,8 @@ static int compress_fd(int in, int out, uint64_t size, uint64_t *out_bytes, long
 		if (got == 0)
 			break;
 		seen += got;
-		w = LZ4F_compressUpdate(cc, dst, cap, src, got, NULL);
-		if (LZ4F_isError(w)) {
-			rc = -EIO;
+		if ((rc = put_lz4(out, dst, LZ4F_compressUpdate(cc, dst, cap, src, got, NULL), &total)) < 0)
 			goto done;
-		}
-		if ((rc = write_full(out, dst, w)) < 0)
-			goto done;
-		total += w;
 		if (pause_ms > 0) {
 			/* FUGUE_ARCHIVE_PAUSE_MS: tests hold the temp file half written to crash in the middle */
 			struct timespec ts = {pause_ms / 1000, (pause_ms % 1000) * 1000000L};
@@ -423,14 +273,8 @@ static int compress_fd(int in, int out, uint64_t size, uint64_t *out_bytes, long
 		rc = -EAGAIN; /* the segment changed under us: it was not closed */
 		goto done;
 	}
-	w = LZ4F_compressEnd(cc, dst, cap, NULL);
-	if (LZ4F_isError(w)) {
-		rc = -EIO;
+	if ((rc = put_lz4(out, dst, LZ4F_compressEnd(cc, dst, cap, NULL), &total)) < 0)
 		goto done;
-	}
-	if ((rc = write_full(out, dst, w)) < 0)
-		goto done;
-	total += w;
 	*out_bytes = total;
 done:
 	free(src);
@@ -532,32 +376,32 @@ int fl_archive_segment(int dirfd, const char *plain, struct fl_archive_stats *st
 	return archive_segment(dirfd, plain, st, 0);
 }
 
+struct recover_state {
+	int dirfd;
+	uint64_t skip_from;
+	void (*todo)(const char *plain, void *arg);
+	void *arg;
+	int count;
+};
+
+static int recover_one(void *arg, const struct fl_seg_ent *e)
+{
+	struct recover_state *r = arg;
+	if (e->kind == FL_SEG_TMP) {
+		unlinkat(r->dirfd, e->name, 0);
+	} else if (e->kind == FL_SEG_PLAIN && e->n < r->skip_from) {
+		if (r->todo)
+			r->todo(e->name, r->arg);
+		r->count++;
+	}
+	return 0;
+}
+
 int fl_archive_recover(int dirfd, uint64_t skip_from, void (*todo)(const char *plain, void *arg), void *arg)
 {
-	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	DIR *d = fdopendir(fd);
-	if (!d) {
-		close(fd);
-		return -errno;
-	}
-	int count = 0;
-	struct dirent *e;
-	while ((e = readdir(d))) {
-		char cls[16];
-		uint64_t n;
-		int kind = fl_seg_parse(e->d_name, cls, &n);
-		if (kind == FL_SEG_TMP) {
-			unlinkat(dirfd, e->d_name, 0);
-		} else if (kind == FL_SEG_PLAIN && n < skip_from) {
-			if (todo)
-				todo(e->d_name, arg);
-			count++;
-		}
-	}
-	closedir(d);
-	return count;
+	struct recover_state r = {.dirfd = dirfd, .skip_from = skip_from, .todo = todo, .arg = arg};
+	int rc = fl_seg_each(dirfd, recover_one, &r);
+	return rc < 0 ? rc : r.count;
 }
 
 /* ---- compressor thread ---- */
@@ -706,13 +550,6 @@ void fl_archiver_stop(struct fl_archiver *a, int finish)
 	free(a);
 }
 
-static uint64_t now_ns(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
-}
-
 int fl_archive_bench(const void *buf, size_t len, uint64_t min_ns, double *mb_per_s, double *ratio)
 {
 	LZ4F_preferences_t prefs;
@@ -721,7 +558,7 @@ int fl_archive_bench(const void *buf, size_t len, uint64_t min_ns, double *mb_pe
 	void *dst = malloc(cap);
 	if (!dst)
 		return -ENOMEM;
-	uint64_t t0 = now_ns(), t, bytes = 0;
+	uint64_t t0 = (uint64_t)fl_now_ns(CLOCK_MONOTONIC), t, bytes = 0;
 	size_t out = 0;
 	do {
 		out = LZ4F_compressFrame(dst, cap, buf, len, &prefs);
@@ -730,7 +567,7 @@ int fl_archive_bench(const void *buf, size_t len, uint64_t min_ns, double *mb_pe
 			return -EIO;
 		}
 		bytes += len;
-		t = now_ns();
+		t = (uint64_t)fl_now_ns(CLOCK_MONOTONIC);
 	} while (t - t0 < min_ns);
 	free(dst);
 	*mb_per_s = (double)bytes / 1e6 / ((double)(t - t0) / 1e9);

@@ -6,35 +6,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/*
- * A session directory holds, per audit class (`system`, `user`):
- *   <class>.jsonl                   the active file (plain; never touched here)
- *   <class>.<NNNNNN>.jsonl          a closed segment, not yet archived
- *   <class>.<NNNNNN>.jsonl.lz4      its archive (one lz4 frame, content checksum and size)
- *   <class>.<NNNNNN>.jsonl.lz4.tmp  an archive being written (never trusted; removed on recovery)
- * NNNNNN is the session's segment counter, shared by both classes, at least 6
- * digits. Every call here works relative to a session directory fd and opens
- * with O_NOFOLLOW, so a symlink planted in a session directory is refused.
- */
-
-enum fl_seg_kind {
-	FL_SEG_PLAIN = 1, /* <class>.<N>.jsonl */
-	FL_SEG_LZ4 = 2,	  /* <class>.<N>.jsonl.lz4 */
-	FL_SEG_TMP = 3,	  /* <class>.<N>.jsonl.lz4.tmp */
-};
-
-#define FL_SEG_NAME_MAX 64
-
-/* Writes "<cls>.<n, 6+ digits>.jsonl" (+".lz4" for FL_SEG_LZ4, +".lz4.tmp" for FL_SEG_TMP). -ENAMETOOLONG if it does
- * not fit. */
-int fl_seg_name(char *buf, size_t len, const char *cls, uint64_t n, enum fl_seg_kind kind);
+#include "segread.h"
 
 /*
- * Parses a directory entry name. Returns its kind and fills cls (at most 15
- * characters, [a-z]) and n; returns 0 when the name is not a segment (the active
- * files, session.json and anything foreign are not segments).
+ * Closed segments of a session directory, named by the one grammar in
+ * segread.h (fl_seg_name, fl_seg_parse) and read through its one reader
+ * (fl_seg_read), so archiving, retention and `cat` agree on every name and byte.
+ * Every call here works relative to a session directory fd and opens with
+ * O_NOFOLLOW, so a symlink planted in a session directory is refused.
  */
-int fl_seg_parse(const char *name, char cls[16], uint64_t *n);
 
 /* What a segment holds, found by reading it (plain or lz4). Times are ns since the epoch, 0 when unknown. */
 struct fl_seg_info {
@@ -54,14 +34,6 @@ int fl_seg_scan(int dirfd, const char *name, struct fl_seg_info *info);
 
 /* Parses "2026-11-25T16:33:33.123456789Z" (fraction optional, 1-9 digits) to ns since the epoch. -EINVAL if bad. */
 int fl_ts_parse(const char *s, size_t len, uint64_t *ns);
-
-/*
- * Streams the content of `name` in dirfd to fn in pieces: decompressed for
- * `.lz4` names (every frame checked to its end, content checksum included),
- * as is otherwise. Stops when fn returns non-zero and returns that value.
- * Returns 0, -EBADMSG for a corrupt or truncated archive, or -errno.
- */
-int fl_seg_read(int dirfd, const char *name, int (*fn)(void *arg, const void *buf, size_t len), void *arg);
 
 /* Decodes an archive completely; 0 when every frame is whole and its checksums match, sets *plain_bytes. */
 int fl_archive_verify(int dirfd, const char *lz4_name, uint64_t *plain_bytes);

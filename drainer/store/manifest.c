@@ -7,7 +7,9 @@
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "fuguelog.h"
@@ -137,4 +139,33 @@ int fl_manifest_write(int dirfd, const struct fl_manifest *m, int durable)
 	if (!rc && durable && fsync(dirfd) < 0)
 		rc = -errno;
 	return rc;
+}
+
+int fl_manifest_load(int dirfd, char **buf, size_t *len)
+{
+	*buf = NULL;
+	*len = 0;
+	int fd = openat(dirfd, NAME, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	struct stat st;
+	if (fstat(fd, &st) < 0 || st.st_size <= 0 || (uint64_t)st.st_size > FL_MANIFEST_MAX_BYTES) {
+		close(fd);
+		return 0;
+	}
+	size_t want = (size_t)st.st_size, got = 0;
+	char *b = malloc(want + 1);
+	if (!b) {
+		close(fd);
+		return -ENOMEM;
+	}
+	ssize_t k;
+	while (got < want && ((k = read(fd, b + got, want - got)) > 0 || (k < 0 && errno == EINTR)))
+		if (k > 0)
+			got += (size_t)k;
+	close(fd);
+	b[got] = 0;
+	*buf = b;
+	*len = got;
+	return 0;
 }

@@ -44,4 +44,13 @@ int fl_manifest_write(int dirfd, const struct fl_manifest *m, int durable);
 /* "live", "ended" or "abandoned". */
 const char *fl_manifest_state_name(uint32_t end);
 
+/*
+ * The one loader of session.json: reads dirfd/session.json (O_NOFOLLOW) whole
+ * into *buf (free() it) and *len. A missing, empty or oversized (over
+ * FL_MANIFEST_MAX_BYTES) file is no manifest: 0 with *buf NULL. Returns 0 or
+ * -ENOMEM.
+ */
+#define FL_MANIFEST_MAX_BYTES (64u << 20)
+int fl_manifest_load(int dirfd, char **buf, size_t *len);
+
 #endif

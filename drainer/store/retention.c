@@ -18,7 +18,9 @@
 
 #include "archive.h"
 #include "fuguelog.h"
+#include "manifest.h"
 #include "segindex.h"
+#include "segread.h"
 
 #define GC_LOCK "@gc.lock"
 #define REMOVING_PREFIX "@removing."
@@ -213,24 +215,16 @@ static int remove_session_dir(int root_fd, const char *id, uint64_t *files)
 /* "live", "ended", "abandoned" from session.json; 1 live, 0 ended, 1 when unknown. */
 static int manifest_live(int dirfd)
 {
-	int fd = openat(dirfd, "session.json", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
+	char *buf;
+	size_t len;
+	const char *v;
+	size_t vlen;
+	if (fl_manifest_load(dirfd, &buf, &len) < 0 || !buf)
 		return 1;
-	char buf[8192];
-	ssize_t n = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	if (n <= 0)
-		return 1;
-	buf[n] = 0;
-	const char *p = strstr(buf, "\"state\"");
-	if (!p)
-		return 1;
-	p += 7;
-	while (*p == ' ' || *p == '\t' || *p == '\n' || *p == ':')
-		p++;
-	if (!strncmp(p, "\"ended\"", 7) || !strncmp(p, "\"abandoned\"", 11))
-		return 0;
-	return 1;
+	int live = fl_json_field(buf, len, "state", &v, &vlen) < 0 ||
+		   !((vlen == 7 && !memcmp(v, "\"ended\"", 7)) || (vlen == 11 && !memcmp(v, "\"abandoned\"", 11)));
+	free(buf);
+	return live;
 }
 
 struct seg {
@@ -443,138 +437,177 @@ static struct seg **oldest_first(struct sess *s, size_t *count)
 	return v;
 }
 
-int fl_retention_run(int root_fd, const struct fl_retention_policy *p, int64_t now_ns,
-		     const struct fl_retention_hooks *h, struct fl_retention_stats *stp)
-{
-	struct fl_retention_stats dummy;
-	struct fl_retention_stats *st = stp ? stp : &dummy;
-	memset(st, 0, sizeof *st);
-	int lock = lock_root(root_fd);
-	if (lock < 0)
-		return lock;
+/* One pass over the root: its sessions and what it was asked to do. */
+struct run {
+	int root_fd;
+	const struct fl_retention_policy *p;
+	const struct fl_retention_hooks *h;
+	struct fl_retention_stats *st;
+	struct sess *ss;
+	size_t ns;
+};
 
-	int dfd = openat(root_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+/* Loads every session directory of the root, finishing removals a crash interrupted. 0 or -errno. */
+static int scan_root(struct run *r)
+{
+	int dfd = openat(r->root_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
 	if (!d) {
 		int e = dfd < 0 ? -errno : -ENOMEM;
 		if (dfd >= 0)
 			close(dfd);
-		unlock_root(lock);
 		return e;
 	}
-	struct sess *ss = NULL;
-	size_t ns = 0, cap = 0;
+	size_t cap = 0;
 	int rc = 0;
 	struct dirent *e;
 	while ((e = readdir(d))) {
 		if (!strncmp(e->d_name, REMOVING_PREFIX, strlen(REMOVING_PREFIX))) {
-			rm_tree(root_fd, e->d_name, 0, NULL); /* a removal a crash interrupted */
+			rm_tree(r->root_fd, e->d_name, 0, NULL); /* a removal a crash interrupted */
 			continue;
 		}
 		if (fl_id_check(e->d_name) < 0)
 			continue;
 		struct stat sst;
-		if (fstatat(root_fd, e->d_name, &sst, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(sst.st_mode))
+		if (fstatat(r->root_fd, e->d_name, &sst, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(sst.st_mode))
 			continue;
-		if (ns == cap) {
+		if (r->ns == cap) {
 			cap = cap ? cap * 2 : 16;
-			struct sess *n2 = realloc(ss, cap * sizeof *n2);
+			struct sess *n2 = realloc(r->ss, cap * sizeof *n2);
 			if (!n2) {
 				rc = -ENOMEM;
 				break;
 			}
-			ss = n2;
+			r->ss = n2;
 		}
-		if (load_session(root_fd, e->d_name, &ss[ns], h) == 0)
-			ns++;
+		if (load_session(r->root_fd, e->d_name, &r->ss[r->ns], r->h) == 0)
+			r->ns++;
 	}
 	closedir(d);
-	st->sessions = ns;
+	r->st->sessions = r->ns;
+	return rc;
+}
 
-	/* 0. cleanup_on_exit: an ended session is not kept at all. */
-	for (size_t i = 0; !rc && p->cleanup_on_exit && i < ns; i++)
-		if (!ss[i].live && !ss[i].pending)
-			remove_whole(root_fd, &ss[i], FL_RET_CLEANUP, h, st);
+/* cleanup_on_exit: an ended session is not kept at all. */
+static void pass_cleanup(struct run *r)
+{
+	for (size_t i = 0; i < r->ns; i++)
+		if (!r->ss[i].live && !r->ss[i].pending)
+			remove_whole(r->root_fd, &r->ss[i], FL_RET_CLEANUP, r->h, r->st);
+}
 
-	/* 1. Age. */
-	if (!rc && p->retention_s) {
-		int64_t cutoff = now_ns - (int64_t)p->retention_s * 1000000000ll;
-		for (size_t i = 0; i < ns; i++) {
-			struct sess *s = &ss[i];
-			if (s->gone)
-				continue;
-			if (!s->live && !s->pending && s->newest < cutoff) {
-				remove_whole(root_fd, s, FL_RET_ENDED, h, st);
-				continue;
-			}
-			size_t k;
-			struct seg **v = oldest_first(s, &k);
-			for (size_t j = 0; v && j < k && v[j]->mtime < cutoff; j++)
-				remove_seg(root_fd, s, v[j], FL_RET_RETENTION, h, st);
-			free(v);
+/* Age: ended sessions and archived segments older than retention. */
+static void pass_age(struct run *r, int64_t now_ns)
+{
+	int64_t cutoff = now_ns - (int64_t)r->p->retention_s * 1000000000ll;
+	for (size_t i = 0; i < r->ns; i++) {
+		struct sess *s = &r->ss[i];
+		if (s->gone)
+			continue;
+		if (!s->live && !s->pending && s->newest < cutoff) {
+			remove_whole(r->root_fd, s, FL_RET_ENDED, r->h, r->st);
+			continue;
 		}
+		size_t k;
+		struct seg **v = oldest_first(s, &k);
+		for (size_t j = 0; v && j < k && v[j]->mtime < cutoff; j++)
+			remove_seg(r->root_fd, s, v[j], FL_RET_RETENTION, r->h, r->st);
+		free(v);
 	}
+}
 
-	/* 2. Per-session cap. */
-	if (!rc && p->max_session_size) {
-		for (size_t i = 0; i < ns; i++) {
-			struct sess *s = &ss[i];
-			if (s->gone || s->bytes <= p->max_session_size)
-				continue;
-			size_t k;
-			struct seg **v = oldest_first(s, &k);
-			for (size_t j = 0; v && j < k && s->bytes > p->max_session_size; j++)
-				remove_seg(root_fd, s, v[j], FL_RET_SESSION_SIZE, h, st);
-			free(v);
-		}
+/* Per-session cap: a session's oldest archived segments go until it fits. */
+static void pass_session_cap(struct run *r)
+{
+	uint64_t cap = r->p->max_session_size;
+	for (size_t i = 0; i < r->ns; i++) {
+		struct sess *s = &r->ss[i];
+		if (s->gone || s->bytes <= cap)
+			continue;
+		size_t k;
+		struct seg **v = oldest_first(s, &k);
+		for (size_t j = 0; v && j < k && s->bytes > cap; j++)
+			remove_seg(r->root_fd, s, v[j], FL_RET_SESSION_SIZE, r->h, r->st);
+		free(v);
 	}
+}
 
-	/* 3. Root cap, oldest unit first across sessions. */
-	uint64_t total = 0;
-	for (size_t i = 0; i < ns; i++)
-		total += ss[i].gone ? 0 : ss[i].bytes;
-	if (!rc && p->max_total_size && total > p->max_total_size) {
-		size_t nu = 0, ucap = 0;
-		for (size_t i = 0; i < ns; i++)
-			ucap += ss[i].nsegs + 1;
-		struct unit *u = malloc((ucap ? ucap : 1) * sizeof *u);
-		if (!u)
-			rc = -ENOMEM;
-		for (size_t i = 0; u && i < ns; i++) {
-			struct sess *s = &ss[i];
-			if (s->gone)
-				continue;
-			if (!s->live && !s->pending)
-				u[nu++] = (struct unit){.t = s->newest, .s = s, .g = NULL};
-			for (size_t j = 0; j < s->nsegs; j++)
-				if (s->segs[j].eligible && !s->segs[j].gone)
-					u[nu++] = (struct unit){.t = s->segs[j].mtime, .s = s, .g = &s->segs[j]};
-		}
-		if (u)
-			qsort(u, nu, sizeof *u, cmp_unit);
-		for (size_t j = 0; u && j < nu && total > p->max_total_size; j++) {
-			struct sess *s = u[j].s;
-			if (s->gone || (u[j].g && u[j].g->gone))
-				continue;
-			uint64_t before = s->bytes;
-			int r = u[j].g ? remove_seg(root_fd, s, u[j].g, FL_RET_TOTAL_SIZE, h, st)
-				       : remove_whole(root_fd, s, FL_RET_TOTAL_SIZE, h, st);
-			if (r == 0)
-				total -= before - s->bytes;
-		}
-		free(u);
+/* Root cap: the oldest unit (an archived segment or an ended session) first across sessions. 0 or -ENOMEM. */
+static int pass_total_cap(struct run *r, uint64_t *total)
+{
+	size_t nu = 0, ucap = 0;
+	for (size_t i = 0; i < r->ns; i++)
+		ucap += r->ss[i].nsegs + 1;
+	struct unit *u = malloc((ucap ? ucap : 1) * sizeof *u);
+	if (!u)
+		return -ENOMEM;
+	for (size_t i = 0; i < r->ns; i++) {
+		struct sess *s = &r->ss[i];
+		if (s->gone)
+			continue;
+		if (!s->live && !s->pending)
+			u[nu++] = (struct unit){.t = s->newest, .s = s, .g = NULL};
+		for (size_t j = 0; j < s->nsegs; j++)
+			if (s->segs[j].eligible && !s->segs[j].gone)
+				u[nu++] = (struct unit){.t = s->segs[j].mtime, .s = s, .g = &s->segs[j]};
 	}
-	st->total_bytes = total;
-	for (size_t i = 0; i < ns; i++) {
+	qsort(u, nu, sizeof *u, cmp_unit);
+	for (size_t j = 0; j<nu && * total> r->p->max_total_size; j++) {
+		struct sess *s = u[j].s;
+		if (s->gone || (u[j].g && u[j].g->gone))
+			continue;
+		uint64_t before = s->bytes;
+		int rc = u[j].g ? remove_seg(r->root_fd, s, u[j].g, FL_RET_TOTAL_SIZE, r->h, r->st)
+				: remove_whole(r->root_fd, s, FL_RET_TOTAL_SIZE, r->h, r->st);
+		if (rc == 0)
+			*total -= before - s->bytes;
+	}
+	free(u);
+	return 0;
+}
+
+/* Brings ended sessions' segment lists up to date and frees the pass. */
+static void finish_run(struct run *r)
+{
+	for (size_t i = 0; i < r->ns; i++) {
 		/* nothing else rewrites an ended session's manifest: keep its segment list true */
-		int sfd = !ss[i].gone && !ss[i].live ? sess_dir(root_fd, &ss[i]) : -1;
+		int sfd = !r->ss[i].gone && !r->ss[i].live ? sess_dir(r->root_fd, &r->ss[i]) : -1;
 		if (sfd >= 0) {
 			fl_segindex_refresh(sfd);
 			close(sfd);
 		}
-		free_session(&ss[i]);
+		free_session(&r->ss[i]);
 	}
-	free(ss);
+	free(r->ss);
+}
+
+int fl_retention_run(int root_fd, const struct fl_retention_policy *p, int64_t now_ns,
+		     const struct fl_retention_hooks *h, struct fl_retention_stats *stp)
+{
+	struct fl_retention_stats dummy;
+	struct run r = {.root_fd = root_fd, .p = p, .h = h, .st = stp ? stp : &dummy};
+	memset(r.st, 0, sizeof *r.st);
+	int lock = lock_root(root_fd);
+	if (lock < 0)
+		return lock;
+	int rc = scan_root(&r);
+	if (rc < 0 && !r.ss) {
+		unlock_root(lock);
+		return rc;
+	}
+	if (!rc && p->cleanup_on_exit)
+		pass_cleanup(&r);
+	if (!rc && p->retention_s)
+		pass_age(&r, now_ns);
+	if (!rc && p->max_session_size)
+		pass_session_cap(&r);
+	uint64_t total = 0;
+	for (size_t i = 0; i < r.ns; i++)
+		total += r.ss[i].gone ? 0 : r.ss[i].bytes;
+	if (!rc && p->max_total_size && total > p->max_total_size)
+		rc = pass_total_cap(&r, &total);
+	r.st->total_bytes = total;
+	finish_run(&r);
 	unlock_root(lock);
 	return rc;
 }

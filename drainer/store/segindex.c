@@ -16,9 +16,9 @@
 
 #include "archive.h"
 #include "config.h"
+#include "manifest.h"
 #include "segread.h"
-
-#define MANIFEST_MAX (64u << 20)
+#include "sysutil.h"
 
 /* The end of the JSON value starting at p (object, array, string or scalar), or NULL when it does not end. */
 static const char *value_end(const char *p, const char *e)
@@ -47,6 +47,23 @@ static const char *value_end(const char *p, const char *e)
 	return depth ? NULL : p;
 }
 
+/* The next object in an array's body [*p, e): 1 with [*o, *o + *olen), 0 at the end, -EBADMSG for a non-object. */
+static int next_object(const char **p, const char *e, const char **o, size_t *olen)
+{
+	const char *q = *p;
+	while (q < e && (isspace((unsigned char)*q) || *q == ','))
+		q++;
+	if (q >= e)
+		return 0;
+	const char *end = value_end(q, e);
+	if (!end || *q != '{')
+		return -EBADMSG;
+	*o = q;
+	*olen = (size_t)(end - q);
+	*p = end;
+	return 1;
+}
+
 static int num_field(const char *o, size_t len, const char *key, uint64_t *out)
 {
 	const char *v;
@@ -61,42 +78,19 @@ static int num_field(const char *o, size_t len, const char *key, uint64_t *out)
 int fl_segindex_load(int dirfd, struct fl_segindex *idx)
 {
 	memset(idx, 0, sizeof *idx);
-	int fd = openat(dirfd, "session.json", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	struct stat st;
-	if (fstat(fd, &st) < 0 || st.st_size <= 0 || (uint64_t)st.st_size > MANIFEST_MAX) {
-		close(fd);
-		return 0;
-	}
-	size_t len = (size_t)st.st_size;
-	char *buf = malloc(len);
-	if (!buf) {
-		close(fd);
-		return -ENOMEM;
-	}
-	size_t got = 0;
-	ssize_t k;
-	while (got < len && (k = read(fd, buf + got, len - got)) > 0)
-		got += (size_t)k;
-	close(fd);
+	char *buf;
+	size_t got;
+	int lrc = fl_manifest_load(dirfd, &buf, &got);
+	if (lrc < 0 || !buf)
+		return lrc;
 	const char *arr;
 	size_t alen;
 	int rc = 0;
 	if (fl_json_field(buf, got, "segments", &arr, &alen) < 0 || alen < 2 || arr[0] != '[')
 		goto out; /* a manifest without segments: nothing to skip by */
-	const char *p = arr + 1, *e = arr + alen - 1;
-	size_t cap = 0;
-	for (;;) {
-		while (p < e && (isspace((unsigned char)*p) || *p == ','))
-			p++;
-		if (p >= e)
-			break;
-		const char *end = value_end(p, e);
-		if (!end || *p != '{') {
-			rc = -EBADMSG;
-			break;
-		}
+	const char *p = arr + 1, *e = arr + alen - 1, *o;
+	size_t cap = 0, olen;
+	while ((rc = next_object(&p, e, &o, &olen)) > 0) {
 		if (idx->n == cap) {
 			cap = cap ? cap * 2 : 32;
 			struct fl_segindex_ent *nv = realloc(idx->v, cap * sizeof *nv);
@@ -108,25 +102,23 @@ int fl_segindex_load(int dirfd, struct fl_segindex *idx)
 		}
 		struct fl_segindex_ent *s = &idx->v[idx->n];
 		memset(s, 0, sizeof *s);
-		size_t olen = (size_t)(end - p);
 		uint64_t a, b;
 		const char *cv;
 		size_t cl;
-		if (num_field(p, olen, "n", &s->n) == 0 && fl_json_field(p, olen, "class", &cv, &cl) == 0 && cl >= 3 &&
+		if (num_field(o, olen, "n", &s->n) == 0 && fl_json_field(o, olen, "class", &cv, &cl) == 0 && cl >= 3 &&
 		    cl - 2 < sizeof s->cls) {
 			memcpy(s->cls, cv + 1, cl - 2);
-			num_field(p, olen, "first_seq", &s->first_seq);
-			num_field(p, olen, "last_seq", &s->last_seq);
+			num_field(o, olen, "first_seq", &s->first_seq);
+			num_field(o, olen, "last_seq", &s->last_seq);
 			/* the smallest and largest ts in the segment when listed, else its first and last line's */
-			if (num_field(p, olen, "min_ts_ns", &a) < 0)
-				num_field(p, olen, "first_ts_ns", &a);
-			if (num_field(p, olen, "max_ts_ns", &b) < 0)
-				num_field(p, olen, "last_ts_ns", &b);
+			if (num_field(o, olen, "min_ts_ns", &a) < 0)
+				num_field(o, olen, "first_ts_ns", &a);
+			if (num_field(o, olen, "max_ts_ns", &b) < 0)
+				num_field(o, olen, "last_ts_ns", &b);
 			s->first_ts = (int64_t)a;
 			s->last_ts = (int64_t)b;
 			idx->n++;
 		}
-		p = end;
 	}
 out:
 	free(buf);
@@ -184,112 +176,73 @@ static int put_replaced(char **b, size_t *len, size_t *cap, const char *p, size_
 	return rc ? rc : put(b, len, cap, hit + strlen(from), n - skip);
 }
 
-int fl_segindex_refresh(int dirfd)
+/* A growing copy of session.json with its segment list brought up to date. */
+struct rebuilt {
+	char *b;
+	size_t len, cap;
+	int first;   /* no entry kept yet: the next one needs no comma */
+	int changed; /* an entry was dropped or rewritten */
+};
+
+/* The entry archived after the drainer last wrote the list: its file, state and compressed size updated. */
+static int put_archived(struct rebuilt *r, const char *o, size_t n, const char *plain, const char *lz4, off_t size)
 {
-	int fd = openat(dirfd, "session.json", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
+	char from[FL_SEG_NAME_MAX + 16], to[FL_SEG_NAME_MAX + 16], comp[40];
+	snprintf(from, sizeof from, "\"file\":\"%s\"", plain);
+	snprintf(to, sizeof to, "\"file\":\"%s\"", lz4);
+	snprintf(comp, sizeof comp, "\"compressed\":%lld", (long long)size);
+	char *tmp = NULL, *tmp2 = NULL;
+	size_t tl = 0, tc = 0, t2l = 0, t2c = 0;
+	int rc = put_replaced(&tmp, &tl, &tc, o, n, from, to);
+	rc = rc ? rc : put_replaced(&tmp2, &t2l, &t2c, tmp, tl, "\"state\":\"closed\"", "\"state\":\"archived\"");
+	rc = rc ? rc : put_replaced(&r->b, &r->len, &r->cap, tmp2, t2l, "\"compressed\":null", comp);
+	free(tmp);
+	free(tmp2);
+	r->changed = 1;
+	return rc;
+}
+
+/* One entry of the list against the directory: dropped when retention removed it, rewritten when archived. */
+static int refresh_entry(int dirfd, struct rebuilt *r, const char *o, size_t n)
+{
+	uint64_t num;
+	const char *cv;
+	size_t cl;
+	char cls[16] = "";
+	if (num_field(o, n, "n", &num) == 0 && fl_json_field(o, n, "class", &cv, &cl) == 0 && cl >= 3 &&
+	    cl - 2 < sizeof cls)
+		memcpy(cls, cv + 1, cl - 2);
+	char plain[FL_SEG_NAME_MAX], lz4[FL_SEG_NAME_MAX];
+	struct stat ps, ls;
+	int have_plain = 0, have_lz4 = 0;
+	if (cls[0] && fl_seg_name(plain, sizeof plain, cls, num, FL_SEG_PLAIN) == 0 &&
+	    fl_seg_name(lz4, sizeof lz4, cls, num, FL_SEG_LZ4) == 0) {
+		have_plain = fstatat(dirfd, plain, &ps, AT_SYMLINK_NOFOLLOW) == 0;
+		have_lz4 = fstatat(dirfd, lz4, &ls, AT_SYMLINK_NOFOLLOW) == 0;
+	} else {
+		have_plain = 1; /* an entry we cannot read: keep it as it is */
+	}
+	if (!have_plain && !have_lz4) {
+		r->changed = 1; /* removed by retention */
 		return 0;
-	struct stat st;
-	if (fstat(fd, &st) < 0 || st.st_size <= 0 || (uint64_t)st.st_size > MANIFEST_MAX) {
-		close(fd);
-		return 0;
 	}
-	size_t len = (size_t)st.st_size, got = 0;
-	char *buf = malloc(len + 1), *out = NULL;
-	size_t olen = 0, ocap = 0;
-	ssize_t k;
-	int rc = 0, changed = 0;
-	if (!buf) {
-		close(fd);
-		return -ENOMEM;
-	}
-	while (got < len && (k = read(fd, buf + got, len - got)) > 0)
-		got += (size_t)k;
-	close(fd);
-	const char *arr;
-	size_t alen;
-	if (fl_json_field(buf, got, "segments", &arr, &alen) < 0 || alen < 2 || arr[0] != '[')
-		goto done;
-	rc = put(&out, &olen, &ocap, buf, (size_t)(arr - buf) + 1);
-	const char *p = arr + 1, *e = arr + alen - 1;
-	int first = 1;
-	while (!rc) {
-		while (p < e && (isspace((unsigned char)*p) || *p == ','))
-			p++;
-		if (p >= e)
-			break;
-		const char *end = value_end(p, e);
-		if (!end || *p != '{') {
-			rc = 0; /* not ours to fix: leave the file alone */
-			changed = 0;
-			goto done;
-		}
-		size_t n = (size_t)(end - p);
-		uint64_t num;
-		const char *cv;
-		size_t cl;
-		char cls[16] = "";
-		if (num_field(p, n, "n", &num) == 0 && fl_json_field(p, n, "class", &cv, &cl) == 0 && cl >= 3 &&
-		    cl - 2 < sizeof cls)
-			memcpy(cls, cv + 1, cl - 2);
-		char plain[FL_SEG_NAME_MAX], lz4[FL_SEG_NAME_MAX];
-		struct stat ps, ls;
-		int have_plain = 0, have_lz4 = 0;
-		if (cls[0] && fl_seg_name(plain, sizeof plain, cls, num, FL_SEG_PLAIN) == 0 &&
-		    fl_seg_name(lz4, sizeof lz4, cls, num, FL_SEG_LZ4) == 0) {
-			have_plain = fstatat(dirfd, plain, &ps, AT_SYMLINK_NOFOLLOW) == 0;
-			have_lz4 = fstatat(dirfd, lz4, &ls, AT_SYMLINK_NOFOLLOW) == 0;
-		} else {
-			have_plain = 1; /* an entry we cannot read: keep it as it is */
-		}
-		if (!have_plain && !have_lz4) {
-			changed = 1; /* removed by retention */
-		} else {
-			if (!first)
-				rc = put(&out, &olen, &ocap, ",", 1);
-			first = 0;
-			if (!rc && !have_plain && !memmem(p, n, "\"state\":\"archived\"", 18)) {
-				/* archived after the drainer last wrote the list */
-				char from[FL_SEG_NAME_MAX + 16], to[FL_SEG_NAME_MAX + 16], comp[40];
-				snprintf(from, sizeof from, "\"file\":\"%s\"", plain);
-				snprintf(to, sizeof to, "\"file\":\"%s\"", lz4);
-				snprintf(comp, sizeof comp, "\"compressed\":%lld", (long long)ls.st_size);
-				char *tmp = NULL;
-				size_t tl = 0, tc = 0;
-				rc = put_replaced(&tmp, &tl, &tc, p, n, from, to);
-				char *tmp2 = NULL;
-				size_t t2l = 0, t2c = 0;
-				rc = rc ? rc
-					: put_replaced(&tmp2, &t2l, &t2c, tmp, tl, "\"state\":\"closed\"",
-						       "\"state\":\"archived\"");
-				rc = rc ? rc : put_replaced(&out, &olen, &ocap, tmp2, t2l, "\"compressed\":null", comp);
-				free(tmp);
-				free(tmp2);
-				changed = 1;
-			} else if (!rc) {
-				rc = put(&out, &olen, &ocap, p, n);
-			}
-		}
-		p = end;
-	}
-	if (!rc)
-		rc = put(&out, &olen, &ocap, arr + alen - 1, got - (size_t)(arr + alen - 1 - buf));
-	if (rc || !changed)
-		goto done;
+	int rc = r->first ? 0 : put(&r->b, &r->len, &r->cap, ",", 1);
+	r->first = 0;
+	if (rc)
+		return rc;
+	if (!have_plain && !memmem(o, n, "\"state\":\"archived\"", 18))
+		return put_archived(r, o, n, plain, lz4, ls.st_size);
+	return put(&r->b, &r->len, &r->cap, o, n);
+}
+
+/* Replaces session.json with text, durably (temp, fsync, rename, fsync of the directory). */
+static int replace_manifest(int dirfd, const char *text, size_t len)
+{
 	/* '@' cannot start a name the drainer uses, so this temp never meets its own */
-	fd = openat(dirfd, "@session.json.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		rc = -errno;
-		goto done;
-	}
-	size_t off = 0;
-	while (off < olen && !rc) {
-		ssize_t w = write(fd, out + off, olen - off);
-		if (w < 0 && errno != EINTR)
-			rc = -errno;
-		else if (w > 0)
-			off += (size_t)w;
-	}
+	int fd = openat(dirfd, "@session.json.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	int rc = fl_write_full(fd, text, len);
 	if (!rc && fsync(fd) < 0)
 		rc = -errno;
 	close(fd);
@@ -299,10 +252,39 @@ int fl_segindex_refresh(int dirfd)
 		unlinkat(dirfd, "@session.json.tmp", 0);
 	else
 		fsync(dirfd);
+	return rc;
+}
+
+int fl_segindex_refresh(int dirfd)
+{
+	char *buf;
+	size_t got;
+	int rc = fl_manifest_load(dirfd, &buf, &got);
+	if (rc < 0 || !buf)
+		return rc;
+	struct rebuilt r = {.first = 1};
+	const char *arr, *o;
+	size_t alen, olen;
+	if (fl_json_field(buf, got, "segments", &arr, &alen) < 0 || alen < 2 || arr[0] != '[')
+		goto done;
+	rc = put(&r.b, &r.len, &r.cap, buf, (size_t)(arr - buf) + 1);
+	const char *p = arr + 1, *e = arr + alen - 1;
+	int more;
+	while (!rc && (more = next_object(&p, e, &o, &olen)) != 0) {
+		if (more < 0) {
+			r.changed = 0; /* not ours to fix: leave the file alone */
+			goto done;
+		}
+		rc = refresh_entry(dirfd, &r, o, olen);
+	}
+	if (!rc)
+		rc = put(&r.b, &r.len, &r.cap, arr + alen - 1, got - (size_t)(arr + alen - 1 - buf));
+	if (!rc && r.changed)
+		rc = replace_manifest(dirfd, r.b, r.len);
 done:
 	free(buf);
-	free(out);
-	return rc < 0 ? rc : changed;
+	free(r.b);
+	return rc < 0 ? rc : r.changed;
 }
 
 int fl_time_arg_parse(const char *s, int64_t now_ns, int64_t *out_ns)

@@ -4,7 +4,9 @@
 #include "segread.h"
 #include "why.h"
 
+#include <ctype.h>
 #include <dirent.h>
+#include <inttypes.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <lz4frame.h>
@@ -22,8 +24,9 @@ struct fl_segread {
 	int active; /* hold back an incomplete last line */
 	int err;    /* sticky error of an lz4 archive */
 	LZ4F_dctx *dctx;
-	size_t hint; /* last LZ4F_decompress result: 0 between frames */
-	char *buf;   /* decoded bytes [pos, end); no '\n' in [pos, scan) */
+	size_t hint;	 /* last LZ4F_decompress result: 0 between frames */
+	uint64_t frames; /* lz4 frames decoded to their end */
+	char *buf;	 /* decoded bytes [pos, end); no '\n' in [pos, scan) */
 	size_t cap, pos, end, scan;
 	uint8_t *src; /* compressed bytes [spos, send) */
 	size_t spos, send;
@@ -169,6 +172,7 @@ static ssize_t fill(struct fl_segread *r)
 		}
 		/* 0 means a frame ended and dctx is ready for the next one (concatenated frames) */
 		r->hint = ret;
+		r->frames += ret == 0;
 		r->spos += ssz;
 		r->end += dsz;
 		if (dsz)
@@ -215,37 +219,103 @@ int fl_segread_next(struct fl_segread *r, const char **line, size_t *len, char *
 	}
 }
 
-/* ---- listing ------------------------------------------------------------------------ */
-
-/* Matches <cls>.jsonl (active) or <cls>.<digits>.jsonl[.lz4]. */
-static int parse_name(const char *name, const char *cls, struct fl_seg *s)
+/* Next decoded bytes regardless of lines: 1 with the bytes in *p and *len, 0 at the end, or -errno (why in r->errmsg).
+ */
+static int next_chunk(struct fl_segread *r, const char **p, size_t *len)
 {
-	size_t cl = strlen(cls);
-	if (strncmp(name, cls, cl) || name[cl] != '.')
-		return 0;
-	const char *p = name + cl + 1;
-	if (!strcmp(p, "jsonl")) {
-		s->num = FL_SEG_ACTIVE;
-		s->lz4 = 0;
-	} else {
-		uint64_t n = 0;
-		const char *d = p;
-		while (*p >= '0' && *p <= '9' && p - d < 10)
-			n = n * 10 + (uint64_t)(*p++ - '0');
-		if (p == d || n >= FL_SEG_ACTIVE)
-			return 0;
-		if (!strcmp(p, ".jsonl"))
-			s->lz4 = 0;
-		else if (!strcmp(p, ".jsonl.lz4"))
-			s->lz4 = 1;
-		else
-			return 0;
-		s->num = (uint32_t)n;
+	if (r->pos == r->end) {
+		r->pos = r->end = r->scan = 0;
+		ssize_t k = fill(r);
+		if (k <= 0)
+			return (int)k;
 	}
-	if (strlen(name) >= sizeof s->name)
-		return 0;
-	snprintf(s->name, sizeof s->name, "%s", name);
+	*p = r->buf + r->pos;
+	*len = r->end - r->pos;
+	r->pos = r->scan = r->end;
 	return 1;
+}
+
+int fl_seg_read(int dirfd, const char *name, int (*fn)(void *arg, const void *buf, size_t len), void *arg)
+{
+	struct fl_segread *r;
+	int rc = fl_segread_open(&r, dirfd, name, NULL, 0);
+	if (rc < 0)
+		return rc;
+	const char *p = NULL;
+	size_t len = 0;
+	while ((rc = next_chunk(r, &p, &len)) > 0)
+		if ((rc = fn(arg, p, len)) != 0)
+			break;
+	if (rc == 0 && r->lz4 && r->frames == 0)
+		rc = -EBADMSG; /* an empty file is never a whole archive */
+	fl_segread_close(r);
+	return rc;
+}
+
+/* ---- names and listing ---------------------------------------------------------------- */
+
+int fl_seg_name(char *buf, size_t len, const char *cls, uint64_t n, enum fl_seg_kind kind)
+{
+	const char *suffix = kind == FL_SEG_LZ4 ? ".lz4" : kind == FL_SEG_TMP ? ".lz4.tmp" : "";
+	int w = snprintf(buf, len, "%s.%06" PRIu64 ".jsonl%s", cls, n, suffix);
+	return w < 0 || (size_t)w >= len ? -ENAMETOOLONG : 0;
+}
+
+int fl_seg_parse(const char *name, char cls[16], uint64_t *n)
+{
+	size_t i = 0;
+	while (name[i] >= 'a' && name[i] <= 'z')
+		i++;
+	if (i == 0 || i > 15 || name[i] != '.')
+		return 0;
+	size_t d = i + 1, j = d;
+	uint64_t v = 0;
+	while (isdigit((unsigned char)name[j])) {
+		if (j - d >= 19)
+			return 0;
+		v = v * 10 + (uint64_t)(name[j] - '0');
+		j++;
+	}
+	if (j - d < 6)
+		return 0;
+	const char *rest = name + j;
+	int kind;
+	if (!strcmp(rest, ".jsonl"))
+		kind = FL_SEG_PLAIN;
+	else if (!strcmp(rest, ".jsonl.lz4"))
+		kind = FL_SEG_LZ4;
+	else if (!strcmp(rest, ".jsonl.lz4.tmp"))
+		kind = FL_SEG_TMP;
+	else
+		return 0;
+	memcpy(cls, name, i);
+	cls[i] = 0;
+	*n = v;
+	return kind;
+}
+
+int fl_seg_each(int dirfd, int (*fn)(void *arg, const struct fl_seg_ent *e), void *arg)
+{
+	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (!d) {
+		int e = -errno;
+		if (fd >= 0)
+			close(fd);
+		return e;
+	}
+	int rc = 0;
+	struct dirent *de;
+	while (!rc && (de = readdir(d))) {
+		struct fl_seg_ent s = {.name = de->d_name};
+		int kind = fl_seg_parse(de->d_name, s.cls, &s.n);
+		if (!kind)
+			continue;
+		s.kind = (enum fl_seg_kind)kind;
+		rc = fn(arg, &s);
+	}
+	closedir(d);
+	return rc;
 }
 
 static int seg_cmp(const void *a, const void *b)
@@ -256,54 +326,64 @@ static int seg_cmp(const void *a, const void *b)
 	return x->lz4 - y->lz4; /* plain first: it wins over a possibly incomplete archive */
 }
 
+struct seg_list {
+	const char *cls;
+	struct fl_seg *v;
+	size_t n, cap;
+};
+
+static int seg_list_add(struct seg_list *l, uint64_t num, int lz4, const char *name)
+{
+	if (strlen(name) >= sizeof l->v->name)
+		return 0;
+	if (l->n == l->cap) {
+		size_t nc = l->cap ? l->cap * 2 : 16;
+		struct fl_seg *nv = realloc(l->v, nc * sizeof *nv);
+		if (!nv)
+			return -ENOMEM;
+		l->v = nv;
+		l->cap = nc;
+	}
+	struct fl_seg *s = &l->v[l->n++];
+	s->num = num;
+	s->lz4 = lz4;
+	snprintf(s->name, sizeof s->name, "%s", name);
+	return 0;
+}
+
+static int seg_list_one(void *arg, const struct fl_seg_ent *e)
+{
+	struct seg_list *l = arg;
+	if (strcmp(e->cls, l->cls) || (e->kind != FL_SEG_PLAIN && e->kind != FL_SEG_LZ4) || e->n == FL_SEG_ACTIVE)
+		return 0;
+	return seg_list_add(l, e->n, e->kind == FL_SEG_LZ4, e->name);
+}
+
 int fl_segments_list(int dirfd, const char *cls, struct fl_seg **out)
 {
 	*out = NULL;
-	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	DIR *d = fdopendir(fd);
-	if (!d) {
-		int e = errno;
-		close(fd);
-		return -e;
-	}
-	struct fl_seg *v = NULL;
-	size_t n = 0, cap = 0;
-	struct dirent *e;
-	int rc = 0;
-	while ((e = readdir(d))) {
-		struct fl_seg s;
-		if (!parse_name(e->d_name, cls, &s))
-			continue;
-		if (n == cap) {
-			size_t nc = cap ? cap * 2 : 16;
-			struct fl_seg *nv = realloc(v, nc * sizeof *v);
-			if (!nv) {
-				rc = -ENOMEM;
-				break;
-			}
-			v = nv;
-			cap = nc;
-		}
-		v[n++] = s;
-	}
-	closedir(d);
+	struct seg_list l = {.cls = cls};
+	int rc = fl_seg_each(dirfd, seg_list_one, &l);
+	char active[FL_SEG_NAME_MAX];
+	struct stat st;
+	if (!rc && snprintf(active, sizeof active, "%s.jsonl", cls) < (int)sizeof active &&
+	    fstatat(dirfd, active, &st, AT_SYMLINK_NOFOLLOW) == 0)
+		rc = seg_list_add(&l, FL_SEG_ACTIVE, 0, active);
 	if (rc < 0) {
-		free(v);
+		free(l.v);
 		return rc;
 	}
-	if (n > 1)
-		qsort(v, n, sizeof *v, seg_cmp);
+	if (l.n > 1)
+		qsort(l.v, l.n, sizeof *l.v, seg_cmp);
 	size_t k = 0;
-	for (size_t i = 0; i < n; i++)
-		if (!k || v[k - 1].num != v[i].num)
-			v[k++] = v[i];
+	for (size_t i = 0; i < l.n; i++)
+		if (!k || l.v[k - 1].num != l.v[i].num)
+			l.v[k++] = l.v[i];
 	if (!k) {
-		free(v);
-		v = NULL;
+		free(l.v);
+		l.v = NULL;
 	}
-	*out = v;
+	*out = l.v;
 	return (int)k;
 }
 

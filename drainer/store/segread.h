@@ -10,9 +10,14 @@
 /*
  * A session directory holds, per audit class (system, user):
  *
- *   <class>.NNNNNN.jsonl.lz4   archived segment: lz4 frames (one or more, concatenated)
- *   <class>.NNNNNN.jsonl       rotated segment, plain (before or while it is compressed)
- *   <class>.jsonl              the active file, appended to by fugue-logd
+ *   <class>.jsonl                   the active file, appended to by fugue-logd
+ *   <class>.<NNNNNN>.jsonl          a rotated segment, plain (before or while it is compressed)
+ *   <class>.<NNNNNN>.jsonl.lz4      its archive: lz4 frames (one or more, concatenated)
+ *   <class>.<NNNNNN>.jsonl.lz4.tmp  an archive being written (never trusted; removed on recovery)
+ *
+ * NNNNNN is the session's segment counter, shared by both classes: at least 6
+ * digits, a u64. fl_seg_name and fl_seg_parse are the one grammar of these
+ * names; the writer, the archiver, retention and the lister all use it.
  *
  * Segments are read in segment-number order, then the active file. When a
  * segment exists both plain and archived, the plain one is authoritative: the
@@ -22,6 +27,49 @@
  * to a directory fd with O_NOFOLLOW, so a symlink planted in the directory is
  * refused rather than followed.
  */
+
+enum fl_seg_kind {
+	FL_SEG_PLAIN = 1, /* <class>.<N>.jsonl */
+	FL_SEG_LZ4 = 2,	  /* <class>.<N>.jsonl.lz4 */
+	FL_SEG_TMP = 3,	  /* <class>.<N>.jsonl.lz4.tmp */
+};
+
+#define FL_SEG_NAME_MAX 64
+
+/* Writes "<cls>.<n, 6+ digits>.jsonl" (+".lz4" for FL_SEG_LZ4, +".lz4.tmp" for FL_SEG_TMP). -ENAMETOOLONG if it does
+ * not fit. */
+int fl_seg_name(char *buf, size_t len, const char *cls, uint64_t n, enum fl_seg_kind kind);
+
+/*
+ * Parses a directory entry name. Returns its kind and fills cls (at most 15
+ * characters, [a-z]) and n; returns 0 when the name is not a segment (the active
+ * files, session.json and anything foreign are not segments).
+ */
+int fl_seg_parse(const char *name, char cls[16], uint64_t *n);
+
+/* A directory entry that is a segment, as fl_seg_each hands it over (valid during the call). */
+struct fl_seg_ent {
+	const char *name;
+	char cls[16];
+	uint64_t n;
+	enum fl_seg_kind kind;
+};
+
+/*
+ * The one lister of segment names: calls fn for every entry of dirfd that
+ * fl_seg_parse accepts (any class and kind, directory order). Stops when fn
+ * returns non-zero and returns that value; returns 0 or -errno.
+ */
+int fl_seg_each(int dirfd, int (*fn)(void *arg, const struct fl_seg_ent *e), void *arg);
+
+/*
+ * Streams the content of `name` in dirfd to fn in pieces, through the same
+ * reader as fl_segread_next: decompressed for `.lz4` names (every frame
+ * checked to its end, content checksum included, at least one frame), as is
+ * otherwise. Stops when fn returns non-zero and returns that value.
+ * Returns 0, -EBADMSG for a corrupt or truncated archive, or -errno.
+ */
+int fl_seg_read(int dirfd, const char *name, int (*fn)(void *arg, const void *buf, size_t len), void *arg);
 
 #define FL_SEGREAD_MAX_LINE (256u << 20) /* longer lines are refused with -E2BIG */
 
@@ -56,17 +104,17 @@ void fl_segread_close(struct fl_segread *r);
 
 /* One file of a class, as found by fl_segments_list. */
 struct fl_seg {
-	uint32_t num; /* segment number; UINT32_MAX for the active file */
+	uint64_t num; /* segment number; FL_SEG_ACTIVE for the active file */
 	int lz4;      /* 1 for <class>.NNNNNN.jsonl.lz4 */
 	char name[96];
 };
 
-#define FL_SEG_ACTIVE UINT32_MAX
+#define FL_SEG_ACTIVE UINT64_MAX
 
 /*
  * Lists the files of class cls ("system", "user") in dirfd in reading order:
  * segments by number (the plain one when both exist), then the active file if
- * present. Names that do not match the patterns exactly are ignored.
+ * present (segments found by fl_seg_each). Other names are ignored.
  * Returns the count and *out (free() it; NULL when 0), or -errno.
  */
 int fl_segments_list(int dirfd, const char *cls, struct fl_seg **out);

@@ -4,7 +4,6 @@
 #include "sink.h"
 #include "why.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -38,7 +37,7 @@ struct fl_sink {
 };
 
 /*
- * Rotation (h6). What each rotated segment held, at index n-1 of .segments: a
+ * Rotation. What each rotated segment held, at index n-1 of .segments: a
  * record is written before its rotation's rename, so every segment on disk has
  * one; records at or past the checkpoint's next_segment mean nothing (that
  * rotation is undone on reopen and the record written again).
@@ -124,71 +123,72 @@ int fl_sink_check_private(int fd, const char *what, char *why, size_t whylen)
 }
 
 /*
- * Puts the directory back to what the checkpoint describes (rotation, h6):
+ * Puts the directory back to what the checkpoint describes after a rotation:
  * every segment numbered from next on was rotated after it. Per class, the
  * lowest of them is the file that was active at the checkpoint: the others go
  * first (so a crash in here leaves the lowest in place for the next try), then
  * it is renamed back over the active name, to be truncated by the caller.
  */
+struct undo_state {
+	int dirfd;
+	uint64_t next;
+	uint64_t low[FL_SINK_CLASSES]; /* per class, the lowest plain segment numbered from next on */
+	int found;
+	int err; /* the last removal that failed; the others are still tried */
+};
+
+static int is_low(const struct undo_state *u, const struct fl_seg_ent *e)
+{
+	int low = 0;
+	for (int c = 0; c < FL_SINK_CLASSES; c++)
+		low |= !strcmp(e->cls, cls_names[c]) && e->kind == FL_SEG_PLAIN && e->n == u->low[c];
+	return low;
+}
+
+static int undo_find_low(void *arg, const struct fl_seg_ent *e)
+{
+	struct undo_state *u = arg;
+	if (e->n < u->next)
+		return 0;
+	u->found = 1;
+	for (int c = 0; c < FL_SINK_CLASSES; c++)
+		if (!strcmp(e->cls, cls_names[c]) && e->kind == FL_SEG_PLAIN && e->n < u->low[c])
+			u->low[c] = e->n;
+	return 0;
+}
+
+static int undo_remove_rest(void *arg, const struct fl_seg_ent *e)
+{
+	struct undo_state *u = arg;
+	if (e->n >= u->next && !is_low(u, e) && unlinkat(u->dirfd, e->name, 0) < 0 && errno != ENOENT)
+		u->err = -errno;
+	return 0;
+}
+
 static int undo_rotations(int dirfd, uint64_t next)
 {
-	int dfd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
-	if (!d) {
-		if (dfd >= 0)
-			close(dfd);
-		return -errno;
-	}
-	uint64_t low[FL_SINK_CLASSES] = {UINT64_MAX, UINT64_MAX};
-	int found = 0;
-	struct dirent *e;
-	while ((e = readdir(d))) {
-		char cls[16];
-		uint64_t n;
-		int kind = fl_seg_parse(e->d_name, cls, &n);
-		if (!kind || n < next)
-			continue;
-		found = 1;
-		for (int c = 0; c < FL_SINK_CLASSES; c++)
-			if (!strcmp(cls, cls_names[c]) && kind == FL_SEG_PLAIN && n < low[c])
-				low[c] = n;
-	}
-	if (!found) {
-		closedir(d);
-		return 0;
-	}
-	rewinddir(d);
-	int rc = 0;
-	while ((e = readdir(d))) {
-		char cls[16];
-		uint64_t n;
-		int kind = fl_seg_parse(e->d_name, cls, &n);
-		if (!kind || n < next)
-			continue;
-		int keep = 0;
-		for (int c = 0; c < FL_SINK_CLASSES; c++)
-			keep |= !strcmp(cls, cls_names[c]) && kind == FL_SEG_PLAIN && n == low[c];
-		if (!keep && unlinkat(dirfd, e->d_name, 0) < 0 && errno != ENOENT)
-			rc = -errno;
-	}
-	closedir(d);
+	struct undo_state u = {.dirfd = dirfd, .next = next, .low = {UINT64_MAX, UINT64_MAX}};
+	int rc = fl_seg_each(dirfd, undo_find_low, &u);
+	if (rc < 0 || !u.found)
+		return rc;
+	rc = fl_seg_each(dirfd, undo_remove_rest, &u);
+	rc = rc < 0 ? rc : u.err;
 	if (rc < 0 || fsync(dirfd) < 0)
 		return rc < 0 ? rc : -errno;
 	for (int c = 0; c < FL_SINK_CLASSES; c++) {
 		char name[FL_SEG_NAME_MAX];
-		if (low[c] == UINT64_MAX)
+		if (u.low[c] == UINT64_MAX)
 			continue;
-		fl_seg_name(name, sizeof name, cls_names[c], low[c], FL_SEG_PLAIN);
+		fl_seg_name(name, sizeof name, cls_names[c], u.low[c], FL_SEG_PLAIN);
 		if (renameat(dirfd, name, dirfd, names[c]) < 0)
 			return -errno;
 	}
 	return fsync(dirfd) < 0 ? -errno : 0;
 }
 
-int fl_sink_open(struct fl_sink **out, int root_fd, const char *id, const struct fl_sink_state *resume, char *why,
-		 size_t whylen)
+/* Creates and opens <root>/<id>, refusing a symlink or a directory others can write. dirfd or -errno. */
+static int open_session_dir(int root_fd, const char *id, char *why, size_t whylen)
 {
-	*out = NULL;
 	if (mkdirat(root_fd, id, 0700) < 0 && errno != EEXIST) {
 		int e = -errno;
 		fl_why(why, whylen, "cannot create session directory %s: %s", id, strerror(-e));
@@ -208,6 +208,52 @@ int fl_sink_open(struct fl_sink **out, int root_fd, const char *id, const struct
 		close(dirfd);
 		return prc;
 	}
+	return dirfd;
+}
+
+/* Opens class c's active file and cuts it back to the checkpoint's size. 0 or -errno. */
+static int open_class_file(struct fl_sink *s, int c, const char *id, char *why, size_t whylen)
+{
+	struct sink_file *f = &s->f[c];
+	f->buf = malloc(SINK_BUF);
+	f->cap = SINK_BUF;
+	f->fd = openat(s->dirfd, names[c], O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (!f->buf || f->fd < 0) {
+		int rc = f->buf ? -errno : -ENOMEM;
+		fl_why(why, whylen, "cannot open %s/%s: %s", id, names[c], strerror(-rc));
+		return rc;
+	}
+	struct stat st;
+	if (fstat(f->fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		fl_why(why, whylen, "%s/%s is not a regular file", id, names[c]);
+		return -EBADF;
+	}
+	char what[160];
+	snprintf(what, sizeof what, "%s/%s", id, names[c]);
+	int rc = fl_sink_check_private(f->fd, what, why, whylen);
+	if (rc < 0)
+		return rc;
+	if ((uint64_t)st.st_size < s->st.size[c]) {
+		fl_why(why, whylen, "%s/%s has %lld bytes, the checkpoint says %llu: it was cut by someone else", id,
+		       names[c], (long long)st.st_size, (unsigned long long)s->st.size[c]);
+		return -EBADMSG;
+	}
+	/* lines past the checkpoint were never acknowledged to the ring: they are written again */
+	if ((uint64_t)st.st_size != s->st.size[c] && ftruncate(f->fd, (off_t)s->st.size[c]) < 0) {
+		rc = -errno;
+		fl_why(why, whylen, "cannot truncate %s/%s: %s", id, names[c], strerror(-rc));
+		return rc;
+	}
+	return 0;
+}
+
+int fl_sink_open(struct fl_sink **out, int root_fd, const char *id, const struct fl_sink_state *resume, char *why,
+		 size_t whylen)
+{
+	*out = NULL;
+	int dirfd = open_session_dir(root_fd, id, why, whylen);
+	if (dirfd < 0)
+		return dirfd;
 	struct fl_sink *s = calloc(1, sizeof *s);
 	if (!s) {
 		close(dirfd);
@@ -229,38 +275,8 @@ int fl_sink_open(struct fl_sink **out, int root_fd, const char *id, const struct
 			fl_why(why, whylen, "cannot open %s/" SEGMENTS_NAME ": %s", id, strerror(-rc));
 		}
 	}
-	for (int c = 0; c < FL_SINK_CLASSES && !rc; c++) {
-		struct sink_file *f = &s->f[c];
-		f->buf = malloc(SINK_BUF);
-		f->cap = SINK_BUF;
-		f->fd = openat(dirfd, names[c], O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
-		if (!f->buf || f->fd < 0) {
-			rc = f->buf ? -errno : -ENOMEM;
-			fl_why(why, whylen, "cannot open %s/%s: %s", id, names[c], strerror(-rc));
-			break;
-		}
-		struct stat st;
-		if (fstat(f->fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-			rc = -EBADF;
-			fl_why(why, whylen, "%s/%s is not a regular file", id, names[c]);
-			break;
-		}
-		snprintf(what, sizeof what, "%s/%s", id, names[c]);
-		if ((rc = fl_sink_check_private(f->fd, what, why, whylen)) < 0)
-			break;
-		if ((uint64_t)st.st_size < s->st.size[c]) {
-			rc = -EBADMSG;
-			fl_why(why, whylen,
-			       "%s/%s has %lld bytes, the checkpoint says %llu: it was cut by someone else", id,
-			       names[c], (long long)st.st_size, (unsigned long long)s->st.size[c]);
-			break;
-		}
-		/* lines past the checkpoint were never acknowledged to the ring: they are written again */
-		if ((uint64_t)st.st_size != s->st.size[c] && ftruncate(f->fd, (off_t)s->st.size[c]) < 0) {
-			rc = -errno;
-			fl_why(why, whylen, "cannot truncate %s/%s: %s", id, names[c], strerror(-rc));
-		}
-	}
+	for (int c = 0; c < FL_SINK_CLASSES && !rc; c++)
+		rc = open_class_file(s, c, id, why, whylen);
 	if (rc < 0) {
 		for (int c = 0; c < FL_SINK_CLASSES; c++)
 			s->f[c].used = 0; /* nothing to flush */

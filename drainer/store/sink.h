@@ -95,7 +95,7 @@ int fl_sink_dirfd(const struct fl_sink *s);
 /* Flushes (best effort), closes the files and the directory, frees s. NULL is fine. */
 void fl_sink_close(struct fl_sink *s);
 
-/* ---- Rotation (h6, docs/rotation.md) ---- */
+/* ---- Rotation (docs/rotation.md) ---- */
 
 struct fl_archiver;
 

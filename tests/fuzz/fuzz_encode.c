@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* fuzz_encode: fuzz-chosen events go through libfuguelog's in-place encoder; protobuf-c must decode each exactly. */
+/* fuzz_encode: fuzz-chosen events go through libfuguelog's in-place encoder and zero-copy capture; protobuf-c must
+ * decode each exactly. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdint.h>
@@ -69,7 +70,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 {
 	if (len < 17)
 		return 0;
-	int kind = 1 + data[0] % 10;
+	int kind = 1 + data[0] % 12;
+	/* 11 and 12: the same transcript and input through reserve, fill in place, commit */
+	int captured = kind > 10;
+	if (captured)
+		kind = kind == 11 ? FL_KIND_TRANSCRIPT : FL_KIND_INPUT;
 	uint64_t ref = le64(data + 1), num = le64(data + 9);
 	const uint8_t *rest = data + 17;
 	size_t rlen = len - 17;
@@ -121,10 +126,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 		id = fl_emit_prompt(sess, ref, rest, rlen);
 		break;
 	case FL_KIND_TRANSCRIPT:
-		id = fl_emit_transcript(sess, ref, (uint32_t)num, rest, rlen);
-		break;
+		if (!captured) {
+			id = fl_emit_transcript(sess, ref, (uint32_t)num, rest, rlen);
+			break;
+		}
+		/* fall through */
 	default:
-		id = fl_emit_input(sess, ref, rest, rlen);
+		if (!captured) {
+			id = fl_emit_input(sess, ref, rest, rlen);
+			break;
+		}
+		struct fl_capture c;
+		size_t max = rlen + (num >> 58) + 1; /* room beyond what is filled, up to 64 bytes */
+		id = kind == FL_KIND_TRANSCRIPT ? fl_capture_transcript(sess, ref, (uint32_t)num, max, &c)
+						: fl_capture_input(sess, ref, max, &c);
+		CHECK(id > 0 && c.cap > 0 && c.cap <= max);
+		if (c.cap < rlen)
+			rlen = c.cap; /* larger than a record may be: the cap says how much fits */
+		memcpy(c.data, rest, rlen);
+		int64_t cid = fl_capture_commit(sess, &c, rlen);
+		CHECK(rlen ? cid == id : cid == 0);
+		if (!rlen)
+			id = -EMSGSIZE; /* abandoned: nothing in the lane, as for a refused event */
 		break;
 	}
 	CHECK(id > 0 || id == -EMSGSIZE); /* every record is consumed below, so the lane never fills */
@@ -194,7 +217,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 		size_t plen = fugue__event__get_packed_size(e);
 		uint8_t *buf = malloc(plen + 1);
 		CHECK(buf && fugue__event__pack(e, buf) == plen);
-		CHECK(plen == rec[0].len && !memcmp(buf, rec[0].data, plen));
+		if (captured) {
+			/* the same, except that both lengths are five-byte varints: only the sizes differ */
+			size_t body = kind == FL_KIND_TRANSCRIPT ? fugue__transcript__get_packed_size(e->transcript)
+								 : fugue__input__get_packed_size(e->input);
+			size_t vb = 1, vd = 1;
+			for (size_t v = body; v >= 0x80; v >>= 7)
+				vb++;
+			for (size_t v = rlen; v >= 0x80; v >>= 7)
+				vd++;
+			CHECK(rec[0].len == plen + (5 - vb) + (5 - vd));
+			CHECK(!memcmp(buf + plen - rlen, rec[0].data + rec[0].len - rlen, rlen));
+		} else {
+			CHECK(plen == rec[0].len && !memcmp(buf, rec[0].data, plen));
+		}
 		free(buf);
 		fugue__event__free_unpacked(e, NULL);
 	}

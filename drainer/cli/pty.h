@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: MIT */
+/* pty.h: running a program on a new pseudo-terminal, relaying the real terminal to it, as script(1) does. */
+#ifndef FL_PTY_H
+#define FL_PTY_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/*
+ * What the relay reports as it runs; every callback may be NULL. ctx is
+ * passed back unchanged. Callbacks run on the relay's thread, between polls.
+ */
+struct fl_pty_hooks {
+	void *ctx;
+	/* the child exists (its pid) and the PTY has this size (0x0 when stdin is no terminal) */
+	void (*started)(void *ctx, pid_t pid, unsigned rows, unsigned cols);
+	void (*output)(void *ctx, const uint8_t *p, size_t n); /* bytes read from the PTY */
+	/*
+	 * Zero-copy output, used when set: reserve returns where up to max bytes
+	 * of PTY output may be read to (*cap of them), or NULL when the bytes are
+	 * not to be kept (the relay then reads into its own buffer); commit(ctx,
+	 * n) publishes the n bytes read (0: nothing). The relay copies them to
+	 * stdout after the commit. With reserve set, output is not called.
+	 */
+	uint8_t *(*reserve)(void *ctx, size_t max, size_t *cap);
+	void (*commit)(void *ctx, size_t n);
+	void (*input)(void *ctx, const uint8_t *p, size_t n); /* bytes read from stdin, before the PTY gets them */
+	void (*resize)(void *ctx, unsigned rows, unsigned cols);
+	void (*error)(void *ctx, int code, const char *what); /* code is -errno */
+};
+
+struct fl_pty_opts {
+	size_t chunk; /* most bytes per output/input callback: 0 means 64 KiB */
+};
+
+/* How the child ended. */
+struct fl_pty_result {
+	int status; /* exit status, or 0 when killed */
+	int signal; /* the signal that killed it, or 0 */
+};
+
+/*
+ * Runs argv[0] (searched in PATH) on a new PTY and relays: stdin to the PTY
+ * (in raw mode when stdin is a terminal, restored on every return), PTY
+ * output to stdout; window size at start and on SIGWINCH; SIGTERM, SIGHUP,
+ * SIGINT and SIGQUIT are passed to the child; the child stopping (Ctrl-Z)
+ * stops us with the terminal restored, and SIGCONT resumes both. When stdin
+ * is not a terminal the PTY does not echo, and stdin's EOF is passed on as
+ * VEOF. Returns 0 with *res when the child ran and ended, or -errno when the
+ * PTY or the child could not be made (hooks->error was told why); a child
+ * that cannot exec exits 127 (126 when not executable), as a shell's does.
+ */
+int fl_pty_run(char *const argv[], const struct fl_pty_opts *opts, const struct fl_pty_hooks *hooks,
+	       struct fl_pty_result *res);
+
+#endif
