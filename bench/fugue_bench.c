@@ -1218,7 +1218,7 @@ static size_t make_jsonl(char *out, size_t cap)
 		p += (size_t)snprintf(out + p, cap - p,
 				      "{\"ts\":\"2026-11-25T16:33:%02llu.%09lluZ\",\"seq\":%llu,\"session\":"
 				      "\"0193a1b2-c3d4-7e5f-8a6b-1c2d3e4f5a6b\",\"class\":\"system\",\"event\":"
-				      "\"transcript\",\"level\":\"full\",\"pid\":41234,\"tid\":41234,\"id\":%llu,"
+				      "\"transcript\",\"level\":\"full\",\"pid\":41234,\"tid\":41234,\"id\":\"%llu\","
 				      "\"data\":{\"stream\":1,\"bytes\":\"",
 				      (unsigned long long)(ts / 1000000000u % 60),
 				      (unsigned long long)(ts % 1000000000u), (unsigned long long)seq,
