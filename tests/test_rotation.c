@@ -322,6 +322,55 @@ static void test_archive_sigkill(void **state)
 	close(d);
 }
 
+/*
+ * Recovery hands segments to a compressor that may open their temp files at
+ * once: a temp file the compressor holds must survive the rest of the walk,
+ * whatever order the directory lists names in (both creation orders are
+ * used, so either listing order puts some temp file after its segment).
+ */
+struct tmp_opener {
+	int dirfd;
+	int fds[16];
+	int n;
+};
+
+static void open_tmp_now(const char *plain, void *arg)
+{
+	struct tmp_opener *o = arg;
+	char tmp[96];
+	snprintf(tmp, sizeof tmp, "%s.lz4.tmp", plain);
+	assert_true(o->n < 16);
+	o->fds[o->n] = openat(o->dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	assert_true(o->fds[o->n] >= 0);
+	o->n++;
+}
+
+static void test_archive_recover_spares_open_tmp(void **state)
+{
+	(void)state;
+	char dir[1100];
+	int d = fresh_dir("recover-tmp", dir, sizeof dir);
+	for (int i = 1; i <= 16; i++) {
+		char plain[64], tmp[80];
+		snprintf(plain, sizeof plain, "%s.%06d.jsonl", i & 1 ? "system" : "user", i);
+		snprintf(tmp, sizeof tmp, "%s.lz4.tmp", plain);
+		if (i & 2)
+			write_segment(d, plain, 1, 5, 1795624413000000000ull);
+		assert_int_equal(sh_in(dir, "head -c 100 /dev/urandom > %s", tmp), 0); /* a killed compressor's */
+		if (!(i & 2))
+			write_segment(d, plain, 1, 5, 1795624413000000000ull);
+	}
+	struct tmp_opener o = {.dirfd = d};
+	assert_int_equal(fl_archive_recover(d, UINT64_MAX, open_tmp_now, &o), 16);
+	for (int i = 0; i < o.n; i++) {
+		struct stat sb;
+		assert_int_equal(fstat(o.fds[i], &sb), 0);
+		assert_int_equal(sb.st_nlink, 1); /* still under its name: the compressor's rename will find it */
+		close(o.fds[i]);
+	}
+	close(d);
+}
+
 /* Runs fugue-log cat in root on session t with extra args; returns the exit code, the output in root/../cat.out. */
 static int cat_run(const char *root, const char *args, char *out, size_t outlen)
 {
@@ -916,6 +965,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_segment_names),
     cmocka_unit_test(test_archive_roundtrip),
     cmocka_unit_test(test_archive_crash_states),
+    cmocka_unit_test(test_archive_recover_spares_open_tmp),
     cmocka_unit_test(test_archiver_thread),
     cmocka_unit_test(test_archive_sigkill),
     cmocka_unit_test(test_cat_time_range),

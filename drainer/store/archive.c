@@ -288,6 +288,59 @@ static int fsync_dir(int dirfd)
 	return fsync(dirfd) < 0 ? -errno : 0;
 }
 
+/* The plain segment is gone: archived before (the plain bytes go last), or it never existed. */
+static int archive_done_before(int dirfd, const char *lz4, const char *tmp)
+{
+	unlinkat(dirfd, tmp, 0);
+	struct stat ls;
+	return fstatat(dirfd, lz4, &ls, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(ls.st_mode) ? 0 : -ENOENT;
+}
+
+/*
+ * An archive already beside the plain segment: a crash hit between the rename
+ * and the unlink, or the archive is damaged. 1 when it matches (only the plain
+ * bytes have to go), 0 once a bad one is removed and in is rewound, or -errno.
+ */
+static int archive_existing(int dirfd, const char *lz4, int in)
+{
+	struct stat ls;
+	if (fstatat(dirfd, lz4, &ls, AT_SYMLINK_NOFOLLOW) < 0)
+		return 0;
+	int rc = S_ISREG(ls.st_mode) ? archive_matches(dirfd, lz4, in) : 0;
+	if (rc != 0)
+		return rc;
+	if (unlinkat(dirfd, lz4, 0) < 0 || lseek(in, 0, SEEK_SET) < 0)
+		return -errno;
+	return 0;
+}
+
+/* Compresses in into tmp, durable, then renames it over lz4. 0 or -errno; no temp file is left on failure. */
+static int archive_write(int dirfd, int in, const struct stat *ps, const char *tmp, const char *lz4,
+			 struct fl_archive_stats *st, long pause_ms)
+{
+	int out = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, ps->st_mode & 0666);
+	if (out < 0)
+		return -errno;
+	int rc = compress_fd(in, out, (uint64_t)ps->st_size, &st->out_bytes, pause_ms);
+	if (rc == 0) {
+		/* Keep the segment's mtime so age-based tools (find -mtime, ls -lt) see when its lines were written. */
+		struct timespec ts[2] = {ps->st_atim, ps->st_mtim};
+		futimens(out, ts);
+		if (fsync(out) < 0)
+			rc = -errno;
+	}
+	if (close(out) < 0 && rc == 0)
+		rc = -errno;
+	if (rc == 0 && renameat(dirfd, tmp, dirfd, lz4) < 0)
+		/* our own temp file vanished: not "nothing to do" (-ENOENT), the segment is still plain */
+		rc = errno == ENOENT ? -ESTALE : -errno;
+	if (rc < 0) {
+		unlinkat(dirfd, tmp, 0);
+		return rc;
+	}
+	return fsync_dir(dirfd);
+}
+
 static int archive_segment(int dirfd, const char *plain, struct fl_archive_stats *st, long pause_ms)
 {
 	char cls[16], lz4[FL_SEG_NAME_MAX], tmp[FL_SEG_NAME_MAX];
@@ -302,71 +355,25 @@ static int archive_segment(int dirfd, const char *plain, struct fl_archive_stats
 	fl_seg_name(tmp, sizeof tmp, cls, n, FL_SEG_TMP);
 
 	int in = open_seg(dirfd, plain);
-	if (in == -ENOENT) {
-		/* Done before (the plain segment goes last), or never existed. */
-		unlinkat(dirfd, tmp, 0);
-		struct stat ls;
-		return fstatat(dirfd, lz4, &ls, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(ls.st_mode) ? 0 : -ENOENT;
-	}
+	if (in == -ENOENT)
+		return archive_done_before(dirfd, lz4, tmp);
 	if (in < 0)
 		return in;
 	struct stat ps;
 	int rc = fstat(in, &ps) < 0 ? -errno : 0;
 	if (rc == 0 && !S_ISREG(ps.st_mode))
 		rc = -EINVAL;
-	if (rc < 0)
-		goto out;
-	st->in_bytes = (uint64_t)ps.st_size;
-
-	struct stat ls;
-	if (fstatat(dirfd, lz4, &ls, AT_SYMLINK_NOFOLLOW) == 0) {
-		/* Both exist: a crash hit between the rename and the unlink, or the archive is damaged. */
-		rc = S_ISREG(ls.st_mode) ? archive_matches(dirfd, lz4, in) : 0;
-		if (rc < 0)
-			goto out;
-		if (rc == 1)
-			goto drop_plain;
-		if (unlinkat(dirfd, lz4, 0) < 0) {
-			rc = -errno;
-			goto out;
-		}
-		if (lseek(in, 0, SEEK_SET) < 0) {
-			rc = -errno;
-			goto out;
-		}
-	}
-
-	int out = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, ps.st_mode & 0666);
-	if (out < 0) {
-		rc = -errno;
-		goto out;
-	}
-	rc = compress_fd(in, out, (uint64_t)ps.st_size, &st->out_bytes, pause_ms);
 	if (rc == 0) {
-		/* Keep the segment's mtime so age-based tools (find -mtime, ls -lt) see when its lines were written. */
-		struct timespec ts[2] = {ps.st_atim, ps.st_mtim};
-		futimens(out, ts);
-		if (fsync(out) < 0)
-			rc = -errno;
+		st->in_bytes = (uint64_t)ps.st_size;
+		rc = archive_existing(dirfd, lz4, in);
 	}
-	if (close(out) < 0 && rc == 0)
-		rc = -errno;
-	if (rc == 0 && renameat(dirfd, tmp, dirfd, lz4) < 0)
-		rc = -errno;
-	if (rc < 0) {
-		unlinkat(dirfd, tmp, 0);
-		goto out;
-	}
-	if ((rc = fsync_dir(dirfd)) < 0)
-		goto out;
-drop_plain:
+	if (rc == 0)
+		rc = archive_write(dirfd, in, &ps, tmp, lz4, st, pause_ms);
 	/* Only now, with the archive durable under its final name, may the plain bytes go. */
-	if (unlinkat(dirfd, plain, 0) < 0 && errno != ENOENT) {
+	if (rc >= 0 && unlinkat(dirfd, plain, 0) < 0 && errno != ENOENT)
 		rc = -errno;
-		goto out;
-	}
-	rc = fsync_dir(dirfd);
-out:
+	else if (rc >= 0)
+		rc = fsync_dir(dirfd);
 	close(in);
 	return rc;
 }
@@ -384,12 +391,18 @@ struct recover_state {
 	int count;
 };
 
+static int remove_tmp(void *arg, const struct fl_seg_ent *e)
+{
+	struct recover_state *r = arg;
+	if (e->kind == FL_SEG_TMP)
+		unlinkat(r->dirfd, e->name, 0);
+	return 0;
+}
+
 static int recover_one(void *arg, const struct fl_seg_ent *e)
 {
 	struct recover_state *r = arg;
-	if (e->kind == FL_SEG_TMP) {
-		unlinkat(r->dirfd, e->name, 0);
-	} else if (e->kind == FL_SEG_PLAIN && e->n < r->skip_from) {
+	if (e->kind == FL_SEG_PLAIN && e->n < r->skip_from) {
 		if (r->todo)
 			r->todo(e->name, r->arg);
 		r->count++;
@@ -397,10 +410,19 @@ static int recover_one(void *arg, const struct fl_seg_ent *e)
 	return 0;
 }
 
+/*
+ * Two passes: every temp file goes before the first plain segment is handed
+ * to todo. todo usually queues it for the compressor thread, which may open
+ * that segment's temp file at once; removing temp files in the same walk
+ * could then unlink the one being written (when the directory lists it after
+ * its plain segment), the rename would fail, and the segment would stay plain.
+ */
 int fl_archive_recover(int dirfd, uint64_t skip_from, void (*todo)(const char *plain, void *arg), void *arg)
 {
 	struct recover_state r = {.dirfd = dirfd, .skip_from = skip_from, .todo = todo, .arg = arg};
-	int rc = fl_seg_each(dirfd, recover_one, &r);
+	int rc = fl_seg_each(dirfd, remove_tmp, &r);
+	if (rc == 0)
+		rc = fl_seg_each(dirfd, recover_one, &r);
 	return rc < 0 ? rc : r.count;
 }
 
