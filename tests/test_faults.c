@@ -20,6 +20,7 @@
 #include "fl_test.h"
 
 #include "fl_itest.h"
+#include "checkpoint.h"
 #include "fugue_event.pb-c.h"
 #include "fuguelog.h"
 #include "ring.h"
@@ -526,6 +527,43 @@ static void test_disk_full(void **state)
 		fail_msg("no error line says the drainer could not write for a while");
 }
 
+/*
+ * A checkpoint write never needs space: once the files hold a batch's lines,
+ * a full disk must not fail the checkpoint that covers them (the session would
+ * then resume from the older one and cut the files back while a reader tails
+ * them). Both slots are written on a disk that has no byte left.
+ */
+static void test_checkpoint_on_full_disk(void **state)
+{
+	(void)state;
+	char mnt[1100], ballast[1200];
+	snprintf(mnt, sizeof mnt, "%s/mnt", fl_test_tmp());
+	mkdir(mnt, 0700);
+	if (mount("fl-test", mnt, "tmpfs", 0, "size=256k,mode=0700") < 0) {
+		print_message("cannot mount a tmpfs (%s): skipped\n", strerror(errno));
+		skip();
+	}
+	snprintf(ballast, sizeof ballast, "%s/ballast", mnt);
+	int d = open(mnt, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	assert_true(d >= 0);
+	struct fl_ckpt_file f = {.fd = -1};
+	assert_int_equal(fl_ckpt_open(&f, d), 0);
+	struct fl_ckpt c;
+	memset(&c, 0, sizeof c);
+	c.next_seq = 1;
+	assert_int_equal(fl_ckpt_write(&f, &c, 1), 0); /* the first generation: one slot */
+	fill_up(ballast);
+	for (uint64_t seq = 2; seq <= 5; seq++) {
+		c.next_seq = seq;
+		assert_int_equal(fl_ckpt_write(&f, &c, 1), 0);
+	}
+	fl_ckpt_close(&f);
+	struct fl_ckpt back;
+	assert_int_equal(fl_ckpt_load(d, &back), 0);
+	assert_int_equal(back.next_seq, 5);
+	close(d);
+}
+
 /* ---- trust: other users, shared roots, reused ids, hostile counters ------------------- */
 
 /* The second user the trust tests act as; created when missing (root only, else the test is skipped). */
@@ -831,6 +869,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_corrupt_record_quarantines_lane, setup, teardown),
     cmocka_unit_test_setup_teardown(test_truncated_ring, setup, teardown),
     cmocka_unit_test_setup_teardown(test_disk_full, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_checkpoint_on_full_disk, setup, teardown),
     cmocka_unit_test_setup_teardown(test_foreign_ring_refused, setup, teardown),
     cmocka_unit_test_setup_teardown(test_ring_mode_refused, setup, teardown),
     cmocka_unit_test_setup_teardown(test_shared_root_squatter, setup, teardown),

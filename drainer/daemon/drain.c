@@ -227,15 +227,19 @@ static int commit(struct fl_drain_worker *w, struct fl_dsess *s, const struct fl
 			rc = fl_level_catch_up(w, s, fl_now_ns(CLOCK_REALTIME), written);
 		if (rc == 0)
 			rc = fl_sink_flush(s->sink);
-		if (rc < 0 && fl_sink_write_error_waits(rc)) {
-			/* the disk is full (say): the lines wait in the sink, the file is never cut back */
-			memcpy(s->pend_tails, w->tails, s->ring->lane_count * sizeof *w->tails);
-			s->flush_pending = 1;
-			return rc;
-		}
 		if (rc == 0) {
 			fl_sink_get_state(s->sink, &s->ck.sink);
 			rc = fl_ckpt_write(&s->ckf, &s->ck, 0);
+		}
+		if (rc < 0 && fl_sink_write_error_waits(rc)) {
+			/*
+			 * The disk is full (say): the lines wait in the sink, or are in the
+			 * files already and only the checkpoint is missing; finish_pending
+			 * does the rest. The files are never cut back while we run.
+			 */
+			memcpy(s->pend_tails, w->tails, s->ring->lane_count * sizeof *w->tails);
+			s->flush_pending = 1;
+			return rc;
 		}
 		if (rc == 0) {
 			/* segments rotated in this batch are covered now and may be compressed */

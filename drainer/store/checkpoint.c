@@ -86,6 +86,18 @@ int fl_ckpt_open(struct fl_ckpt_file *f, int dirfd)
 	f->fd = openat(dirfd, CKPT_NAME, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (f->fd < 0)
 		return -errno;
+	/*
+	 * Both slots' blocks now: the first write lands in slot 1, so slot 0 would
+	 * otherwise be a hole whose first write needs a new block, and fails on a
+	 * full disk after the lines it covers are already in the files. With the
+	 * blocks in place, a checkpoint write never needs space.
+	 */
+	int arc = posix_fallocate(f->fd, 0, 2 * SLOT);
+	if (arc) {
+		close(f->fd);
+		f->fd = -1;
+		return -arc;
+	}
 	struct slot s;
 	f->gen = newest(f->fd, &s) == 0 ? s.gen : 0;
 	return 0;
