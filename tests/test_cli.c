@@ -5,7 +5,9 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -805,6 +807,78 @@ static void check_merged(long n, long *user_lines)
 		*user_lines = users;
 }
 
+/*
+ * A listing never misses a segment rotated before the active file it lists:
+ * a thread rotates as fast as it can (each active file says which segment it
+ * will become), while the listing is taken again and again. The active file
+ * opened by name is only believed when its inode is the listed one.
+ */
+struct rotator {
+	int dirfd;
+	_Atomic int stop, done;
+};
+
+static void put_active(int dirfd, unsigned k)
+{
+	int fd = openat(dirfd, "system.jsonl", O_WRONLY | O_CREAT | O_EXCL, 0600);
+	assert_true(fd >= 0);
+	char b[32];
+	int n = snprintf(b, sizeof b, "%u\n", k);
+	assert_int_equal(write(fd, b, (size_t)n), n);
+	close(fd);
+}
+
+static void *rotate_main(void *arg)
+{
+	struct rotator *r = arg;
+	for (unsigned k = 1; k < 3000 && !atomic_load(&r->stop); k++) {
+		char name[FL_SEG_NAME_MAX];
+		fl_seg_name(name, sizeof name, "system", k, FL_SEG_PLAIN);
+		if (renameat(r->dirfd, "system.jsonl", r->dirfd, name) < 0)
+			break;
+		put_active(r->dirfd, k + 1);
+	}
+	atomic_store(&r->done, 1);
+	return NULL;
+}
+
+static void test_segments_list_during_rotation(void **state)
+{
+	(void)state;
+	make_session_dir("rot-list");
+	struct rotator r = {.dirfd = open(sdir, O_RDONLY | O_DIRECTORY)};
+	assert_true(r.dirfd >= 0);
+	put_active(r.dirfd, 1);
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, rotate_main, &r), 0);
+	long checked = 0, missed = 0;
+	for (int i = 0; i < 20000 && !atomic_load(&r.done); i++) {
+		struct fl_seg *v;
+		int n = fl_segments_list(r.dirfd, "system", &v);
+		assert_true(n >= 0);
+		/* between a rename and the next create there is no active file to check against */
+		int fd = n && v[n - 1].num == FL_SEG_ACTIVE ? openat(r.dirfd, "system.jsonl", O_RDONLY) : -1;
+		struct stat sb;
+		char b[32] = "";
+		if (fd >= 0 && fstat(fd, &sb) == 0 && sb.st_ino == v[n - 1].ino && read(fd, b, sizeof b - 1) > 0) {
+			/* the active file is segment k to be: 1..k-1 must all be listed */
+			unsigned k = (unsigned)strtoul(b, NULL, 10);
+			checked++;
+			if ((unsigned)(n - 1) != k - 1 || (n > 1 && v[n - 2].num != k - 1))
+				missed++;
+		}
+		if (fd >= 0)
+			close(fd);
+		free(v);
+	}
+	atomic_store(&r.stop, 1);
+	pthread_join(th, NULL);
+	close(r.dirfd);
+	print_message("%ld listings checked, %ld missed a segment\n", checked, missed);
+	assert_true(checked > 0);
+	assert_int_equal(missed, 0);
+}
+
 static void test_cat_real_drainer(void **state)
 {
 	(void)state;
@@ -1207,6 +1281,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_segread_lines, setup, teardown),
     cmocka_unit_test_setup_teardown(test_cat_real_drainer, setup, teardown),
     cmocka_unit_test_setup_teardown(test_cat_follow_real_drainer, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_segments_list_during_rotation, setup, teardown),
     cmocka_unit_test_setup_teardown(test_root_relative_refused, setup, teardown),
     cmocka_unit_test_setup_teardown(test_root_tilde_every_source, setup, teardown),
     cmocka_unit_test_setup_teardown(test_gc_json_matches_log, setup, teardown),

@@ -98,6 +98,12 @@ static void warn_seg(struct stream *st, const char *why)
 	st->errors++;
 }
 
+static ino_t segread_ino(const struct fl_segread *rd)
+{
+	struct stat sb;
+	return fl_segread_stat(rd, &sb) == 0 ? sb.st_ino : 0;
+}
+
 /* Opens the next file of the class: the first rotated segment after last_seg, else the active file. */
 static int open_next(struct stream *st)
 {
@@ -129,9 +135,16 @@ static int open_next(struct stream *st)
 			rc = fl_segread_open(&st->rd, st->dirfd, lz, why, sizeof why);
 		}
 		uint64_t num = pick->num;
+		ino_t listed = pick->ino;
 		free(v);
 		if (rc == -ENOENT)
 			continue; /* rotated or removed under us: list again */
+		if (rc == 0 && num == FL_SEG_ACTIVE && segread_ino(st->rd) != listed) {
+			/* rotated since the listing: the segment it became comes first */
+			fl_segread_close(st->rd);
+			st->rd = NULL;
+			continue;
+		}
 		if (rc < 0) {
 			warn_seg(st, why);
 			if (num == FL_SEG_ACTIVE) {

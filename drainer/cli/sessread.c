@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "segread.h"
@@ -17,6 +18,7 @@ struct cls {
 	const char *name;
 	struct fl_seg *segs;
 	int nseg, next;
+	uint64_t last_num; /* the last segment opened; 0 before any */
 	struct fl_segread *rd;
 	char *pend; /* the next line of this class */
 	size_t plen, pcap;
@@ -62,15 +64,54 @@ int fl_sessread_open(struct fl_sessread **out, const char *root, const char *id,
 	return 0;
 }
 
+/*
+ * The active file was rotated since the listing (its name holds another
+ * inode): list again and go on after the last segment opened, so the segment
+ * it became is read first.
+ */
+static int relist(struct fl_sessread *r, struct cls *c)
+{
+	free(c->segs);
+	c->segs = NULL;
+	int n = fl_segments_list(r->dirfd, c->name, &c->segs);
+	if (n < 0)
+		return n;
+	c->nseg = n;
+	for (c->next = 0; c->next < n && c->segs[c->next].num <= c->last_num; c->next++)
+		;
+	return 0;
+}
+
+/* Opens the class's next file: 1, 0 when there is none, -errno. */
+static int open_next(struct fl_sessread *r, struct cls *c, char *why, size_t whylen)
+{
+	for (int attempt = 0; c->next < c->nseg; attempt++) {
+		const struct fl_seg *sg = &c->segs[c->next++];
+		int rc = fl_segread_open(&c->rd, r->dirfd, sg->name, why, whylen);
+		if (rc < 0)
+			return rc;
+		if (sg->num != FL_SEG_ACTIVE) {
+			c->last_num = sg->num;
+			return 1;
+		}
+		struct stat sb;
+		if (attempt == 8 || (fl_segread_stat(c->rd, &sb) == 0 && sb.st_ino == sg->ino))
+			return 1;
+		fl_segread_close(c->rd);
+		c->rd = NULL;
+		if ((rc = relist(r, c)) < 0)
+			return rc;
+	}
+	return 0;
+}
+
 /* Makes c->pend the class's next line: 1, 0 at its end, -errno for a bad file (then skipped). */
 static int fill(struct fl_sessread *r, struct cls *c, char *why, size_t whylen)
 {
 	while (!c->has) {
 		if (!c->rd) {
-			if (c->next >= c->nseg)
-				return 0;
-			int rc = fl_segread_open(&c->rd, r->dirfd, c->segs[c->next++].name, why, whylen);
-			if (rc < 0)
+			int rc = open_next(r, c, why, whylen);
+			if (rc <= 0)
 				return rc;
 		}
 		const char *line;

@@ -347,6 +347,7 @@ static int seg_list_add(struct seg_list *l, uint64_t num, int lz4, const char *n
 	struct fl_seg *s = &l->v[l->n++];
 	s->num = num;
 	s->lz4 = lz4;
+	s->ino = 0;
 	snprintf(s->name, sizeof s->name, "%s", name);
 	return 0;
 }
@@ -359,16 +360,42 @@ static int seg_list_one(void *arg, const struct fl_seg_ent *e)
 	return seg_list_add(l, e->n, e->kind == FL_SEG_LZ4, e->name);
 }
 
+/* The active file's inode, 0 when there is none. */
+static ino_t active_ino(int dirfd, const char *name)
+{
+	struct stat st;
+	return fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 ? st.st_ino : 0;
+}
+
+/*
+ * The active file is looked at before and after the directory walk: a rotation
+ * in between renames it to a segment the walk may not have seen, while the
+ * active name already holds the next file, so a reader would skip a whole
+ * segment. Such a listing is made again.
+ */
 int fl_segments_list(int dirfd, const char *cls, struct fl_seg **out)
 {
 	*out = NULL;
-	struct seg_list l = {.cls = cls};
-	int rc = fl_seg_each(dirfd, seg_list_one, &l);
 	char active[FL_SEG_NAME_MAX];
-	struct stat st;
-	if (!rc && snprintf(active, sizeof active, "%s.jsonl", cls) < (int)sizeof active &&
-	    fstatat(dirfd, active, &st, AT_SYMLINK_NOFOLLOW) == 0)
+	if (snprintf(active, sizeof active, "%s.jsonl", cls) >= (int)sizeof active)
+		return -ENAMETOOLONG;
+	struct seg_list l = {.cls = cls};
+	ino_t ino = 0;
+	int rc = 0;
+	for (int attempt = 0;; attempt++) {
+		l.n = 0;
+		ino_t before = active_ino(dirfd, active);
+		rc = fl_seg_each(dirfd, seg_list_one, &l);
+		ino = active_ino(dirfd, active);
+		/* a directory that rotates faster than it can be listed still gets an answer */
+		if (rc < 0 || ino == before || attempt == 64)
+			break;
+	}
+	if (!rc && ino) {
 		rc = seg_list_add(&l, FL_SEG_ACTIVE, 0, active);
+		if (!rc)
+			l.v[l.n - 1].ino = ino;
+	}
 	if (rc < 0) {
 		free(l.v);
 		return rc;

@@ -107,6 +107,7 @@ struct fl_seg {
 	uint64_t num; /* segment number; FL_SEG_ACTIVE for the active file */
 	int lz4;      /* 1 for <class>.NNNNNN.jsonl.lz4 */
 	char name[96];
+	ino_t ino; /* the active file's inode when listed (0 for segments): opened by name, compare st_ino */
 };
 
 #define FL_SEG_ACTIVE UINT64_MAX
@@ -114,7 +115,9 @@ struct fl_seg {
 /*
  * Lists the files of class cls ("system", "user") in dirfd in reading order:
  * segments by number (the plain one when both exist), then the active file if
- * present (segments found by fl_seg_each). Other names are ignored.
+ * present (segments found by fl_seg_each). Other names are ignored. No segment
+ * rotated before the listed active file is missing; a reader that opens the
+ * active name and finds another inode than ino must list again (it rotated).
  * Returns the count and *out (free() it; NULL when 0), or -errno.
  */
 int fl_segments_list(int dirfd, const char *cls, struct fl_seg **out);
