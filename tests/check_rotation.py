@@ -118,6 +118,29 @@ def main():
         errs.append("only %d segments, wanted at least %d" % (len(segs), min_segments))
 
     man = json.load(open(os.path.join(d, "session.json")))
+
+    def ns(o, k, where):
+        """A 64-bit time of session.json: a decimal string (exact in any JSON parser), or null."""
+        v = o.get(k)
+        if v is None:
+            return None
+        if not isinstance(v, str) or not v.isdigit():
+            errs.append("session.json %s %s=%r is not a decimal string" % (where, k, v))
+            return None
+        return int(v)
+
+    for k in ("start_ns", "end_ns"):
+        ns(man, k, "")
+    for cls in ("system", "user"):
+        f = man.get("files", {}).get(cls + ".jsonl", {})
+        first, last = ns(f, "first_ts_ns", cls), ns(f, "last_ts_ns", cls)
+        p = os.path.join(d, cls + ".jsonl")
+        if man.get("state") == "live" or not os.path.exists(p):
+            continue
+        on_disk = [json.loads(raw) for raw in open(p, encoding="utf-8").read().splitlines()]
+        if on_disk and (first, last) != (int(on_disk[0]["ts_ns"]), int(on_disk[-1]["ts_ns"])):
+            errs.append("session.json %s.jsonl first/last ts_ns %s/%s, the file says %s/%s" % (
+                cls, first, last, on_disk[0]["ts_ns"], on_disk[-1]["ts_ns"]))
     listed = {(s["class"], s["n"]): s for s in man.get("segments", [])}
     for k, got in per_seg.items():
         s = listed.get(k)
@@ -130,12 +153,17 @@ def main():
         if s["state"] == "archived" and s["compressed"] != got["compressed"]:
             errs.append("session.json %s.%06d compressed=%s, the file has %s" % (k[0], k[1], s["compressed"],
                                                                               got["compressed"]))
-        if not (s["min_ts_ns"] <= min(s["first_ts_ns"], s["last_ts_ns"]) and
-                max(s["first_ts_ns"], s["last_ts_ns"]) <= s["max_ts_ns"]):
-            errs.append("session.json %s.%06d time range does not hold its first and last line" % k)
-        if (got["min_ts"], got["max_ts"]) != (s["min_ts_ns"], s["max_ts_ns"]):
-            errs.append("session.json %s.%06d min/max ts %s..%s, the lines say %s..%s" % (
-                k[0], k[1], s["min_ts_ns"], s["max_ts_ns"], got["min_ts"], got["max_ts"]))
+        where = "%s.%06d" % k
+        t = {f: ns(s, f, where) for f in ("first_ts_ns", "last_ts_ns", "min_ts_ns", "max_ts_ns")}
+        if None in t.values():
+            errs.append("session.json %s lacks a time" % where)
+            continue
+        if not (t["min_ts_ns"] <= min(t["first_ts_ns"], t["last_ts_ns"]) and
+                max(t["first_ts_ns"], t["last_ts_ns"]) <= t["max_ts_ns"]):
+            errs.append("session.json %s time range does not hold its first and last line" % where)
+        if (got["min_ts"], got["max_ts"]) != (t["min_ts_ns"], t["max_ts_ns"]):
+            errs.append("session.json %s min/max ts %s..%s, the lines say %s..%s" % (
+                where, t["min_ts_ns"], t["max_ts_ns"], got["min_ts"], got["max_ts"]))
     for k in listed:
         if k not in per_seg:
             errs.append("session.json lists %s.%06d, which is not on disk" % k)

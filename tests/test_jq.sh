@@ -69,3 +69,21 @@ for n, (line, f, j) in enumerate(zip(raw, fields, again), 1):
 assert {"exit", "completion", "transcript"} <= kinds, sorted(kinds)
 print("%d lines, %d kinds: jq read every ts_ns (all above 2^53), id, ref and duration exactly" % (len(raw), len(kinds)))
 EOF
+
+# session.json: its 64-bit times are decimal strings too, exactly the lines' (python) and as jq reads them
+"$jq" -r '[.start_ns, .end_ns, .files["system.jsonl"].first_ts_ns, .files["system.jsonl"].last_ts_ns] | join(" ")' \
+  "$root/$sid/session.json" >"$tmp/jq.manifest"
+python3 - "$root/$sid" "$tmp/jq.manifest" <<'EOF'
+import json, sys
+d = sys.argv[1]
+m = json.load(open(d + "/session.json", encoding="utf-8"))
+sysl = [json.loads(l) for l in open(d + "/system.jsonl", encoding="utf-8").read().splitlines()]
+f = m["files"]["system.jsonl"]
+want = [m["start_ns"], m["end_ns"], f["first_ts_ns"], f["last_ts_ns"]]
+assert all(isinstance(x, str) and x.isdigit() and int(x) > 2**53 for x in want), "not decimal strings: %r" % want
+assert [f["first_ts_ns"], f["last_ts_ns"]] == [sysl[0]["ts_ns"], sysl[-1]["ts_ns"]], (f, sysl[0], sysl[-1])
+assert int(m["start_ns"]) <= int(f["first_ts_ns"]) <= int(f["last_ts_ns"]) <= int(m["end_ns"]), want
+got = open(sys.argv[2], encoding="utf-8").read().split()
+assert got == want, "jq read %r, session.json says %r" % (got, want)
+print("session.json: start_ns, end_ns, first/last_ts_ns are exact decimal strings, equal to the lines'")
+EOF

@@ -411,7 +411,8 @@ static const char *iso(char *buf, uint64_t ns, const char *frac, int plus_one)
  * archive, a plain segment and the active file (the first two in the numeric
  * ts_ns of files written before schema 2, the active files with the string); a segment the manifest puts
  * outside the range is not opened at all (it is corrupt here, and cat still
- * succeeds), while reading it without a range reports it.
+ * succeeds), while reading it without a range reports it. The manifest has
+ * its times both as numbers (written before they became strings) and strings.
  */
 static void test_cat_time_range(void **state)
 {
@@ -444,7 +445,7 @@ static void test_cat_time_range(void **state)
 		"{\"n\":1,\"class\":\"system\",\"file\":\"system.000001.jsonl.lz4\",\"first_seq\":1,\"last_seq\":500,"
 		"\"first_ts\":\"x\",\"first_ts_ns\":%" PRIu64 ",\"last_ts_ns\":%" PRIu64 ",\"sizes\":{\"a\":[1,2]}},"
 		"{\"n\":2,\"class\":\"user\",\"file\":\"user.000002.jsonl\",\"first_seq\":501,\"last_seq\":1000,"
-		"\"first_ts_ns\":%" PRIu64 ",\"last_ts_ns\":%" PRIu64 "}]}\n",
+		"\"first_ts_ns\":\"%" PRIu64 "\",\"last_ts_ns\":\"%" PRIu64 "\"}]}\n",
 		t0 - UINT64_C(3600000000000), t0 - UINT64_C(3500000000000), t0, t0 + UINT64_C(499000000),
 		t0 + UINT64_C(500000000), t0 + UINT64_C(999000000));
 	fclose(f);

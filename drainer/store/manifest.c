@@ -14,6 +14,7 @@
 
 #include "fuguelog.h"
 #include "jsonl.h"
+#include "segread.h"
 
 #define TMP_NAME ".session.json.tmp"
 #define NAME "session.json"
@@ -44,7 +45,8 @@ static int add_time(struct fl_jbuf *b, struct fl_tsfmt *tc, const char *key, int
 	if (ns <= 0)
 		return add(b, "\"%s\":null,\"%s_ns\":null", key, key);
 	fl_jsonl_time(tc, (uint64_t)ns, t);
-	return add(b, "\"%s\":\"%s\",\"%s_ns\":%lld", key, t, key, (long long)ns);
+	/* a decimal string, as in the JSON lines (schema 2): nanoseconds since 1970 exceed a double's 2^53 */
+	return add(b, "\"%s\":\"%s\",\"%s_ns\":\"%lld\"", key, t, key, (long long)ns);
 }
 
 static const char *level_or_null(uint32_t l, char *buf)
@@ -139,6 +141,27 @@ int fl_manifest_write(int dirfd, const struct fl_manifest *m, int durable)
 	if (!rc && durable && fsync(dirfd) < 0)
 		rc = -errno;
 	return rc;
+}
+
+int fl_manifest_u64(const char *obj, size_t len, const char *key, uint64_t *v)
+{
+	const char *p;
+	size_t n;
+	if (fl_json_field(obj, len, key, &p, &n) < 0 || (n == 4 && !memcmp(p, "null", 4)))
+		return -ENOENT;
+	if (n >= 2 && p[0] == '"' && p[n - 1] == '"')
+		p++, n -= 2;
+	if (!n || n > 20)
+		return -EBADMSG;
+	uint64_t x = 0;
+	for (size_t i = 0; i < n; i++) {
+		unsigned d = (unsigned)(p[i] - '0');
+		if (d > 9 || x > (UINT64_MAX - d) / 10)
+			return -EBADMSG;
+		x = x * 10 + d;
+	}
+	*v = x;
+	return 0;
 }
 
 int fl_manifest_load(int dirfd, char **buf, size_t *len)

@@ -53,4 +53,12 @@ const char *fl_manifest_state_name(uint32_t end);
 #define FL_MANIFEST_MAX_BYTES (64u << 20)
 int fl_manifest_load(int dirfd, char **buf, size_t *len);
 
+/*
+ * An unsigned field of a session.json object (obj, len bytes): the 64-bit
+ * times (start_ns, first_ts_ns, ...) are decimal strings, bare numbers in
+ * manifests written before; both are read exactly. 0 with *v, -ENOENT when the
+ * key is absent or null, -EBADMSG when it is no unsigned integer.
+ */
+int fl_manifest_u64(const char *obj, size_t len, const char *key, uint64_t *v);
+
 #endif

@@ -64,15 +64,11 @@ static int next_object(const char **p, const char *e, const char **o, size_t *ol
 	return 1;
 }
 
+/* a number, or a decimal string as the 64-bit times are (fl_manifest_u64) */
 static int num_field(const char *o, size_t len, const char *key, uint64_t *out)
 {
-	const char *v;
-	size_t n;
 	*out = 0;
-	if (fl_json_field(o, len, key, &v, &n) < 0 || !n || !isdigit((unsigned char)v[0]))
-		return -1;
-	*out = strtoull(v, NULL, 10);
-	return 0;
+	return fl_manifest_u64(o, len, key, out) < 0 ? -1 : 0;
 }
 
 int fl_segindex_load(int dirfd, struct fl_segindex *idx)

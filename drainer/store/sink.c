@@ -460,6 +460,7 @@ char *fl_sink_segments_json(const struct fl_sink *s)
 		int have_lz4 = fstatat(s->dirfd, lz4, &ls, AT_SYMLINK_NOFOLLOW) == 0;
 		if (!have_plain && !have_lz4)
 			continue; /* removed by retention */
+		/* the _ns times are decimal strings, as in the lines (schema 2): past 2^53, a double is not exact */
 		fl_jsonl_time(&tc, (uint64_t)(r.first_ts > 0 ? r.first_ts : 0), t1);
 		fl_jsonl_time(&tc, (uint64_t)(r.last_ts > 0 ? r.last_ts : 0), t2);
 		char comp[24] = "null";
@@ -471,9 +472,9 @@ char *fl_sink_segments_json(const struct fl_sink *s)
 		b.len += (size_t)snprintf(
 		    b.p + b.len, 512,
 		    "%s{\"n\":%" PRIu64 ",\"class\":\"%s\",\"file\":\"%s\",\"state\":\"%s\",\"lines\":%" PRIu64
-		    ",\"first_seq\":%" PRIu64 ",\"last_seq\":%" PRIu64 ",\"first_ts\":\"%s\",\"first_ts_ns\":%" PRId64
-		    ",\"last_ts\":\"%s\",\"last_ts_ns\":%" PRId64 ",\"min_ts_ns\":%" PRId64 ",\"max_ts_ns\":%" PRId64
-		    ",\"size\":%" PRIu64 ",\"compressed\":%s}",
+		    ",\"first_seq\":%" PRIu64 ",\"last_seq\":%" PRIu64 ",\"first_ts\":\"%s\",\"first_ts_ns\":\"%" PRId64
+		    "\",\"last_ts\":\"%s\",\"last_ts_ns\":\"%" PRId64 "\",\"min_ts_ns\":\"%" PRId64
+		    "\",\"max_ts_ns\":\"%" PRId64 "\",\"size\":%" PRIu64 ",\"compressed\":%s}",
 		    first ? "" : ",", n, cls_names[r.cls], have_plain ? plain : lz4, have_plain ? "closed" : "archived",
 		    r.lines, r.first_seq, r.last_seq, t1, r.first_ts, t2, r.last_ts, r.min_ts, r.max_ts, r.size, comp);
 		first = 0;
