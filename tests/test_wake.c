@@ -2,6 +2,7 @@
 /* test_wake.c: the doorbell, the start-up handshake and exact level lines, against the real fugue-logd. */
 #define _GNU_SOURCE
 #include "fl_test.h"
+#include <dirent.h>
 #include "fl_itest.h"
 
 #include "fuguelog.h"
@@ -176,11 +177,106 @@ static void test_level_lines_exact(void **state)
 	check("levels", e);
 }
 
+/* Context switches (voluntary and not) of pid's threads named name: each is a wake-up. */
+static long switches(pid_t pid, const char *name, int *threads)
+{
+	char dir[64];
+	snprintf(dir, sizeof dir, "/proc/%d/task", (int)pid);
+	DIR *d = opendir(dir);
+	assert_non_null(d);
+	long total = 0;
+	*threads = 0;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		char path[128], comm[32] = "", line[128];
+		snprintf(path, sizeof path, "%s/%s/comm", dir, e->d_name);
+		FILE *f = fopen(path, "r");
+		if (!f)
+			continue; /* the thread just ended */
+		if (!fgets(comm, sizeof comm, f))
+			comm[0] = 0;
+		fclose(f);
+		comm[strcspn(comm, "\n")] = 0;
+		snprintf(path, sizeof path, "%s/%s/status", dir, e->d_name);
+		if (strcmp(comm, name) || !(f = fopen(path, "r")))
+			continue;
+		while (fgets(line, sizeof line, f)) {
+			long v;
+			if (sscanf(line, "voluntary_ctxt_switches: %ld", &v) == 1 ||
+			    sscanf(line, "nonvoluntary_ctxt_switches: %ld", &v) == 1)
+				total += v;
+		}
+		fclose(f);
+		(*threads)++;
+	}
+	closedir(d);
+	return total;
+}
+
+/* utime + stime of the whole process, in clock ticks (/proc/PID/stat fields 14 and 15). */
+static long cpu_ticks(pid_t pid)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	FILE *f = fopen(path, "r");
+	assert_non_null(f);
+	size_t n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	const char *p = strrchr(buf, ')'); /* the command name may hold spaces */
+	assert_non_null(p);
+	unsigned long ut = 0, st = 0;
+	assert_int_equal(sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st), 2);
+	return (long)(ut + st);
+}
+
+/*
+ * An idle drainer sleeps on the doorbell and inotify. With three open idle
+ * sessions its two workers wake a few times in 6 s (the 5 s safety timer),
+ * not every 100 ms (about 120 wake-ups before); the whole process uses no
+ * measurable CPU. Bounds are generous and count wake-ups and ticks, not time.
+ * (The discovery thread also wakes for names other tests create in the shared
+ * /dev/shm, so it is not counted.) A session close still gets through at once.
+ */
+static void test_idle_drainer_sleeps(void **state)
+{
+	(void)state;
+	fresh();
+	struct fl_itd d;
+	const char *extra[] = {"--workers", "2", NULL};
+	fl_it_drainer_start(&d, root, extra);
+	fl_session *s[3];
+	char id[3][16];
+	for (int i = 0; i < 3; i++) {
+		int rc;
+		snprintf(id[i], sizeof id[i], "idle-%d", i);
+		s[i] = open_session(id[i], 1, 1u << 16, 30ull * 1000000000u, &rc);
+		assert_int_equal(rc, 0);
+		assert_true(fl_emit_action(s[i], 0, "once", "", "") > 0);
+		assert_true(fl_it_wait_lines(root, id[i], 1, 60));
+	}
+	fl_it_sleep_ms(3000); /* quiet for longer than the 2 s after the last line that keep the short timer */
+	int workers;
+	long before = switches(d.pid, "fl-worker", &workers), t0 = cpu_ticks(d.pid);
+	assert_int_equal(workers, 2);
+	fl_it_sleep_ms(6000);
+	long woke = switches(d.pid, "fl-worker", &workers) - before, ticks = cpu_ticks(d.pid) - t0;
+	print_message("2 idle workers woke %ld times in 6 s; the drainer used %ld CPU ticks\n", woke, ticks);
+	assert_true(woke <= 16);
+	assert_true(ticks <= 30);
+	for (int i = 0; i < 3; i++)
+		fl_session_close(s[i]);
+	for (int i = 0; i < 3; i++)
+		assert_true(fl_it_wait_state(root, id[i], "ended", 60));
+	assert_int_equal(fl_it_drainer_stop(&d), 0);
+}
+
 static const struct CMUnitTest tests[] = {
-    cmocka_unit_test(test_attach_handshake),
-    cmocka_unit_test(test_burst_fits_lane_after_idle),
-    cmocka_unit_test(test_slow_steady_start),
-    cmocka_unit_test(test_level_lines_exact),
+    cmocka_unit_test(test_attach_handshake),	cmocka_unit_test(test_burst_fits_lane_after_idle),
+    cmocka_unit_test(test_slow_steady_start),	cmocka_unit_test(test_level_lines_exact),
+    cmocka_unit_test(test_idle_drainer_sleeps),
 };
 
 FL_TEST_MAIN("wake", tests)

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -33,6 +34,7 @@ struct fl_housekeep {
 	pthread_t thread;
 	pthread_t watcher; /* valid when inotify_fd >= 0 */
 	int inotify_fd;
+	int stop_fd; /* eventfd: the watcher sleeps on inotify and this, without a timer */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	struct fl_retention_policy policy; /* under mu */
@@ -64,6 +66,7 @@ static void on_archived(void *arg, uint64_t tag, const char *plain, int rc, cons
 static void *housekeep_main(void *p)
 {
 	struct fl_housekeep *h = p;
+	pthread_setname_np(pthread_self(), "fl-housekeep");
 	struct fl_retention_hooks hooks = {.live = live_by_shm, .arg = h, .by = "fugue-logd"};
 	int64_t last_pass = 0;
 	pthread_mutex_lock(&h->mu);
@@ -102,6 +105,7 @@ static void *housekeep_main(void *p)
 static void *watch_main(void *p)
 {
 	struct fl_housekeep *h = p;
+	pthread_setname_np(pthread_self(), "fl-watch");
 	size_t plen = strlen(h->shm_prefix);
 	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
 	for (;;) {
@@ -110,8 +114,8 @@ static void *watch_main(void *p)
 		pthread_mutex_unlock(&h->mu);
 		if (stop)
 			break;
-		struct pollfd pf = {h->inotify_fd, POLLIN, 0};
-		if (poll(&pf, 1, 250) <= 0)
+		struct pollfd pf[2] = {{h->inotify_fd, POLLIN, 0}, {h->stop_fd, POLLIN, 0}};
+		if (poll(pf, 2, -1) <= 0 || !(pf[0].revents & POLLIN))
 			continue;
 		ssize_t n = read(h->inotify_fd, buf, sizeof buf);
 		int ours = 0;
@@ -176,6 +180,7 @@ int fl_housekeep_start(struct fl_housekeep **out, const struct fl_config *cfg)
 	snprintf(h->shm_prefix, sizeof h->shm_prefix, "%s", cfg->shm_prefix);
 	fl_retention_policy_from_config(&h->policy, cfg);
 	h->inotify_fd = -1;
+	h->stop_fd = -1;
 	h->period_ns = FL_HOUSEKEEP_PERIOD_S * 1000000000ll;
 	const char *iv = getenv("FUGUE_GC_INTERVAL");
 	uint64_t s;
@@ -196,7 +201,8 @@ int fl_housekeep_start(struct fl_housekeep **out, const struct fl_config *cfg)
 	}
 	/* optional: without it, ended sessions are noticed at the next timer tick */
 	h->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-	if (h->inotify_fd >= 0 && (inotify_add_watch(h->inotify_fd, FL_SHM_DIR, IN_DELETE) < 0 ||
+	h->stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (h->inotify_fd >= 0 && (h->stop_fd < 0 || inotify_add_watch(h->inotify_fd, FL_SHM_DIR, IN_DELETE) < 0 ||
 				   pthread_create(&h->watcher, NULL, watch_main, h) != 0)) {
 		close(h->inotify_fd);
 		h->inotify_fd = -1;
@@ -244,9 +250,12 @@ void fl_housekeep_stop(struct fl_housekeep *h)
 	pthread_mutex_unlock(&h->mu);
 	pthread_join(h->thread, NULL);
 	if (h->inotify_fd >= 0) {
-		pthread_join(h->watcher, NULL); /* it sees stop within its poll timeout */
+		eventfd_write(h->stop_fd, 1); /* cannot fail on a fresh counter */
+		pthread_join(h->watcher, NULL);
 		close(h->inotify_fd);
 	}
+	if (h->stop_fd >= 0)
+		close(h->stop_fd);
 	/* sinks opened from now on rotate but leave their segments plain for the next start */
 	uint64_t max = 0;
 	fl_sink_get_rotation(&max, NULL);

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <sys/eventfd.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -24,14 +25,27 @@
 #include "rings.h"
 #include "sysutil.h"
 
-#define RESCAN_MS 500		      /* periodic rescan, and the poll timeout of the discovery thread */
+#define RESCAN_MS 5000		      /* safety-net rescan with inotify (a lost event: queue overflow) */
+#define RESCAN_POLL_MS 500	      /* without inotify: the rescan is how new rings are found */
 #define REJECT_YOUNG_NS 2000000000ll  /* a refused name this young may be a ring being created: retried often */
 #define REJECT_RETRY_NS 30000000000ll /* an older one is retried this rarely (it may have been fixed) */
 #define REJECT_BUCKETS 4096
 #define REJECT_FRESH_NS 50000000ll /* ... and this young one is most likely being created: every 250 us */
 #define BACKOFF_MIN_NS 1000000	   /* without a doorbell, idle workers nap from this ... */
 #define BACKOFF_MAX_NS 50000000	   /* ... up to this */
-#define SAFETY_NS 100000000ull	   /* a worker asleep on the doorbell looks anyway this often */
+/*
+ * A worker asleep on the doorbell looks anyway after SAFETY_NS while lines
+ * flowed in the last QUIET_NS (a trickle below the watermark, the manifest of a
+ * session that just went quiet), else after SAFETY_IDLE_NS. Nothing depends on
+ * the long timer for correctness: a lane reaching its watermark, a new ring, a
+ * session close and a blocked producer all ring, and the Dekker handshake
+ * loses no ring; what waits for it is a lane below 1/8 full that stays so
+ * (its lines appear up to SAFETY_IDLE_NS late), the liveness check of idle
+ * producers, and retries after a failure (docs/drainer.md).
+ */
+#define SAFETY_NS 100000000ull
+#define SAFETY_IDLE_NS 5000000000ull
+#define QUIET_NS 2000000000ll
 
 struct ent {
 	struct cds_lfht_node node;
@@ -69,6 +83,7 @@ struct fl_registry {
 	pthread_t *workers;
 	pthread_t discovery;
 	int inotify_fd;
+	int stop_fd; /* eventfd: wakes the discovery thread's poll at stop (-1: it polls with a timeout) */
 	_Atomic int stop;
 	struct rejected *rejected;
 	struct rejected *rej_hash[REJECT_BUCKETS];
@@ -311,34 +326,70 @@ static void reap(struct fl_registry *r)
 	pass_done(r);
 }
 
+/* How long the discovery thread may sleep: a name seen just now is retried every 250 us, young ones soon. */
+static int discovery_timeout_ms(const struct fl_registry *r, int64_t since_scan_ms)
+{
+	if (r->inotify_fd < 0)
+		return 50;
+	if (r->young)
+		return r->fresh ? 0 : 50;
+	int64_t left = RESCAN_MS - since_scan_ms;
+	return left > 0 ? (int)left : 0;
+}
+
+/*
+ * Drains the inotify queue: 1 when a name under our prefix came (or events
+ * were lost), so names other users and other prefixes create in the shared
+ * /dev/shm cost a read, not a scan.
+ */
+static int ours_created(struct fl_registry *r)
+{
+	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+	size_t plen = strlen(r->prefix);
+	int ours = 0;
+	ssize_t n;
+	while ((n = read(r->inotify_fd, buf, sizeof buf)) > 0)
+		for (ssize_t off = 0; off + (ssize_t)sizeof(struct inotify_event) <= n;) {
+			const struct inotify_event *ev = (const struct inotify_event *)(buf + off);
+			if ((ev->mask & IN_Q_OVERFLOW) || (ev->len && !strncmp(ev->name, r->prefix, plen)))
+				ours = 1;
+			off += (ssize_t)(sizeof *ev + ev->len);
+		}
+	return ours;
+}
+
 static void *discovery_main(void *arg)
 {
 	struct fl_registry *r = arg;
 	urcu_memb_register_thread();
-	int64_t last = 0;
+	pthread_setname_np(pthread_self(), "fl-discovery");
+	int64_t last = fl_now_ns(CLOCK_MONOTONIC);
 	while (!atomic_load(&r->stop)) {
 		int64_t now = fl_now_ns(CLOCK_MONOTONIC);
 		int wake = 0;
+		int tmo = discovery_timeout_ms(r, (now - last) / 1000000);
 		if (r->inotify_fd >= 0) {
-			struct pollfd p = {r->inotify_fd, POLLIN, 0};
-			/* IN_CREATE comes before the creator wrote the header: look again soon, not in 50 ms */
-			struct timespec ts = {0, r->fresh ? 250000 : 50000000};
-			int n = ppoll(&p, 1, &ts, NULL);
-			if (n > 0) {
-				char buf[4096];
-				while (read(r->inotify_fd, buf, sizeof buf) > 0)
-					wake = 1; /* which name does not matter: the scan looks at all */
-			}
+			struct pollfd p[2] = {{r->inotify_fd, POLLIN, 0}, {r->stop_fd, POLLIN, 0}};
+			/* IN_CREATE comes before the creator wrote the header: a fresh name is looked at again in 250
+			 * us */
+			struct timespec ts = {tmo / 1000, (long)(tmo % 1000) * 1000000L + (r->fresh ? 250000 : 0)};
+			int n = ppoll(p, r->stop_fd >= 0 ? 2 : 1, &ts, NULL);
+			if (n > 0 && (p[0].revents & POLLIN))
+				wake = ours_created(r);
 		} else {
 			struct timespec ts = {0, 50 * 1000000};
 			nanosleep(&ts, NULL);
 		}
+		if (atomic_load(&r->stop))
+			break;
 		now = fl_now_ns(CLOCK_MONOTONIC);
-		if (wake || now - last >= RESCAN_MS * 1000000ll || r->young) {
+		/* finished sessions leave the table first: a new ring under the same id is then not "known" */
+		reap(r);
+		int period = r->inotify_fd >= 0 ? RESCAN_MS : RESCAN_POLL_MS;
+		if (wake || now - last >= period * 1000000ll || r->young) {
 			scan(r);
 			last = now;
 		}
-		reap(r);
 	}
 	urcu_memb_unregister_thread();
 	return NULL;
@@ -394,13 +445,16 @@ static void *worker_main(void *arg)
 		return NULL;
 	}
 	urcu_memb_register_thread();
+	pthread_setname_np(pthread_self(), "fl-worker");
 	int64_t backoff = BACKOFF_MIN_NS;
 	int armed = 0;
 	uint32_t word = 0;
+	int64_t last_lines = fl_now_ns(CLOCK_MONOTONIC);
 	while (!atomic_load(&r->stop)) {
 		if (pass(r, w)) {
 			backoff = BACKOFF_MIN_NS;
 			armed = 0;
+			last_lines = fl_now_ns(CLOCK_MONOTONIC);
 			continue;
 		}
 		if (!armed)
@@ -417,7 +471,8 @@ static void *worker_main(void *arg)
 			armed = 1;
 			continue; /* the pass after arming */
 		}
-		fl_bell_sleep(r->bell, word, SAFETY_NS);
+		int quiet = fl_now_ns(CLOCK_MONOTONIC) - last_lines >= QUIET_NS;
+		fl_bell_sleep(r->bell, word, quiet ? SAFETY_IDLE_NS : SAFETY_NS);
 		armed = 0;
 	}
 	urcu_memb_unregister_thread();
@@ -448,10 +503,12 @@ int fl_registry_start(struct fl_registry **out, const struct fl_registry_opts *o
 	urcu_memb_register_thread();
 	r->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	if (r->inotify_fd >= 0 && inotify_add_watch(r->inotify_fd, FL_SHM_DIR, IN_CREATE | IN_MOVED_TO) < 0) {
-		fl_drain_log("no inotify on %s (%s): rescanning every %d ms", FL_SHM_DIR, strerror(errno), RESCAN_MS);
+		fl_drain_log("no inotify on %s (%s): rescanning every %d ms", FL_SHM_DIR, strerror(errno),
+			     RESCAN_POLL_MS);
 		close(r->inotify_fd);
 		r->inotify_fd = -1;
 	}
+	r->stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC); /* without it the poll still ends within RESCAN_MS */
 	char bname[128], why[300] = "";
 	if (fl_bell_name(bname, sizeof bname, r->prefix) == 0 && !(r->bell = fl_bell_create(bname, why, sizeof why)))
 		fl_drain_log("no doorbell (%s): idle workers nap up to %d ms instead", why, BACKOFF_MAX_NS / 1000000);
@@ -491,6 +548,8 @@ int fl_registry_stop(struct fl_registry *r)
 	atomic_store(&r->stop, 1);
 	if (r->bell)
 		fl_bell_wake_all(r->bell); /* workers asleep on it see stop now */
+	if (r->stop_fd >= 0 && eventfd_write(r->stop_fd, 1) < 0)
+		fl_drain_log("cannot wake the discovery thread: %s; it stops within %d ms", strerror(errno), RESCAN_MS);
 	if (r->discovery)
 		pthread_join(r->discovery, NULL);
 	for (unsigned i = 0; i < r->nworkers; i++)
@@ -525,6 +584,8 @@ int fl_registry_stop(struct fl_registry *r)
 	(void)atomic_load_explicit(&epoch, memory_order_acquire); /* pairs with free_ent */
 	if (r->inotify_fd >= 0)
 		close(r->inotify_fd);
+	if (r->stop_fd >= 0)
+		close(r->stop_fd);
 	cds_lfht_destroy(r->ht, NULL);
 	while (r->rejected) {
 		struct rejected *x = r->rejected;

@@ -450,6 +450,7 @@ struct fl_archiver {
 static void *archiver_main(void *p)
 {
 	struct fl_archiver *a = p;
+	pthread_setname_np(pthread_self(), "fl-archiver");
 	pthread_mutex_lock(&a->mu);
 	for (;;) {
 		while (!a->head && !a->stopping)
