@@ -549,6 +549,8 @@ static void test_checkpoint_on_full_disk(void **state)
 	struct fl_ckpt_file f = {.fd = -1};
 	assert_int_equal(fl_ckpt_open(&f, d), 0);
 	struct fl_ckpt c;
+	/* allocated but never written: no checkpoint yet, not a damaged one (a reopen starts afresh) */
+	assert_int_equal(fl_ckpt_load(d, &c), -ENOENT);
 	memset(&c, 0, sizeof c);
 	c.next_seq = 1;
 	assert_int_equal(fl_ckpt_write(&f, &c, 1), 0); /* the first generation: one slot */

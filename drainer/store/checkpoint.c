@@ -46,7 +46,7 @@ static int slot_ok(const struct slot *s)
 	       s->sum == slot_sum(s);
 }
 
-/* Newest valid slot of fd: 0 with *best filled, -ENOENT (empty file) or -EBADMSG. */
+/* Newest valid slot of fd: 0 with *best filled, -ENOENT (no slot written yet) or -EBADMSG. */
 static int newest(int fd, struct slot *best)
 {
 	struct slot s[2];
@@ -55,7 +55,8 @@ static int newest(int fd, struct slot *best)
 		ssize_t n = pread(fd, &s[i], sizeof s[i], (off_t)i * SLOT);
 		if (n < 0)
 			return -errno;
-		if (n != (ssize_t)sizeof s[i]) {
+		/* a slot never written is zeros (fl_ckpt_open allocates both): nothing, not damage */
+		if (n != (ssize_t)sizeof s[i] || !s[i].magic) {
 			memset(&s[i], 0, sizeof s[i]);
 			continue;
 		}
