@@ -36,7 +36,8 @@
 /*
  * A worker asleep on the doorbell looks anyway after SAFETY_NS while lines
  * flowed in the last QUIET_NS (a trickle below the watermark, the manifest of a
- * session that just went quiet), else after SAFETY_IDLE_NS. Nothing depends on
+ * session that just went quiet) or sessions wait for fd slots, else after
+ * SAFETY_IDLE_NS. Nothing depends on
  * the long timer for correctness: a lane reaching its watermark, a new ring, a
  * session close and a blocked producer all ring, and the Dekker handshake
  * loses no ring; what waits for it is a lane below 1/8 full that stays so
@@ -397,7 +398,11 @@ static void *discovery_main(void *arg)
 
 /* ---- workers ----------------------------------------------------------------------------- */
 
-/* One pass over every session: each one not claimed by another worker gets a step. Returns lines written. */
+/*
+ * One pass over every session: each one not claimed by another worker gets a
+ * step. Returns the work done: lines written, plus one per session finished
+ * (its slot may let a waiting session open at the next pass).
+ */
 static long pass(struct fl_registry *r, struct fl_drain_worker *w)
 {
 	long lines = 0;
@@ -419,8 +424,10 @@ static long pass(struct fl_registry *r, struct fl_drain_worker *w)
 			int n = fl_drain_step(w, e->ds, root, &status);
 			if (n > 0)
 				lines += n;
-			if (status == FL_DRAIN_FINISHED)
+			if (status == FL_DRAIN_FINISHED) {
 				atomic_store(&e->done, 1);
+				lines++;
+			}
 		}
 		atomic_store(&e->busy, 0);
 	}
@@ -471,7 +478,8 @@ static void *worker_main(void *arg)
 			armed = 1;
 			continue; /* the pass after arming */
 		}
-		int quiet = fl_now_ns(CLOCK_MONOTONIC) - last_lines >= QUIET_NS;
+		/* sessions waiting for an fd slot get one at a pass, not by a ring */
+		int quiet = fl_now_ns(CLOCK_MONOTONIC) - last_lines >= QUIET_NS && !fl_budget_pressure();
 		fl_bell_sleep(r->bell, word, quiet ? SAFETY_IDLE_NS : SAFETY_NS);
 		armed = 0;
 	}
