@@ -124,7 +124,9 @@ struct fl_stats {
 	uint32_t lanes;
 	uint64_t lane_size;
 	enum fl_clock clock;  /* FL_CLOCK_REALTIME or FL_CLOCK_TSC: the one in force */
-	uint64_t reserved[8]; /* zero */
+	uint64_t attached;    /* 1 once a drainer has attached the ring (its records are being drained), else 0;
+				 a library older than this field leaves it 0 */
+	uint64_t reserved[7]; /* zero */
 };
 
 typedef struct fl_session fl_session;

@@ -551,6 +551,7 @@ int fl_session_stats(const fl_session *s, struct fl_stats *st)
 	st->lanes = s->ring.lane_count;
 	st->lane_size = s->ring.lane_size;
 	st->clock = s->tsc ? FL_CLOCK_TSC : FL_CLOCK_REALTIME;
+	st->attached = fl_ring_attached(&s->ring) != 0;
 	return 0;
 }
 

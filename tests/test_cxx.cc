@@ -25,6 +25,9 @@ static int failures;
 static_assert(sizeof(fl_session_opts) == 128 && offsetof(fl_session_opts, attach_timeout_ns) == 64 &&
 		  offsetof(fl_session_opts, reserved) == 72,
 	      "fl_session_opts layout");
+// fl_stats grows the same way: attached took the front reserved slot.
+static_assert(sizeof(fl_stats) == 112 && offsetof(fl_stats, attached) == 48 && offsetof(fl_stats, reserved) == 56,
+	      "fl_stats layout");
 static_assert(sizeof(fl__session_head) == sizeof(void *), "the level word's address is the whole head");
 static_assert(sizeof(std::atomic<uint64_t>) == 8, "the C++ view of the level word is the word");
 static_assert((int)FL_KIND_MIN_TRANSCRIPT == (int)FL_LEVEL_FULL && (int)FL_KIND_MIN_ACTION == (int)FL_LEVEL_SPAWNS,

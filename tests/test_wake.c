@@ -57,11 +57,20 @@ static void test_attach_handshake(void **state)
 	fl_session *early = open_session("early", 1, 1u << 16, 20 * 1000000ull, &rc);
 	assert_int_equal(rc, FL_OPEN_UNATTACHED);
 	assert_true(fl_emit_action(early, 0, "before", "the drainer", "") > 0);
+	struct fl_stats st;
+	assert_int_equal(fl_session_stats(early, &st), 0);
+	assert_int_equal(st.attached, 0); /* the stats say it too */
 
 	struct fl_itd d;
 	fl_it_drainer_start(&d, root, NULL);
 	fl_session *s = open_session("handshake", 1, 1u << 16, 30ull * 1000000000u, &rc);
 	assert_int_equal(rc, 0); /* attached: the drainer has the ring in its table */
+	assert_int_equal(fl_session_stats(s, &st), 0);
+	assert_int_equal(st.attached, 1);
+	/* the early ring is attached once the drainer finds it */
+	for (int i = 0; i < 3000 && (fl_session_stats(early, &st), !st.attached); i++)
+		fl_it_sleep_ms(10);
+	assert_int_equal(st.attached, 1);
 	assert_true(fl_emit_action(s, 0, "after", "attach", "") > 0);
 	fl_session_close(s);
 	fl_session_close(early);
