@@ -1489,13 +1489,16 @@ static void scen_wake(void)
 		fl_fig_absent("wake.latency", "us", "needs fugue-logd (its doorbell)");
 		return;
 	}
-	struct fl_fig *lat = fl_fig("wake.latency", "us"), *idle = fl_fig("burst.after_idle", "events"),
-		      *steady = fl_fig("start.steady", "events"), *fits = fl_fig("burst.fits_lane", "events");
-	fl_fig_note(lat, "a 4 KiB lane crosses its watermark (1/8) while the drainer sleeps -> its tail first moves");
+	/* every figure first: fl_fig may move them all when it grows, so no pointer is held across a call */
 	double half = wake_half_rate();
 	struct fl_fig *pace = fl_fig("burst.after_idle.rate", "events/s");
 	fl_fig_note(pace, "half the drainer's end-to-end rate in this run (e2e.small, else measured here)");
 	fl_fig_add(pace, half);
+	struct fl_fig *lat = fl_fig("wake.latency", "us"), *idle = fl_fig("burst.after_idle", "events"),
+		      *steady = fl_fig("start.steady", "events"), *fits = fl_fig("burst.fits_lane", "events"),
+		      *att = fl_fig("attach.latency", "us");
+	fl_fig_note(att, "fl_session_open returned -> the drainer has the ring in its table");
+	fl_fig_note(lat, "a 4 KiB lane crosses its watermark (1/8) while the drainer sleeps -> its tail first moves");
 	fl_fig_note(idle, "lost of 200k events of ~100 B paced at burst.after_idle.rate, after 3 s idle");
 	fl_fig_note(steady, "lost of a session starting at 200k events/s for 0.5 s (attach_timeout_ns set)");
 	fl_fig_note(fits, "lost of an unpaced burst of 7/8 of a lane after 1 s idle");
@@ -1537,8 +1540,6 @@ static void scen_wake(void)
 	bs_close(&b);
 
 	/* creation to attach: fl_session_open returns, then the drainer's attached word is set */
-	struct fl_fig *att = fl_fig("attach.latency", "us");
-	fl_fig_note(att, "fl_session_open returned -> the drainer has the ring in its table");
 	for (int i = 0; i < (opt.quick ? 5 : 30); i++) {
 		struct bsession a;
 		bs_open(&a, FL_LEVEL_FULL, 1, 1u << 20, 0);
