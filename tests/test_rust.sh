@@ -48,7 +48,7 @@ int main(void)
 	P("sizeof.fl_stats", sizeof(struct fl_stats));
 	O(fl_stats, "stats", emitted); O(fl_stats, "stats", admitted); O(fl_stats, "stats", dropped);
 	O(fl_stats, "stats", lanes); O(fl_stats, "stats", lane_size); O(fl_stats, "stats", clock);
-	O(fl_stats, "stats", reserved);
+	O(fl_stats, "stats", attached); O(fl_stats, "stats", reserved);
 	P("sizeof.fl__session_head", sizeof(struct fl__session_head));
 	O(fl__session_head, "head", level_word);
 	P("FUGUELOG_VERSION_NUMBER", FUGUELOG_VERSION_NUMBER);

@@ -100,7 +100,9 @@ pub struct fl_stats {
     pub lanes: u32,
     pub lane_size: u64,
     pub clock: fl_clock,
-    pub reserved: [u64; 8],
+    /// 1 once a drainer has attached the ring, else 0 (0 from a library older than the field).
+    pub attached: u64,
+    pub reserved: [u64; 7],
 }
 
 /// The opaque `fl_session`.

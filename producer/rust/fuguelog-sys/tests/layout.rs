@@ -61,6 +61,7 @@ fn rust_view() -> BTreeMap<String, u64> {
     put("stats.lanes", offset!(fl_stats, lanes) as u64);
     put("stats.lane_size", offset!(fl_stats, lane_size) as u64);
     put("stats.clock", offset!(fl_stats, clock) as u64);
+    put("stats.attached", offset!(fl_stats, attached) as u64);
     put("stats.reserved", offset!(fl_stats, reserved) as u64);
     put(
         "sizeof.fl__session_head",
