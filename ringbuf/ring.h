@@ -346,14 +346,10 @@ static inline uint64_t fl_lane_drop(struct fl_ring *r, uint32_t lane)
 {
 	struct fl_lane_ctl *c = &r->lanes[lane];
 	uint64_t seq = fl_load_relaxed(&c->seq);
-	/*
-	 * The count before the seq: a reader that sees the spent seq (acquire)
-	 * also sees its drop counted, so a gap in seq never looks larger than the
-	 * drops (which the drainer would refuse to believe).
-	 */
-	fl_store_release(&c->drops, fl_load_relaxed(&c->drops) + 1);
 	/* pairs with the load-acquire of seq in fl_lane_snapshot */
 	fl_store_release(&c->seq, seq + 1);
+	/* after seq, release: a reader that sees this count also sees a seq at least as new */
+	fl_store_release(&c->drops, fl_load_relaxed(&c->drops) + 1);
 	return seq;
 }
 
@@ -397,10 +393,10 @@ static inline void fl_lane_snapshot(const struct fl_ring *r, uint32_t lane, uint
 				    uint64_t *drops)
 {
 	const struct fl_lane_ctl *c = &r->lanes[lane];
-	/* first, pairs with the store-release of seq in fl_lane_commit/fl_lane_drop */
-	*seq = fl_load_acquire(&c->seq);
-	/* after seq: every drop of a seq seen above is counted (fl_lane_drop stores the count first) */
+	/* first, pairs with the store-release of drops in fl_lane_drop (which follows its seq store) */
 	*drops = fl_load_acquire(&c->drops);
+	/* pairs with the store-release of seq in fl_lane_commit/fl_lane_drop */
+	*seq = fl_load_acquire(&c->seq);
 	/* pairs with the store-release of head in fl_lane_commit */
 	*head = fl_load_acquire(&c->head);
 }
