@@ -733,10 +733,22 @@ static inline uint8_t *pb_varint5(uint8_t *p, uint32_t v)
 	return p + 5;
 }
 
+/* v as a varint of exactly w bytes (w >= its shortest size, <= 10): 0x80-continued, still the same value. */
+static inline uint8_t *pb_varint_w(uint8_t *p, uint64_t v, size_t w)
+{
+	for (size_t i = 1; i < w; i++, v >>= 7)
+		*p++ = (uint8_t)(v | 0x80);
+	*p++ = (uint8_t)v;
+	return p;
+}
+
 /*
  * Reserves Event{id,ref,pid,tid,body{[stream], data}} for max data bytes; the
  * timestamp and both lengths are written at commit. The lane stays entered
- * until then, so no other record can land between.
+ * until then, so no other record can land between. The data starts 8-aligned
+ * (records are, and the id's varint is widened by the 0..7 bytes it takes):
+ * callers read(2) into it and then parse it in place, and misaligned data
+ * cost their loads ~15% (bench/limits.md).
  */
 static int64_t capture(fl_session *s, int kind, uint64_t ref, uint32_t stream, size_t max, struct fl_capture *c)
 {
@@ -752,8 +764,12 @@ static int64_t capture(fl_session *s, int kind, uint64_t ref, uint32_t stream, s
 	uint64_t id = ((seq + 1) << 6) | lane;
 	/* data field: tag, five-byte length; transcript adds its stream before it */
 	size_t inner = (kind == FL_KIND_TRANSCRIPT && stream ? 1 + pb_varint_size(stream) : 0) + 1 + 5;
-	size_t hdr = 9 + 1 + pb_varint_size(id) + (ref ? 1 + pb_varint_size(ref) : 0) + 1 + pb_varint_size(s->pid) + 1 +
+	size_t idw = pb_varint_size(id);
+	size_t hdr = 9 + 1 + idw + (ref ? 1 + pb_varint_size(ref) : 0) + 1 + pb_varint_size(s->pid) + 1 +
 		     pb_varint_size(tid) + 1 + 5 + inner;
+	size_t pad = (FL_REC_ALIGN - (FL_REC_HDR + hdr) % FL_REC_ALIGN) % FL_REC_ALIGN;
+	if (idw + pad <= 10) /* a varint has at most 10 bytes: an id too long to widen stays unaligned */
+		idw += pad, hdr += pad;
 	if (hdr >= s->max_record) {
 		fl_lane_drop(&s->ring, lane);
 		lane_leave(s, t, locked);
@@ -772,7 +788,7 @@ static int64_t capture(fl_session *s, int kind, uint64_t ref, uint32_t stream, s
 	}
 	uint8_t *p = cp->res.payload + 9; /* the timestamp goes in at commit */
 	*p++ = (uint8_t)pb_tag(2, PB_VARINT);
-	p = pb_varint(p, id);
+	p = pb_varint_w(p, id, idw);
 	if (ref) {
 		*p++ = (uint8_t)pb_tag(3, PB_VARINT);
 		p = pb_varint(p, ref);
