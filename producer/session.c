@@ -746,7 +746,8 @@ static inline uint8_t *pb_varint_w(uint8_t *p, uint64_t v, size_t w)
  * Reserves Event{id,ref,pid,tid,body{[stream], data}} for max data bytes; the
  * timestamp and both lengths are written at commit. The lane stays entered
  * until then, so no other record can land between. The data starts 8-aligned
- * (records are, and the id's varint is widened by the 0..7 bytes it takes):
+ * (records are, and the id, pid and tid varints are widened by the 0..7 bytes
+ * it takes):
  * callers read(2) into it and then parse it in place, and misaligned data
  * cost their loads ~15% (bench/limits.md).
  */
@@ -764,12 +765,16 @@ static int64_t capture(fl_session *s, int kind, uint64_t ref, uint32_t stream, s
 	uint64_t id = ((seq + 1) << 6) | lane;
 	/* data field: tag, five-byte length; transcript adds its stream before it */
 	size_t inner = (kind == FL_KIND_TRANSCRIPT && stream ? 1 + pb_varint_size(stream) : 0) + 1 + 5;
-	size_t idw = pb_varint_size(id);
-	size_t hdr = 9 + 1 + idw + (ref ? 1 + pb_varint_size(ref) : 0) + 1 + pb_varint_size(s->pid) + 1 +
-		     pb_varint_size(tid) + 1 + 5 + inner;
-	size_t pad = (FL_REC_ALIGN - (FL_REC_HDR + hdr) % FL_REC_ALIGN) % FL_REC_ALIGN;
-	if (idw + pad <= 10) /* a varint has at most 10 bytes: an id too long to widen stays unaligned */
-		idw += pad, hdr += pad;
+	size_t idw = pb_varint_size(id), pidw = pb_varint_size(s->pid), tidw = pb_varint_size(tid);
+	size_t hdr = 9 + 1 + idw + (ref ? 1 + pb_varint_size(ref) : 0) + 1 + pidw + 1 + tidw + 1 + 5 + inner;
+	/* the pad goes into id up to 10 bytes, then pid up to 5, then tid: zero 7-bit groups, the same values */
+	size_t pad = (FL_REC_ALIGN - (FL_REC_HDR + hdr) % FL_REC_ALIGN) % FL_REC_ALIGN, w;
+	hdr += pad;
+	w = pad < 10 - idw ? pad : 10 - idw;
+	idw += w, pad -= w;
+	w = pad < 5 - pidw ? pad : 5 - pidw;
+	pidw += w, pad -= w;
+	tidw += pad; /* beyond 5 bytes only once id >= 2^35 (a uint32 varint may have 10: decoders truncate) */
 	if (hdr >= s->max_record) {
 		fl_lane_drop(&s->ring, lane);
 		lane_leave(s, t, locked);
@@ -794,9 +799,9 @@ static int64_t capture(fl_session *s, int kind, uint64_t ref, uint32_t stream, s
 		p = pb_varint(p, ref);
 	}
 	*p++ = (uint8_t)pb_tag(4, PB_VARINT);
-	p = pb_varint(p, s->pid);
+	p = pb_varint_w(p, s->pid, pidw);
 	*p++ = (uint8_t)pb_tag(5, PB_VARINT);
-	p = pb_varint(p, tid);
+	p = pb_varint_w(p, tid, tidw);
 	*p++ = (uint8_t)pb_tag((unsigned)kind + 5, PB_LEN);
 	cp->body_len = p;
 	p += 5;
