@@ -97,21 +97,28 @@ static void copy_out(struct relay *r, const uint8_t *p, size_t n)
 	}
 }
 
-/* Reads what the PTY has: 1 got bytes, 0 nothing now, -1 closed (EIO once every slave fd is gone). */
+/*
+ * Reads what the PTY has, into one reservation: the line discipline hands out
+ * at most 4 KiB a read, so a program writing fast fills it with several reads
+ * and the record and the write to stdout carry up to a chunk at once, not a
+ * system call and an event per 4 KiB. Returns 1 got bytes, 0 nothing now, -1
+ * closed (EIO once every slave fd is gone).
+ */
 static int pump_output(struct relay *r)
 {
-	size_t cap = r->chunk;
+	size_t cap = r->chunk, got = 0;
 	uint8_t *dst = r->h->reserve ? r->h->reserve(r->h->ctx, FL_PTY_OUTPUT, r->chunk, &cap) : NULL;
 	uint8_t *p = dst ? dst : r->buf;
-	ssize_t n = read(r->master, p, cap);
-	size_t got = n > 0 ? (size_t)n : 0;
+	ssize_t n = 0;
+	while (got < cap && (n = read(r->master, p + got, cap - got)) > 0)
+		got += (size_t)n;
 	int e = n < 0 ? errno : EIO; /* 0 is an end as EIO is */
 	if (dst)
 		r->h->commit(r->h->ctx, FL_PTY_OUTPUT, got);
 	/* a committed record stays in place until this thread reserves again: copy it from there */
 	copy_out(r, p, got);
 	if (got)
-		return 1;
+		return 1; /* a close after the bytes shows again at the next read */
 	if (e == EAGAIN || e == EINTR)
 		return 0;
 	if (e != EIO)
