@@ -1526,13 +1526,16 @@ static void scen_wake(void)
 	drainer_stop(&d);
 }
 
+/* scenario run: its own file, sharing the drainer helpers above */
+#include "run_bench.c"
+
 static const struct {
 	const char *name;
 	void (*run)(void);
 } scenarios[] = {
     {"emit", scen_emit},     {"threads", scen_threads}, {"ratio", scen_ratio},	     {"zerocopy", scen_zerocopy},
     {"e2e", scen_e2e},	     {"mem", scen_mem},		{"compress", scen_compress}, {"lttng", scen_lttng},
-    {"limits", scen_limits}, {"wake", scen_wake},
+    {"limits", scen_limits}, {"wake", scen_wake},	{"run", scen_run},
 };
 
 static int wanted(const char *name, char **args, int n)
@@ -1560,9 +1563,10 @@ static int wanted(const char *name, char **args, int n)
 
 static void usage(FILE *o)
 {
-	fprintf(o, "usage: fugue-bench [--json] [--quick] [--samples DIR] [--logd PATH|--no-logd] [SCENARIO...]\n"
-		   "scenarios: emit threads ratio zerocopy e2e mem compress lttng limits wake (or figure keys such as "
-		   "emit.small)\n");
+	fprintf(o,
+		"usage: fugue-bench [--json] [--quick] [--samples DIR] [--logd PATH|--no-logd] [SCENARIO...]\n"
+		"scenarios: emit threads ratio zerocopy e2e mem compress lttng limits wake run (or figure keys such as "
+		"emit.small)\n");
 }
 
 static void find_sibling(char *out, size_t cap, const char *built, const char *rel)

@@ -19,6 +19,10 @@ TARGETS = [
     ("at least 5x faster than LTTng-UST, same event, same run", "lttng.speedup.small", "median", ">=", 5),
     ("no-slowdown b/a (level spawns)", "ratio.spawns", "median", "<=", 1.01),
     ("no-slowdown c/a (level full, drainer running)", "ratio.full", "median", "<=", 1.05),
+    ("`fugue-log run` / bare, `cat` of 256 MiB to a PTY: wall", "run.overhead.cat.wall", "median", "<=", 1.05),
+    ("same, CPU of every process (fugue-logd included)", "run.overhead.cat.cpu", "median", "<=", 1.05),
+    ("`fugue-log run` / bare, `seq 1 20000000`: wall", "run.overhead.seq.wall", "median", "<=", 1.05),
+    ("same, CPU of every process (fugue-logd included)", "run.overhead.seq.cpu", "median", "<=", 1.05),
     ("lossless end to end, small events on disk", "e2e.small", "median", ">=", 4e6),
     ("drainer CPU per small event", "e2e.small.drainer_cpu", "median", "<=", 200),
     ("small events' JSON on disk / page-cache bandwidth (`limit.pagecache`)", "e2e.small.vs_pagecache", "median",
@@ -123,6 +127,15 @@ METHOD = """\
   absolute figures and the limits together and leaves the ratio's verdict alone.
   A ratio is absent, naming what is missing, when its two figures were not both
   measured in the run.
+- **fugue-log run.** `bench/run_bench.c`: each program runs on a fresh PTY
+  (80x24) whose master fugue-bench drains in 64 KiB reads: bare, as
+  `fugue-log run --level full --block --` (fugue-logd running) and as
+  `script -q -E never -c` (`script1.*`, absent without util-linux), in rotating
+  order, 5 rounds (`cat` of a 256 MiB file of transcript-like text and
+  `seq 1 20000000`; 8 MiB and 500000 in `--quick`). Wall is fork to the PTY's
+  end with the child reaped; CPU is user+sys from `wait4` (the process and all
+  it waited for) plus, for `run`, fugue-logd's CPU until the session's manifest
+  says ended. Ratios are per round, then the median.
 """
 
 # Why a target is missed, keyed by figure; shown only when the run misses it.
@@ -295,7 +308,7 @@ def main():
       "[bench/results.json](bench/results.json)); the prose lives in `bench/report.py`. "
       "Run `fugue-bench` for a table, `fugue-bench --json` for one JSON object "
       "(every figure: median, p99, p999, min, max, mean, runs), `--quick` for the CI-sized run, "
-      "and scenario names (`emit threads ratio e2e mem compress lttng limits`) to pick.\n")
+      "and scenario names (`emit threads ratio zerocopy e2e mem compress lttng limits wake run`) to pick.\n")
     w("## The run\n")
     w("| | |\n|---|---|")
     w(f"| CPU | {m['cpu']}, {m['cores']} cores{' (KVM guest)' if m.get('hypervisor') == 'yes' else ''} |")
