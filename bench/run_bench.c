@@ -8,11 +8,11 @@
  * reads, as a terminal emulator would: the bare program (cat of a file,
  * seq), `fugue-log run --level full --block -- PROGRAM` with fugue-logd
  * running, and `script -q -E never -c PROGRAM /dev/null` (through $SHELL -c,
- * as script runs it). Wall time is from
- * the fork to the PTY's end with the child reaped; CPU is user+sys of the
- * started process and everything it waited for (wait4), plus fugue-logd's
- * CPU until the session has ended on disk. --block, so the recording loses
- * nothing: a dropping run would be cheaper by what it did not record.
+ * as script runs it). Wall time is from the fork to the PTY's end with the
+ * child reaped; CPU is user+sys of the started process and everything it
+ * waited for (wait4), plus fugue-logd's CPU until the session has ended on
+ * disk. --block, so the recording loses nothing: a dropping run would be
+ * cheaper by what it did not record.
  */
 #include <pty.h>
 #include <sys/ioctl.h>
@@ -153,8 +153,8 @@ static struct run_cost run_fl(const char *name, int round, char *bare[], const c
 }
 
 /* One workload, rounds of bare / fugue-log run / script(1) in rotating order; ratios per round. */
-static void run_workload(const char *name, const char *cmdline, char *bare[], const char *fugue_log,
-			 const char *script, struct drainer *d, int rounds)
+static void run_workload(const char *name, const char *cmdline, char *bare[], const char *fugue_log, const char *script,
+			 struct drainer *d, int rounds)
 {
 	run_declare(name, script);
 	for (int r = 0; r < rounds; r++) {
@@ -168,13 +168,14 @@ static void run_workload(const char *name, const char *cmdline, char *bare[], co
 			} else if (v == RUN_FL) {
 				c[v] = run_fl(name, r, bare, fugue_log, d, &bytes[v], &logd);
 			} else if (script) {
-				char *argv[] = {(char *)script, "-q", "-E", "never", "-c", (char *)cmdline, "/dev/null", NULL};
+				char *argv[] = {(char *)script,	 "-q",	      "-E", "never", "-c",
+						(char *)cmdline, "/dev/null", NULL};
 				c[v] = run_on_pty(argv, &bytes[v]);
 			}
 		}
 		if (bytes[RUN_FL] != bytes[RUN_BARE])
-			die("run %s: %" PRIu64 " bytes reached the terminal through fugue-log run, %" PRIu64 " bare", name,
-			    bytes[RUN_FL], bytes[RUN_BARE]);
+			die("run %s: %" PRIu64 " bytes reached the terminal through fugue-log run, %" PRIu64 " bare",
+			    name, bytes[RUN_FL], bytes[RUN_BARE]);
 		fl_fig_add(run_fig("run.overhead", name, "wall", "x"), c[RUN_FL].wall_ns / c[RUN_BARE].wall_ns);
 		fl_fig_add(run_fig("run.overhead", name, "cpu", "x"), c[RUN_FL].cpu_ns / c[RUN_BARE].cpu_ns);
 		fl_fig_add(run_fig("run.bare", name, "wall", "s"), c[RUN_BARE].wall_ns / 1e9);
@@ -184,7 +185,8 @@ static void run_workload(const char *name, const char *cmdline, char *bare[], co
 		if (script) {
 			fl_fig_add(run_fig("script1.overhead", name, "wall", "x"),
 				   c[RUN_SCRIPT].wall_ns / c[RUN_BARE].wall_ns);
-			fl_fig_add(run_fig("script1.overhead", name, "cpu", "x"), c[RUN_SCRIPT].cpu_ns / c[RUN_BARE].cpu_ns);
+			fl_fig_add(run_fig("script1.overhead", name, "cpu", "x"),
+				   c[RUN_SCRIPT].cpu_ns / c[RUN_BARE].cpu_ns);
 		}
 	}
 }
