@@ -42,7 +42,7 @@ static void on_started(void *ctx, pid_t pid, unsigned rows, unsigned cols)
 	fl_emit_state(r->s, ref_of(r), "", r->size, reason);
 }
 
-/* PTY output and typed input read straight into the ring: one reservation per read, below full none at all */
+/* PTY output and typed input read straight into the ring: one reservation per wakeup, below full none at all */
 static uint8_t *on_reserve(void *ctx, enum fl_pty_dir dir, size_t max, size_t *cap)
 {
 	struct rec *r = ctx;
