@@ -212,21 +212,6 @@ static int remove_session_dir(int root_fd, const char *id, uint64_t *files)
 	return rc;
 }
 
-/* "live", "ended", "abandoned" from session.json; 1 live, 0 ended, 1 when unknown. */
-static int manifest_live(int dirfd)
-{
-	char *buf;
-	size_t len;
-	const char *v;
-	size_t vlen;
-	if (fl_manifest_load(dirfd, &buf, &len) < 0 || !buf)
-		return 1;
-	int live = fl_json_field(buf, len, "state", &v, &vlen) < 0 ||
-		   !((vlen == 7 && !memcmp(v, "\"ended\"", 7)) || (vlen == 11 && !memcmp(v, "\"abandoned\"", 11)));
-	free(buf);
-	return live;
-}
-
 struct seg {
 	char name[FL_SEG_NAME_MAX];
 	char cls[16];
@@ -322,7 +307,7 @@ static int load_session(int root_fd, const char *id, struct sess *s, const struc
 				g->eligible = 0;
 	}
 	int live = h && h->live ? h->live(h->arg, id) : -1;
-	s->live = live >= 0 ? live : manifest_live(s->dirfd);
+	s->live = live >= 0 ? live : !fl_manifest_over(s->dirfd);
 	/* a sweep of thousands of sessions must not hold a directory fd for each: reopened when acted on */
 	close(s->dirfd);
 	s->dirfd = -1;
