@@ -9,6 +9,7 @@
 #include "cli.h"
 #include "fuguelog.h"
 #include "guard.h"
+#include "grow.h"
 #include "ring.h"
 #include "rings.h"
 
@@ -33,14 +34,10 @@ struct list {
 
 static struct ent *add(struct list *l)
 {
-	if (l->n == l->cap) {
-		size_t nc = l->cap ? l->cap * 2 : 16;
-		struct ent *nv = realloc(l->v, nc * sizeof *nv);
-		if (!nv)
-			return NULL;
-		l->v = nv;
-		l->cap = nc;
-	}
+	struct ent *nv = fl_grow(l->v, &l->cap, l->n, sizeof *nv, 16);
+	if (!nv)
+		return NULL;
+	l->v = nv;
 	struct ent *e = &l->v[l->n++];
 	memset(e, 0, sizeof *e);
 	e->r.fd = -1;

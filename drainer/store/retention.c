@@ -18,6 +18,7 @@
 
 #include "archive.h"
 #include "fuguelog.h"
+#include "grow.h"
 #include "manifest.h"
 #include "segindex.h"
 #include "segread.h"
@@ -275,19 +276,16 @@ static int load_session(int root_fd, const char *id, struct sess *s, const struc
 			continue;
 		if (kind != FL_SEG_LZ4)
 			s->pending = 1;
-		if (s->nsegs == cap) {
-			cap = cap ? cap * 2 : 16;
-			struct seg *ns = realloc(s->segs, cap * sizeof *ns);
-			if (!ns) {
-				closedir(d);
-				close(s->dirfd);
-				free(s->segs);
-				s->segs = NULL;
-				s->dirfd = -1;
-				return -ENOMEM;
-			}
-			s->segs = ns;
+		struct seg *ns = fl_grow(s->segs, &cap, s->nsegs, sizeof *ns, 16);
+		if (!ns) {
+			closedir(d);
+			close(s->dirfd);
+			free(s->segs);
+			s->segs = NULL;
+			s->dirfd = -1;
+			return -ENOMEM;
 		}
+		s->segs = ns;
 		struct seg *g = &s->segs[s->nsegs++];
 		memset(g, 0, sizeof *g);
 		snprintf(g->name, sizeof g->name, "%s", e->d_name);
@@ -456,15 +454,12 @@ static int scan_root(struct run *r)
 		struct stat sst;
 		if (fstatat(r->root_fd, e->d_name, &sst, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(sst.st_mode))
 			continue;
-		if (r->ns == cap) {
-			cap = cap ? cap * 2 : 16;
-			struct sess *n2 = realloc(r->ss, cap * sizeof *n2);
-			if (!n2) {
-				rc = -ENOMEM;
-				break;
-			}
-			r->ss = n2;
+		struct sess *n2 = fl_grow(r->ss, &cap, r->ns, sizeof *n2, 16);
+		if (!n2) {
+			rc = -ENOMEM;
+			break;
 		}
+		r->ss = n2;
 		if (load_session(r->root_fd, e->d_name, &r->ss[r->ns], r->h) == 0)
 			r->ns++;
 	}

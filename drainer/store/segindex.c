@@ -16,6 +16,7 @@
 
 #include "archive.h"
 #include "config.h"
+#include "grow.h"
 #include "manifest.h"
 #include "segread.h"
 
@@ -90,15 +91,12 @@ int fl_segindex_load(int dirfd, struct fl_segindex *idx)
 	const char *p = arr + 1, *e = arr + alen - 1, *o;
 	size_t cap = 0, olen;
 	while ((rc = next_object(&p, e, &o, &olen)) > 0) {
-		if (idx->n == cap) {
-			cap = cap ? cap * 2 : 32;
-			struct fl_segindex_ent *nv = realloc(idx->v, cap * sizeof *nv);
-			if (!nv) {
-				rc = -ENOMEM;
-				break;
-			}
-			idx->v = nv;
+		struct fl_segindex_ent *nv = fl_grow(idx->v, &cap, idx->n, sizeof *nv, 32);
+		if (!nv) {
+			rc = -ENOMEM;
+			break;
 		}
+		idx->v = nv;
 		struct fl_segindex_ent *s = &idx->v[idx->n];
 		memset(s, 0, sizeof *s);
 		uint64_t a, b;
