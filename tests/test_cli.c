@@ -80,27 +80,23 @@ static int run_argv(const char *stdin_file, char *const argv[])
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
-/* prog with arguments arg0 and what ap holds, up to a NULL. */
-static int run_va(const char *prog, const char *arg0, va_list ap)
+/* run_prog(path, "ls", "--json", NULL): the program at path with these arguments. */
+static int run_prog(const char *prog, ...)
 {
 	char *argv[64];
 	int n = 0;
 	argv[n++] = (char *)prog;
-	for (const char *a = arg0; a && n < 63; a = va_arg(ap, const char *))
+	va_list ap;
+	va_start(ap, prog);
+	for (const char *a = va_arg(ap, const char *); a && n < 63; a = va_arg(ap, const char *))
 		argv[n++] = (char *)a;
+	va_end(ap);
 	argv[n] = NULL;
 	return run_argv(NULL, argv);
 }
 
 /* run("ls", "--json", NULL): fugue-log with these arguments. */
-static int run(const char *arg0, ...)
-{
-	va_list ap;
-	va_start(ap, arg0);
-	int rc = run_va(cli_path(), arg0, ap);
-	va_end(ap);
-	return rc;
-}
+#define run(...) run_prog(cli_path(), __VA_ARGS__)
 
 /* Removes every shm object of this test's prefix (sessions opened by the CLI stay after close). */
 static void shm_cleanup(void)
@@ -935,14 +931,7 @@ static const char *logd_path(void)
 }
 
 /* fugue-logd with these arguments (NULL-terminated), from the test's scratch directory. */
-static int run_logd(const char *arg0, ...)
-{
-	va_list ap;
-	va_start(ap, arg0);
-	int rc = run_va(logd_path(), arg0, ap);
-	va_end(ap);
-	return rc;
-}
+#define run_logd(...) run_prog(logd_path(), __VA_ARGS__)
 
 /* A relative root is refused from every source, by both tools, naming the source and the value. */
 static void test_root_relative_refused(void **state)
