@@ -86,6 +86,13 @@ static void wait_log(const struct fl_itd *d, const char *needle)
 	}
 }
 
+/* The drainer outlived what the test made it meet, and stops cleanly. */
+static void stop_alive(struct fl_itd *d)
+{
+	fl_it_assert_alive(d);
+	assert_int_equal(fl_it_drainer_stop(d), 0);
+}
+
 static void check_dir(const char *id, const char *const *args)
 {
 	char dir[1200];
@@ -335,8 +342,7 @@ static void test_corrupt_record_quarantines_lane(void **state)
 	fl_it_drainer_start(&d, root, NULL);
 	assert_true(fl_it_wait_state(root, "corrupt", "ended", 30));
 	wait_log(&d, "lane 0 quarantined");
-	fl_it_assert_alive(&d);
-	assert_int_equal(fl_it_drainer_stop(&d), 0);
+	stop_alive(&d);
 
 	char sys[1200], usr[1200];
 	path_of(sys, sizeof sys, "corrupt", "system.jsonl");
@@ -577,8 +583,7 @@ static void test_foreign_ring_refused(void **state)
 	assert_true(fl_it_wait_state(root, "mine", "ended", 30));
 	wait_log(&d, "belongs to uid");
 	fl_it_sleep_ms(1500); /* several rescans: still one line */
-	fl_it_assert_alive(&d);
-	assert_int_equal(fl_it_drainer_stop(&d), 0);
+	stop_alive(&d);
 	assert_int_equal(fl_it_count_in(d.log, "belongs to uid"), 1);
 	char p[1200], shm[256];
 	snprintf(p, sizeof p, "%s/forged", root);
@@ -603,8 +608,7 @@ static void test_ring_mode_refused(void **state)
 	struct fl_itd d;
 	fl_it_drainer_start(&d, root, NULL);
 	wait_log(&d, "has mode 0640");
-	fl_it_assert_alive(&d);
-	assert_int_equal(fl_it_drainer_stop(&d), 0);
+	stop_alive(&d);
 	snprintf(p, sizeof p, "%s/grp", root);
 	assert_int_equal(access(p, F_OK), -1);
 }
@@ -669,8 +673,7 @@ static void test_shared_root_squatter(void **state)
 	snprintf(moved, sizeof moved, "%s/sq.squatted", root);
 	assert_int_equal(rename(q.dir, moved), 0);
 	assert_true(fl_it_wait_state(root, "sq", "ended", 30));
-	fl_it_assert_alive(&d);
-	assert_int_equal(fl_it_drainer_stop(&d), 0);
+	stop_alive(&d);
 	assert_int_equal(fl_it_count_in(f, "not for the squatter"), 5);
 	snprintf(f, sizeof f, "%s/user.jsonl", moved);
 	assert_int_equal(fl_it_count_in(f, "not for the squatter"), 0);
@@ -698,8 +701,7 @@ static void test_ended_id_not_reused(void **state)
 	fl_session_close(s);
 	wait_log(&d, "reuses the id of a session that ended");
 	fl_it_sleep_ms(1000);
-	fl_it_assert_alive(&d);
-	assert_int_equal(fl_it_drainer_stop(&d), 0);
+	stop_alive(&d);
 	char f[1200];
 	path_of(f, sizeof f, "again", "user.jsonl");
 	assert_int_equal(fl_it_count_in(f, "first life"), 3);
@@ -741,8 +743,7 @@ static void test_unlink_retried_once_logged(void **state)
 	assert_int_equal(fl_it_run(off, "/dev/null"), 0);
 	wait_log(&d, "unlinked at last");
 	assert_int_equal(access(p, F_OK), -1);
-	fl_it_assert_alive(&d);
-	assert_int_equal(fl_it_drainer_stop(&d), 0);
+	stop_alive(&d);
 	const char *args[] = {"--gapless", "--state", "ended", "--expect", "event:action=1", NULL};
 	check_dir("sticky", args);
 }
@@ -786,8 +787,7 @@ static void test_hostile_counters(void **state)
 	assert_true(fl_it_wait_state(root, "jump", "ended", 30));
 	assert_true(fl_it_wait_state(root, "clk", "ended", 30));
 	assert_true(fl_it_wait_state(root, "init", "abandoned", 30));
-	fl_it_assert_alive(&d);
-	assert_int_equal(fl_it_drainer_stop(&d), 0);
+	stop_alive(&d);
 
 	char sys[1200], usr[1200];
 	path_of(sys, sizeof sys, "jump", "system.jsonl");
