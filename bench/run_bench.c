@@ -94,10 +94,7 @@ static void run_make_file(const char *path, uint64_t size)
 	close(fd);
 }
 
-/*
- * The figure "<pre>.<name>.<what>", looked up each time: fl_fig may move
- * every figure when it grows its table, so no pointer is kept across calls.
- */
+/* The figure "<pre>.<name>.<what>": one workload's keys, built from its name where they are used. */
 static struct fl_fig *run_fig(const char *pre, const char *name, const char *what, const char *unit)
 {
 	char k[96];
