@@ -17,6 +17,7 @@ TARGETS = [
     ("admitted call / the batched cross-process ring (`limit.ring_batched`)", "emit.small.vs_ring", "median", "<=",
      0.85),
     ("at least 5x faster than LTTng-UST, same event, same run", "lttng.speedup.small", "median", ">=", 5),
+    ("same, in bulk (5 x 1M back-to-back events each)", "lttng.bulk.speedup.small", "median", ">=", 5),
     ("no-slowdown b/a (level spawns)", "ratio.spawns", "median", "<=", 1.01),
     ("no-slowdown c/a (level full, drainer running)", "ratio.full", "median", "<=", 1.05),
     ("`fugue-log run` / bare, `cat` of 256 MiB to a PTY: wall", "run.overhead.cat.wall", "median", "<=", 1.05),
@@ -91,13 +92,19 @@ METHOD = """\
   allocated at open, so the run holds 2000 x 4 MiB of `/dev/shm` while it lasts.
 - **LTTng-UST.** `fugue-bench-lttng` starts its own `lttng-sessiond` in a private
   `LTTNG_HOME` (as root it first drops to `nobody`, because a root session daemon
-  always uses `/var/run/lttng`), creates a user-space channel of 8 x 1 MiB
+  always uses `/var/run/lttng`), creates a user-space channel (per-CPU buffers,
+  the session daemon's consumer daemon writing them out) of 8 x 4 MiB
   sub-buffers with `vpid` and `vtid` contexts, once in discard and once in
   blocking mode, and runs the same event (ref, stream, 100 bytes or 4 KiB) through
   a tracepoint and through `fl_emit_transcript` in one process, interleaved
   (`lttng.fl.*` are libfuguelog's numbers from that run, drained by the built-in
-  consumer). Counts are checked with `babeltrace2`: `lttng.<mode>.recorded` and
-  `.lost` (discard mode loses events during the warm-up burst by design).
+  consumer; its session drops in discard mode and blocks in blocking mode, like
+  the channel). `lttng.bulk.small` and `lttng.fl.bulk.small` are the same small
+  event in bulk: 5 rounds of 1M back-to-back calls each (100k in `--quick`),
+  alternating, in millions of events per second, and `lttng.bulk.speedup.small`
+  their ratio per round. Counts are checked with `babeltrace2`:
+  `lttng.<mode>.recorded` and `.lost` (discard mode may lose events in the bulk
+  rounds by design; `lttng.<mode>.fl_dropped` is libfuguelog's count).
 - **fprintf.** The same event as one text line (`clock_gettime`, pid, tid,
   payload) to a 64 KiB-buffered `FILE`, truncated between rounds.
 - **Compression.** `fl_archive_bench`: the archiver's own LZ4 frame settings over

@@ -58,6 +58,9 @@ struct tls_slot {
 	uint64_t gen;
 	uint32_t lane;
 	uint32_t shared;
+	/* fields 4 and 5 of every event this thread writes (pid, tid), encoded once at claim */
+	uint8_t who[16];
+	uint32_t who_len;
 };
 
 static __thread struct tls_slot tls_slots[TLS_SLOTS];
@@ -345,6 +348,12 @@ static struct tls_slot *claim_lane(fl_session *s)
 	t->gen = s->gen;
 	t->lane = (uint32_t)lane;
 	t->shared = (uint32_t)shared;
+	uint8_t *w = t->who;
+	*w++ = (uint8_t)pb_tag(4, PB_VARINT);
+	w = pb_varint(w, s->pid);
+	*w++ = (uint8_t)pb_tag(5, PB_VARINT);
+	w = pb_varint(w, me);
+	t->who_len = (uint32_t)(w - t->who);
 	return t;
 }
 
@@ -556,6 +565,39 @@ int fl_session_stats(const fl_session *s, struct fl_stats *st)
 
 /* ---- emit --------------------------------------------------------------------------- */
 
+/* Bytes of an event without its body: ts, id, ref, pid and tid, and the body's tag and length. */
+static inline size_t head_size(const struct tls_slot *t, uint64_t id, uint64_t ref, unsigned body_field, size_t body)
+{
+	return 9 + 1 + pb_varint_size(id) + (ref ? 1 + pb_varint_size(ref) : 0) + t->who_len +
+	       pb_varint_size(pb_tag(body_field, PB_LEN)) + pb_varint_size(body);
+}
+
+/* Writes what head_size counted at the start of a payload of len bytes; returns where the body goes. */
+static inline uint8_t *put_head(uint8_t *p, size_t len, const fl_session *s, const struct tls_slot *t, uint64_t id,
+				uint64_t ref, unsigned body_field, size_t body)
+{
+	uint8_t *end = p + len;
+	/* an unfenced rdtsc overlaps with the encoding; the vDSO's clock_gettime fences it (docs/benchmarks.md) */
+	uint64_t ts = s->tsc ? fl_rdtsc() : (uint64_t)fl_now_ns(CLOCK_REALTIME);
+	*p++ = (uint8_t)pb_tag(1, PB_FIXED64);
+	memcpy(p, &ts, 8); /* little-endian hosts only: fixed64 is little-endian on the wire */
+	p += 8;
+	*p++ = (uint8_t)pb_tag(2, PB_VARINT);
+	p = pb_varint(p, id);
+	if (ref) {
+		*p++ = (uint8_t)pb_tag(3, PB_VARINT);
+		p = pb_varint(p, ref);
+	}
+	/* one fixed-size copy when the record has room after it (the body overwrites the excess) */
+	if ((size_t)(end - p) >= sizeof t->who)
+		memcpy(p, t->who, sizeof t->who);
+	else
+		memcpy(p, t->who, t->who_len);
+	p += t->who_len;
+	p = pb_varint(p, pb_tag(body_field, PB_LEN));
+	return pb_varint(p, body);
+}
+
 /* Encodes Event{ts,id,ref,pid,tid,body} straight into the lane. */
 static int64_t emit(fl_session *s, int kind, uint64_t ref, const struct fl_field *f, int nf)
 {
@@ -564,14 +606,12 @@ static int64_t emit(fl_session *s, int kind, uint64_t ref, const struct fl_field
 		return -ECHILD;
 	struct tls_slot *t = lane_for(s);
 	uint32_t lane = t->lane;
-	uint32_t tid = tls_tid;
 	size_t body = fl_fields_size(f, nf);
 	unsigned body_field = (unsigned)kind + 5;
 	int locked = lane_enter(s, t);
 	uint64_t seq = fl_load_relaxed(&s->ring.lanes[lane].seq); /* ours while entered */
 	uint64_t id = ((seq + 1) << 6) | lane;			  /* never 0: 0 means no ref */
-	size_t len = 9 + 1 + pb_varint_size(id) + (ref ? 1 + pb_varint_size(ref) : 0) + 1 + pb_varint_size(s->pid) + 1 +
-		     pb_varint_size(tid) + pb_len_size(body_field, body);
+	size_t len = head_size(t, id, ref, body_field, body) + body;
 	int64_t ret;
 	struct fl_reservation res = {0};
 
@@ -588,25 +628,57 @@ static int64_t emit(fl_session *s, int kind, uint64_t ref, const struct fl_field
 		ret = -ENOBUFS;
 		goto out;
 	}
-	uint8_t *p = res.payload;
-	/* an unfenced rdtsc overlaps with the encoding; the vDSO's clock_gettime fences it (docs/benchmarks.md) */
-	uint64_t ts = s->tsc ? fl_rdtsc() : (uint64_t)fl_now_ns(CLOCK_REALTIME);
-	*p++ = (uint8_t)pb_tag(1, PB_FIXED64);
-	memcpy(p, &ts, 8); /* little-endian hosts only: fixed64 is little-endian on the wire */
-	p += 8;
-	*p++ = (uint8_t)pb_tag(2, PB_VARINT);
-	p = pb_varint(p, id);
-	if (ref) {
-		*p++ = (uint8_t)pb_tag(3, PB_VARINT);
-		p = pb_varint(p, ref);
-	}
-	*p++ = (uint8_t)pb_tag(4, PB_VARINT);
-	p = pb_varint(p, s->pid);
-	*p++ = (uint8_t)pb_tag(5, PB_VARINT);
-	p = pb_varint(p, tid);
-	p = pb_varint(p, pb_tag(body_field, PB_LEN));
-	p = pb_varint(p, body);
+	uint8_t *p = put_head(res.payload, len, s, t, id, ref, body_field, body);
 	fl_fields_write(p, f, nf);
+	fl_lane_commit(&s->ring, &res);
+	ret = (int64_t)id;
+out:
+	lane_leave(s, t, locked);
+	return ret;
+}
+
+/*
+ * emit() for the kinds whose body is an optional varint field 1 and one bytes
+ * field (transcript, input, prompt): the same bytes, without the generic
+ * field loops, for the calls a session makes most.
+ */
+static inline __attribute__((always_inline)) int64_t emit_data(fl_session *s, int kind, uint64_t ref, uint64_t num1,
+							       unsigned data_field, const void *data, uint32_t dlen)
+{
+	if (__builtin_expect(s->pid != atomic_load_explicit(&proc_pid, memory_order_relaxed), 0))
+		return -ECHILD;
+	struct tls_slot *t = lane_for(s);
+	uint32_t lane = t->lane;
+	size_t body = (num1 ? 1 + pb_varint_size(num1) : 0) + (dlen ? pb_len_size(data_field, dlen) : 0);
+	unsigned body_field = (unsigned)kind + 5;
+	int locked = lane_enter(s, t);
+	uint64_t seq = fl_load_relaxed(&s->ring.lanes[lane].seq); /* ours while entered */
+	uint64_t id = ((seq + 1) << 6) | lane;			  /* never 0: 0 means no ref */
+	size_t len = head_size(t, id, ref, body_field, body) + body;
+	int64_t ret;
+	struct fl_reservation res;
+
+	if (__builtin_expect(len > s->max_record, 0)) {
+		fl_lane_drop(&s->ring, lane);
+		ret = -EMSGSIZE;
+		goto out;
+	}
+	int rc = fl_lane_reserve(&s->ring, lane, (uint32_t)len, &res);
+	if (__builtin_expect(rc < 0, 0) && s->block &&
+	    fl_lane_wait_room(&s->ring, lane, (uint32_t)len, s->block_timeout_ns) == 0)
+		rc = fl_lane_reserve(&s->ring, lane, (uint32_t)len, &res);
+	if (__builtin_expect(rc < 0, 0)) {
+		fl_lane_drop(&s->ring, lane);
+		ret = -ENOBUFS;
+		goto out;
+	}
+	uint8_t *p = put_head(res.payload, len, s, t, id, ref, body_field, body);
+	if (num1) {
+		*p++ = (uint8_t)pb_tag(1, PB_VARINT);
+		p = pb_varint(p, num1);
+	}
+	if (dlen)
+		pb_len(p, data_field, data, dlen);
 	fl_lane_commit(&s->ring, &res);
 	ret = (int64_t)id;
 out:
@@ -694,21 +766,21 @@ int64_t fl__emit_prompt(fl_session *s, uint64_t ref, const void *text, size_t le
 {
 	if (len > UINT32_MAX)
 		return too_big(s);
-	EMIT(FL_KIND_PROMPT, BYTES(1, text, len));
+	return emit_data(s, FL_KIND_PROMPT, ref, 0, 1, text, (uint32_t)len);
 }
 
 int64_t fl__emit_transcript(fl_session *s, uint64_t ref, uint32_t stream, const void *data, size_t len)
 {
 	if (len > UINT32_MAX)
 		return too_big(s);
-	EMIT(FL_KIND_TRANSCRIPT, U64(1, stream), BYTES(2, data, len));
+	return emit_data(s, FL_KIND_TRANSCRIPT, ref, stream, 2, data, (uint32_t)len);
 }
 
 int64_t fl__emit_input(fl_session *s, uint64_t ref, const void *data, size_t len)
 {
 	if (len > UINT32_MAX)
 		return too_big(s);
-	EMIT(FL_KIND_INPUT, BYTES(1, data, len));
+	return emit_data(s, FL_KIND_INPUT, ref, 0, 1, data, (uint32_t)len);
 }
 
 /* ---- zero-copy capture -------------------------------------------------------------- */

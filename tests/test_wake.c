@@ -5,6 +5,7 @@
 #include "fl_itest.h"
 
 #include "fuguelog.h"
+#include "ring.h"
 
 static char root[1024];
 
@@ -171,11 +172,78 @@ static void test_level_lines_exact(void **state)
 	check("levels", e);
 }
 
+/*
+ * session.json keeps the newest 256 level changes, oldest first, also after a
+ * restart that reloads them from .levels: 300 changes, the drainer restarted,
+ * one more. Every record is tagged with the level it was emitted under, so each
+ * change is a line whenever the drainer looks.
+ */
+static void test_level_list_after_restart(void **state)
+{
+	(void)state;
+	fresh();
+	struct fl_itd d;
+	fl_it_drainer_start(&d, root, NULL);
+	int rc;
+	fl_session *s = open_session("levlist", 1, 1u << 16, 30ull * 1000000000u, &rc);
+	assert_int_equal(rc, 0);
+	char shm[160], why[256];
+	struct fl_ring r;
+	fl_ring_name(shm, sizeof shm, NULL, "levlist");
+	assert_int_equal(fl_ring_attach(&r, shm, why, sizeof why), 0);
+	for (int i = 0; i < 300; i++) {
+		fl_set_level(s, i % 2 ? FL_LEVEL_FULL : FL_LEVEL_PROMPTS);
+		assert_true(fl_emit_action(s, 0, "level", "change", "") > 0);
+		/* a tag holds 8 bits of the generation: the drainer must look within 256 changes */
+		for (int k = 0; i % 16 == 15 && k < 60000; k++) {
+			if (fl_load_acquire(&r.lanes[0].tail) == fl_load_acquire(&r.lanes[0].head))
+				break;
+			fl_it_sleep_ms(1);
+		}
+	}
+	fl_ring_detach(&r);
+	assert_int_equal(fl_it_drainer_stop(&d), 0);
+	fl_it_drainer_start(&d, root, NULL);
+	fl_set_level(s, FL_LEVEL_SIGNALS);
+	assert_true(fl_emit_action(s, 0, "level", "after restart", "") > 0);
+	fl_session_close(s);
+	assert_true(fl_it_wait_state(root, "levlist", "ended", 60));
+	assert_int_equal(fl_it_drainer_stop(&d), 0);
+
+	char path[1200];
+	snprintf(path, sizeof path, "%s/levlist/session.json", root);
+	size_t len;
+	char *json = fl_it_read_file(path, &len);
+	assert_non_null(json);
+	const char *p = strstr(json, "\"levels\":[");
+	assert_non_null(p);
+	const char *end = strchr(p, ']');
+	assert_non_null(end);
+	long n = 0, prev = -1, seq;
+	while ((p = strstr(p, "\"seq\":")) && p < end) {
+		p += 6;
+		seq = strtol(p, NULL, 10);
+		if (seq <= prev)
+			fail_msg("session.json levels: seq %ld after %ld (entry %ld)", seq, prev, n);
+		prev = seq;
+		n++;
+	}
+	assert_int_equal(n, 256);
+	/* the newest is the change after the restart */
+	const char *last = end;
+	while (last > json && *last != '{')
+		last--;
+	char tail[256];
+	snprintf(tail, sizeof tail, "%.*s", (int)(end - last), last);
+	if (!strstr(tail, "\"old\":\"full\",\"new\":\"signals\""))
+		fail_msg("session.json levels: the newest entry is %s", tail);
+	free(json);
+}
+
 static const struct CMUnitTest tests[] = {
-    cmocka_unit_test(test_attach_handshake),
-    cmocka_unit_test(test_burst_fits_lane_after_idle),
-    cmocka_unit_test(test_slow_steady_start),
-    cmocka_unit_test(test_level_lines_exact),
+    cmocka_unit_test(test_attach_handshake),	     cmocka_unit_test(test_burst_fits_lane_after_idle),
+    cmocka_unit_test(test_slow_steady_start),	     cmocka_unit_test(test_level_lines_exact),
+    cmocka_unit_test(test_level_list_after_restart),
 };
 
 FL_TEST_MAIN("wake", tests)
