@@ -89,8 +89,30 @@ static const struct kdesc kinds[12] = {
 static inline int varint(const uint8_t **pp, const uint8_t *end, uint64_t *v, int *nonzero)
 {
 	const uint8_t *p = *pp;
+	if (p < end && p[0] < 0x80) { /* one byte: stream, ref 0, lengths of small fields */
+		*v = p[0];
+		*pp = p + 1;
+		if (nonzero)
+			*nonzero = p[0] != 0;
+		return 1;
+	}
 	uint64_t r = 0;
 	unsigned any = 0;
+	if (end - p >= 10) { /* room for the longest: no bounds test per byte */
+		for (unsigned i = 0; i < 10; i++) {
+			uint8_t b = p[i];
+			r |= (uint64_t)(b & 0x7f) << (7 * i);
+			any |= b & 0x7f;
+			if (!(b & 0x80)) {
+				*pp = p + i + 1;
+				*v = r;
+				if (nonzero)
+					*nonzero = any != 0;
+				return 1;
+			}
+		}
+		return 0;
+	}
 	for (unsigned i = 0; i < 10 && p < end; i++) {
 		uint8_t b = *p++;
 		r |= (uint64_t)(b & 0x7f) << (7 * i);
@@ -147,12 +169,28 @@ static inline int length(const uint8_t **pp, const uint8_t *end, size_t *n)
 	return 0;
 }
 
-/* One body message; 1 decoded, 0 not plain, -ENOMEM. */
-static int body(const struct kdesc *k, const uint8_t *p, const uint8_t *end, ProtobufCAllocator *a, void **out)
+/* Any body this decoder takes: it comes in one allocation with its Event. */
+union flat_body {
+	Fugue__Exit exit;
+	Fugue__Action action;
+	Fugue__Completion completion;
+	Fugue__Error error;
+	Fugue__State state;
+	Fugue__Prompt prompt;
+	Fugue__Transcript transcript;
+	Fugue__Input input;
+	Fugue__Level level;
+	Fugue__Dropped dropped;
+};
+
+struct event_block {
+	Fugue__Event ev;
+	union flat_body body;
+};
+
+/* One body message into m; 1 decoded, 0 not plain, -ENOMEM. */
+static int body(const struct kdesc *k, const uint8_t *p, const uint8_t *end, ProtobufCAllocator *a, uint8_t *m)
 {
-	uint8_t *m = a->alloc(a->allocator_data, k->size);
-	if (!m)
-		return -ENOMEM;
 	memcpy(m, k->init, k->size);
 	unsigned seen = 0;
 	while (p < end) {
@@ -209,7 +247,6 @@ static int body(const struct kdesc *k, const uint8_t *p, const uint8_t *end, Pro
 			return 0; /* an unknown field: protobuf-c keeps it, so it decides */
 		}
 	}
-	*out = m;
 	return 1;
 }
 
@@ -256,9 +293,10 @@ static inline int set_body(Fugue__Event *ev, unsigned field, void *m)
 int fl_event_decode(const uint8_t *p, size_t len, ProtobufCAllocator *a, Fugue__Event **out)
 {
 	const uint8_t *end = p + len;
-	Fugue__Event *ev = a->alloc(a->allocator_data, sizeof *ev);
-	if (!ev)
+	struct event_block *blk = a->alloc(a->allocator_data, sizeof *blk);
+	if (!blk)
 		return -ENOMEM;
+	Fugue__Event *ev = &blk->ev;
 	/* FUGUE__EVENT__INIT is all zeros but the descriptor; a struct copy of it became a slow rep movs */
 	memset(ev, 0, sizeof *ev);
 	ev->base.descriptor = &fugue__event__descriptor;
@@ -292,8 +330,8 @@ int fl_event_decode(const uint8_t *p, size_t len, ProtobufCAllocator *a, Fugue__
 			const struct kdesc *k = &kinds[field - 6];
 			if (ev->body_case != FUGUE__EVENT__BODY__NOT_SET || !k->init || wt != 2 || !length(&p, end, &n))
 				return 0;
-			void *m;
-			int rc = body(k, p, p + n, a, &m);
+			void *m = &blk->body;
+			int rc = body(k, p, p + n, a, m);
 			if (rc <= 0)
 				return rc;
 			p += n;
