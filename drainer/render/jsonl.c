@@ -239,36 +239,20 @@ size_t fl_base64(const uint8_t *s, size_t len, char *out)
 }
 
 /* The escape of one byte below 0x20, '"' or '\\'. */
-static char *put_escape1(char *o, uint8_t c)
+static inline char *put_escape1(char *o, uint8_t c)
 {
 	static const char hex[] = "0123456789abcdef";
-	*o++ = '\\';
-	switch (c) {
-	case '"':
-	case '\\':
-		*o++ = (char)c;
-		break;
-	case '\b':
-		*o++ = 'b';
-		break;
-	case '\t':
-		*o++ = 't';
-		break;
-	case '\n':
-		*o++ = 'n';
-		break;
-	case '\f':
-		*o++ = 'f';
-		break;
-	case '\r':
-		*o++ = 'r';
-		break;
-	default:
-		o = PUTS(o, "u00");
-		*o++ = hex[c >> 4];
-		*o++ = hex[c & 15];
+	static const char short_esc[0x5d] = {
+	    ['\b'] = 'b', ['\t'] = 't', ['\n'] = 'n', ['\f'] = 'f', ['\r'] = 'r', ['"'] = '"', ['\\'] = '\\'};
+	o[0] = '\\';
+	if (short_esc[c]) {
+		o[1] = short_esc[c];
+		return o + 2;
 	}
-	return o;
+	memcpy(o + 1, "u00", 3);
+	o[4] = hex[c >> 4];
+	o[5] = hex[c & 15];
+	return o + 6;
 }
 
 /*
@@ -307,9 +291,29 @@ static char *put_escaped_checked(char *o, const uint8_t *s, size_t len, int chec
 			i += 16;
 			continue;
 		}
-		unsigned k = (unsigned)__builtin_ctz(m);
-		o = put_escape1(o + k, s[i + k]);
-		i += k + 1;
+		/*
+		 * Every escape of the block from the one mask: the clean bytes before
+		 * it are in place, and after it the rest of the block is stored again
+		 * from s, as long as 16 bytes can be read there; else the loop goes on
+		 * from the byte after the escape.
+		 */
+		unsigned at = 0; /* bytes of the block written */
+		for (;;) {
+			unsigned k = (unsigned)__builtin_ctz(m);
+			o = put_escape1(o + (k - at), s[i + k]);
+			at = k + 1;
+			m &= m - 1;
+			if (i + at + 16 > len)
+				break;
+			_mm_storeu_si128((__m128i *)(void *)o,
+					 _mm_loadu_si128((const __m128i *)(const void *)(s + i + at)));
+			if (!m) {
+				o += 16 - at;
+				at = 16;
+				break;
+			}
+		}
+		i += at;
 	}
 	if (i < len) {
 		/* the last 1..15 bytes through the same test from a padded copy: a clean tail (the common
