@@ -575,14 +575,33 @@ static int put_data(struct fl_jbuf *b, const Fugue__Event *ev)
 	return rc;
 }
 
+/* memcmp(a, b, n) == 0 for the few bytes of a session id, inline: the call cost more than the compare. */
+static inline int same(const char *a, const char *b, size_t n)
+{
+	size_t k = 0;
+	for (; k + 8 <= n; k += 8) {
+		uint64_t x, y;
+		memcpy(&x, a + k, 8);
+		memcpy(&y, b + k, 8);
+		if (x != y)
+			return 0;
+	}
+	for (; k < n; k++)
+		if (a[k] != b[k])
+			return 0;
+	return 1;
+}
+
 /* ,"session":"..." from the cache when it is the same id as last time (every line of a batch is). */
 static int put_session(struct fl_jbuf *b, struct fl_tsfmt *tc, const char *session)
 {
 	size_t n = strlen(session);
-	if (n && n == tc->sess_len && !memcmp(session, tc->sess, n)) {
-		int rc = reserve(b, tc->sess_jlen);
+	if (n && n == tc->sess_len && same(session, tc->sess, n)) {
+		/* in whole 32-byte steps: a short copy of variable length became a slow rep movs */
+		int rc = reserve(b, (size_t)tc->sess_jlen + 32);
 		if (rc == 0) {
-			memcpy(b->p + b->len, tc->sess_json, tc->sess_jlen);
+			for (size_t k = 0; k < tc->sess_jlen; k += 32)
+				memcpy(b->p + b->len + k, tc->sess_json + k, 32);
 			b->len += tc->sess_jlen;
 		}
 		return rc;
@@ -638,8 +657,8 @@ int fl_jsonl_render(struct fl_jbuf *b, struct fl_tsfmt *tc, const Fugue__Event *
 	o = PUTS(o, "\",\"ts_ns\":\"");
 	/* ts_ns is the second's cached digits and the nine fraction digits ts has just written */
 	if (tc->sec) {
-		o = put(o, tc->secd, tc->secn);
-		o = put(o, ts + 20, 9);
+		memcpy(o, tc->secd, sizeof tc->secd); /* fixed size: a few moves, not a rep movs */
+		o = put(o + tc->secn, ts + 20, 9);
 	} else
 		o = put_u64(o, ev->ts_ns > (uint64_t)INT64_MAX ? (uint64_t)INT64_MAX : ev->ts_ns);
 	o = PUTS(o, "\",\"seq\":");
@@ -653,7 +672,8 @@ int fl_jsonl_render(struct fl_jbuf *b, struct fl_tsfmt *tc, const Fugue__Event *
 		o = b->p + b->len;
 		if (tc->mid_kind != kind || tc->mid_pid != ev->pid || tc->mid_tid != ev->tid)
 			put_middle(tc, kind, ev->pid, ev->tid);
-		o = put(o, tc->mid, tc->mid_len);
+		memcpy(o, tc->mid, sizeof tc->mid); /* all of it: a fixed size copies in a few moves */
+		o += tc->mid_len;
 		o = put_u64(o, ev->id);
 		o = PUTS(o, "\",\"ref\":\"");
 		o = put_u64(o, ev->ref);

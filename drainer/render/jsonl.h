@@ -39,7 +39,8 @@ struct fl_tsfmt {
 	uint8_t sess_len;			       /* 0 = nothing cached */
 	uint16_t sess_jlen;			       /* bytes of sess_json */
 	char sess[FL_TSFMT_SESSION_MAX];	       /* the id (not terminated) */
-	char sess_json[16 + 6 * FL_TSFMT_SESSION_MAX]; /* ,"session":"..." as put_text writes it */
+	char sess_json[32 + 6 * FL_TSFMT_SESSION_MAX]; /* ,"session":"..." as put_text writes it; copied in
+							* 32-byte steps */
 	int mid_kind;				       /* 0 = nothing cached */
 	uint32_t mid_pid, mid_tid, mid_len;
 	char mid[128]; /* ,"class":...,"tid":N,"id":" of the last kind, pid and tid */
