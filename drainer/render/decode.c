@@ -21,22 +21,40 @@ struct fdesc {
 	uint8_t off;
 };
 
-struct kdesc {
-	const void *init; /* the message's INIT value */
-	uint8_t size;
-	struct fdesc f[5]; /* by field number 1..4 */
+/* Any body this decoder takes: it comes in one allocation with its Event. */
+union flat_body {
+	Fugue__Exit exit;
+	Fugue__Action action;
+	Fugue__Completion completion;
+	Fugue__Error error;
+	Fugue__State state;
+	Fugue__Prompt prompt;
+	Fugue__Transcript transcript;
+	Fugue__Input input;
+	Fugue__Level level;
+	Fugue__Dropped dropped;
 };
 
-static const Fugue__Exit exit0 = FUGUE__EXIT__INIT;
-static const Fugue__Action action0 = FUGUE__ACTION__INIT;
-static const Fugue__Completion completion0 = FUGUE__COMPLETION__INIT;
-static const Fugue__Error error0 = FUGUE__ERROR__INIT;
-static const Fugue__State state0 = FUGUE__STATE__INIT;
-static const Fugue__Prompt prompt0 = FUGUE__PROMPT__INIT;
-static const Fugue__Transcript transcript0 = FUGUE__TRANSCRIPT__INIT;
-static const Fugue__Input input0 = FUGUE__INPUT__INIT;
-static const Fugue__Level level0 = FUGUE__LEVEL__INIT;
-static const Fugue__Dropped dropped0 = FUGUE__DROPPED__INIT;
+struct event_block {
+	Fugue__Event ev;
+	union flat_body body;
+};
+
+struct kdesc {
+	const union flat_body *init; /* the message's INIT value */
+	struct fdesc f[5];	     /* by field number 1..4 */
+};
+
+static const union flat_body exit0 = {.exit = FUGUE__EXIT__INIT};
+static const union flat_body action0 = {.action = FUGUE__ACTION__INIT};
+static const union flat_body completion0 = {.completion = FUGUE__COMPLETION__INIT};
+static const union flat_body error0 = {.error = FUGUE__ERROR__INIT};
+static const union flat_body state0 = {.state = FUGUE__STATE__INIT};
+static const union flat_body prompt0 = {.prompt = FUGUE__PROMPT__INIT};
+static const union flat_body transcript0 = {.transcript = FUGUE__TRANSCRIPT__INIT};
+static const union flat_body input0 = {.input = FUGUE__INPUT__INIT};
+static const union flat_body level0 = {.level = FUGUE__LEVEL__INIT};
+static const union flat_body dropped0 = {.dropped = FUGUE__DROPPED__INIT};
 
 #define FD(t, s, m)                                                                                                    \
 	{                                                                                                              \
@@ -46,7 +64,6 @@ static const Fugue__Dropped dropped0 = FUGUE__DROPPED__INIT;
 /* by body field number - 6; spawn and command (repeated strings) are left to protobuf-c */
 static const struct kdesc kinds[12] = {
     [FUGUE__EVENT__BODY_EXIT - 6] = {&exit0,
-				     sizeof(Fugue__Exit),
 				     {{0},
 				      FD(F_I32, Fugue__Exit, status),
 				      FD(F_I32, Fugue__Exit, signal),
@@ -54,34 +71,26 @@ static const struct kdesc kinds[12] = {
 				      FD(F_BOOL, Fugue__Exit, abandoned)}},
     [FUGUE__EVENT__BODY_ACTION - 6] =
 	{&action0,
-	 sizeof(Fugue__Action),
 	 {{0}, FD(F_STR, Fugue__Action, action), FD(F_STR, Fugue__Action, target), FD(F_STR, Fugue__Action, detail)}},
     [FUGUE__EVENT__BODY_COMPLETION - 6] = {&completion0,
-					   sizeof(Fugue__Completion),
 					   {{0},
 					    FD(F_STR, Fugue__Completion, task),
 					    FD(F_STR, Fugue__Completion, outcome),
 					    FD(F_U64, Fugue__Completion, duration_ns)}},
     [FUGUE__EVENT__BODY_ERROR -
 	6] = {&error0,
-	      sizeof(Fugue__Error),
 	      {{0}, FD(F_I32, Fugue__Error, code), FD(F_STR, Fugue__Error, message), FD(F_STR, Fugue__Error, origin)}},
     [FUGUE__EVENT__BODY_STATE -
 	6] = {&state0,
-	      sizeof(Fugue__State),
 	      {{0}, FD(F_STR, Fugue__State, from), FD(F_STR, Fugue__State, to), FD(F_STR, Fugue__State, reason)}},
-    [FUGUE__EVENT__BODY_PROMPT - 6] = {&prompt0, sizeof(Fugue__Prompt), {{0}, FD(F_BYTES, Fugue__Prompt, text)}},
+    [FUGUE__EVENT__BODY_PROMPT - 6] = {&prompt0, {{0}, FD(F_BYTES, Fugue__Prompt, text)}},
     [FUGUE__EVENT__BODY_TRANSCRIPT -
-	6] = {&transcript0,
-	      sizeof(Fugue__Transcript),
-	      {{0}, FD(F_U32, Fugue__Transcript, stream), FD(F_BYTES, Fugue__Transcript, data)}},
-    [FUGUE__EVENT__BODY_INPUT - 6] = {&input0, sizeof(Fugue__Input), {{0}, FD(F_BYTES, Fugue__Input, data)}},
+	6] = {&transcript0, {{0}, FD(F_U32, Fugue__Transcript, stream), FD(F_BYTES, Fugue__Transcript, data)}},
+    [FUGUE__EVENT__BODY_INPUT - 6] = {&input0, {{0}, FD(F_BYTES, Fugue__Input, data)}},
     [FUGUE__EVENT__BODY_LEVEL -
 	6] = {&level0,
-	      sizeof(Fugue__Level),
 	      {{0}, FD(F_U32, Fugue__Level, old), FD(F_U32, Fugue__Level, new_), FD(F_U64, Fugue__Level, changes)}},
     [FUGUE__EVENT__BODY_DROPPED - 6] = {&dropped0,
-					sizeof(Fugue__Dropped),
 					{{0}, FD(F_U64, Fugue__Dropped, count), FD(F_U32, Fugue__Dropped, lane)}},
 };
 
@@ -169,29 +178,11 @@ static inline int length(const uint8_t **pp, const uint8_t *end, size_t *n)
 	return 0;
 }
 
-/* Any body this decoder takes: it comes in one allocation with its Event. */
-union flat_body {
-	Fugue__Exit exit;
-	Fugue__Action action;
-	Fugue__Completion completion;
-	Fugue__Error error;
-	Fugue__State state;
-	Fugue__Prompt prompt;
-	Fugue__Transcript transcript;
-	Fugue__Input input;
-	Fugue__Level level;
-	Fugue__Dropped dropped;
-};
-
-struct event_block {
-	Fugue__Event ev;
-	union flat_body body;
-};
-
 /* One body message into m; 1 decoded, 0 not plain, -ENOMEM. */
 static int body(const struct kdesc *k, const uint8_t *p, const uint8_t *end, ProtobufCAllocator *a, uint8_t *m)
 {
-	memcpy(m, k->init, k->size);
+	/* the whole union: a copy of variable size compiled to a slow rep movs */
+	memcpy(m, k->init, sizeof(union flat_body));
 	unsigned seen = 0;
 	while (p < end) {
 		unsigned t = tag(&p, end), field = t >> 3, wt = t & 7;
