@@ -238,22 +238,80 @@ size_t fl_base64(const uint8_t *s, size_t len, char *out)
 	return (size_t)(o - out);
 }
 
-/* The escape of one byte below 0x20, '"' or '\\'. */
+#define HEXD(n) ((n) < 10 ? '0' + (n) : 'a' + (n)-10)
+#define U(c) [c] = {'\\', 'u', '0', '0', HEXD((c) >> 4), HEXD((c)&15), 0, 6}
+#define S(c, e) [c] = {'\\', (e), 0, 0, 0, 0, 0, 2}
+
+/* The escape of each byte below 0x20, '"' and '\\', its length in the last byte: no branch on which. */
+static const char esc8[0x5d][8] = {
+    U(0x00),	  U(0x01),	U(0x02), U(0x03),      U(0x04),	     U(0x05),	  U(0x06),	 U(0x07), S(0x08, 'b'),
+    S(0x09, 't'), S(0x0a, 'n'), U(0x0b), S(0x0c, 'f'), S(0x0d, 'r'), U(0x0e),	  U(0x0f),	 U(0x10), U(0x11),
+    U(0x12),	  U(0x13),	U(0x14), U(0x15),      U(0x16),	     U(0x17),	  U(0x18),	 U(0x19), U(0x1a),
+    U(0x1b),	  U(0x1c),	U(0x1d), U(0x1e),      U(0x1f),	     S('"', '"'), S('\\', '\\'),
+};
+
+#undef HEXD
+#undef U
+#undef S
+
+/* The escape of one byte below 0x20, '"' or '\\'; needs 8 bytes of room. */
 static inline char *put_escape1(char *o, uint8_t c)
 {
-	static const char hex[] = "0123456789abcdef";
-	static const char short_esc[0x5d] = {
-	    ['\b'] = 'b', ['\t'] = 't', ['\n'] = 'n', ['\f'] = 'f', ['\r'] = 'r', ['"'] = '"', ['\\'] = '\\'};
-	o[0] = '\\';
-	if (short_esc[c]) {
-		o[1] = short_esc[c];
-		return o + 2;
-	}
-	memcpy(o + 1, "u00", 3);
-	o[4] = hex[c >> 4];
-	o[5] = hex[c & 15];
-	return o + 6;
+	memcpy(o, esc8[c], 8);
+	return o + esc8[c][7];
 }
+
+#if defined(__SSE2__) && defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define FL_ESCAPE_AVX2 1
+/*
+ * The 16-byte loop of put_escaped_checked (below) 32 bytes at a time, for
+ * CPUs with AVX2: long transcript chunks are mostly clean runs. Runs while
+ * 32 bytes are left from *pi and moves it; *check as there; returns NULL for
+ * invalid UTF-8.
+ */
+__attribute__((target("avx2"))) static char *escape_avx2(char *o, const uint8_t *s, size_t len, size_t *pi, int *check)
+{
+	size_t i = *pi;
+	while (i + 32 <= len) {
+		__m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(s + i));
+		_mm256_storeu_si256((__m256i *)(void *)o, v);
+		if (*check && _mm256_movemask_epi8(v)) {
+			if (!fl_utf8_valid(s + i, len - i))
+				return NULL;
+			*check = 0;
+		}
+		__m256i low = _mm256_cmpeq_epi8(_mm256_max_epu8(v, _mm256_set1_epi8(0x1f)), _mm256_set1_epi8(0x1f));
+		__m256i quote = _mm256_cmpeq_epi8(v, _mm256_set1_epi8('"'));
+		__m256i back = _mm256_cmpeq_epi8(v, _mm256_set1_epi8('\\'));
+		unsigned m = (unsigned)_mm256_movemask_epi8(_mm256_or_si256(low, _mm256_or_si256(quote, back)));
+		if (!m) {
+			o += 32;
+			i += 32;
+			continue;
+		}
+		unsigned at = 0; /* as in the 16-byte loop */
+		for (;;) {
+			unsigned k = (unsigned)__builtin_ctz(m);
+			o = put_escape1(o + (k - at), s[i + k]);
+			at = k + 1;
+			m &= m - 1;
+			if (i + at + 32 > len)
+				break;
+			_mm256_storeu_si256((__m256i *)(void *)o,
+					    _mm256_loadu_si256((const __m256i *)(const void *)(s + i + at)));
+			if (!m) {
+				o += 32 - at;
+				at = 32;
+				break;
+			}
+		}
+		i += at;
+	}
+	*pi = i;
+	return o;
+}
+#endif
 
 /*
  * Writes s as the inside of a JSON string (needs 6*len + 16 bytes of room) and
@@ -268,6 +326,10 @@ static char *put_escaped_checked(char *o, const uint8_t *s, size_t len, int chec
 {
 	const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
 	size_t i = 0;
+#ifdef FL_ESCAPE_AVX2
+	if (len >= 64 && __builtin_cpu_supports("avx2") && !(o = escape_avx2(o, s, len, &i, &check)))
+		return NULL;
+#endif
 #ifdef __SSE2__
 	/*
 	 * Sixteen bytes at a time: copy them blindly, then keep as many as come
