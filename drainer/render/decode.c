@@ -292,6 +292,27 @@ int fl_event_decode(const uint8_t *p, size_t len, ProtobufCAllocator *a, Fugue__
 	memset(ev, 0, sizeof *ev);
 	ev->base.descriptor = &fugue__event__descriptor;
 	unsigned seen = 0;
+	uint64_t x;
+	/* the head in the producer's order (ts, id, ref, pid, tid) without the loop's dispatch; each at most
+	 * once, so the loop below sees them as seen and takes whatever else comes */
+	if (end - p >= 9 && p[0] == (1 << 3 | 1)) {
+		memcpy(&ev->ts_ns, p + 1, 8);
+		p += 9;
+		seen |= 1u << 1;
+	}
+#define HEAD(field, dst, type)                                                                                         \
+	if (p < end && p[0] == (field) << 3) {                                                                         \
+		p++;                                                                                                   \
+		if (!varint(&p, end, &x, NULL))                                                                        \
+			return 0;                                                                                      \
+		dst = (type)x;                                                                                         \
+		seen |= 1u << (field);                                                                                 \
+	}
+	HEAD(2, ev->id, uint64_t)
+	HEAD(3, ev->ref, uint64_t)
+	HEAD(4, ev->pid, uint32_t)
+	HEAD(5, ev->tid, uint32_t)
+#undef HEAD
 	while (p < end) {
 		unsigned t = tag(&p, end), field = t >> 3, wt = t & 7;
 		uint64_t v;
