@@ -576,7 +576,8 @@ static void scen_threads(void)
  */
 static uint64_t sink;
 
-static inline __attribute__((always_inline)) void work_chunk(fl_session *s, int log, const char *src, char *dst)
+/* The chunk copied to dst, then its lines and escapes counted and its bytes hashed, into sink. */
+static inline __attribute__((always_inline)) void copy_and_parse(char *dst, const char *src)
 {
 	memcpy(dst, src, CHUNK);
 	__asm__ __volatile__("" ::"r"(dst) : "memory");
@@ -592,6 +593,11 @@ static inline __attribute__((always_inline)) void work_chunk(fl_session *s, int 
 		h = (h ^ w) * 0x100000001b3ull;
 	}
 	sink += h + lines + esc;
+}
+
+static inline __attribute__((always_inline)) void work_chunk(fl_session *s, int log, const char *src, char *dst)
+{
+	copy_and_parse(dst, src);
 	if (log)
 		fl_emit_transcript(s, 0, 1, dst, CHUNK);
 }
@@ -784,20 +790,7 @@ static inline __attribute__((always_inline)) void work_chunk_captured(fl_session
 	struct fl_capture c;
 	int got = fl_capture_transcript(s, 0, 1, CHUNK, &c) > 0 && c.cap >= CHUNK;
 	char *dst = got ? c.data : spare; /* below full or lane full: the session still does its work */
-	memcpy(dst, src, CHUNK);
-	__asm__ __volatile__("" ::"r"(dst) : "memory");
-	uint64_t lines = 0, esc = 0;
-	for (const char *p = dst, *e = dst + CHUNK; (p = memchr(p, '\n', (size_t)(e - p))); p++)
-		lines++;
-	for (const char *p = dst, *e = dst + CHUNK; (p = memchr(p, '\x1b', (size_t)(e - p))); p++)
-		esc++;
-	uint64_t h = 0xcbf29ce484222325ull;
-	for (size_t i = 0; i < CHUNK; i += 8) {
-		uint64_t w;
-		memcpy(&w, dst + i, 8);
-		h = (h ^ w) * 0x100000001b3ull;
-	}
-	sink += h + lines + esc;
+	copy_and_parse(dst, src);
 	if (got)
 		fl_capture_commit(s, &c, CHUNK);
 }

@@ -47,6 +47,33 @@ static const char *expect(char pool[][64], int *used, const char *key, long n)
 	return pool[(*used)++];
 }
 
+/* A fresh root, a private drainer, and session id (one lane) opened and attached to it. */
+static fl_session *start(struct fl_itd *d, const char *id, uint64_t lane_size)
+{
+	fresh();
+	fl_it_drainer_start(d, root, NULL);
+	int rc;
+	fl_session *s = open_session(id, 1, lane_size, 30ull * 1000000000u, &rc);
+	assert_int_equal(rc, 0);
+	return s;
+}
+
+/* Closes s, which dropped nothing, and checks that its files hold exactly lines records and no drop. */
+static void close_lossless(struct fl_itd *d, fl_session *s, const char *id, long lines)
+{
+	struct fl_stats st;
+	fl_session_stats(s, &st);
+	assert_int_equal(st.dropped, 0);
+	fl_session_close(s);
+	assert_true(fl_it_wait_state(root, id, "ended", 60));
+	assert_int_equal(fl_it_drainer_stop(d), 0);
+	char pool[4][64];
+	int used = 0;
+	const char *e[] = {"--state", "ended", expect(pool, &used, "producer_lines", lines),
+			   expect(pool, &used, "drops", 0), NULL};
+	check(id, e);
+}
+
 /* Without a drainer the bounded wait says so and the session works; with one, open returns once attached. */
 static void test_attach_handshake(void **state)
 {
@@ -83,12 +110,8 @@ static void test_attach_handshake(void **state)
 static void test_burst_fits_lane_after_idle(void **state)
 {
 	(void)state;
-	fresh();
 	struct fl_itd d;
-	fl_it_drainer_start(&d, root, NULL);
-	int rc;
-	fl_session *s = open_session("burst", 1, 1u << 18, 30ull * 1000000000u, &rc);
-	assert_int_equal(rc, 0);
+	fl_session *s = start(&d, "burst", 1u << 18);
 	assert_true(fl_emit_action(s, 0, "first", "", "") > 0);
 	assert_true(fl_it_wait_lines(root, "burst", 1, 60));
 	fl_it_sleep_ms(1500); /* idle: the workers go to sleep */
@@ -96,46 +119,22 @@ static void test_burst_fits_lane_after_idle(void **state)
 	static const char detail[64] = "a burst record that fits";
 	for (int i = 0; i < N; i++)
 		assert_true(fl_emit_action(s, 0, "burst", "lane", detail) > 0);
-	struct fl_stats st;
-	fl_session_stats(s, &st);
-	assert_int_equal(st.dropped, 0);
-	fl_session_close(s);
-	assert_true(fl_it_wait_state(root, "burst", "ended", 60));
-	assert_int_equal(fl_it_drainer_stop(&d), 0);
-	char pool[4][64];
-	int used = 0;
-	const char *e[] = {"--state", "ended", expect(pool, &used, "producer_lines", N + 1),
-			   expect(pool, &used, "drops", 0), NULL};
-	check("burst", e);
+	close_lossless(&d, s, "burst", N + 1);
 }
 
 /* A session that starts at a steady rate right after open loses nothing: the handshake, then the doorbell. */
 static void test_slow_steady_start(void **state)
 {
 	(void)state;
-	fresh();
 	struct fl_itd d;
-	fl_it_drainer_start(&d, root, NULL);
-	int rc;
-	fl_session *s = open_session("steady", 1, 1u << 20, 30ull * 1000000000u, &rc);
-	assert_int_equal(rc, 0);
+	fl_session *s = start(&d, "steady", 1u << 20);
 	long n = fl_it_scale(20000, 4);
 	for (long i = 0; i < n; i++) {
 		assert_true(fl_emit_action(s, 0, "steady", "start", "at about 20k events/s") > 0);
 		if (i % 20 == 19)
 			fl_it_sleep_ms(1);
 	}
-	struct fl_stats st;
-	fl_session_stats(s, &st);
-	assert_int_equal(st.dropped, 0);
-	fl_session_close(s);
-	assert_true(fl_it_wait_state(root, "steady", "ended", 60));
-	assert_int_equal(fl_it_drainer_stop(&d), 0);
-	char pool[4][64];
-	int used = 0;
-	const char *e[] = {"--state", "ended", expect(pool, &used, "producer_lines", n),
-			   expect(pool, &used, "drops", 0), NULL};
-	check("steady", e);
+	close_lossless(&d, s, "steady", n);
 }
 
 /*
@@ -146,12 +145,8 @@ static void test_slow_steady_start(void **state)
 static void test_level_lines_exact(void **state)
 {
 	(void)state;
-	fresh();
 	struct fl_itd d;
-	fl_it_drainer_start(&d, root, NULL);
-	int rc;
-	fl_session *s = open_session("levels", 1, 1u << 16, 30ull * 1000000000u, &rc);
-	assert_int_equal(rc, 0);
+	fl_session *s = start(&d, "levels", 1u << 16);
 	assert_true(fl_emit_transcript(s, 0, 1, "at full", 7) > 0);
 	assert_true(fl_it_wait_lines(root, "levels", 1, 60)); /* the drainer has read the first record */
 	fl_set_level(s, FL_LEVEL_SPAWNS);
