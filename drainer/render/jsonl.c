@@ -313,41 +313,33 @@ __attribute__((target("avx2"))) static char *escape_avx2(char *o, const uint8_t 
 }
 #endif
 
-/*
- * Writes s as the inside of a JSON string (needs 6*len + 16 bytes of room) and
- * returns the end; when check is set, s is also validated as UTF-8 on the way,
- * and NULL comes back when it is not valid (what was written is garbage then).
- * One pass instead of a validation pass and an escaping pass: ASCII (terminal
- * output, mostly) is proven valid by the same 16-byte loads that escape it;
- * from the first byte >= 0x80 on, the rest is validated once with
- * fl_utf8_valid (everything before it was ASCII, so it starts a character).
- */
-static char *put_escaped_checked(char *o, const uint8_t *s, size_t len, int check)
-{
-	const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
-	size_t i = 0;
-#ifdef FL_ESCAPE_AVX2
-	if (len >= 64 && __builtin_cpu_supports("avx2") && !(o = escape_avx2(o, s, len, &i, &check)))
-		return NULL;
-#endif
 #ifdef __SSE2__
-	/*
-	 * Sixteen bytes at a time: copy them blindly, then keep as many as come
-	 * before the first byte that needs escaping, escape it, and go on from
-	 * the byte after it.
-	 */
+/* The bytes of v that need escaping (below 0x20, '"', '\\'), one bit each. */
+static inline unsigned esc_mask16(__m128i v)
+{
+	__m128i low = _mm_cmpeq_epi8(_mm_max_epu8(v, _mm_set1_epi8(0x1f)), _mm_set1_epi8(0x1f));
+	__m128i quote = _mm_cmpeq_epi8(v, _mm_set1_epi8('"'));
+	__m128i back = _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'));
+	return (unsigned)_mm_movemask_epi8(_mm_or_si128(low, _mm_or_si128(quote, back)));
+}
+
+/*
+ * Sixteen bytes at a time from *pi while 16 are left: copy them blindly, then
+ * keep as many as come before the first byte that needs escaping, escape it,
+ * and so on; *pi moves. *check and the result as in escape_avx2.
+ */
+static char *escape_sse2(char *o, const uint8_t *s, size_t len, size_t *pi, int *check)
+{
+	size_t i = *pi;
 	while (i + 16 <= len) {
 		__m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
 		_mm_storeu_si128((__m128i *)(void *)o, v);
-		if (check && _mm_movemask_epi8(v)) {
+		if (*check && _mm_movemask_epi8(v)) {
 			if (!fl_utf8_valid(s + i, len - i))
 				return NULL;
-			check = 0;
+			*check = 0;
 		}
-		__m128i low = _mm_cmpeq_epi8(_mm_max_epu8(v, _mm_set1_epi8(0x1f)), _mm_set1_epi8(0x1f));
-		__m128i quote = _mm_cmpeq_epi8(v, _mm_set1_epi8('"'));
-		__m128i back = _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'));
-		unsigned m = (unsigned)_mm_movemask_epi8(_mm_or_si128(low, _mm_or_si128(quote, back)));
+		unsigned m = esc_mask16(v);
 		if (!m) {
 			o += 16;
 			i += 16;
@@ -377,30 +369,39 @@ static char *put_escaped_checked(char *o, const uint8_t *s, size_t len, int chec
 		}
 		i += at;
 	}
-	if (i < len) {
-		/* the last 1..15 bytes through the same test from a padded copy: a clean tail (the common
-		 * case) costs no byte loop and no separate validation */
-		size_t rem = len - i;
-		uint8_t pad[16];
-		_mm_storeu_si128((__m128i *)(void *)pad, _mm_set1_epi8('a'));
-		memcpy(pad, s + i, rem);
-		__m128i v = _mm_loadu_si128((const __m128i *)(const void *)pad);
-		if (check && _mm_movemask_epi8(v)) {
-			if (!fl_utf8_valid(s + i, rem))
-				return NULL;
-		}
-		check = 0; /* ASCII or just validated */
-		__m128i low = _mm_cmpeq_epi8(_mm_max_epu8(v, _mm_set1_epi8(0x1f)), _mm_set1_epi8(0x1f));
-		__m128i quote = _mm_cmpeq_epi8(v, _mm_set1_epi8('"'));
-		__m128i back = _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'));
-		if (!_mm_movemask_epi8(_mm_or_si128(low, _mm_or_si128(quote, back)))) {
-			_mm_storeu_si128((__m128i *)(void *)o, v);
-			return o + rem;
-		}
-	}
-#endif
-	if (check && !fl_utf8_valid(s + i, len - i))
+	*pi = i;
+	return o;
+}
+
+/*
+ * The last 1..15 bytes from *pi through the same test, from a padded copy:
+ * a clean tail (the common case) costs no byte loop and no separate
+ * validation. Sets *done and returns the end when the tail was clean;
+ * otherwise returns o for the byte loop, or NULL for invalid UTF-8. Clears
+ * *check either way: the tail is ASCII or was just validated.
+ */
+static char *escape_tail_sse2(char *o, const uint8_t *s, size_t len, size_t i, int *check, int *done)
+{
+	size_t rem = len - i;
+	uint8_t pad[16];
+	_mm_storeu_si128((__m128i *)(void *)pad, _mm_set1_epi8('a'));
+	memcpy(pad, s + i, rem);
+	__m128i v = _mm_loadu_si128((const __m128i *)(const void *)pad);
+	if (*check && _mm_movemask_epi8(v) && !fl_utf8_valid(s + i, rem))
 		return NULL;
+	*check = 0;
+	if (esc_mask16(v))
+		return o;
+	_mm_storeu_si128((__m128i *)(void *)o, v);
+	*done = 1;
+	return o + rem;
+}
+#endif
+
+/* Escapes s[i..len) eight bytes at a time while they are clean, else byte by byte; returns the end. */
+static char *escape_scalar(char *o, const uint8_t *s, size_t i, size_t len)
+{
+	const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
 	while (i < len) {
 		/* eight bytes at a time while none is below 0x20, '"' or '\\' (exact SWAR tests) */
 		while (i + 8 <= len) {
@@ -425,6 +426,38 @@ static char *put_escaped_checked(char *o, const uint8_t *s, size_t len, int chec
 			o = put_escape1(o, c);
 	}
 	return o;
+}
+
+/*
+ * Writes s as the inside of a JSON string (needs 6*len + 16 bytes of room) and
+ * returns the end; when check is set, s is also validated as UTF-8 on the way,
+ * and NULL comes back when it is not valid (what was written is garbage then).
+ * One pass instead of a validation pass and an escaping pass: ASCII (terminal
+ * output, mostly) is proven valid by the same vector loads that escape it;
+ * from the first byte >= 0x80 on, the rest is validated once with
+ * fl_utf8_valid (everything before it was ASCII, so it starts a character).
+ */
+static char *put_escaped_checked(char *o, const uint8_t *s, size_t len, int check)
+{
+	size_t i = 0;
+#ifdef FL_ESCAPE_AVX2
+	if (len >= 64 && __builtin_cpu_supports("avx2") && !(o = escape_avx2(o, s, len, &i, &check)))
+		return NULL;
+#endif
+#ifdef __SSE2__
+	if (!(o = escape_sse2(o, s, len, &i, &check)))
+		return NULL;
+	if (i < len) {
+		int done = 0;
+		if (!(o = escape_tail_sse2(o, s, len, i, &check, &done)))
+			return NULL;
+		if (done)
+			return o;
+	}
+#endif
+	if (check && !fl_utf8_valid(s + i, len - i))
+		return NULL;
+	return escape_scalar(o, s, i, len);
 }
 
 /* Writes the valid UTF-8 s as the inside of a JSON string; needs 6*len + 16 bytes of room. */
