@@ -1698,5 +1698,10 @@ int main(int argc, char **argv)
 	else
 		print_table(&m, commit);
 	rm_rf(opt.tmp);
+	/* a prefix of our own leaves nothing in /dev/shm: the doorbell fugue-logd keeps across
+	   restarts (doorbell.h) has no one left to ring once this run is over */
+	char bell[sizeof opt.prefix + sizeof FL_BELL_SUFFIX + 1];
+	if (!(pre && *pre) && fl_bell_name(bell, sizeof bell, opt.prefix) == 0)
+		shm_unlink(bell);
 	return 0;
 }
