@@ -76,22 +76,25 @@ void fl_bench_clock_init(unsigned ms)
 
 /* ---- figures ------------------------------------------------------------------------ */
 
-static struct fl_fig *figs;
+/* Each figure allocated on its own: a scenario holds its fl_fig pointers while later ones are added. */
+static struct fl_fig **figs;
 static size_t nfigs, capfigs;
 
 struct fl_fig *fl_fig(const char *key, const char *unit)
 {
 	for (size_t i = 0; i < nfigs; i++)
-		if (!strcmp(figs[i].key, key))
-			return &figs[i];
+		if (!strcmp(figs[i]->key, key))
+			return figs[i];
 	if (nfigs == capfigs) {
 		capfigs = capfigs ? 2 * capfigs : 64;
 		figs = realloc(figs, capfigs * sizeof *figs);
 		if (!figs)
 			abort();
 	}
-	struct fl_fig *f = &figs[nfigs++];
-	memset(f, 0, sizeof *f);
+	struct fl_fig *f = calloc(1, sizeof *f);
+	if (!f)
+		abort();
+	figs[nfigs++] = f;
 	snprintf(f->key, sizeof f->key, "%s", key);
 	snprintf(f->unit, sizeof f->unit, "%s", unit);
 	return f;
@@ -170,21 +173,21 @@ size_t fl_fig_count(void)
 
 struct fl_fig *fl_fig_at(size_t i)
 {
-	return i < nfigs ? &figs[i] : NULL;
+	return i < nfigs ? figs[i] : NULL;
 }
 
 int fl_fig_dump_samples(const char *dir)
 {
 	for (size_t i = 0; i < nfigs; i++) {
-		if (!figs[i].n)
+		if (!figs[i]->n)
 			continue;
 		char path[4096];
-		snprintf(path, sizeof path, "%s/%s.txt", dir, figs[i].key);
+		snprintf(path, sizeof path, "%s/%s.txt", dir, figs[i]->key);
 		FILE *f = fopen(path, "w");
 		if (!f)
 			return -errno;
-		for (size_t k = 0; k < figs[i].n; k++)
-			fprintf(f, "%.3f\n", figs[i].v[k]);
+		for (size_t k = 0; k < figs[i]->n; k++)
+			fprintf(f, "%.3f\n", figs[i]->v[k]);
 		fclose(f);
 	}
 	return 0;

@@ -94,7 +94,12 @@ static int app(const char *mode)
 	fl_bench_clock_init(quick ? 20 : 100);
 	snprintf(id, sizeof id, "bench-lttng-%d", (int)getpid());
 	unsetenv("FUGUE_SESSION_LOG");
-	struct fl_session_opts o = {.id = id, .level = FL_LEVEL_FULL, .lanes = 4, .lane_size = 8 << 20};
+	/* blocking mode on both sides: neither loses an event, so the bulk rates compare the same work */
+	struct fl_session_opts o = {.id = id,
+				    .level = FL_LEVEL_FULL,
+				    .lanes = 4,
+				    .lane_size = 8 << 20,
+				    .full_policy = blocking ? FL_FULL_BLOCK : FL_FULL_DROP};
 	fl_session *s;
 	if (fl_session_open(&s, &o, why, sizeof why) < 0)
 		fail("cannot open a session: %s", why);
@@ -163,6 +168,34 @@ static int app(const char *mode)
 		wait_drained(shm);
 		usleep(5000);
 	}
+	/*
+	 * In bulk: millions of back-to-back small events through each, in rounds
+	 * of 1M, alternating, each system's consumer emptying its buffers in
+	 * between. Events per second, and the same as a ratio.
+	 */
+	snprintf(k, sizeof k, "lttng.bulk.small%s", sfx);
+	struct fl_fig *lb = fl_fig(k, "Mev/s");
+	snprintf(k, sizeof k, "lttng.fl.bulk.small%s", sfx);
+	struct fl_fig *fb = fl_fig(k, "Mev/s");
+	snprintf(k, sizeof k, "lttng.bulk.speedup.small%s", sfx);
+	struct fl_fig *bsp = fl_fig(k, "x");
+	int bulk = quick ? 100000 : 1000000;
+	for (int r = 0; r < (quick ? 2 : 5); r++) {
+		uint64_t t0 = fl_bench_ticks();
+		for (int i = 0; i < bulk; i++)
+			lttng_ust_tracepoint(fugue_bench, transcript, 0, 1, (const uint8_t *)small, SMALL);
+		double lns = fl_bench_ticks_ns(fl_bench_ticks() - t0);
+		calls += (unsigned long long)bulk;
+		usleep(quick ? 50000 : 300000); /* consumerd writes the sub-buffers out */
+		t0 = fl_bench_ticks();
+		for (int i = 0; i < bulk; i++)
+			fl_emit_transcript(s, 0, 1, small, SMALL);
+		double fns = fl_bench_ticks_ns(fl_bench_ticks() - t0);
+		wait_drained(shm);
+		fl_fig_add(lb, bulk / lns * 1e3);
+		fl_fig_add(fb, bulk / fns * 1e3);
+		fl_fig_add(bsp, lns / fns);
+	}
 	struct fl_stats st;
 	fl_session_stats(s, &st);
 	fl_session_close(s);
@@ -222,7 +255,7 @@ static int run_mode(const char *self, const char *mode)
 	char out[400];
 	snprintf(out, sizeof out, "%s/trace-%s", home, mode);
 	if (lt("lttng create fb-%s --output='%s'", mode, out) ||
-	    lt("lttng enable-channel -u -s fb-%s ch --subbuf-size=1M --num-subbuf=8%s", mode,
+	    lt("lttng enable-channel -u -s fb-%s ch --subbuf-size=4M --num-subbuf=8%s", mode,
 	       blocking ? " --blocking-timeout=inf" : "") ||
 	    lt("lttng enable-event -u -s fb-%s -c ch fugue_bench:transcript", mode) ||
 	    lt("lttng add-context -u -s fb-%s -c ch -t vpid -t vtid", mode) || lt("lttng start fb-%s", mode)) {

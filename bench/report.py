@@ -17,8 +17,13 @@ TARGETS = [
     ("admitted call / the batched cross-process ring (`limit.ring_batched`)", "emit.small.vs_ring", "median", "<=",
      0.85),
     ("at least 5x faster than LTTng-UST, same event, same run", "lttng.speedup.small", "median", ">=", 5),
+    ("same, in bulk (5 x 1M back-to-back events each)", "lttng.bulk.speedup.small", "median", ">=", 5),
     ("no-slowdown b/a (level spawns)", "ratio.spawns", "median", "<=", 1.01),
     ("no-slowdown c/a (level full, drainer running)", "ratio.full", "median", "<=", 1.05),
+    ("`fugue-log run` / bare, `cat` of 256 MiB to a PTY: wall", "run.overhead.cat.wall", "median", "<=", 1.05),
+    ("same, CPU of every process (fugue-logd included)", "run.overhead.cat.cpu", "median", "<=", 1.05),
+    ("`fugue-log run` / bare, `seq 1 20000000`: wall", "run.overhead.seq.wall", "median", "<=", 1.05),
+    ("same, CPU of every process (fugue-logd included)", "run.overhead.seq.cpu", "median", "<=", 1.05),
     ("lossless end to end, small events on disk", "e2e.small", "median", ">=", 4e6),
     ("drainer CPU per small event", "e2e.small.drainer_cpu", "median", "<=", 200),
     ("small events' JSON on disk / page-cache bandwidth (`limit.pagecache`)", "e2e.small.vs_pagecache", "median",
@@ -87,13 +92,19 @@ METHOD = """\
   allocated at open, so the run holds 2000 x 4 MiB of `/dev/shm` while it lasts.
 - **LTTng-UST.** `fugue-bench-lttng` starts its own `lttng-sessiond` in a private
   `LTTNG_HOME` (as root it first drops to `nobody`, because a root session daemon
-  always uses `/var/run/lttng`), creates a user-space channel of 8 x 1 MiB
+  always uses `/var/run/lttng`), creates a user-space channel (per-CPU buffers,
+  the session daemon's consumer daemon writing them out) of 8 x 4 MiB
   sub-buffers with `vpid` and `vtid` contexts, once in discard and once in
   blocking mode, and runs the same event (ref, stream, 100 bytes or 4 KiB) through
   a tracepoint and through `fl_emit_transcript` in one process, interleaved
   (`lttng.fl.*` are libfuguelog's numbers from that run, drained by the built-in
-  consumer). Counts are checked with `babeltrace2`: `lttng.<mode>.recorded` and
-  `.lost` (discard mode loses events during the warm-up burst by design).
+  consumer; its session drops in discard mode and blocks in blocking mode, like
+  the channel). `lttng.bulk.small` and `lttng.fl.bulk.small` are the same small
+  event in bulk: 5 rounds of 1M back-to-back calls each (100k in `--quick`),
+  alternating, in millions of events per second, and `lttng.bulk.speedup.small`
+  their ratio per round. Counts are checked with `babeltrace2`:
+  `lttng.<mode>.recorded` and `.lost` (discard mode may lose events in the bulk
+  rounds by design; `lttng.<mode>.fl_dropped` is libfuguelog's count).
 - **fprintf.** The same event as one text line (`clock_gettime`, pid, tid,
   payload) to a 64 KiB-buffered `FILE`, truncated between rounds.
 - **Compression.** `fl_archive_bench`: the archiver's own LZ4 frame settings over
@@ -123,6 +134,15 @@ METHOD = """\
   absolute figures and the limits together and leaves the ratio's verdict alone.
   A ratio is absent, naming what is missing, when its two figures were not both
   measured in the run.
+- **fugue-log run.** `bench/run_bench.c`: each program runs on a fresh PTY
+  (80x24) whose master fugue-bench drains in 64 KiB reads: bare, as
+  `fugue-log run --level full --block --` (fugue-logd running) and as
+  `script -q -E never -c` (`script1.*`, absent without util-linux), in rotating
+  order, 5 rounds (`cat` of a 256 MiB file of transcript-like text and
+  `seq 1 20000000`; 8 MiB and 500000 in `--quick`). Wall is fork to the PTY's
+  end with the child reaped; CPU is user+sys from `wait4` (the process and all
+  it waited for) plus, for `run`, fugue-logd's CPU until the session's manifest
+  says ended. Ratios are per round, then the median.
 """
 
 # Why a target is missed, keyed by figure; shown only when the run misses it.
@@ -295,7 +315,7 @@ def main():
       "[bench/results.json](bench/results.json)); the prose lives in `bench/report.py`. "
       "Run `fugue-bench` for a table, `fugue-bench --json` for one JSON object "
       "(every figure: median, p99, p999, min, max, mean, runs), `--quick` for the CI-sized run, "
-      "and scenario names (`emit threads ratio e2e mem compress lttng limits`) to pick.\n")
+      "and scenario names (`emit threads ratio zerocopy e2e mem compress lttng limits wake run`) to pick.\n")
     w("## The run\n")
     w("| | |\n|---|---|")
     w(f"| CPU | {m['cpu']}, {m['cores']} cores{' (KVM guest)' if m.get('hypervisor') == 'yes' else ''} |")

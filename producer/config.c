@@ -47,76 +47,47 @@ static int parse_leading(const char *s, unsigned long long *v, char **end)
 	return errno || *end == s ? -EINVAL : 0;
 }
 
+/* The factor of unit letter c: muls[i] for letters[i]; 0 when c is none of them. */
+static uint64_t unit_factor(char c, const char *letters, const uint64_t *muls)
+{
+	const char *p = c ? strchr(letters, c) : NULL;
+	return p ? muls[p - letters] : 0;
+}
+
 int fl_parse_size(const char *s, uint64_t *out)
 {
+	static const uint64_t muls[] = {1ull << 10, 1ull << 10, 1ull << 20, 1ull << 20,
+					1ull << 30, 1ull << 30, 1ull << 40, 1ull << 40};
 	char *end;
 	unsigned long long v;
 	if (parse_leading(s, &v, &end) < 0)
 		return -EINVAL;
-	unsigned shift = 0;
-	switch (*end) {
-	case 'k':
-	case 'K':
-		shift = 10;
+	uint64_t mul = unit_factor(*end, "kKmMgGtT", muls);
+	if (mul)
 		end++;
-		break;
-	case 'm':
-	case 'M':
-		shift = 20;
-		end++;
-		break;
-	case 'g':
-	case 'G':
-		shift = 30;
-		end++;
-		break;
-	case 't':
-	case 'T':
-		shift = 40;
-		end++;
-		break;
-	}
-	if (!strcasecmp(end, "ib") && shift)
+	else
+		mul = 1;
+	if (!strcasecmp(end, "ib") && mul > 1)
 		end += 2;
 	else if (!strcasecmp(end, "b"))
 		end++;
-	if (*end || (shift && v > (UINT64_MAX >> shift)))
+	if (*end || v > UINT64_MAX / mul)
 		return -EINVAL;
-	*out = (uint64_t)v << shift;
+	*out = (uint64_t)v * mul;
 	return 0;
 }
 
 int fl_parse_duration(const char *s, uint64_t *out_s)
 {
+	static const uint64_t muls[] = {1, 60, 3600, 86400, 7 * 86400};
 	char *end;
 	unsigned long long v;
 	if (parse_leading(s, &v, &end) < 0)
 		return -EINVAL;
-	uint64_t mul = 1;
-	switch (*end) {
-	case 0:
-	case 's':
-		break;
-	case 'm':
-		mul = 60;
-		break;
-	case 'h':
-		mul = 3600;
-		break;
-	case 'd':
-		mul = 86400;
-		break;
-	case 'w':
-		mul = 7 * 86400;
-		break;
-	default:
+	uint64_t mul = *end ? unit_factor(*end, "smhdw", muls) : 1;
+	if (!mul || (*end && end[1]) || v > UINT64_MAX / mul)
 		return -EINVAL;
-	}
-	if (*end && end[1])
-		return -EINVAL;
-	if (v > UINT64_MAX / mul)
-		return -EINVAL;
-	*out_s = v * mul;
+	*out_s = (uint64_t)v * mul;
 	return 0;
 }
 

@@ -27,14 +27,11 @@ struct fl_field {
 	};
 };
 
+/* ceil(bits / 7) without a loop: bits * 9 / 64 rounds the same way for 1..64 bits */
 static inline size_t pb_varint_size(uint64_t v)
 {
-	size_t n = 1;
-	while (v >= 0x80) {
-		v >>= 7;
-		n++;
-	}
-	return n;
+	unsigned bits = 64u - (unsigned)__builtin_clzll(v | 1);
+	return (bits * 9u + 64u) / 64u;
 }
 
 static inline uint8_t *pb_varint(uint8_t *p, uint64_t v)

@@ -58,6 +58,9 @@ struct tls_slot {
 	uint64_t gen;
 	uint32_t lane;
 	uint32_t shared;
+	/* fields 4 and 5 of every event this thread writes (pid, tid), encoded once at claim */
+	uint8_t who[16];
+	uint32_t who_len;
 };
 
 static __thread struct tls_slot tls_slots[TLS_SLOTS];
@@ -345,6 +348,12 @@ static struct tls_slot *claim_lane(fl_session *s)
 	t->gen = s->gen;
 	t->lane = (uint32_t)lane;
 	t->shared = (uint32_t)shared;
+	uint8_t *w = t->who;
+	*w++ = (uint8_t)pb_tag(4, PB_VARINT);
+	w = pb_varint(w, s->pid);
+	*w++ = (uint8_t)pb_tag(5, PB_VARINT);
+	w = pb_varint(w, me);
+	t->who_len = (uint32_t)(w - t->who);
 	return t;
 }
 
@@ -557,6 +566,39 @@ int fl_session_stats(const fl_session *s, struct fl_stats *st)
 
 /* ---- emit --------------------------------------------------------------------------- */
 
+/* Bytes of an event without its body: ts, id, ref, pid and tid, and the body's tag and length. */
+static inline size_t head_size(const struct tls_slot *t, uint64_t id, uint64_t ref, unsigned body_field, size_t body)
+{
+	return 9 + 1 + pb_varint_size(id) + (ref ? 1 + pb_varint_size(ref) : 0) + t->who_len +
+	       pb_varint_size(pb_tag(body_field, PB_LEN)) + pb_varint_size(body);
+}
+
+/* Writes what head_size counted at the start of a payload of len bytes; returns where the body goes. */
+static inline uint8_t *put_head(uint8_t *p, size_t len, const fl_session *s, const struct tls_slot *t, uint64_t id,
+				uint64_t ref, unsigned body_field, size_t body)
+{
+	uint8_t *end = p + len;
+	/* an unfenced rdtsc overlaps with the encoding; the vDSO's clock_gettime fences it (docs/benchmarks.md) */
+	uint64_t ts = s->tsc ? fl_rdtsc() : (uint64_t)fl_now_ns(CLOCK_REALTIME);
+	*p++ = (uint8_t)pb_tag(1, PB_FIXED64);
+	memcpy(p, &ts, 8); /* little-endian hosts only: fixed64 is little-endian on the wire */
+	p += 8;
+	*p++ = (uint8_t)pb_tag(2, PB_VARINT);
+	p = pb_varint(p, id);
+	if (ref) {
+		*p++ = (uint8_t)pb_tag(3, PB_VARINT);
+		p = pb_varint(p, ref);
+	}
+	/* one fixed-size copy when the record has room after it (the body overwrites the excess) */
+	if ((size_t)(end - p) >= sizeof t->who)
+		memcpy(p, t->who, sizeof t->who);
+	else
+		memcpy(p, t->who, t->who_len);
+	p += t->who_len;
+	p = pb_varint(p, pb_tag(body_field, PB_LEN));
+	return pb_varint(p, body);
+}
+
 /* Encodes Event{ts,id,ref,pid,tid,body} straight into the lane. */
 static int64_t emit(fl_session *s, int kind, uint64_t ref, const struct fl_field *f, int nf)
 {
@@ -565,14 +607,12 @@ static int64_t emit(fl_session *s, int kind, uint64_t ref, const struct fl_field
 		return -ECHILD;
 	struct tls_slot *t = lane_for(s);
 	uint32_t lane = t->lane;
-	uint32_t tid = tls_tid;
 	size_t body = fl_fields_size(f, nf);
 	unsigned body_field = (unsigned)kind + 5;
 	int locked = lane_enter(s, t);
 	uint64_t seq = fl_load_relaxed(&s->ring.lanes[lane].seq); /* ours while entered */
 	uint64_t id = ((seq + 1) << 6) | lane;			  /* never 0: 0 means no ref */
-	size_t len = 9 + 1 + pb_varint_size(id) + (ref ? 1 + pb_varint_size(ref) : 0) + 1 + pb_varint_size(s->pid) + 1 +
-		     pb_varint_size(tid) + pb_len_size(body_field, body);
+	size_t len = head_size(t, id, ref, body_field, body) + body;
 	int64_t ret;
 	struct fl_reservation res = {0};
 
@@ -589,25 +629,57 @@ static int64_t emit(fl_session *s, int kind, uint64_t ref, const struct fl_field
 		ret = -ENOBUFS;
 		goto out;
 	}
-	uint8_t *p = res.payload;
-	/* an unfenced rdtsc overlaps with the encoding; the vDSO's clock_gettime fences it (docs/benchmarks.md) */
-	uint64_t ts = s->tsc ? fl_rdtsc() : (uint64_t)fl_now_ns(CLOCK_REALTIME);
-	*p++ = (uint8_t)pb_tag(1, PB_FIXED64);
-	memcpy(p, &ts, 8); /* little-endian hosts only: fixed64 is little-endian on the wire */
-	p += 8;
-	*p++ = (uint8_t)pb_tag(2, PB_VARINT);
-	p = pb_varint(p, id);
-	if (ref) {
-		*p++ = (uint8_t)pb_tag(3, PB_VARINT);
-		p = pb_varint(p, ref);
-	}
-	*p++ = (uint8_t)pb_tag(4, PB_VARINT);
-	p = pb_varint(p, s->pid);
-	*p++ = (uint8_t)pb_tag(5, PB_VARINT);
-	p = pb_varint(p, tid);
-	p = pb_varint(p, pb_tag(body_field, PB_LEN));
-	p = pb_varint(p, body);
+	uint8_t *p = put_head(res.payload, len, s, t, id, ref, body_field, body);
 	fl_fields_write(p, f, nf);
+	fl_lane_commit(&s->ring, &res);
+	ret = (int64_t)id;
+out:
+	lane_leave(s, t, locked);
+	return ret;
+}
+
+/*
+ * emit() for the kinds whose body is an optional varint field 1 and one bytes
+ * field (transcript, input, prompt): the same bytes, without the generic
+ * field loops, for the calls a session makes most.
+ */
+static inline __attribute__((always_inline)) int64_t emit_data(fl_session *s, int kind, uint64_t ref, uint64_t num1,
+							       unsigned data_field, const void *data, uint32_t dlen)
+{
+	if (__builtin_expect(s->pid != atomic_load_explicit(&proc_pid, memory_order_relaxed), 0))
+		return -ECHILD;
+	struct tls_slot *t = lane_for(s);
+	uint32_t lane = t->lane;
+	size_t body = (num1 ? 1 + pb_varint_size(num1) : 0) + (dlen ? pb_len_size(data_field, dlen) : 0);
+	unsigned body_field = (unsigned)kind + 5;
+	int locked = lane_enter(s, t);
+	uint64_t seq = fl_load_relaxed(&s->ring.lanes[lane].seq); /* ours while entered */
+	uint64_t id = ((seq + 1) << 6) | lane;			  /* never 0: 0 means no ref */
+	size_t len = head_size(t, id, ref, body_field, body) + body;
+	int64_t ret;
+	struct fl_reservation res;
+
+	if (__builtin_expect(len > s->max_record, 0)) {
+		fl_lane_drop(&s->ring, lane);
+		ret = -EMSGSIZE;
+		goto out;
+	}
+	int rc = fl_lane_reserve(&s->ring, lane, (uint32_t)len, &res);
+	if (__builtin_expect(rc < 0, 0) && s->block &&
+	    fl_lane_wait_room(&s->ring, lane, (uint32_t)len, s->block_timeout_ns) == 0)
+		rc = fl_lane_reserve(&s->ring, lane, (uint32_t)len, &res);
+	if (__builtin_expect(rc < 0, 0)) {
+		fl_lane_drop(&s->ring, lane);
+		ret = -ENOBUFS;
+		goto out;
+	}
+	uint8_t *p = put_head(res.payload, len, s, t, id, ref, body_field, body);
+	if (num1) {
+		*p++ = (uint8_t)pb_tag(1, PB_VARINT);
+		p = pb_varint(p, num1);
+	}
+	if (dlen)
+		pb_len(p, data_field, data, dlen);
 	fl_lane_commit(&s->ring, &res);
 	ret = (int64_t)id;
 out:
@@ -695,21 +767,21 @@ int64_t fl__emit_prompt(fl_session *s, uint64_t ref, const void *text, size_t le
 {
 	if (len > UINT32_MAX)
 		return too_big(s);
-	EMIT(FL_KIND_PROMPT, BYTES(1, text, len));
+	return emit_data(s, FL_KIND_PROMPT, ref, 0, 1, text, (uint32_t)len);
 }
 
 int64_t fl__emit_transcript(fl_session *s, uint64_t ref, uint32_t stream, const void *data, size_t len)
 {
 	if (len > UINT32_MAX)
 		return too_big(s);
-	EMIT(FL_KIND_TRANSCRIPT, U64(1, stream), BYTES(2, data, len));
+	return emit_data(s, FL_KIND_TRANSCRIPT, ref, stream, 2, data, (uint32_t)len);
 }
 
 int64_t fl__emit_input(fl_session *s, uint64_t ref, const void *data, size_t len)
 {
 	if (len > UINT32_MAX)
 		return too_big(s);
-	EMIT(FL_KIND_INPUT, BYTES(1, data, len));
+	return emit_data(s, FL_KIND_INPUT, ref, 0, 1, data, (uint32_t)len);
 }
 
 /* ---- zero-copy capture -------------------------------------------------------------- */
@@ -734,10 +806,23 @@ static inline uint8_t *pb_varint5(uint8_t *p, uint32_t v)
 	return p + 5;
 }
 
+/* v as a varint of exactly w bytes (w >= its shortest size, <= 10): 0x80-continued, still the same value. */
+static inline uint8_t *pb_varint_w(uint8_t *p, uint64_t v, size_t w)
+{
+	for (size_t i = 1; i < w; i++, v >>= 7)
+		*p++ = (uint8_t)(v | 0x80);
+	*p++ = (uint8_t)v;
+	return p;
+}
+
 /*
  * Reserves Event{id,ref,pid,tid,body{[stream], data}} for max data bytes; the
  * timestamp and both lengths are written at commit. The lane stays entered
- * until then, so no other record can land between.
+ * until then, so no other record can land between. The data starts 8-aligned
+ * (records are, and the id, pid and tid varints are widened by the 0..7 bytes
+ * it takes):
+ * callers read(2) into it and then parse it in place, and misaligned data
+ * cost their loads ~15% (bench/limits.md).
  */
 static int64_t capture(fl_session *s, int kind, uint64_t ref, uint32_t stream, size_t max, struct fl_capture *c)
 {
@@ -753,8 +838,16 @@ static int64_t capture(fl_session *s, int kind, uint64_t ref, uint32_t stream, s
 	uint64_t id = ((seq + 1) << 6) | lane;
 	/* data field: tag, five-byte length; transcript adds its stream before it */
 	size_t inner = (kind == FL_KIND_TRANSCRIPT && stream ? 1 + pb_varint_size(stream) : 0) + 1 + 5;
-	size_t hdr = 9 + 1 + pb_varint_size(id) + (ref ? 1 + pb_varint_size(ref) : 0) + 1 + pb_varint_size(s->pid) + 1 +
-		     pb_varint_size(tid) + 1 + 5 + inner;
+	size_t idw = pb_varint_size(id), pidw = pb_varint_size(s->pid), tidw = pb_varint_size(tid);
+	size_t hdr = 9 + 1 + idw + (ref ? 1 + pb_varint_size(ref) : 0) + 1 + pidw + 1 + tidw + 1 + 5 + inner;
+	/* the pad goes into id up to 10 bytes, then pid up to 5, then tid: zero 7-bit groups, the same values */
+	size_t pad = (FL_REC_ALIGN - (FL_REC_HDR + hdr) % FL_REC_ALIGN) % FL_REC_ALIGN, w;
+	hdr += pad;
+	w = pad < 10 - idw ? pad : 10 - idw;
+	idw += w, pad -= w;
+	w = pad < 5 - pidw ? pad : 5 - pidw;
+	pidw += w, pad -= w;
+	tidw += pad; /* beyond 5 bytes only once id >= 2^35 (a uint32 varint may have 10: decoders truncate) */
 	if (hdr >= s->max_record) {
 		fl_lane_drop(&s->ring, lane);
 		lane_leave(s, t, locked);
@@ -773,15 +866,15 @@ static int64_t capture(fl_session *s, int kind, uint64_t ref, uint32_t stream, s
 	}
 	uint8_t *p = cp->res.payload + 9; /* the timestamp goes in at commit */
 	*p++ = (uint8_t)pb_tag(2, PB_VARINT);
-	p = pb_varint(p, id);
+	p = pb_varint_w(p, id, idw);
 	if (ref) {
 		*p++ = (uint8_t)pb_tag(3, PB_VARINT);
 		p = pb_varint(p, ref);
 	}
 	*p++ = (uint8_t)pb_tag(4, PB_VARINT);
-	p = pb_varint(p, s->pid);
+	p = pb_varint_w(p, s->pid, pidw);
 	*p++ = (uint8_t)pb_tag(5, PB_VARINT);
-	p = pb_varint(p, tid);
+	p = pb_varint_w(p, tid, tidw);
 	*p++ = (uint8_t)pb_tag((unsigned)kind + 5, PB_LEN);
 	cp->body_len = p;
 	p += 5;

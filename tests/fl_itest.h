@@ -253,6 +253,15 @@ static inline void fl_it_drainer_kill(struct fl_itd *d)
 	fl_it_drainer_wait(d, 30);
 }
 
+/* Fails the test when the drainer has exited (whatever it met must not kill it). */
+static inline void fl_it_assert_alive(const struct fl_itd *d)
+{
+	int st;
+	if (waitpid(d->pid, &st, WNOHANG) == d->pid)
+		fail_msg("fugue-logd died: %s %d", WIFSIGNALED(st) ? "signal" : "exit",
+			 WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
+}
+
 /* ---- files ------------------------------------------------------------------------------- */
 
 /* The whole file, NUL-terminated (free it), or NULL; *len when not NULL. */
@@ -276,6 +285,17 @@ static inline char *fl_it_read_file(const char *path, size_t *len)
 	if (len)
 		*len = n;
 	return b;
+}
+
+/* How many times needle stands in the file (0 when it does not exist). */
+static inline int fl_it_count_in(const char *path, const char *needle)
+{
+	char *b = fl_it_read_file(path, NULL);
+	int n = 0;
+	for (char *p = b; p && (p = strstr(p, needle)); p += strlen(needle))
+		n++;
+	free(b);
+	return n;
 }
 
 /* Lines in a file (count of '\n'), -1 when it does not exist. */

@@ -82,19 +82,36 @@ static int run_argv(const char *stdin_file, char *const argv[])
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
-/* run("ls", "--json", NULL): fugue-log with these arguments. */
-static int run(const char *arg0, ...)
+/* run_prog(path, "ls", "--json", NULL): the program at path with these arguments. */
+static int run_prog(const char *prog, ...)
 {
 	char *argv[64];
 	int n = 0;
-	argv[n++] = (char *)cli_path();
+	argv[n++] = (char *)prog;
 	va_list ap;
-	va_start(ap, arg0);
-	for (const char *a = arg0; a && n < 63; a = va_arg(ap, const char *))
+	va_start(ap, prog);
+	for (const char *a = va_arg(ap, const char *); a && n < 63; a = va_arg(ap, const char *))
 		argv[n++] = (char *)a;
 	va_end(ap);
 	argv[n] = NULL;
 	return run_argv(NULL, argv);
+}
+
+/* run("ls", "--json", NULL): fugue-log with these arguments. */
+#define run(...) run_prog(cli_path(), __VA_ARGS__)
+
+/* Starts argv (NULL-terminated) in the background with its stdout in out_path; returns its pid. */
+static pid_t spawn_to(const char *out_path, const char *const *argv)
+{
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		dup2(fd, 1);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	return pid;
 }
 
 /* Removes every shm object of this test's prefix (sessions opened by the CLI stay after close). */
@@ -616,15 +633,9 @@ static void test_cat_follow_rotation(void **state)
 	char outp[1200];
 	snprintf(outp, sizeof outp, "%s/follow.out", fl_test_tmp());
 	unlink(outp); /* a stale copy from an earlier run must not count */
-	pid_t pid = fork();
-	assert_true(pid >= 0);
+	const char *cat_argv[] = {cli_path(), "cat", "--root", root, "--follow", "fol", NULL};
+	pid_t pid = spawn_to(outp, cat_argv);
 	child = pid;
-	if (pid == 0) {
-		int fo = open(outp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-		dup2(fo, 1);
-		execl(cli_path(), cli_path(), "cat", "--root", root, "--follow", "fol", (char *)NULL);
-		_exit(127);
-	}
 	/* bounded waits for what the follower prints; no timing assertion */
 	int n = 0;
 	for (int i = 0; i < 3000 && (n = count_lines(outp)) < 2; i++)
@@ -680,15 +691,9 @@ static void test_cat_follow_sigint(void **state)
 	char outp[1200];
 	snprintf(outp, sizeof outp, "%s/sig.out", fl_test_tmp());
 	unlink(outp); /* a stale copy from an earlier run must not count */
-	pid_t pid = fork();
-	assert_true(pid >= 0);
+	const char *cat_argv[] = {cli_path(), "cat", "--root", root, "-f", "sig", NULL};
+	pid_t pid = spawn_to(outp, cat_argv);
 	child = pid;
-	if (pid == 0) {
-		int fo = open(outp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-		dup2(fo, 1);
-		execl(cli_path(), cli_path(), "cat", "--root", root, "-f", "sig", (char *)NULL);
-		_exit(127);
-	}
 	int n = 0;
 	for (int i = 0; i < 3000 && (n = count_lines(outp)) < 1; i++)
 		usleep(10000);
@@ -944,14 +949,7 @@ static void test_cat_follow_real_drainer(void **state)
 	snprintf(emit_out, sizeof emit_out, "%s/emit.json", fl_test_tmp());
 	const char *emit[] = {cli_path(), "emit",    "--event", "all",		"--count",  "200", "--rate",
 			      "400",	  "--level", "full",	"--session-id", "fol-real", NULL};
-	pid_t ep = fork();
-	assert_true(ep >= 0);
-	if (ep == 0) {
-		int fd = open(emit_out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-		dup2(fd, 1);
-		execv(emit[0], (char *const *)emit);
-		_exit(127);
-	}
+	pid_t ep = spawn_to(emit_out, emit);
 	char name[256];
 	struct fl_ring r;
 	assert_int_equal(fl_ring_name(name, sizeof name, NULL, "fol-real"), 0);
@@ -967,15 +965,9 @@ static void test_cat_follow_real_drainer(void **state)
 	char outp[1200];
 	snprintf(outp, sizeof outp, "%s/follow.out", fl_test_tmp());
 	unlink(outp);
-	pid_t cp = fork();
-	assert_true(cp >= 0);
+	const char *cat_argv[] = {cli_path(), "cat", "--root", droot, "--follow", "fol-real", NULL};
+	pid_t cp = spawn_to(outp, cat_argv);
 	child = cp;
-	if (cp == 0) {
-		int fo = open(outp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-		dup2(fo, 1);
-		execl(cli_path(), cli_path(), "cat", "--root", droot, "--follow", "fol-real", (char *)NULL);
-		_exit(127);
-	}
 	int st;
 	assert_int_equal(waitpid(ep, &st, 0), ep);
 	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
@@ -1002,19 +994,7 @@ static const char *logd_path(void)
 }
 
 /* fugue-logd with these arguments (NULL-terminated), from the test's scratch directory. */
-static int run_logd(const char *arg0, ...)
-{
-	char *argv[16];
-	int n = 0;
-	argv[n++] = (char *)logd_path();
-	va_list ap;
-	va_start(ap, arg0);
-	for (const char *a = arg0; a && n < 15; a = va_arg(ap, const char *))
-		argv[n++] = (char *)a;
-	va_end(ap);
-	argv[n] = NULL;
-	return run_argv(NULL, argv);
-}
+#define run_logd(...) run_prog(logd_path(), __VA_ARGS__)
 
 /* A relative root is refused from every source, by both tools, naming the source and the value. */
 static void test_root_relative_refused(void **state)
@@ -1185,14 +1165,7 @@ static void test_ls_ring_truncated(void **state)
 	/* a live producer that sleeps: its first event, then one per 1000 s */
 	const char *emit[] = {cli_path(),   "emit", "--event",	    "state", "--rate", "0.001",
 			      "--duration", "3000", "--session-id", "trunc", NULL};
-	pid_t ep = fork();
-	assert_true(ep >= 0);
-	if (ep == 0) {
-		int fd = open(emit_out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-		dup2(fd, 1);
-		execv(emit[0], (char *const *)emit);
-		_exit(127);
-	}
+	pid_t ep = spawn_to(emit_out, emit);
 	child = ep;
 	snprintf(shm_name, sizeof shm_name, "/dev/shm/%strunc", fl_ring_prefix());
 	int caught = 0;

@@ -115,8 +115,16 @@ static void test_producer_killed_at_random(void **state)
 {
 	(void)state;
 	long runs = fl_it_scale(12, 3);
+	/* no rotation: the check reads user.jsonl alone, and a victim that runs long passes 10M */
+	char conf[1100];
+	snprintf(conf, sizeof conf, "%s/norotate.conf", fl_test_tmp());
+	FILE *f = fopen(conf, "w");
+	assert_non_null(f);
+	fprintf(f, "max_file_size = 0\n");
+	fclose(f);
+	const char *extra[] = {"--config", conf, NULL};
 	struct fl_itd d;
-	fl_it_drainer_start(&d, root, NULL);
+	fl_it_drainer_start(&d, root, extra);
 	struct ledger *lg = mmap(NULL, sizeof *lg, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	assert_true(lg != MAP_FAILED);
 	unsigned seed = (unsigned)getpid();

@@ -87,22 +87,11 @@ static void wait_log(const struct fl_itd *d, const char *needle)
 	}
 }
 
-static void assert_alive(const struct fl_itd *d)
+/* The drainer outlived what the test made it meet, and stops cleanly. */
+static void stop_alive(struct fl_itd *d)
 {
-	int st;
-	if (waitpid(d->pid, &st, WNOHANG) == d->pid)
-		fail_msg("fugue-logd died: %s %d", WIFSIGNALED(st) ? "signal" : "exit",
-			 WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
-}
-
-static int count_in(const char *path, const char *needle)
-{
-	char *b = fl_it_read_file(path, NULL);
-	int n = 0;
-	for (char *p = b; p && (p = strstr(p, needle)); p += strlen(needle))
-		n++;
-	free(b);
-	return n;
+	fl_it_assert_alive(d);
+	assert_int_equal(fl_it_drainer_stop(d), 0);
 }
 
 static void check_dir(const char *id, const char *const *args)
@@ -276,7 +265,7 @@ static void test_symlinks_not_followed(void **state)
 	assert_true(fl_it_wait_state(root, "plain", "ended", 30));
 	wait_log(&d, "session linkdir: ");
 	wait_log(&d, "session linkfile: ");
-	assert_alive(&d);
+	fl_it_assert_alive(&d);
 	fl_session_close(a);
 	fl_session_close(b);
 	fl_it_drainer_kill(&d);
@@ -324,7 +313,7 @@ static void test_drainer_refuses_bad_rings(void **state)
 	assert_true(fl_it_wait_state(root, "good", "ended", 30));
 	wait_log(&d, "layout version 99");
 	wait_log(&d, "not a valid session id");
-	assert_alive(&d);
+	fl_it_assert_alive(&d);
 	const char *args[] = {"--gapless", "--unique-ids", "--state", "ended", "--expect", "event:action=50", NULL};
 	check_dir("good", args);
 	assert_int_equal(fl_it_drainer_stop(&d), 0);
@@ -354,19 +343,18 @@ static void test_corrupt_record_quarantines_lane(void **state)
 	fl_it_drainer_start(&d, root, NULL);
 	assert_true(fl_it_wait_state(root, "corrupt", "ended", 30));
 	wait_log(&d, "lane 0 quarantined");
-	assert_alive(&d);
-	assert_int_equal(fl_it_drainer_stop(&d), 0);
+	stop_alive(&d);
 
 	char sys[1200], usr[1200];
 	path_of(sys, sizeof sys, "corrupt", "system.jsonl");
 	path_of(usr, sizeof usr, "corrupt", "user.jsonl");
-	assert_int_equal(count_in(usr, "lane0-first"), 1);
-	assert_int_equal(count_in(usr, "lane0-never"), 0);
-	assert_int_equal(count_in(usr, "lane1-a"), 1);
-	assert_int_equal(count_in(usr, "lane1-b"), 1);
-	assert_int_equal(count_in(sys, "lane 0 quarantined"), 1);
-	assert_int_equal(count_in(sys, "unknown type"), 1);
-	assert_int_equal(count_in(sys, "not a fugue Event"), 1);
+	assert_int_equal(fl_it_count_in(usr, "lane0-first"), 1);
+	assert_int_equal(fl_it_count_in(usr, "lane0-never"), 0);
+	assert_int_equal(fl_it_count_in(usr, "lane1-a"), 1);
+	assert_int_equal(fl_it_count_in(usr, "lane1-b"), 1);
+	assert_int_equal(fl_it_count_in(sys, "lane 0 quarantined"), 1);
+	assert_int_equal(fl_it_count_in(sys, "unknown type"), 1);
+	assert_int_equal(fl_it_count_in(sys, "not a fugue Event"), 1);
 	const char *args[] = {"--gapless", "--expect", "errors=2", "--expect", "event:action=3", NULL};
 	check_dir("corrupt", args);
 }
@@ -393,7 +381,7 @@ static void test_truncated_ring(void **state)
 
 	wait_log(&d, "truncated by its producer");
 	assert_true(fl_it_wait_state(root, "shrinker", "abandoned", 30));
-	assert_alive(&d);
+	fl_it_assert_alive(&d);
 	/* and it still drains others */
 	fl_session *s = open_session("after", 1, 4096, 1);
 	fl_emit_action(s, 0, "still", "draining", "");
@@ -404,8 +392,8 @@ static void test_truncated_ring(void **state)
 	char sys[1200], usr[1200];
 	path_of(sys, sizeof sys, "shrinker", "system.jsonl");
 	path_of(usr, sizeof usr, "shrinker", "user.jsonl");
-	assert_int_equal(count_in(usr, "before-shrink"), 1);
-	assert_int_equal(count_in(sys, "truncated its shm object"), 1);
+	assert_int_equal(fl_it_count_in(usr, "before-shrink"), 1);
+	assert_int_equal(fl_it_count_in(sys, "truncated its shm object"), 1);
 	fl_ring_detach(&r);
 }
 
@@ -499,7 +487,7 @@ static void test_disk_full(void **state)
 	for (int i = 0; i < 2000; i++) /* keep going while the drainer cannot write */
 		fl_emit_transcript(s, 0, 1, text, sizeof text);
 	wait_log(&d, "No space left");
-	assert_alive(&d);
+	fl_it_assert_alive(&d);
 	struct fl_stats st;
 	fl_session_stats(s, &st);
 	assert_true(st.dropped > 0); /* the ring filled up behind the stuck drainer */
@@ -523,7 +511,7 @@ static void test_disk_full(void **state)
 	check_dir("full", args);
 	char sys[1200];
 	path_of(sys, sizeof sys, "full", "system.jsonl");
-	if (count_in(sys, "\"event\":\"error\"") < 1)
+	if (fl_it_count_in(sys, "\"event\":\"error\"") < 1)
 		fail_msg("no error line says the drainer could not write for a while");
 }
 
@@ -635,9 +623,8 @@ static void test_foreign_ring_refused(void **state)
 	assert_true(fl_it_wait_state(root, "mine", "ended", 30));
 	wait_log(&d, "belongs to uid");
 	fl_it_sleep_ms(1500); /* several rescans: still one line */
-	assert_alive(&d);
-	assert_int_equal(fl_it_drainer_stop(&d), 0);
-	assert_int_equal(count_in(d.log, "belongs to uid"), 1);
+	stop_alive(&d);
+	assert_int_equal(fl_it_count_in(d.log, "belongs to uid"), 1);
 	char p[1200], shm[256];
 	snprintf(p, sizeof p, "%s/forged", root);
 	assert_int_equal(access(p, F_OK), -1);
@@ -661,8 +648,7 @@ static void test_ring_mode_refused(void **state)
 	struct fl_itd d;
 	fl_it_drainer_start(&d, root, NULL);
 	wait_log(&d, "has mode 0640");
-	assert_alive(&d);
-	assert_int_equal(fl_it_drainer_stop(&d), 0);
+	stop_alive(&d);
 	snprintf(p, sizeof p, "%s/grp", root);
 	assert_int_equal(access(p, F_OK), -1);
 }
@@ -727,12 +713,11 @@ static void test_shared_root_squatter(void **state)
 	snprintf(moved, sizeof moved, "%s/sq.squatted", root);
 	assert_int_equal(rename(q.dir, moved), 0);
 	assert_true(fl_it_wait_state(root, "sq", "ended", 30));
-	assert_alive(&d);
-	assert_int_equal(fl_it_drainer_stop(&d), 0);
-	assert_int_equal(count_in(f, "not for the squatter"), 5);
+	stop_alive(&d);
+	assert_int_equal(fl_it_count_in(f, "not for the squatter"), 5);
 	snprintf(f, sizeof f, "%s/user.jsonl", moved);
-	assert_int_equal(count_in(f, "not for the squatter"), 0);
-	assert_int_equal(count_in(d.log, "belongs to uid"), 1);
+	assert_int_equal(fl_it_count_in(f, "not for the squatter"), 0);
+	assert_int_equal(fl_it_count_in(d.log, "belongs to uid"), 1);
 }
 
 /* A new ring with the id of an ended session is refused at open: the ended session's files stay final. */
@@ -756,13 +741,12 @@ static void test_ended_id_not_reused(void **state)
 	fl_session_close(s);
 	wait_log(&d, "reuses the id of a session that ended");
 	fl_it_sleep_ms(1000);
-	assert_alive(&d);
-	assert_int_equal(fl_it_drainer_stop(&d), 0);
+	stop_alive(&d);
 	char f[1200];
 	path_of(f, sizeof f, "again", "user.jsonl");
-	assert_int_equal(count_in(f, "first life"), 3);
-	assert_int_equal(count_in(f, "second life"), 0);
-	assert_int_equal(count_in(d.log, "reuses the id"), 1);
+	assert_int_equal(fl_it_count_in(f, "first life"), 3);
+	assert_int_equal(fl_it_count_in(f, "second life"), 0);
+	assert_int_equal(fl_it_count_in(d.log, "reuses the id"), 1);
 	assert_int_equal(access(p, F_OK), 0); /* its records wait in the ring */
 }
 
@@ -794,13 +778,12 @@ static void test_unlink_retried_once_logged(void **state)
 	assert_true(fl_it_wait_state(root, "sticky", "ended", 30));
 	wait_log(&d, "cannot be unlinked");
 	fl_it_sleep_ms(3500); /* retries at 1 s, 2 s: still one line */
-	assert_int_equal(count_in(d.log, "cannot be unlinked"), 1);
+	assert_int_equal(fl_it_count_in(d.log, "cannot be unlinked"), 1);
 	assert_int_equal(access(p, F_OK), 0);
 	assert_int_equal(fl_it_run(off, "/dev/null"), 0);
 	wait_log(&d, "unlinked at last");
 	assert_int_equal(access(p, F_OK), -1);
-	assert_alive(&d);
-	assert_int_equal(fl_it_drainer_stop(&d), 0);
+	stop_alive(&d);
 	const char *args[] = {"--gapless", "--state", "ended", "--expect", "event:action=1", NULL};
 	check_dir("sticky", args);
 }
@@ -844,23 +827,22 @@ static void test_hostile_counters(void **state)
 	assert_true(fl_it_wait_state(root, "jump", "ended", 30));
 	assert_true(fl_it_wait_state(root, "clk", "ended", 30));
 	assert_true(fl_it_wait_state(root, "init", "abandoned", 30));
-	assert_alive(&d);
-	assert_int_equal(fl_it_drainer_stop(&d), 0);
+	stop_alive(&d);
 
 	char sys[1200], usr[1200];
 	path_of(sys, sizeof sys, "jump", "system.jsonl");
 	path_of(usr, sizeof usr, "jump", "user.jsonl");
-	assert_int_equal(count_in(usr, "seq-zero"), 1);
-	assert_int_equal(count_in(usr, "seq-huge"), 1);
-	assert_int_equal(count_in(usr, "seq-back"), 0);
-	assert_int_equal(count_in(sys, "sequence numbers jump by 9223372036854775807"), 1);
-	assert_int_equal(count_in(sys, "sequence numbers went backwards"), 1);
-	assert_int_equal(count_in(sys, "\"event\":\"dropped\""), 0);
+	assert_int_equal(fl_it_count_in(usr, "seq-zero"), 1);
+	assert_int_equal(fl_it_count_in(usr, "seq-huge"), 1);
+	assert_int_equal(fl_it_count_in(usr, "seq-back"), 0);
+	assert_int_equal(fl_it_count_in(sys, "sequence numbers jump by 9223372036854775807"), 1);
+	assert_int_equal(fl_it_count_in(sys, "sequence numbers went backwards"), 1);
+	assert_int_equal(fl_it_count_in(sys, "\"event\":\"dropped\""), 0);
 	const char *args[] = {"--state", "ended", NULL};
 	check_dir("jump", args);
 	check_dir("clk", args);
 	path_of(usr, sizeof usr, "init", "user.jsonl");
-	assert_int_equal(count_in(usr, "claims pid 1"), 1);
+	assert_int_equal(fl_it_count_in(usr, "claims pid 1"), 1);
 }
 
 static const struct CMUnitTest tests[] = {

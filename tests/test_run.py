@@ -161,6 +161,7 @@ def tests():
     check(rc == 127, "a missing program exits 127 (got %d)" % rc)
 
     tmux_session()
+    tmux_resize_first()
     tmux_job_control()
 
 
@@ -231,6 +232,57 @@ def tmux_session():
         check(b"hello tmux" in transcript(evs), "tmux: the transcript holds the echo")
     finally:
         subprocess.run(tm + ["kill-server"], env=ENV, stderr=subprocess.DEVNULL)
+
+
+def tmux_resize_first():
+    """A terminal with a size, resized before the program writes anything: the exports' headers carry the
+    start size and the resize comes first, before any output."""
+    if not shutil.which("tmux"):
+        print("skipped the tmux resize check: tmux is not installed")
+        return
+    sock = PREFIX + "tmuxr"
+    rcf = os.path.join(TMP, "tmuxr.rc")
+    tm = ["tmux", "-L", sock, "-f", "/dev/null"]
+    # no echo, so nothing is output until stty prints the size it has after the resize
+    subprocess.run(tm + ["new-session", "-d", "-x", "90", "-y", "20",
+                         "%s run --level full --session-id rfirst -- sh -c 'stty -echo; read x; stty size'; "
+                         "echo $? > %s; sleep 30" % (FL, rcf)], env=ENV, check=True)
+    try:
+        deadline = time.monotonic() + WAIT
+        while not os.path.exists(os.path.join(ROOT, "rfirst")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        subprocess.run(tm + ["resize-window", "-x", "100", "-y", "30"], env=ENV, check=True)
+        while time.monotonic() < deadline and not [e for e in events("rfirst") if e["event"] == "state" and
+                                                   e["data"]["to"] == "30x100"]:
+            time.sleep(0.05)
+        subprocess.run(tm + ["send-keys", "Enter"], env=ENV, check=True)
+        while not os.path.exists(rcf) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        check(wait_ended("rfirst"), "resize first: session ended on disk")
+    finally:
+        subprocess.run(tm + ["kill-server"], env=ENV, stderr=subprocess.DEVNULL)
+    evs = events("rfirst")
+    st = [e["data"]["to"] for e in evs if e["event"] == "state"]
+    check(len(st) == 2 and st[0] != "0x0" and st[1] == "30x100", "resize first: the start size, then 30x100 (%r)" % st)
+    rows, cols = (int(v) for v in st[0].split("x"))
+    lines = [json.loads(l) for l in subprocess.run([FL, "export", "rfirst", "--format", "asciicast"], env=ENV,
+                                                   stdout=subprocess.PIPE, check=True).stdout.decode().splitlines()]
+    head = lines[0]
+    check(head["width"] == cols and head["height"] == rows,
+          "resize first: the asciicast header has the start size %s (%r)" % (st[0], head))
+    kinds = [l[1] for l in lines[1:]]
+    check(kinds and kinds[0] == "r" and lines[1][2] == "100x30" and kinds.count("r") == 1 and "o" in kinds,
+          "resize first: the one resize is the first event, as COLSxROWS (%r)" % lines[1:3])
+    outs = "".join(l[2] for l in lines[1:] if l[1] == "o")
+    check(outs == transcript(evs).decode() and "30 100" in outs, "resize first: the output is stty's new size")
+    tmf, log = os.path.join(TMP, "r.tm"), os.path.join(TMP, "r.log")
+    subprocess.run([FL, "export", "rfirst", "--format", "script", "--timing", tmf, "--output", log], env=ENV,
+                   check=True)
+    tl = open(tmf).read().splitlines()
+    body = [l for l in tl if not l.startswith("H ")]
+    check("H 0.000000 COLUMNS %d" % cols in tl and "H 0.000000 LINES %d" % rows in tl and body and
+          body[0].startswith("S ") and body[0].endswith("SIGWINCH ROWS=30 COLS=100"),
+          "resize first: the script timing file has the start size, then the resize before any output (%r)" % tl[:8])
 
 
 def tmux_job_control():

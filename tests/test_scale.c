@@ -50,24 +50,6 @@ static long soft_nofile(void)
 	return getrlimit(RLIMIT_NOFILE, &rl) == 0 ? (long)rl.rlim_cur : 1024;
 }
 
-static int count_in(const char *path, const char *needle)
-{
-	char *b = fl_it_read_file(path, NULL);
-	int n = 0;
-	for (char *p = b; p && (p = strstr(p, needle)); p += strlen(needle))
-		n++;
-	free(b);
-	return n;
-}
-
-static void assert_alive(const struct fl_itd *d)
-{
-	int st;
-	if (waitpid(d->pid, &st, WNOHANG) == d->pid)
-		fail_msg("fugue-logd died: %s %d", WIFSIGNALED(st) ? "signal" : "exit",
-			 WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
-}
-
 struct many {
 	int n;
 	const char *state;
@@ -161,7 +143,7 @@ static void many_sessions(int n, long nofile)
 	}
 	struct many m = {n, "ended", "many-%05d"};
 	int ok = fl_it_wait(all_in_state, &m, 600);
-	assert_alive(&d);
+	fl_it_assert_alive(&d);
 	if (!ok) {
 		char *b = fl_it_read_file(d.log, NULL);
 		fail_msg("not every session ended; the drainer's log:\n%.4000s", b ? b : "");
@@ -170,19 +152,19 @@ static void many_sessions(int n, long nofile)
 	for (int i = 0; i < n; i++) {
 		char path[1200];
 		snprintf(path, sizeof path, "%s/many-%05d/user.jsonl", root, i);
-		int got = count_in(path, "\"event\":\"action\"");
+		int got = fl_it_count_in(path, "\"event\":\"action\"");
 		if ((uint64_t)got != admitted[i])
 			fail_msg("session many-%05d: %d action lines on disk, %llu admitted", i, got,
 				 (unsigned long long)admitted[i]);
 		snprintf(path, sizeof path, "%s/many-%05d/system.jsonl", root, i);
-		assert_int_equal(count_in(path, "\"abandoned\":true"), 0);
+		assert_int_equal(fl_it_count_in(path, "\"abandoned\":true"), 0);
 	}
 	/* resource trouble is one line per condition, never one per session or attempt */
-	int emfile = count_in(d.log, "Too many open files");
+	int emfile = fl_it_count_in(d.log, "Too many open files");
 	print_message("%d sessions, drainer fd limit %ld: %llu admitted events all on disk, %d EMFILE log lines\n", n,
 		      nofile, (unsigned long long)total, emfile);
 	assert_true(emfile <= 8);
-	assert_int_equal(count_in(d.log, "abandoned"), 0);
+	assert_int_equal(fl_it_count_in(d.log, "abandoned"), 0);
 	free(admitted);
 	free(s);
 }
@@ -246,18 +228,18 @@ static void test_truncate_10000_rings(void **state)
 	assert_true(fl_it_wait_state(root, "healthy", "ended", 300));
 	struct many a = {n, "abandoned", "trunc-%05d"};
 	int ok = fl_it_wait(all_in_state, &a, 600);
-	assert_alive(&d);
+	fl_it_assert_alive(&d);
 	assert_true(ok);
 	assert_int_equal(fl_it_drainer_stop(&d), 0);
 
 	char path[1200];
 	snprintf(path, sizeof path, "%s/healthy/user.jsonl", root);
-	assert_int_equal(count_in(path, "\"event\":\"action\""), emitted);
+	assert_int_equal(fl_it_count_in(path, "\"event\":\"action\""), emitted);
 	for (int i = 0; i < n; i += 97) {
 		snprintf(path, sizeof path, "%s/trunc-%05d/system.jsonl", root, i);
-		assert_int_equal(count_in(path, "truncated its shm object"), 1);
+		assert_int_equal(fl_it_count_in(path, "truncated its shm object"), 1);
 	}
-	int reported = count_in(d.log, "was truncated by its producer");
+	int reported = fl_it_count_in(d.log, "was truncated by its producer");
 	print_message("%d rings truncated under the drainer: %d reported, healthy session drained %d events\n", n,
 		      reported, emitted);
 	assert_int_equal(reported, n);
@@ -334,7 +316,7 @@ static void test_memory_returns_after_big_sessions(void **state)
 	free(bytes);
 	fl_it_sleep_ms(1000); /* the workers go idle and trim */
 	long after = anon_kib(d.pid);
-	assert_alive(&d);
+	fl_it_assert_alive(&d);
 	assert_int_equal(fl_it_drainer_stop(&d), 0);
 	print_message("drainer private memory: idle %ld KiB, highest while draining %ld KiB, after all ended %ld KiB\n",
 		      idle, peak, after);
@@ -361,16 +343,16 @@ static void test_junk_names_idle_cpu(void **state)
 	fl_it_drainer_start(&d, root, NULL);
 	/* every garbage ring is reported once it is older than a ring being created could be */
 	double end = fl_it_now() + 60;
-	while (count_in(d.log, "ignoring shm object") < N && fl_it_now() < end)
+	while (fl_it_count_in(d.log, "ignoring shm object") < N && fl_it_now() < end)
 		fl_it_sleep_ms(100);
-	assert_int_equal(count_in(d.log, "ignoring shm object"), N);
+	assert_int_equal(fl_it_count_in(d.log, "ignoring shm object"), N);
 	fl_it_sleep_ms(500);
 	long t0 = cpu_ticks(d.pid);
 	fl_it_sleep_ms(3000);
 	long used = cpu_ticks(d.pid) - t0;
-	assert_alive(&d);
+	fl_it_assert_alive(&d);
 	assert_int_equal(fl_it_drainer_stop(&d), 0);
-	assert_int_equal(count_in(d.log, "ignoring shm object"), N); /* once each, not once per rescan */
+	assert_int_equal(fl_it_count_in(d.log, "ignoring shm object"), N); /* once each, not once per rescan */
 	long hz = sysconf(_SC_CLK_TCK);
 	print_message("idle drainer with %d junk names: %ld CPU ticks (1/%ld s) in 3 s\n", N, used, hz);
 	/* a generous bound, not a timing: the linear list and 50 ms rescans cost a third of a core (~100 ticks);

@@ -6,6 +6,7 @@
 #include "fl_itest.h"
 
 #include "fuguelog.h"
+#include "ring.h"
 
 static char root[1024];
 
@@ -46,6 +47,33 @@ static const char *expect(char pool[][64], int *used, const char *key, long n)
 {
 	snprintf(pool[*used], 64, "--expect=%s=%ld", key, n);
 	return pool[(*used)++];
+}
+
+/* A fresh root, a private drainer, and session id (one lane) opened and attached to it. */
+static fl_session *start(struct fl_itd *d, const char *id, uint64_t lane_size)
+{
+	fresh();
+	fl_it_drainer_start(d, root, NULL);
+	int rc;
+	fl_session *s = open_session(id, 1, lane_size, 30ull * 1000000000u, &rc);
+	assert_int_equal(rc, 0);
+	return s;
+}
+
+/* Closes s, which dropped nothing, and checks that its files hold exactly lines records and no drop. */
+static void close_lossless(struct fl_itd *d, fl_session *s, const char *id, long lines)
+{
+	struct fl_stats st;
+	fl_session_stats(s, &st);
+	assert_int_equal(st.dropped, 0);
+	fl_session_close(s);
+	assert_true(fl_it_wait_state(root, id, "ended", 60));
+	assert_int_equal(fl_it_drainer_stop(d), 0);
+	char pool[4][64];
+	int used = 0;
+	const char *e[] = {"--state", "ended", expect(pool, &used, "producer_lines", lines),
+			   expect(pool, &used, "drops", 0), NULL};
+	check(id, e);
 }
 
 /* Without a drainer the bounded wait says so and the session works; with one, open returns once attached. */
@@ -93,12 +121,8 @@ static void test_attach_handshake(void **state)
 static void test_burst_fits_lane_after_idle(void **state)
 {
 	(void)state;
-	fresh();
 	struct fl_itd d;
-	fl_it_drainer_start(&d, root, NULL);
-	int rc;
-	fl_session *s = open_session("burst", 1, 1u << 18, 30ull * 1000000000u, &rc);
-	assert_int_equal(rc, 0);
+	fl_session *s = start(&d, "burst", 1u << 18);
 	assert_true(fl_emit_action(s, 0, "first", "", "") > 0);
 	assert_true(fl_it_wait_lines(root, "burst", 1, 60));
 	fl_it_sleep_ms(1500); /* idle: the workers go to sleep */
@@ -106,46 +130,22 @@ static void test_burst_fits_lane_after_idle(void **state)
 	static const char detail[64] = "a burst record that fits";
 	for (int i = 0; i < N; i++)
 		assert_true(fl_emit_action(s, 0, "burst", "lane", detail) > 0);
-	struct fl_stats st;
-	fl_session_stats(s, &st);
-	assert_int_equal(st.dropped, 0);
-	fl_session_close(s);
-	assert_true(fl_it_wait_state(root, "burst", "ended", 60));
-	assert_int_equal(fl_it_drainer_stop(&d), 0);
-	char pool[4][64];
-	int used = 0;
-	const char *e[] = {"--state", "ended", expect(pool, &used, "producer_lines", N + 1),
-			   expect(pool, &used, "drops", 0), NULL};
-	check("burst", e);
+	close_lossless(&d, s, "burst", N + 1);
 }
 
 /* A session that starts at a steady rate right after open loses nothing: the handshake, then the doorbell. */
 static void test_slow_steady_start(void **state)
 {
 	(void)state;
-	fresh();
 	struct fl_itd d;
-	fl_it_drainer_start(&d, root, NULL);
-	int rc;
-	fl_session *s = open_session("steady", 1, 1u << 20, 30ull * 1000000000u, &rc);
-	assert_int_equal(rc, 0);
+	fl_session *s = start(&d, "steady", 1u << 20);
 	long n = fl_it_scale(20000, 4);
 	for (long i = 0; i < n; i++) {
 		assert_true(fl_emit_action(s, 0, "steady", "start", "at about 20k events/s") > 0);
 		if (i % 20 == 19)
 			fl_it_sleep_ms(1);
 	}
-	struct fl_stats st;
-	fl_session_stats(s, &st);
-	assert_int_equal(st.dropped, 0);
-	fl_session_close(s);
-	assert_true(fl_it_wait_state(root, "steady", "ended", 60));
-	assert_int_equal(fl_it_drainer_stop(&d), 0);
-	char pool[4][64];
-	int used = 0;
-	const char *e[] = {"--state", "ended", expect(pool, &used, "producer_lines", n),
-			   expect(pool, &used, "drops", 0), NULL};
-	check("steady", e);
+	close_lossless(&d, s, "steady", n);
 }
 
 /*
@@ -156,12 +156,8 @@ static void test_slow_steady_start(void **state)
 static void test_level_lines_exact(void **state)
 {
 	(void)state;
-	fresh();
 	struct fl_itd d;
-	fl_it_drainer_start(&d, root, NULL);
-	int rc;
-	fl_session *s = open_session("levels", 1, 1u << 16, 30ull * 1000000000u, &rc);
-	assert_int_equal(rc, 0);
+	fl_session *s = start(&d, "levels", 1u << 16);
 	assert_true(fl_emit_transcript(s, 0, 1, "at full", 7) > 0);
 	assert_true(fl_it_wait_lines(root, "levels", 1, 60)); /* the drainer has read the first record */
 	fl_set_level(s, FL_LEVEL_SPAWNS);
@@ -184,6 +180,74 @@ static void test_level_lines_exact(void **state)
 			   expect(pool, &used, "level_changes", 4),
 			   NULL};
 	check("levels", e);
+}
+
+/*
+ * session.json keeps the newest 256 level changes, oldest first, also after a
+ * restart that reloads them from .levels: 300 changes, the drainer restarted,
+ * one more. Every record is tagged with the level it was emitted under, so each
+ * change is a line whenever the drainer looks.
+ */
+static void test_level_list_after_restart(void **state)
+{
+	(void)state;
+	fresh();
+	struct fl_itd d;
+	fl_it_drainer_start(&d, root, NULL);
+	int rc;
+	fl_session *s = open_session("levlist", 1, 1u << 16, 30ull * 1000000000u, &rc);
+	assert_int_equal(rc, 0);
+	char shm[160], why[256];
+	struct fl_ring r;
+	fl_ring_name(shm, sizeof shm, NULL, "levlist");
+	assert_int_equal(fl_ring_attach(&r, shm, why, sizeof why), 0);
+	for (int i = 0; i < 300; i++) {
+		fl_set_level(s, i % 2 ? FL_LEVEL_FULL : FL_LEVEL_PROMPTS);
+		assert_true(fl_emit_action(s, 0, "level", "change", "") > 0);
+		/* a tag holds 8 bits of the generation: the drainer must look within 256 changes */
+		for (int k = 0; i % 16 == 15 && k < 60000; k++) {
+			if (fl_load_acquire(&r.lanes[0].tail) == fl_load_acquire(&r.lanes[0].head))
+				break;
+			fl_it_sleep_ms(1);
+		}
+	}
+	fl_ring_detach(&r);
+	assert_int_equal(fl_it_drainer_stop(&d), 0);
+	fl_it_drainer_start(&d, root, NULL);
+	fl_set_level(s, FL_LEVEL_SIGNALS);
+	assert_true(fl_emit_action(s, 0, "level", "after restart", "") > 0);
+	fl_session_close(s);
+	assert_true(fl_it_wait_state(root, "levlist", "ended", 60));
+	assert_int_equal(fl_it_drainer_stop(&d), 0);
+
+	char path[1200];
+	snprintf(path, sizeof path, "%s/levlist/session.json", root);
+	size_t len;
+	char *json = fl_it_read_file(path, &len);
+	assert_non_null(json);
+	const char *p = strstr(json, "\"levels\":[");
+	assert_non_null(p);
+	const char *end = strchr(p, ']');
+	assert_non_null(end);
+	long n = 0, prev = -1, seq;
+	while ((p = strstr(p, "\"seq\":")) && p < end) {
+		p += 6;
+		seq = strtol(p, NULL, 10);
+		if (seq <= prev)
+			fail_msg("session.json levels: seq %ld after %ld (entry %ld)", seq, prev, n);
+		prev = seq;
+		n++;
+	}
+	assert_int_equal(n, 256);
+	/* the newest is the change after the restart */
+	const char *last = end;
+	while (last > json && *last != '{')
+		last--;
+	char tail[256];
+	snprintf(tail, sizeof tail, "%.*s", (int)(end - last), last);
+	if (!strstr(tail, "\"old\":\"full\",\"new\":\"signals\""))
+		fail_msg("session.json levels: the newest entry is %s", tail);
+	free(json);
 }
 
 /* Context switches (voluntary and not) of pid's threads named name: each is a wake-up. */
@@ -283,9 +347,9 @@ static void test_idle_drainer_sleeps(void **state)
 }
 
 static const struct CMUnitTest tests[] = {
-    cmocka_unit_test(test_attach_handshake),	cmocka_unit_test(test_burst_fits_lane_after_idle),
-    cmocka_unit_test(test_slow_steady_start),	cmocka_unit_test(test_level_lines_exact),
-    cmocka_unit_test(test_idle_drainer_sleeps),
+    cmocka_unit_test(test_attach_handshake),	     cmocka_unit_test(test_burst_fits_lane_after_idle),
+    cmocka_unit_test(test_slow_steady_start),	     cmocka_unit_test(test_level_lines_exact),
+    cmocka_unit_test(test_level_list_after_restart), cmocka_unit_test(test_idle_drainer_sleeps),
 };
 
 FL_TEST_MAIN("wake", tests)

@@ -10,7 +10,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "fuguelog.h"
 #include "guard.h"
+#include "sessread.h"
 
 struct fl_cli_common fl_cli;
 
@@ -89,6 +91,54 @@ int fl_cli_config(struct fl_config *cfg)
 		return FL_EXIT_USAGE;
 	}
 	return 0;
+}
+
+int fl_cli_session_arg(const char *cmd, int argc, char **argv)
+{
+	if (optind + 1 != argc)
+		return fl_cli_usage_err(cmd, "give exactly one SESSION");
+	if (fl_id_check(argv[optind]) < 0)
+		return fl_cli_usage_err(cmd, "'%s' is not a session id: ids are 1 to 64 of A-Z a-z 0-9 . _ -",
+					argv[optind]);
+	return 0;
+}
+
+int fl_cli_session_open(const char *id, struct fl_sessread **r)
+{
+	struct fl_config cfg;
+	int rc = fl_cli_config(&cfg);
+	if (rc)
+		return rc;
+	char why[512];
+	rc = fl_sessread_open(r, cfg.root, id, why, sizeof why);
+	if (rc < 0) {
+		fl_cli_err("%s", why);
+		return rc == -ENOENT ? FL_EXIT_NOSESSION : FL_EXIT_FAIL;
+	}
+	return 0;
+}
+
+int fl_cli_session_each(struct fl_sessread *r, int (*fn)(const struct fl_evline *ev, void *arg), void *arg)
+{
+	struct fl_evline ev;
+	char why[512];
+	int rc, ret = FL_EXIT_OK;
+	while ((rc = fl_sessread_next(r, &ev, why, sizeof why)) != 0) {
+		if (rc < 0) {
+			fl_cli_err("%s", why);
+			ret = FL_EXIT_FAIL;
+			continue;
+		}
+		if (!ev.data)
+			continue;
+		rc = fn(&ev, arg);
+		if (rc)
+			ret = FL_EXIT_FAIL;
+		if (rc < 0)
+			break;
+	}
+	fl_sessread_close(r);
+	return ret;
 }
 
 void fl_cli_guard(void)

@@ -68,6 +68,31 @@ void fl_cli_printable(char *dst, size_t cap, const char *src);
 /* Writes s as a JSON string (quotes, escapes) to f. */
 void fl_cli_json_str(FILE *f, const char *s);
 
+struct fl_sessread;
+struct fl_evline;
+
+/*
+ * The one SESSION operand of a command that reads a recorded session: checks
+ * that argv[optind] is the only operand left and is a session id. Returns 0,
+ * or FL_EXIT_USAGE having said what was wrong.
+ */
+int fl_cli_session_arg(const char *cmd, int argc, char **argv);
+
+/*
+ * Loads the config and opens session id's files for reading (sessread.h).
+ * Returns 0 with *r, or an exit code having said why: FL_EXIT_NOSESSION when
+ * the session has no log directory.
+ */
+int fl_cli_session_open(const char *id, struct fl_sessread **r);
+
+/*
+ * Calls fn on each line of r that has data, in seq order, then closes r. A
+ * corrupt file is reported and read past. fn returns 0 to go on, FL_EXIT_FAIL
+ * to go on after a failure it reported, or -1 to stop after one. Returns
+ * FL_EXIT_OK, or FL_EXIT_FAIL when anything failed.
+ */
+int fl_cli_session_each(struct fl_sessread *r, int (*fn)(const struct fl_evline *ev, void *arg), void *arg);
+
 int fl_cmd_run(int argc, char **argv);
 int fl_cmd_ls(int argc, char **argv);
 int fl_cmd_level(int argc, char **argv);

@@ -16,6 +16,7 @@
 #include "fuguelog.h"
 #include "ring.h"
 #include "archive.h"
+#include "manifest.h"
 #include "segindex.h"
 #include "segread.h"
 #include "sessread.h"
@@ -248,20 +249,7 @@ static int session_over(int dirfd)
 	struct stat sb;
 	if (fstat(dirfd, &sb) == 0 && sb.st_nlink == 0)
 		return 1;
-	int fd = openat(dirfd, "session.json", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	char buf[64 << 10];
-	size_t n = 0;
-	ssize_t k;
-	while (n < sizeof buf && (k = read(fd, buf + n, sizeof buf - n)) > 0)
-		n += (size_t)k;
-	close(fd);
-	const char *v;
-	size_t vl;
-	if (fl_json_field(buf, n, "state", &v, &vl) < 0)
-		return 0;
-	return (vl == 7 && !memcmp(v, "\"ended\"", 7)) || (vl == 11 && !memcmp(v, "\"abandoned\"", 11));
+	return fl_manifest_over(dirfd);
 }
 
 /* Sleeps until the directory changes, the timeout passes or a signal comes. */

@@ -111,6 +111,8 @@ struct exp {
 	uint8_t carry[2][4];
 	size_t ncarry[2];
 	int header;
+	char *spawn; /* the spawn line, for the header's command */
+	size_t spawn_len;
 };
 
 static int parse_size(const uint8_t *s, unsigned *rows, unsigned *cols)
@@ -144,145 +146,169 @@ static void header(struct exp *x, const struct fl_evline *spawn, unsigned rows, 
 	x->header = 1;
 }
 
-int fl_cmd_export(int argc, char **argv)
+/* The size a state event moved to ("ROWSxCOLS"): 0, or -1 when it is not a size. */
+static int state_size(const struct fl_evline *ev, unsigned *rows, unsigned *cols)
+{
+	uint8_t *to = NULL;
+	size_t tn = 0;
+	int rc = fl_json_bytes(ev->data, ev->dlen, "to", &to, &tn) < 0 || parse_size(to, rows, cols) < 0 ? -1 : 0;
+	free(to);
+	return rc;
+}
+
+/* Writes one output, input (data b, n bytes) or resize (st) event at ts_ns. */
+static void put_record(struct exp *x, uint64_t ts_ns, int st, int in, const uint8_t *b, size_t n, unsigned rows,
+		       unsigned cols)
+{
+	double t = (double)(ts_ns - x->t0) / 1e9, d = (double)(ts_ns - x->prev) / 1e9;
+	if (ts_ns < x->prev)
+		d = 0;
+	else
+		x->prev = ts_ns;
+	if (x->cast) {
+		fprintf(x->out, "[%.6f, \"%s\", ", t, st ? "r" : in ? "i" : "o");
+		if (st)
+			fprintf(x->out, "\"%ux%u\"", cols, rows);
+		else
+			cast_text(x->out, x->carry[in], &x->ncarry[in], b, n, 0);
+		fputs("]\n", x->out);
+	} else if (st) {
+		fprintf(x->tm, "S %.6f SIGWINCH ROWS=%u COLS=%u\n", d, rows, cols);
+	} else {
+		fprintf(x->tm, "%c %.6f %zu\n", in ? 'I' : 'O', d, n);
+		fwrite(b, 1, n, x->out);
+	}
+}
+
+/* One event of the session (fl_cli_session_each): kept for the header, written, or passed over. */
+static int put_event(const struct fl_evline *ev, void *arg)
+{
+	struct exp *x = arg;
+	if (!x->t0)
+		x->t0 = x->prev = ev->ts_ns;
+	int out = !strcmp(ev->kind, "transcript"), in = !strcmp(ev->kind, "input");
+	int st = !strcmp(ev->kind, "state");
+	if (!strcmp(ev->kind, "spawn") && !x->spawn) {
+		x->spawn = strndup(ev->line, ev->len);
+		x->spawn_len = ev->len;
+		return 0;
+	}
+	unsigned rows = 0, cols = 0;
+	if (st && state_size(ev, &rows, &cols) < 0)
+		return 0; /* a state that is not a size */
+	if (st && !x->header) {
+		/* the first size, from the start state, goes into the header; later ones are resizes */
+		struct fl_evline sp;
+		if (x->spawn)
+			fl_evline_parse(&sp, x->spawn, x->spawn_len);
+		header(x, x->spawn ? &sp : NULL, rows, cols);
+		return 0;
+	}
+	if (!st && !out && !in)
+		return 0;
+	if (!x->header)
+		header(x, NULL, 0, 0);
+	uint8_t *b = NULL;
+	size_t n = 0;
+	if (!st && fl_json_bytes(ev->data, ev->dlen, "data", &b, &n) < 0) {
+		fl_cli_err("seq %llu: %s without readable data; skipped", (unsigned long long)ev->seq, ev->kind);
+		return FL_EXIT_FAIL;
+	}
+	put_record(x, ev->ts_ns, st, in, b, n, rows, cols);
+	free(b);
+	return 0;
+}
+
+/* The header when no event gave one, and characters cut off by the end of the recording. */
+static void finish(struct exp *x)
+{
+	if (!x->header)
+		header(x, NULL, 0, 0);
+	for (int in = 0; in < 2; in++)
+		if (x->cast && x->ncarry[in]) {
+			/* shown as U+FFFD rather than lost */
+			fprintf(x->out, "[%.6f, \"%s\", ", (double)(x->prev - x->t0) / 1e9, in ? "i" : "o");
+			cast_text(x->out, x->carry[in], &x->ncarry[in], NULL, 0, 1);
+			fputs("]\n", x->out);
+		}
+}
+
+struct exp_args {
+	const char *format, *output, *timing;
+};
+
+/* Reads the command line into a: 0, -1 when help was printed, or a usage exit code. */
+static int parse_args(struct exp_args *a, int argc, char **argv)
 {
 	static const struct option opts[] = {{"format", required_argument, NULL, 'f'},
 					     {"output", required_argument, NULL, 'o'},
 					     {"timing", required_argument, NULL, 't'},
 					     FL_CLI_COMMON_OPTS,
 					     {0}};
-	const char *format = NULL, *output = NULL, *timing = NULL;
 	int c;
 	while ((c = getopt_long(argc, argv, "hf:o:t:", opts, NULL)) != -1) {
 		if (fl_cli_common_opt(c, optarg))
 			continue;
 		switch (c) {
 		case 'f':
-			format = optarg;
+			a->format = optarg;
 			break;
 		case 'o':
-			output = optarg;
+			a->output = optarg;
 			break;
 		case 't':
-			timing = optarg;
+			a->timing = optarg;
 			break;
 		case 'h':
 			help();
-			return FL_EXIT_OK;
+			return -1;
 		default:
 			return fl_cli_usage_err("export", "bad option");
 		}
 	}
-	if (optind + 1 != argc)
-		return fl_cli_usage_err("export", "give exactly one SESSION");
-	if (fl_id_check(argv[optind]) < 0)
-		return fl_cli_usage_err("export", "'%s' is not a session id: ids are 1 to 64 of A-Z a-z 0-9 . _ -",
-					argv[optind]);
-	if (!format || (strcmp(format, "asciicast") && strcmp(format, "script")))
-		return fl_cli_usage_err("export", "--format asciicast or --format script is required");
-	struct exp x = {.cast = !strcmp(format, "asciicast")};
-	if (!x.cast && !timing)
-		return fl_cli_usage_err("export", "--format script needs --timing FILE (the log goes to --output)");
-	if (x.cast && timing)
-		return fl_cli_usage_err("export", "--timing is for --format script only");
-	struct fl_config cfg;
-	int rc = fl_cli_config(&cfg);
+	int rc = fl_cli_session_arg("export", argc, argv);
 	if (rc)
 		return rc;
+	if (!a->format || (strcmp(a->format, "asciicast") && strcmp(a->format, "script")))
+		return fl_cli_usage_err("export", "--format asciicast or --format script is required");
+	int cast = !strcmp(a->format, "asciicast");
+	if (!cast && !a->timing)
+		return fl_cli_usage_err("export", "--format script needs --timing FILE (the log goes to --output)");
+	if (cast && a->timing)
+		return fl_cli_usage_err("export", "--timing is for --format script only");
+	return 0;
+}
+
+/* Creates --output (or takes stdout) and --timing: 0, or -1 having said why, with neither left open. */
+static int open_outputs(struct exp *x, const struct exp_args *a)
+{
+	x->out = a->output ? fopen(a->output, "w") : stdout;
+	x->tm = a->timing ? fopen(a->timing, "w") : NULL;
+	if (x->out && (!a->timing || x->tm))
+		return 0;
+	fl_cli_err("cannot create %s: %s", !x->out ? a->output : a->timing, strerror(errno));
+	if (x->out && x->out != stdout)
+		fclose(x->out);
+	return -1;
+}
+
+int fl_cmd_export(int argc, char **argv)
+{
+	struct exp_args a = {0};
+	int rc = parse_args(&a, argc, argv);
+	if (rc)
+		return rc < 0 ? FL_EXIT_OK : rc;
 	struct fl_sessread *r;
-	char why[512];
-	rc = fl_sessread_open(&r, cfg.root, argv[optind], why, sizeof why);
-	if (rc < 0) {
-		fl_cli_err("%s", why);
-		return rc == -ENOENT ? FL_EXIT_NOSESSION : FL_EXIT_FAIL;
-	}
-	x.out = output ? fopen(output, "w") : stdout;
-	x.tm = timing ? fopen(timing, "w") : NULL;
-	if (!x.out || (timing && !x.tm)) {
-		fl_cli_err("cannot create %s: %s", !x.out ? output : timing, strerror(errno));
-		if (x.out && x.out != stdout)
-			fclose(x.out);
+	if ((rc = fl_cli_session_open(argv[optind], &r)))
+		return rc;
+	struct exp x = {.cast = !strcmp(a.format, "asciicast")};
+	if (open_outputs(&x, &a) < 0) {
 		fl_sessread_close(r);
 		return FL_EXIT_FAIL;
 	}
-	int ret = FL_EXIT_OK;
-	struct fl_evline ev;
-	char *spawn = NULL;
-	size_t spawn_len = 0;
-	while ((rc = fl_sessread_next(r, &ev, why, sizeof why)) != 0) {
-		if (rc < 0) {
-			fl_cli_err("%s", why);
-			ret = FL_EXIT_FAIL;
-			continue;
-		}
-		if (!ev.data)
-			continue;
-		if (!x.t0)
-			x.t0 = x.prev = ev.ts_ns;
-		int out = !strcmp(ev.kind, "transcript"), in = !strcmp(ev.kind, "input");
-		int st = !strcmp(ev.kind, "state");
-		if (!strcmp(ev.kind, "spawn") && !spawn) {
-			spawn = strndup(ev.line, ev.len);
-			spawn_len = ev.len;
-			continue;
-		}
-		uint8_t *b = NULL, *to = NULL;
-		size_t n = 0, tn = 0;
-		unsigned rows = 0, cols = 0;
-		if (st && (fl_json_bytes(ev.data, ev.dlen, "to", &to, &tn) < 0 || parse_size(to, &rows, &cols) < 0)) {
-			free(to);
-			continue; /* a state that is not a size */
-		}
-		if (st && !x.header) {
-			/* the first size, from the start state, goes into the header; later ones are resizes */
-			struct fl_evline sp;
-			if (spawn)
-				fl_evline_parse(&sp, spawn, spawn_len);
-			header(&x, spawn ? &sp : NULL, rows, cols);
-			free(to);
-			continue;
-		}
-		if (!st && !out && !in)
-			continue;
-		if (!x.header)
-			header(&x, NULL, 0, 0);
-		if (!st && fl_json_bytes(ev.data, ev.dlen, "data", &b, &n) < 0) {
-			fl_cli_err("seq %llu: %s without readable data; skipped", (unsigned long long)ev.seq, ev.kind);
-			ret = FL_EXIT_FAIL;
-			continue;
-		}
-		double t = (double)(ev.ts_ns - x.t0) / 1e9, d = (double)(ev.ts_ns - x.prev) / 1e9;
-		if (ev.ts_ns < x.prev)
-			d = 0;
-		else
-			x.prev = ev.ts_ns;
-		if (x.cast) {
-			fprintf(x.out, "[%.6f, \"%s\", ", t, st ? "r" : out ? "o" : "i");
-			if (st)
-				fprintf(x.out, "\"%ux%u\"", cols, rows);
-			else
-				cast_text(x.out, x.carry[in], &x.ncarry[in], b, n, 0);
-			fputs("]\n", x.out);
-		} else if (st) {
-			fprintf(x.tm, "S %.6f SIGWINCH ROWS=%u COLS=%u\n", d, rows, cols);
-		} else {
-			fprintf(x.tm, "%c %.6f %zu\n", out ? 'O' : 'I', d, n);
-			fwrite(b, 1, n, x.out);
-		}
-		free(b);
-		free(to);
-	}
-	if (!x.header)
-		header(&x, NULL, 0, 0);
-	for (int in = 0; in < 2; in++)
-		if (x.cast && x.ncarry[in]) {
-			/* a character cut off by the end of the recording: shown as U+FFFD rather than lost */
-			fprintf(x.out, "[%.6f, \"%s\", ", (double)(x.prev - x.t0) / 1e9, in ? "i" : "o");
-			cast_text(x.out, x.carry[in], &x.ncarry[in], NULL, 0, 1);
-			fputs("]\n", x.out);
-		}
-	free(spawn);
-	fl_sessread_close(r);
+	int ret = fl_cli_session_each(r, put_event, &x);
+	finish(&x);
+	free(x.spawn);
 	if ((x.out != stdout && fclose(x.out)) || (x.out == stdout && fflush(stdout)) || (x.tm && fclose(x.tm))) {
 		fl_cli_err("cannot write the export: %s", strerror(errno));
 		ret = FL_EXIT_FAIL;

@@ -101,27 +101,34 @@ static void bad_name(const char *name, void *arg)
 	fprintf(stderr, "fugue-log level: skipping /%s: not a valid session id\n", safe);
 }
 
-int fl_cmd_level(int argc, char **argv)
+struct level_args {
+	int all;
+	const char *id; /* NULL with --all */
+	int level;	/* -1: read, not set */
+};
+
+/* Reads the command line into a: 0, -1 when help was printed, or a usage exit code. */
+static int parse_args(struct level_args *a, int argc, char **argv)
 {
 	static const struct option opts[] = {{"all", no_argument, NULL, 'a'}, FL_CLI_COMMON_OPTS, {0}};
-	int all = 0, c;
+	int c;
 	while ((c = getopt_long(argc, argv, "ha", opts, NULL)) != -1) {
 		if (fl_cli_common_opt(c, optarg))
 			continue;
 		switch (c) {
 		case 'a':
-			all = 1;
+			a->all = 1;
 			break;
 		case 'h':
 			help();
-			return FL_EXIT_OK;
+			return -1;
 		default:
 			return fl_cli_usage_err("level", "bad option");
 		}
 	}
 	int npos = argc - optind;
-	const char *id = NULL, *lvname = NULL;
-	if (all) {
+	const char *lvname = NULL;
+	if (a->all) {
 		if (npos > 1)
 			return fl_cli_usage_err("level", "--all takes at most one argument, the LEVEL");
 		lvname = npos ? argv[optind] : NULL;
@@ -130,36 +137,38 @@ int fl_cmd_level(int argc, char **argv)
 			return fl_cli_usage_err("level", "name a SESSION (see 'fugue-log ls') or use --all");
 		if (npos > 2)
 			return fl_cli_usage_err("level", "unexpected argument '%s'", argv[optind + 2]);
-		id = argv[optind];
+		a->id = argv[optind];
 		lvname = npos > 1 ? argv[optind + 1] : NULL;
 	}
-	int level = -1;
-	if (lvname && (level = fl_level_parse(lvname)) < 0)
+	if (lvname && (a->level = fl_level_parse(lvname)) < 0)
 		return fl_cli_usage_err("level", "unknown level '%s': use " FL_LEVEL_ALLOWED, lvname);
-	if (id && fl_id_check(id) < 0)
-		return fl_cli_usage_err("level", "'%s' is not a session id: ids are 1 to 64 of A-Z a-z 0-9 . _ -", id);
-	struct fl_config cfg;
-	int rc = fl_cli_config(&cfg);
-	if (rc)
-		return rc;
-	fl_cli_guard();
+	if (a->id && fl_id_check(a->id) < 0)
+		return fl_cli_usage_err("level", "'%s' is not a session id: ids are 1 to 64 of A-Z a-z 0-9 . _ -",
+					a->id);
+	return 0;
+}
 
-	if (all) {
-		struct all_ctx a = {level, FL_EXIT_OK, 0};
-		rc = fl_rings_scan(cfg.shm_prefix, each, bad_name, &a);
-		if (rc < 0) {
-			fl_cli_err("cannot list %s: %s", FL_SHM_DIR, strerror(-rc));
-			return FL_EXIT_FAIL;
-		}
-		if (!a.seen)
-			fprintf(stderr, "fugue-log level: no sessions under shm prefix '%s'\n", cfg.shm_prefix);
-		return a.rc;
-	}
-
-	char shm[FL_RING_ID_MAX + 80], why[200];
-	rc = fl_ring_name(shm, sizeof shm, cfg.shm_prefix, id);
+/* --all: reads or sets every session under the prefix. Returns an exit code. */
+static int level_all(const struct fl_config *cfg, int level)
+{
+	struct all_ctx a = {level, FL_EXIT_OK, 0};
+	int rc = fl_rings_scan(cfg->shm_prefix, each, bad_name, &a);
 	if (rc < 0) {
-		fl_cli_err("cannot build the shm name of '%s' with prefix '%s'", id, cfg.shm_prefix);
+		fl_cli_err("cannot list %s: %s", FL_SHM_DIR, strerror(-rc));
+		return FL_EXIT_FAIL;
+	}
+	if (!a.seen)
+		fprintf(stderr, "fugue-log level: no sessions under shm prefix '%s'\n", cfg->shm_prefix);
+	return a.rc;
+}
+
+/* Reads or sets session id's level. Returns an exit code. */
+static int level_session(const struct fl_config *cfg, const char *id, int level)
+{
+	char shm[FL_RING_ID_MAX + 80], why[200];
+	int rc = fl_ring_name(shm, sizeof shm, cfg->shm_prefix, id);
+	if (rc < 0) {
+		fl_cli_err("cannot build the shm name of '%s' with prefix '%s'", id, cfg->shm_prefix);
 		return FL_EXIT_FAIL;
 	}
 	struct fl_ring r;
@@ -186,4 +195,17 @@ int fl_cmd_level(int argc, char **argv)
 	}
 	fl_ring_detach(&r);
 	return rc;
+}
+
+int fl_cmd_level(int argc, char **argv)
+{
+	struct level_args a = {.level = -1};
+	int rc = parse_args(&a, argc, argv);
+	if (rc)
+		return rc < 0 ? FL_EXIT_OK : rc;
+	struct fl_config cfg;
+	if ((rc = fl_cli_config(&cfg)))
+		return rc;
+	fl_cli_guard();
+	return a.all ? level_all(&cfg, a.level) : level_session(&cfg, a.id, a.level);
 }

@@ -9,6 +9,7 @@
 #include "cli.h"
 #include "fuguelog.h"
 #include "guard.h"
+#include "grow.h"
 #include "ring.h"
 #include "rings.h"
 
@@ -33,14 +34,10 @@ struct list {
 
 static struct ent *add(struct list *l)
 {
-	if (l->n == l->cap) {
-		size_t nc = l->cap ? l->cap * 2 : 16;
-		struct ent *nv = realloc(l->v, nc * sizeof *nv);
-		if (!nv)
-			return NULL;
-		l->v = nv;
-		l->cap = nc;
-	}
+	struct ent *nv = fl_grow(l->v, &l->cap, l->n, sizeof *nv, 16);
+	if (!nv)
+		return NULL;
+	l->v = nv;
 	struct ent *e = &l->v[l->n++];
 	memset(e, 0, sizeof *e);
 	e->r.fd = -1;
@@ -130,29 +127,158 @@ static void help(void)
 	       "or the config is bad, 2 usage error.\n");
 }
 
-int fl_cmd_ls(int argc, char **argv)
+/* Reads the command line: 0, -1 when help was printed, or a usage exit code. */
+static int parse_args(int argc, char **argv, int *json)
 {
 	static const struct option opts[] = {{"json", no_argument, NULL, 'j'}, FL_CLI_COMMON_OPTS, {0}};
-	int json = 0, c;
+	int c;
 	while ((c = getopt_long(argc, argv, "+hj", opts, NULL)) != -1) {
 		if (fl_cli_common_opt(c, optarg))
 			continue;
 		switch (c) {
 		case 'j':
-			json = 1;
+			*json = 1;
 			break;
 		case 'h':
 			help();
-			return FL_EXIT_OK;
+			return -1;
 		default:
 			return fl_cli_usage_err("ls", "bad option");
 		}
 	}
 	if (optind < argc)
 		return fl_cli_usage_err("ls", "unexpected argument '%s'", argv[optind]);
-	struct fl_config cfg;
-	int rc = fl_cli_config(&cfg);
+	return 0;
+}
+
+/* Attaches e's ring, sets its state and takes the first sample; 1 when it is live. */
+static int attach(struct ent *e)
+{
+	char why[160] = "";
+	int rc = fl_ring_attach(&e->r, e->shm, why, sizeof why);
+	if (rc < 0) {
+		e->state = "broken";
+		if (rc == -EACCES)
+			snprintf(e->why, sizeof e->why, "permission denied: %s belongs to another user", e->shm);
+		else if (rc == -ENOENT)
+			snprintf(e->why, sizeof e->why, "vanished while listing (the drainer finished it)");
+		else
+			snprintf(e->why, sizeof e->why, "%s", *why ? why : strerror(-rc));
+		return 0;
+	}
+	e->ok = 1;
+	int live = 0;
+	if (fl_load_acquire(&e->r.hdr->closed))
+		e->state = "closed";
+	else if (fl_ring_owner_alive(&e->r) != 0) /* a failed check is not "gone" */
+		e->state = "live", live = 1;
+	else
+		e->state = "gone";
+	sample(e, &e->seq0, &e->t0);
+	return live;
+}
+
+/* Attaches every ring found, samples them twice SAMPLE_NS apart (once when none is live), sorts by id. */
+static void measure(struct list *l)
+{
+	int any_live = 0;
+	for (size_t i = 0; i < l->n; i++)
+		if (!l->v[i].state && attach(&l->v[i]))
+			any_live = 1;
+	if (any_live) {
+		struct timespec ts = {0, SAMPLE_NS};
+		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+			;
+	}
+	for (size_t i = 0; i < l->n; i++)
+		if (l->v[i].ok) {
+			if (any_live)
+				sample(&l->v[i], &l->v[i].seq1, &l->v[i].t1);
+			else
+				l->v[i].seq1 = l->v[i].seq0, l->v[i].t1 = l->v[i].t0;
+		}
+	for (size_t i = 0; i < l->n; i++)
+		if (l->v[i].ok && fl_guard_tripped(l->v[i].r.hdr)) {
+			/* what was sampled may be zeros: say so rather than print them */
+			l->v[i].ok = 0;
+			l->v[i].state = "broken";
+			snprintf(l->v[i].why, sizeof l->v[i].why, "the ring was truncated while being read");
+		}
+	if (l->n > 1)
+		qsort(l->v, l->n, sizeof *l->v, by_id);
+}
+
+/* One session as a member of --json's "sessions" array (first: no comma before it). */
+static void print_json(const struct ent *e, double rate, int first)
+{
+	printf("%s{\"id\":", first ? "" : ",");
+	fl_cli_json_str(stdout, e->id);
+	printf(",\"state\":\"%s\"", e->state);
+	if (e->ok) {
+		uint64_t w = fl_ring_level_word(&e->r);
+		char started[40];
+		iso_time(e->r.hdr->start_realtime_ns, started, sizeof started);
+		printf(",\"pid\":%u,\"level\":\"%s\",\"generation\":%llu,\"events\":%llu,"
+		       "\"events_per_s\":%.1f,\"fill\":%.4f,\"queued_bytes\":%llu,\"drops\":%llu,"
+		       "\"lanes\":%u,\"lane_size\":%llu,\"started\":\"%s\",\"attached\":%s",
+		       e->r.hdr->pid, fl_level_name(FL_LEVEL_VALUE(w)), (unsigned long long)FL_LEVEL_GEN(w),
+		       (unsigned long long)e->seq1, rate, e->fill, (unsigned long long)e->queued,
+		       (unsigned long long)e->drops, e->r.lane_count, (unsigned long long)e->r.lane_size, started,
+		       fl_ring_attached(&e->r) ? "true" : "false");
+	} else {
+		printf(",\"reason\":");
+		fl_cli_json_str(stdout, e->why);
+	}
+	printf("}");
+}
+
+/* One session as a row of the table. */
+static void print_row(const struct ent *e, double rate)
+{
+	if (e->ok)
+		printf("%-36s %8u %-8s %-6s %9.0f %4.0f%% %8llu\n", e->id, e->r.hdr->pid,
+		       fl_level_name(FL_LEVEL_VALUE(fl_ring_level_word(&e->r))),
+		       strcmp(e->state, "live") || fl_ring_attached(&e->r) ? e->state : "wait", rate, e->fill * 100,
+		       (unsigned long long)e->drops);
+	else
+		printf("%-36s %8s %-8s %-6s  %s\n", e->id, "-", "-", "broken", e->why);
+}
+
+/* Prints the list (a table, or one JSON object) and detaches every ring. */
+static void print_list(struct list *l, int json, const char *prefix)
+{
+	if (json) {
+		printf("{\"prefix\":");
+		fl_cli_json_str(stdout, prefix);
+		printf(",\"sessions\":[");
+	} else if (l->n) {
+		printf("%-36s %8s %-8s %-6s %9s %5s %8s\n", "SESSION", "PID", "LEVEL", "STATE", "EV/S", "FILL",
+		       "DROPS");
+	} else {
+		fprintf(stderr, "no sessions under shm prefix '%s'\n", prefix);
+	}
+	for (size_t i = 0; i < l->n; i++) {
+		struct ent *e = &l->v[i];
+		double dt = e->t1 - e->t0;
+		double rate = e->ok && dt > 0 ? (double)(e->seq1 - e->seq0) / dt : 0;
+		if (json)
+			print_json(e, rate, i == 0);
+		else
+			print_row(e, rate);
+		fl_ring_detach(&e->r);
+	}
+	if (json)
+		printf("]}\n");
+}
+
+int fl_cmd_ls(int argc, char **argv)
+{
+	int json = 0;
+	int rc = parse_args(argc, argv, &json);
 	if (rc)
+		return rc < 0 ? FL_EXIT_OK : rc;
+	struct fl_config cfg;
+	if ((rc = fl_cli_config(&cfg)))
 		return rc;
 
 	fl_cli_guard();
@@ -163,102 +289,8 @@ int fl_cmd_ls(int argc, char **argv)
 		free(l.v);
 		return FL_EXIT_FAIL;
 	}
-	int any_live = 0;
-	for (size_t i = 0; i < l.n; i++) {
-		struct ent *e = &l.v[i];
-		if (e->state)
-			continue;
-		char why[160] = "";
-		rc = fl_ring_attach(&e->r, e->shm, why, sizeof why);
-		if (rc < 0) {
-			e->state = "broken";
-			if (rc == -EACCES)
-				snprintf(e->why, sizeof e->why, "permission denied: %s belongs to another user",
-					 e->shm);
-			else if (rc == -ENOENT)
-				snprintf(e->why, sizeof e->why, "vanished while listing (the drainer finished it)");
-			else
-				snprintf(e->why, sizeof e->why, "%s", *why ? why : strerror(-rc));
-			continue;
-		}
-		e->ok = 1;
-		if (fl_load_acquire(&e->r.hdr->closed))
-			e->state = "closed";
-		else if (fl_ring_owner_alive(&e->r) != 0) /* a failed check is not "gone" */
-			e->state = "live", any_live = 1;
-		else
-			e->state = "gone";
-		sample(e, &e->seq0, &e->t0);
-	}
-	if (any_live) {
-		struct timespec ts = {0, SAMPLE_NS};
-		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-			;
-	}
-	for (size_t i = 0; i < l.n; i++)
-		if (l.v[i].ok) {
-			if (any_live)
-				sample(&l.v[i], &l.v[i].seq1, &l.v[i].t1);
-			else
-				l.v[i].seq1 = l.v[i].seq0, l.v[i].t1 = l.v[i].t0;
-		}
-	for (size_t i = 0; i < l.n; i++)
-		if (l.v[i].ok && fl_guard_tripped(l.v[i].r.hdr)) {
-			/* what was sampled may be zeros: say so rather than print them */
-			l.v[i].ok = 0;
-			l.v[i].state = "broken";
-			snprintf(l.v[i].why, sizeof l.v[i].why, "the ring was truncated while being read");
-		}
-	if (l.n > 1)
-		qsort(l.v, l.n, sizeof *l.v, by_id);
-
-	if (json) {
-		printf("{\"prefix\":");
-		fl_cli_json_str(stdout, cfg.shm_prefix);
-		printf(",\"sessions\":[");
-	} else if (l.n) {
-		printf("%-36s %8s %-8s %-6s %9s %5s %8s\n", "SESSION", "PID", "LEVEL", "STATE", "EV/S", "FILL",
-		       "DROPS");
-	} else {
-		fprintf(stderr, "no sessions under shm prefix '%s'\n", cfg.shm_prefix);
-	}
-	for (size_t i = 0; i < l.n; i++) {
-		struct ent *e = &l.v[i];
-		double dt = e->t1 - e->t0;
-		double rate = e->ok && dt > 0 ? (double)(e->seq1 - e->seq0) / dt : 0;
-		if (json) {
-			printf("%s{\"id\":", i ? "," : "");
-			fl_cli_json_str(stdout, e->id);
-			printf(",\"state\":\"%s\"", e->state);
-			if (e->ok) {
-				uint64_t w = fl_ring_level_word(&e->r);
-				char started[40];
-				iso_time(e->r.hdr->start_realtime_ns, started, sizeof started);
-				printf(",\"pid\":%u,\"level\":\"%s\",\"generation\":%llu,\"events\":%llu,"
-				       "\"events_per_s\":%.1f,\"fill\":%.4f,\"queued_bytes\":%llu,\"drops\":%llu,"
-				       "\"lanes\":%u,\"lane_size\":%llu,\"started\":\"%s\",\"attached\":%s",
-				       e->r.hdr->pid, fl_level_name(FL_LEVEL_VALUE(w)),
-				       (unsigned long long)FL_LEVEL_GEN(w), (unsigned long long)e->seq1, rate, e->fill,
-				       (unsigned long long)e->queued, (unsigned long long)e->drops, e->r.lane_count,
-				       (unsigned long long)e->r.lane_size, started,
-				       fl_ring_attached(&e->r) ? "true" : "false");
-			} else {
-				printf(",\"reason\":");
-				fl_cli_json_str(stdout, e->why);
-			}
-			printf("}");
-		} else if (e->ok) {
-			printf("%-36s %8u %-8s %-6s %9.0f %4.0f%% %8llu\n", e->id, e->r.hdr->pid,
-			       fl_level_name(FL_LEVEL_VALUE(fl_ring_level_word(&e->r))),
-			       strcmp(e->state, "live") || fl_ring_attached(&e->r) ? e->state : "wait", rate,
-			       e->fill * 100, (unsigned long long)e->drops);
-		} else {
-			printf("%-36s %8s %-8s %-6s  %s\n", e->id, "-", "-", "broken", e->why);
-		}
-		fl_ring_detach(&e->r);
-	}
-	if (json)
-		printf("]}\n");
+	measure(&l);
+	print_list(&l, json, cfg.shm_prefix);
 	free(l.v);
 	return fflush(stdout) ? FL_EXIT_FAIL : FL_EXIT_OK;
 }

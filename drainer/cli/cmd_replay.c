@@ -11,6 +11,7 @@
 #include "cli.h"
 #include "fuguelog.h"
 #include "sessread.h"
+#include "sysutil.h"
 
 static void help(void)
 {
@@ -25,95 +26,78 @@ static void help(void)
 	       "Exit codes: 0 played; 1 a file could not be read; 2 usage error; 3 no such session.\n");
 }
 
-static int write_all(const uint8_t *p, size_t n)
+struct play {
+	double speed;
+	int timing;
+	uint64_t prev; /* ts_ns of the chunk written last; 0 before the first */
+};
+
+/* Reads the command line into p: 0, -1 when help was printed, or a usage exit code. */
+static int parse_args(struct play *p, int argc, char **argv)
 {
-	while (n) {
-		ssize_t w = write(STDOUT_FILENO, p, n);
-		if (w < 0 && errno == EINTR)
+	static const struct option opts[] = {
+	    {"speed", required_argument, NULL, 's'}, {"no-timing", no_argument, NULL, 'n'}, FL_CLI_COMMON_OPTS, {0}};
+	int have_speed = 0, c;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		if (fl_cli_common_opt(c, optarg))
 			continue;
-		if (w <= 0)
-			return -errno;
-		p += w, n -= (size_t)w;
+		switch (c) {
+		case 's':
+			if (fl_cli_double(optarg, &p->speed) < 0 || p->speed <= 0)
+				return fl_cli_usage_err("replay", "--speed '%s' is not a positive number", optarg);
+			have_speed = 1;
+			break;
+		case 'n':
+			p->timing = 0;
+			break;
+		case 'h':
+			help();
+			return -1;
+		default:
+			return fl_cli_usage_err("replay", "bad option");
+		}
+	}
+	if (!p->timing && have_speed)
+		return fl_cli_usage_err("replay", "--speed and --no-timing exclude each other");
+	return fl_cli_session_arg("replay", argc, argv);
+}
+
+/* One event (fl_cli_session_each): a transcript chunk is written after its recorded delay. */
+static int play_event(const struct fl_evline *ev, void *arg)
+{
+	struct play *p = arg;
+	if (strcmp(ev->kind, "transcript"))
+		return 0;
+	uint8_t *b;
+	size_t n;
+	if (fl_json_bytes(ev->data, ev->dlen, "data", &b, &n) < 0) {
+		fl_cli_err("seq %llu: transcript without readable data; skipped", (unsigned long long)ev->seq);
+		return FL_EXIT_FAIL;
+	}
+	if (p->timing && p->prev && ev->ts_ns > p->prev) {
+		double d = (double)(ev->ts_ns - p->prev) / 1e9 / p->speed;
+		struct timespec ts = {(time_t)d, (long)((d - floor(d)) * 1e9)};
+		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+			;
+	}
+	p->prev = ev->ts_ns;
+	int rc = fl_write_full(STDOUT_FILENO, b, n);
+	free(b);
+	if (rc < 0) {
+		fl_cli_err("cannot write to stdout: %s", strerror(-rc));
+		return -1;
 	}
 	return 0;
 }
 
 int fl_cmd_replay(int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    {"speed", required_argument, NULL, 's'}, {"no-timing", no_argument, NULL, 'n'}, FL_CLI_COMMON_OPTS, {0}};
-	double speed = 1;
-	int timing = 1, have_speed = 0, c;
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		if (fl_cli_common_opt(c, optarg))
-			continue;
-		switch (c) {
-		case 's':
-			if (fl_cli_double(optarg, &speed) < 0 || speed <= 0)
-				return fl_cli_usage_err("replay", "--speed '%s' is not a positive number", optarg);
-			have_speed = 1;
-			break;
-		case 'n':
-			timing = 0;
-			break;
-		case 'h':
-			help();
-			return FL_EXIT_OK;
-		default:
-			return fl_cli_usage_err("replay", "bad option");
-		}
-	}
-	if (!timing && have_speed)
-		return fl_cli_usage_err("replay", "--speed and --no-timing exclude each other");
-	if (optind + 1 != argc)
-		return fl_cli_usage_err("replay", "give exactly one SESSION");
-	if (fl_id_check(argv[optind]) < 0)
-		return fl_cli_usage_err("replay", "'%s' is not a session id: ids are 1 to 64 of A-Z a-z 0-9 . _ -",
-					argv[optind]);
-	struct fl_config cfg;
-	int rc = fl_cli_config(&cfg);
+	struct play p = {.speed = 1, .timing = 1};
+	int rc = parse_args(&p, argc, argv);
 	if (rc)
-		return rc;
+		return rc < 0 ? FL_EXIT_OK : rc;
 	struct fl_sessread *r;
-	char why[512];
-	rc = fl_sessread_open(&r, cfg.root, argv[optind], why, sizeof why);
-	if (rc < 0) {
-		fl_cli_err("%s", why);
-		return rc == -ENOENT ? FL_EXIT_NOSESSION : FL_EXIT_FAIL;
-	}
-	struct fl_evline ev;
-	uint64_t prev = 0;
-	int ret = FL_EXIT_OK;
-	while ((rc = fl_sessread_next(r, &ev, why, sizeof why)) != 0) {
-		if (rc < 0) {
-			fl_cli_err("%s", why);
-			ret = FL_EXIT_FAIL;
-			continue;
-		}
-		if (strcmp(ev.kind, "transcript") || !ev.data)
-			continue;
-		uint8_t *b;
-		size_t n;
-		if (fl_json_bytes(ev.data, ev.dlen, "data", &b, &n) < 0) {
-			fl_cli_err("seq %llu: transcript without readable data; skipped", (unsigned long long)ev.seq);
-			ret = FL_EXIT_FAIL;
-			continue;
-		}
-		if (timing && prev && ev.ts_ns > prev) {
-			double d = (double)(ev.ts_ns - prev) / 1e9 / speed;
-			struct timespec ts = {(time_t)d, (long)((d - floor(d)) * 1e9)};
-			while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-				;
-		}
-		prev = ev.ts_ns;
-		rc = write_all(b, n);
-		free(b);
-		if (rc < 0) {
-			fl_cli_err("cannot write to stdout: %s", strerror(-rc));
-			ret = FL_EXIT_FAIL;
-			break;
-		}
-	}
-	fl_sessread_close(r);
-	return ret;
+	if ((rc = fl_cli_session_open(argv[optind], &r)))
+		return rc;
+	return fl_cli_session_each(r, play_event, &p);
 }

@@ -18,7 +18,7 @@ struct rec {
 	char size[32]; /* "ROWSxCOLS" now */
 	char *const *argv;
 	int argc;
-	struct fl_capture cap; /* the reservation PTY output is being read into */
+	struct fl_capture cap[2]; /* the reservations output and input are being read into */
 };
 
 static uint64_t ref_of(const struct rec *r)
@@ -42,27 +42,24 @@ static void on_started(void *ctx, pid_t pid, unsigned rows, unsigned cols)
 	fl_emit_state(r->s, ref_of(r), "", r->size, reason);
 }
 
-/* PTY output read straight into the ring: one reservation per read, below full none at all */
-static uint8_t *on_reserve(void *ctx, size_t max, size_t *cap)
+/* PTY output and typed input read straight into the ring: one reservation per wakeup, below full none at all */
+static uint8_t *on_reserve(void *ctx, enum fl_pty_dir dir, size_t max, size_t *cap)
 {
 	struct rec *r = ctx;
-	if (fl_capture_transcript(r->s, ref_of(r), 1, max, &r->cap) <= 0)
-		return NULL; /* below full, or the lane is full (counted as dropped): the relay reads on */
-	*cap = r->cap.cap;
-	return r->cap.data;
+	struct fl_capture *c = &r->cap[dir];
+	int64_t id = dir == FL_PTY_OUTPUT ? fl_capture_transcript(r->s, ref_of(r), 1, max, c)
+		     : r->no_input	  ? 0
+					  : fl_capture_input(r->s, ref_of(r), max, c);
+	if (id <= 0)
+		return NULL; /* below full, --no-input, or the lane is full (counted as dropped): the relay reads on */
+	*cap = c->cap;
+	return c->data;
 }
 
-static void on_commit(void *ctx, size_t n)
+static void on_commit(void *ctx, enum fl_pty_dir dir, size_t n)
 {
 	struct rec *r = ctx;
-	fl_capture_commit(r->s, &r->cap, n);
-}
-
-static void on_input(void *ctx, const uint8_t *p, size_t n)
-{
-	struct rec *r = ctx;
-	if (!r->no_input)
-		fl_emit_input(r->s, ref_of(r), p, n);
+	fl_capture_commit(r->s, &r->cap[dir], n);
 }
 
 static void on_resize(void *ctx, unsigned rows, unsigned cols)
@@ -115,7 +112,53 @@ static void help(void)
 
 enum { O_ID = 0x100, O_LEVEL, O_NOINPUT, O_BLOCK, O_LANES, O_LANE_SIZE };
 
-int fl_cmd_run(int argc, char **argv)
+/* What the command line asked for. */
+struct run_args {
+	struct fl_session_opts so;
+	int level;
+	uint64_t lanes, lane_size;
+};
+
+/* One option; 0 taken, -1 help was printed, else the exit code of a usage error. */
+static int parse_opt(int ch, struct run_args *a, struct rec *r)
+{
+	switch (ch) {
+	case O_ID:
+		if (fl_id_check(optarg) < 0)
+			return fl_cli_usage_err(
+			    "run", "session id '%s' refused: use 1 to 64 of A-Z a-z 0-9 . _ - (not '.' or '..')",
+			    optarg);
+		a->so.id = optarg;
+		return 0;
+	case O_LEVEL:
+		if ((a->level = fl_level_parse(optarg)) < 0)
+			return fl_cli_usage_err("run", "unknown level '%s': use " FL_LEVEL_ALLOWED, optarg);
+		return 0;
+	case O_NOINPUT:
+		r->no_input = 1;
+		return 0;
+	case O_BLOCK:
+		a->so.full_policy = FL_FULL_BLOCK;
+		return 0;
+	case O_LANES:
+		if (fl_cli_u64(optarg, &a->lanes) < 0 || a->lanes < 1 || a->lanes > 64 || (a->lanes & (a->lanes - 1)))
+			return fl_cli_usage_err("run", "--lanes '%s': use a power of two from 1 to 64", optarg);
+		return 0;
+	case O_LANE_SIZE:
+		if (fl_cli_u64(optarg, &a->lane_size) < 0 || a->lane_size < 4096 || a->lane_size > (1ull << 30) ||
+		    (a->lane_size & (a->lane_size - 1)))
+			return fl_cli_usage_err("run", "--lane-size '%s': use a power of two from 4K to 1G", optarg);
+		return 0;
+	case 'h':
+		help();
+		return -1;
+	default:
+		return fl_cli_usage_err("run", "bad option");
+	}
+}
+
+/* The command line into a and r (CMD and its arguments); 0, -1 after --help, or a usage error's exit code. */
+static int parse_args(int argc, char **argv, struct run_args *a, struct rec *r)
 {
 	static const struct option opts[] = {{"session-id", required_argument, NULL, O_ID},
 					     {"level", required_argument, NULL, O_LEVEL},
@@ -125,76 +168,53 @@ int fl_cmd_run(int argc, char **argv)
 					     {"lane-size", required_argument, NULL, O_LANE_SIZE},
 					     FL_CLI_COMMON_OPTS,
 					     {0}};
-	struct fl_session_opts so = {0};
-	struct rec r = {0};
-	int level = 0, ch;
-	uint64_t lanes = 0, lane_size = 0;
-	while ((ch = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
-		if (fl_cli_common_opt(ch, optarg))
-			continue;
-		switch (ch) {
-		case O_ID:
-			if (fl_id_check(optarg) < 0)
-				return fl_cli_usage_err("run",
-							"session id '%s' refused: use 1 to 64 of A-Z a-z 0-9 . _ - "
-							"(not '.' or '..')",
-							optarg);
-			so.id = optarg;
-			break;
-		case O_LEVEL:
-			if ((level = fl_level_parse(optarg)) < 0)
-				return fl_cli_usage_err("run", "unknown level '%s': use " FL_LEVEL_ALLOWED, optarg);
-			break;
-		case O_NOINPUT:
-			r.no_input = 1;
-			break;
-		case O_BLOCK:
-			so.full_policy = FL_FULL_BLOCK;
-			break;
-		case O_LANES:
-			if (fl_cli_u64(optarg, &lanes) < 0 || lanes < 1 || lanes > 64 || (lanes & (lanes - 1)))
-				return fl_cli_usage_err("run", "--lanes '%s': use a power of two from 1 to 64", optarg);
-			break;
-		case O_LANE_SIZE:
-			if (fl_cli_u64(optarg, &lane_size) < 0 || lane_size < 4096 || lane_size > (1ull << 30) ||
-			    (lane_size & (lane_size - 1)))
-				return fl_cli_usage_err("run", "--lane-size '%s': use a power of two from 4K to 1G",
-							optarg);
-			break;
-		case 'h':
-			help();
-			return FL_EXIT_OK;
-		default:
-			return fl_cli_usage_err("run", "bad option");
-		}
-	}
+	int ch, rc;
+	while ((ch = getopt_long(argc, argv, "+h", opts, NULL)) != -1)
+		if (!fl_cli_common_opt(ch, optarg) && (rc = parse_opt(ch, a, r)) != 0)
+			return rc;
 	if (optind >= argc)
 		return fl_cli_usage_err("run", "no command: use 'fugue-log run [options] -- CMD [ARGS...]'");
-	r.argv = argv + optind;
-	r.argc = argc - optind;
+	r->argv = argv + optind;
+	r->argc = argc - optind;
+	return 0;
+}
 
-	if (level)
+/* The session the recording goes to; 0 or the exit code, said why. */
+static int open_session(struct run_args *a, struct rec *r)
+{
+	if (a->level)
 		unsetenv("FUGUE_SESSION_LOG"); /* the command line wins over the environment */
 	struct fl_config cfg;
 	int rc = fl_cli_config(&cfg);
 	if (rc)
 		return rc;
-	so.level = level;
-	so.lanes = (uint32_t)lanes;
-	so.lane_size = lane_size;
-	so.shm_prefix = cfg.shm_prefix;
-	so.config_path = fl_cli.config;
+	a->so.level = a->level;
+	a->so.lanes = (uint32_t)a->lanes;
+	a->so.lane_size = a->lane_size;
+	a->so.shm_prefix = cfg.shm_prefix;
+	a->so.config_path = fl_cli.config;
 	char why[512] = "";
-	rc = fl_session_open(&r.s, &so, why, sizeof why);
+	rc = fl_session_open(&r->s, &a->so, why, sizeof why);
 	if (rc < 0) {
 		fl_cli_err("cannot open the session: %s", *why ? why : strerror(-rc));
 		return rc == -EINVAL ? FL_EXIT_USAGE : FL_EXIT_FAIL;
 	}
+	return 0;
+}
 
+int fl_cmd_run(int argc, char **argv)
+{
+	struct run_args a = {0};
+	struct rec r = {0};
+	int rc = parse_args(argc, argv, &a, &r);
+	if (rc)
+		return rc < 0 ? FL_EXIT_OK : rc;
+	if ((rc = open_session(&a, &r)) != 0)
+		return rc;
 	/* a record must fit a quarter lane: read the PTY in chunks that do */
-	uint64_t ls = lane_size ? lane_size : (1ull << 20);
+	uint64_t ls = a.lane_size ? a.lane_size : (1ull << 20);
 	struct fl_pty_opts po = {.chunk = ls / 4 - 128 < (64 << 10) ? ls / 4 - 128 : (64 << 10)};
-	struct fl_pty_hooks hooks = {&r, on_started, NULL, on_reserve, on_commit, on_input, on_resize, on_error};
+	struct fl_pty_hooks hooks = {&r, on_started, on_reserve, on_commit, on_resize, on_error};
 	struct fl_pty_result res = {0};
 	uint64_t t0 = now_ns();
 	rc = fl_pty_run(r.argv, &po, &hooks, &res);
@@ -203,7 +223,7 @@ int fl_cmd_run(int argc, char **argv)
 	char id[80];
 	snprintf(id, sizeof id, "%s", fl_session_id(r.s));
 	fl_session_close(r.s);
-	if (!so.id)
+	if (!a.so.id)
 		fprintf(stderr, "fugue-log run: session %s\n", id);
 	if (rc < 0)
 		return FL_EXIT_FAIL;

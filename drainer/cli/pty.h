@@ -7,6 +7,9 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+/* Which bytes a reservation is for: what the PTY wrote, or what stdin gave before the PTY gets it. */
+enum fl_pty_dir { FL_PTY_OUTPUT, FL_PTY_INPUT };
+
 /*
  * What the relay reports as it runs; every callback may be NULL. ctx is
  * passed back unchanged. Callbacks run on the relay's thread, between polls.
@@ -15,23 +18,22 @@ struct fl_pty_hooks {
 	void *ctx;
 	/* the child exists (its pid) and the PTY has this size (0x0 when stdin is no terminal) */
 	void (*started)(void *ctx, pid_t pid, unsigned rows, unsigned cols);
-	void (*output)(void *ctx, const uint8_t *p, size_t n); /* bytes read from the PTY */
 	/*
-	 * Zero-copy output, used when set: reserve returns where up to max bytes
-	 * of PTY output may be read to (*cap of them), or NULL when the bytes are
-	 * not to be kept (the relay then reads into its own buffer); commit(ctx,
-	 * n) publishes the n bytes read (0: nothing). The relay copies them to
-	 * stdout after the commit. With reserve set, output is not called.
+	 * Zero-copy capture of both directions: reserve returns where up to max
+	 * bytes may be read to (*cap of them), or NULL when the bytes are not to
+	 * be kept (the relay then reads into its own buffer); commit(ctx, dir, n)
+	 * publishes the n bytes read (0: nothing). The relay then copies them on
+	 * (to stdout, to the PTY) from where they were read; it never writes into
+	 * a committed reservation.
 	 */
-	uint8_t *(*reserve)(void *ctx, size_t max, size_t *cap);
-	void (*commit)(void *ctx, size_t n);
-	void (*input)(void *ctx, const uint8_t *p, size_t n); /* bytes read from stdin, before the PTY gets them */
+	uint8_t *(*reserve)(void *ctx, enum fl_pty_dir dir, size_t max, size_t *cap);
+	void (*commit)(void *ctx, enum fl_pty_dir dir, size_t n);
 	void (*resize)(void *ctx, unsigned rows, unsigned cols);
 	void (*error)(void *ctx, int code, const char *what); /* code is -errno */
 };
 
 struct fl_pty_opts {
-	size_t chunk; /* most bytes per output/input callback: 0 means 64 KiB */
+	size_t chunk; /* most bytes per output/input reservation: 0 means 64 KiB */
 };
 
 /* How the child ended. */

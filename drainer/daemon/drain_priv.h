@@ -66,8 +66,9 @@ struct fl_dsess {
 	int64_t unlink_at, unlink_ns; /* finished, but its shm object could not be unlinked: retry then */
 	int manifest_dirty;
 	char last_error[256];
-	struct fl_level_rec levels[FL_MANIFEST_MAX_LEVELS]; /* the newest changes, circular */
-	size_t nlevels;
+	/* the newest level changes for session.json, oldest first; grown on the first change, not per session */
+	struct fl_level_rec *levels;
+	size_t nlevels, levels_cap; /* nlevels <= levels_cap <= FL_MANIFEST_MAX_LEVELS */
 };
 
 /* dsess.c: the session's files */

@@ -60,6 +60,7 @@ void fl_dsess_free(struct fl_dsess *s)
 		return;
 	fl_dsess_close_files(s);
 	fl_budget_unwait(&s->slot_wait);
+	free(s->levels);
 	free(s);
 }
 
@@ -106,18 +107,34 @@ int fl_dsess_wait_for_files(struct fl_dsess *s, int rc)
 	return rc;
 }
 
+/*
+ * Most sessions never change level, so the list starts empty and doubles as
+ * changes come. Full, the oldest goes (a memmove of at most 8 KiB, per level
+ * change). The manifest only summarizes .levels, which keeps every change: when
+ * the list cannot grow, it keeps the newest it has room for.
+ */
 void fl_dsess_push_level(struct fl_dsess *s, const struct fl_level_rec *r)
 {
-	s->levels[s->nlevels % FL_MANIFEST_MAX_LEVELS] = *r;
-	s->nlevels++;
+	if (s->nlevels == s->levels_cap && s->levels_cap < FL_MANIFEST_MAX_LEVELS) {
+		size_t cap = s->levels_cap ? s->levels_cap * 2 : 4;
+		cap = cap < FL_MANIFEST_MAX_LEVELS ? cap : FL_MANIFEST_MAX_LEVELS;
+		struct fl_level_rec *n = realloc(s->levels, cap * sizeof *n);
+		if (n) {
+			s->levels = n;
+			s->levels_cap = cap;
+		}
+	}
+	if (!s->levels_cap)
+		return;
+	if (s->nlevels == s->levels_cap) {
+		memmove(s->levels, s->levels + 1, (s->nlevels - 1) * sizeof *s->levels);
+		s->nlevels--;
+	}
+	s->levels[s->nlevels++] = *r;
 }
 
 int fl_dsess_write_manifest(struct fl_dsess *s, int durable)
 {
-	struct fl_level_rec lv[FL_MANIFEST_MAX_LEVELS];
-	size_t n = s->nlevels < FL_MANIFEST_MAX_LEVELS ? s->nlevels : FL_MANIFEST_MAX_LEVELS;
-	for (size_t i = 0; i < n; i++)
-		lv[i] = s->levels[(s->nlevels - n + i) % FL_MANIFEST_MAX_LEVELS];
 	struct fl_manifest m = {
 	    .id = s->id,
 	    .pid = s->ck.ring_pid,
@@ -126,8 +143,8 @@ int fl_dsess_write_manifest(struct fl_dsess *s, int durable)
 	    .lanes = s->ring->lane_count,
 	    .lane_size = s->ring->lane_size,
 	    .ck = &s->ck,
-	    .levels = lv,
-	    .nlevels = n,
+	    .levels = s->levels,
+	    .nlevels = s->nlevels,
 	};
 	char *segs = fl_sink_segments_json(s->sink);
 	m.extra = segs;
@@ -228,7 +245,6 @@ static int open_levels(struct fl_dsess *s)
 			break;
 		fl_dsess_push_level(s, &r);
 	}
-	s->nlevels = ck->level_hist; /* the circular index counts every change */
 	/* records past the checkpoint belong to a batch that is written again */
 	if (ftruncate(s->levels_fd, (off_t)(ck->level_hist * sizeof(struct fl_level_rec))) < 0)
 		return fl_dsess_fail(s, -errno, "cannot truncate its .levels");

@@ -7,17 +7,14 @@
 #include <stdlib.h>
 
 #include "fuguelog.h"
+#include "grow.h"
 
 int fl_item_push(struct fl_drain_worker *w, int64_t ts, Fugue__Event *ev)
 {
-	if (w->nitems == w->items_cap) {
-		size_t cap = w->items_cap ? w->items_cap * 2 : 4096;
-		struct fl_item *p = realloc(w->items, cap * sizeof *p);
-		if (!p)
-			return -ENOMEM;
-		w->items = p;
-		w->items_cap = cap;
-	}
+	struct fl_item *p = fl_grow(w->items, &w->items_cap, w->nitems, sizeof *p, 4096);
+	if (!p)
+		return -ENOMEM;
+	w->items = p;
 	w->items[w->nitems].ts = ts;
 	w->items[w->nitems].ev = ev;
 	w->items[w->nitems].tag = 0;

@@ -21,22 +21,40 @@ struct fdesc {
 	uint8_t off;
 };
 
-struct kdesc {
-	const void *init; /* the message's INIT value */
-	uint8_t size;
-	struct fdesc f[5]; /* by field number 1..4 */
+/* Any body this decoder takes: it comes in one allocation with its Event. */
+union flat_body {
+	Fugue__Exit exit;
+	Fugue__Action action;
+	Fugue__Completion completion;
+	Fugue__Error error;
+	Fugue__State state;
+	Fugue__Prompt prompt;
+	Fugue__Transcript transcript;
+	Fugue__Input input;
+	Fugue__Level level;
+	Fugue__Dropped dropped;
 };
 
-static const Fugue__Exit exit0 = FUGUE__EXIT__INIT;
-static const Fugue__Action action0 = FUGUE__ACTION__INIT;
-static const Fugue__Completion completion0 = FUGUE__COMPLETION__INIT;
-static const Fugue__Error error0 = FUGUE__ERROR__INIT;
-static const Fugue__State state0 = FUGUE__STATE__INIT;
-static const Fugue__Prompt prompt0 = FUGUE__PROMPT__INIT;
-static const Fugue__Transcript transcript0 = FUGUE__TRANSCRIPT__INIT;
-static const Fugue__Input input0 = FUGUE__INPUT__INIT;
-static const Fugue__Level level0 = FUGUE__LEVEL__INIT;
-static const Fugue__Dropped dropped0 = FUGUE__DROPPED__INIT;
+struct event_block {
+	Fugue__Event ev;
+	union flat_body body;
+};
+
+struct kdesc {
+	const union flat_body *init; /* the message's INIT value */
+	struct fdesc f[5];	     /* by field number 1..4 */
+};
+
+static const union flat_body exit0 = {.exit = FUGUE__EXIT__INIT};
+static const union flat_body action0 = {.action = FUGUE__ACTION__INIT};
+static const union flat_body completion0 = {.completion = FUGUE__COMPLETION__INIT};
+static const union flat_body error0 = {.error = FUGUE__ERROR__INIT};
+static const union flat_body state0 = {.state = FUGUE__STATE__INIT};
+static const union flat_body prompt0 = {.prompt = FUGUE__PROMPT__INIT};
+static const union flat_body transcript0 = {.transcript = FUGUE__TRANSCRIPT__INIT};
+static const union flat_body input0 = {.input = FUGUE__INPUT__INIT};
+static const union flat_body level0 = {.level = FUGUE__LEVEL__INIT};
+static const union flat_body dropped0 = {.dropped = FUGUE__DROPPED__INIT};
 
 #define FD(t, s, m)                                                                                                    \
 	{                                                                                                              \
@@ -46,7 +64,6 @@ static const Fugue__Dropped dropped0 = FUGUE__DROPPED__INIT;
 /* by body field number - 6; spawn and command (repeated strings) are left to protobuf-c */
 static const struct kdesc kinds[12] = {
     [FUGUE__EVENT__BODY_EXIT - 6] = {&exit0,
-				     sizeof(Fugue__Exit),
 				     {{0},
 				      FD(F_I32, Fugue__Exit, status),
 				      FD(F_I32, Fugue__Exit, signal),
@@ -54,34 +71,26 @@ static const struct kdesc kinds[12] = {
 				      FD(F_BOOL, Fugue__Exit, abandoned)}},
     [FUGUE__EVENT__BODY_ACTION - 6] =
 	{&action0,
-	 sizeof(Fugue__Action),
 	 {{0}, FD(F_STR, Fugue__Action, action), FD(F_STR, Fugue__Action, target), FD(F_STR, Fugue__Action, detail)}},
     [FUGUE__EVENT__BODY_COMPLETION - 6] = {&completion0,
-					   sizeof(Fugue__Completion),
 					   {{0},
 					    FD(F_STR, Fugue__Completion, task),
 					    FD(F_STR, Fugue__Completion, outcome),
 					    FD(F_U64, Fugue__Completion, duration_ns)}},
     [FUGUE__EVENT__BODY_ERROR -
 	6] = {&error0,
-	      sizeof(Fugue__Error),
 	      {{0}, FD(F_I32, Fugue__Error, code), FD(F_STR, Fugue__Error, message), FD(F_STR, Fugue__Error, origin)}},
     [FUGUE__EVENT__BODY_STATE -
 	6] = {&state0,
-	      sizeof(Fugue__State),
 	      {{0}, FD(F_STR, Fugue__State, from), FD(F_STR, Fugue__State, to), FD(F_STR, Fugue__State, reason)}},
-    [FUGUE__EVENT__BODY_PROMPT - 6] = {&prompt0, sizeof(Fugue__Prompt), {{0}, FD(F_BYTES, Fugue__Prompt, text)}},
+    [FUGUE__EVENT__BODY_PROMPT - 6] = {&prompt0, {{0}, FD(F_BYTES, Fugue__Prompt, text)}},
     [FUGUE__EVENT__BODY_TRANSCRIPT -
-	6] = {&transcript0,
-	      sizeof(Fugue__Transcript),
-	      {{0}, FD(F_U32, Fugue__Transcript, stream), FD(F_BYTES, Fugue__Transcript, data)}},
-    [FUGUE__EVENT__BODY_INPUT - 6] = {&input0, sizeof(Fugue__Input), {{0}, FD(F_BYTES, Fugue__Input, data)}},
+	6] = {&transcript0, {{0}, FD(F_U32, Fugue__Transcript, stream), FD(F_BYTES, Fugue__Transcript, data)}},
+    [FUGUE__EVENT__BODY_INPUT - 6] = {&input0, {{0}, FD(F_BYTES, Fugue__Input, data)}},
     [FUGUE__EVENT__BODY_LEVEL -
 	6] = {&level0,
-	      sizeof(Fugue__Level),
 	      {{0}, FD(F_U32, Fugue__Level, old), FD(F_U32, Fugue__Level, new_), FD(F_U64, Fugue__Level, changes)}},
     [FUGUE__EVENT__BODY_DROPPED - 6] = {&dropped0,
-					sizeof(Fugue__Dropped),
 					{{0}, FD(F_U64, Fugue__Dropped, count), FD(F_U32, Fugue__Dropped, lane)}},
 };
 
@@ -89,8 +98,30 @@ static const struct kdesc kinds[12] = {
 static inline int varint(const uint8_t **pp, const uint8_t *end, uint64_t *v, int *nonzero)
 {
 	const uint8_t *p = *pp;
+	if (p < end && p[0] < 0x80) { /* one byte: stream, ref 0, lengths of small fields */
+		*v = p[0];
+		*pp = p + 1;
+		if (nonzero)
+			*nonzero = p[0] != 0;
+		return 1;
+	}
 	uint64_t r = 0;
 	unsigned any = 0;
+	if (end - p >= 10) { /* room for the longest: no bounds test per byte */
+		for (unsigned i = 0; i < 10; i++) {
+			uint8_t b = p[i];
+			r |= (uint64_t)(b & 0x7f) << (7 * i);
+			any |= b & 0x7f;
+			if (!(b & 0x80)) {
+				*pp = p + i + 1;
+				*v = r;
+				if (nonzero)
+					*nonzero = any != 0;
+				return 1;
+			}
+		}
+		return 0;
+	}
 	for (unsigned i = 0; i < 10 && p < end; i++) {
 		uint8_t b = *p++;
 		r |= (uint64_t)(b & 0x7f) << (7 * i);
@@ -147,13 +178,11 @@ static inline int length(const uint8_t **pp, const uint8_t *end, size_t *n)
 	return 0;
 }
 
-/* One body message; 1 decoded, 0 not plain, -ENOMEM. */
-static int body(const struct kdesc *k, const uint8_t *p, const uint8_t *end, ProtobufCAllocator *a, void **out)
+/* One body message into m; 1 decoded, 0 not plain, -ENOMEM. */
+static int body(const struct kdesc *k, const uint8_t *p, const uint8_t *end, ProtobufCAllocator *a, uint8_t *m)
 {
-	uint8_t *m = a->alloc(a->allocator_data, k->size);
-	if (!m)
-		return -ENOMEM;
-	memcpy(m, k->init, k->size);
+	/* the whole union: a copy of variable size compiled to a slow rep movs */
+	memcpy(m, k->init, sizeof(union flat_body));
 	unsigned seen = 0;
 	while (p < end) {
 		unsigned t = tag(&p, end), field = t >> 3, wt = t & 7;
@@ -209,7 +238,6 @@ static int body(const struct kdesc *k, const uint8_t *p, const uint8_t *end, Pro
 			return 0; /* an unknown field: protobuf-c keeps it, so it decides */
 		}
 	}
-	*out = m;
 	return 1;
 }
 
@@ -256,13 +284,35 @@ static inline int set_body(Fugue__Event *ev, unsigned field, void *m)
 int fl_event_decode(const uint8_t *p, size_t len, ProtobufCAllocator *a, Fugue__Event **out)
 {
 	const uint8_t *end = p + len;
-	Fugue__Event *ev = a->alloc(a->allocator_data, sizeof *ev);
-	if (!ev)
+	struct event_block *blk = a->alloc(a->allocator_data, sizeof *blk);
+	if (!blk)
 		return -ENOMEM;
+	Fugue__Event *ev = &blk->ev;
 	/* FUGUE__EVENT__INIT is all zeros but the descriptor; a struct copy of it became a slow rep movs */
 	memset(ev, 0, sizeof *ev);
 	ev->base.descriptor = &fugue__event__descriptor;
 	unsigned seen = 0;
+	uint64_t x;
+	/* the head in the producer's order (ts, id, ref, pid, tid) without the loop's dispatch; each at most
+	 * once, so the loop below sees them as seen and takes whatever else comes */
+	if (end - p >= 9 && p[0] == (1 << 3 | 1)) {
+		memcpy(&ev->ts_ns, p + 1, 8);
+		p += 9;
+		seen |= 1u << 1;
+	}
+#define HEAD(field, dst, type)                                                                                         \
+	if (p < end && p[0] == (field) << 3) {                                                                         \
+		p++;                                                                                                   \
+		if (!varint(&p, end, &x, NULL))                                                                        \
+			return 0;                                                                                      \
+		dst = (type)x;                                                                                         \
+		seen |= 1u << (field);                                                                                 \
+	}
+	HEAD(2, ev->id, uint64_t)
+	HEAD(3, ev->ref, uint64_t)
+	HEAD(4, ev->pid, uint32_t)
+	HEAD(5, ev->tid, uint32_t)
+#undef HEAD
 	while (p < end) {
 		unsigned t = tag(&p, end), field = t >> 3, wt = t & 7;
 		uint64_t v;
@@ -292,8 +342,8 @@ int fl_event_decode(const uint8_t *p, size_t len, ProtobufCAllocator *a, Fugue__
 			const struct kdesc *k = &kinds[field - 6];
 			if (ev->body_case != FUGUE__EVENT__BODY__NOT_SET || !k->init || wt != 2 || !length(&p, end, &n))
 				return 0;
-			void *m;
-			int rc = body(k, p, p + n, a, &m);
+			void *m = &blk->body;
+			int rc = body(k, p, p + n, a, m);
 			if (rc <= 0)
 				return rc;
 			p += n;

@@ -13,7 +13,7 @@
  * producer writes: every field at most once, tags in their shortest varint,
  * the wire types of the schema, no unknown fields, one body of a kind other
  * than spawn or command (those have repeated fields), all lengths in bounds.
- * The Event and its body come from alloc; bytes fields point into p, which
+ * The Event and its body come from alloc (one block); bytes fields point into p, which
  * must outlive the Event; strings are copied and NUL-terminated as protobuf-c
  * does. For such input the result equals fugue__event__unpack's (the fuzz
  * target fuzz_event checks it). Returns 1 decoded, 0 when the input is not

@@ -46,28 +46,57 @@ static inline char *put(char *o, const char *s, size_t n)
 
 #define PUTS(o, lit) put((o), (lit), sizeof(lit) - 1)
 
-/* Decimal digits, two per step from a table: numbers are most of a small event's line. */
+static const char pairs[201] = "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+			       "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+			       "8081828384858687888990919293949596979899";
+
+/* The decimal digits of v < 2^32: counted first, then written from the end two at a time. */
+static char *put_u32(char *o, uint32_t v)
+{
+	static const uint32_t pow10[10] = {1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000, 1000000000};
+	/* bits * 1233 / 4096 is floor(log10(2^bits)): the count, or one less */
+	unsigned n = (unsigned)(32 - __builtin_clz(v | 1)) * 1233 >> 12;
+	n += n < 10 && v >= pow10[n];
+	n += !n;
+	char *e = o + n, *p = e;
+	while (v >= 100) {
+		unsigned r = v % 100;
+		v /= 100;
+		p -= 2;
+		memcpy(p, pairs + 2 * r, 2);
+	}
+	if (v >= 10)
+		memcpy(p - 2, pairs + 2 * v, 2);
+	else
+		p[-1] = (char)('0' + v);
+	return e;
+}
+
+/* Exactly eight digits of v < 10^8, leading zeros included, in 32-bit arithmetic. */
+static char *put_8(char *o, uint32_t v)
+{
+	uint32_t a = v / 10000, b = v % 10000;
+	memcpy(o, pairs + 2 * (a / 100), 2);
+	memcpy(o + 2, pairs + 2 * (a % 100), 2);
+	memcpy(o + 4, pairs + 2 * (b / 100), 2);
+	memcpy(o + 6, pairs + 2 * (b % 100), 2);
+	return o + 8;
+}
+
+/* Decimal digits: numbers are most of a small event's line, and most of them fit 32 bits. */
 static char *put_u64(char *o, uint64_t v)
 {
-	static const char pairs[201] =
-	    "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
-	    "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
-	    "8081828384858687888990919293949596979899";
-	char tmp[20];
-	int n = 20;
-	while (v >= 100) {
-		unsigned r = (unsigned)(v % 100);
-		v /= 100;
-		tmp[--n] = pairs[2 * r + 1];
-		tmp[--n] = pairs[2 * r];
+	if (v <= UINT32_MAX)
+		return put_u32(o, (uint32_t)v);
+	uint64_t hi = v / 100000000;
+	uint32_t lo = (uint32_t)(v % 100000000);
+	if (hi <= UINT32_MAX)
+		o = put_u32(o, (uint32_t)hi);
+	else {
+		o = put_u32(o, (uint32_t)(hi / 100000000));
+		o = put_8(o, (uint32_t)(hi % 100000000));
 	}
-	if (v >= 10) {
-		tmp[--n] = pairs[2 * v + 1];
-		tmp[--n] = pairs[2 * v];
-	} else
-		tmp[--n] = (char)('0' + v);
-	memcpy(o, tmp + n, (size_t)(20 - n));
-	return o + (20 - n);
+	return put_8(o, lo);
 }
 
 static char *put_i64(char *o, int64_t v)
@@ -85,41 +114,45 @@ static void two(char *o, int v)
 	o[1] = (char)('0' + v % 10);
 }
 
+/* The cached text of one second: its date and time, and its decimal digits (the head of ts_ns). */
+static void ts_second(struct fl_tsfmt *tc, int64_t sec)
+{
+	time_t t = (time_t)sec;
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	int y = tm.tm_year + 1900;
+	char *o = tc->text;
+	o[0] = (char)('0' + y / 1000);
+	o[1] = (char)('0' + y / 100 % 10);
+	o[2] = (char)('0' + y / 10 % 10);
+	o[3] = (char)('0' + y % 10);
+	o[4] = '-';
+	two(o + 5, tm.tm_mon + 1);
+	o[7] = '-';
+	two(o + 8, tm.tm_mday);
+	o[10] = 'T';
+	two(o + 11, tm.tm_hour);
+	o[13] = ':';
+	two(o + 14, tm.tm_min);
+	o[16] = ':';
+	two(o + 17, tm.tm_sec);
+	o[19] = '.';
+	tc->secn = (uint8_t)(put_u64(tc->secd, (uint64_t)sec) - tc->secd);
+	tc->sec = sec;
+	tc->valid = 1;
+}
+
 size_t fl_jsonl_time(struct fl_tsfmt *tc, uint64_t ns, char *out)
 {
 	if (ns > (uint64_t)INT64_MAX)
 		ns = (uint64_t)INT64_MAX; /* year 2262: still four digits */
 	int64_t sec = (int64_t)(ns / 1000000000u);
 	uint32_t frac = (uint32_t)(ns % 1000000000u);
-	if (!tc->valid || tc->sec != sec) {
-		time_t t = (time_t)sec;
-		struct tm tm;
-		gmtime_r(&t, &tm);
-		int y = tm.tm_year + 1900;
-		char *o = tc->text;
-		o[0] = (char)('0' + y / 1000);
-		o[1] = (char)('0' + y / 100 % 10);
-		o[2] = (char)('0' + y / 10 % 10);
-		o[3] = (char)('0' + y % 10);
-		o[4] = '-';
-		two(o + 5, tm.tm_mon + 1);
-		o[7] = '-';
-		two(o + 8, tm.tm_mday);
-		o[10] = 'T';
-		two(o + 11, tm.tm_hour);
-		o[13] = ':';
-		two(o + 14, tm.tm_min);
-		o[16] = ':';
-		two(o + 17, tm.tm_sec);
-		o[19] = '.';
-		tc->sec = sec;
-		tc->valid = 1;
-	}
+	if (!tc->valid || tc->sec != sec)
+		ts_second(tc, sec);
 	memcpy(out, tc->text, 20);
-	for (int i = 28; i >= 20; i--) {
-		out[i] = (char)('0' + frac % 10);
-		frac /= 10;
-	}
+	out[20] = (char)('0' + frac / 100000000);
+	put_8(out + 21, frac % 100000000);
 	out[29] = 'Z';
 	out[30] = 0;
 	return 30;
@@ -205,82 +238,170 @@ size_t fl_base64(const uint8_t *s, size_t len, char *out)
 	return (size_t)(o - out);
 }
 
-/* The escape of one byte below 0x20, '"' or '\\'. */
-static char *put_escape1(char *o, uint8_t c)
+#define HEXD(n) ((n) < 10 ? '0' + (n) : 'a' + (n)-10)
+#define U(c) [c] = {'\\', 'u', '0', '0', HEXD((c) >> 4), HEXD((c)&15), 0, 6}
+#define S(c, e) [c] = {'\\', (e), 0, 0, 0, 0, 0, 2}
+
+/* The escape of each byte below 0x20, '"' and '\\', its length in the last byte: no branch on which. */
+static const char esc8[0x5d][8] = {
+    U(0x00),	  U(0x01),	U(0x02), U(0x03),      U(0x04),	     U(0x05),	  U(0x06),	 U(0x07), S(0x08, 'b'),
+    S(0x09, 't'), S(0x0a, 'n'), U(0x0b), S(0x0c, 'f'), S(0x0d, 'r'), U(0x0e),	  U(0x0f),	 U(0x10), U(0x11),
+    U(0x12),	  U(0x13),	U(0x14), U(0x15),      U(0x16),	     U(0x17),	  U(0x18),	 U(0x19), U(0x1a),
+    U(0x1b),	  U(0x1c),	U(0x1d), U(0x1e),      U(0x1f),	     S('"', '"'), S('\\', '\\'),
+};
+
+#undef HEXD
+#undef U
+#undef S
+
+/* The escape of one byte below 0x20, '"' or '\\'; needs 8 bytes of room. */
+static inline char *put_escape1(char *o, uint8_t c)
 {
-	static const char hex[] = "0123456789abcdef";
-	*o++ = '\\';
-	switch (c) {
-	case '"':
-	case '\\':
-		*o++ = (char)c;
-		break;
-	case '\b':
-		*o++ = 'b';
-		break;
-	case '\t':
-		*o++ = 't';
-		break;
-	case '\n':
-		*o++ = 'n';
-		break;
-	case '\f':
-		*o++ = 'f';
-		break;
-	case '\r':
-		*o++ = 'r';
-		break;
-	default:
-		o = PUTS(o, "u00");
-		*o++ = hex[c >> 4];
-		*o++ = hex[c & 15];
+	memcpy(o, esc8[c], 8);
+	return o + esc8[c][7];
+}
+
+#if defined(__SSE2__) && defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define FL_ESCAPE_AVX2 1
+/*
+ * The 16-byte loop of put_escaped_checked (below) 32 bytes at a time, for
+ * CPUs with AVX2: long transcript chunks are mostly clean runs. Runs while
+ * 32 bytes are left from *pi and moves it; *check as there; returns NULL for
+ * invalid UTF-8.
+ */
+__attribute__((target("avx2"))) static char *escape_avx2(char *o, const uint8_t *s, size_t len, size_t *pi, int *check)
+{
+	size_t i = *pi;
+	while (i + 32 <= len) {
+		__m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(s + i));
+		_mm256_storeu_si256((__m256i *)(void *)o, v);
+		if (*check && _mm256_movemask_epi8(v)) {
+			if (!fl_utf8_valid(s + i, len - i))
+				return NULL;
+			*check = 0;
+		}
+		__m256i low = _mm256_cmpeq_epi8(_mm256_max_epu8(v, _mm256_set1_epi8(0x1f)), _mm256_set1_epi8(0x1f));
+		__m256i quote = _mm256_cmpeq_epi8(v, _mm256_set1_epi8('"'));
+		__m256i back = _mm256_cmpeq_epi8(v, _mm256_set1_epi8('\\'));
+		unsigned m = (unsigned)_mm256_movemask_epi8(_mm256_or_si256(low, _mm256_or_si256(quote, back)));
+		if (!m) {
+			o += 32;
+			i += 32;
+			continue;
+		}
+		unsigned at = 0; /* as in the 16-byte loop */
+		for (;;) {
+			unsigned k = (unsigned)__builtin_ctz(m);
+			o = put_escape1(o + (k - at), s[i + k]);
+			at = k + 1;
+			m &= m - 1;
+			if (i + at + 32 > len)
+				break;
+			_mm256_storeu_si256((__m256i *)(void *)o,
+					    _mm256_loadu_si256((const __m256i *)(const void *)(s + i + at)));
+			if (!m) {
+				o += 32 - at;
+				at = 32;
+				break;
+			}
+		}
+		i += at;
 	}
+	*pi = i;
 	return o;
+}
+#endif
+
+#ifdef __SSE2__
+/* The bytes of v that need escaping (below 0x20, '"', '\\'), one bit each. */
+static inline unsigned esc_mask16(__m128i v)
+{
+	__m128i low = _mm_cmpeq_epi8(_mm_max_epu8(v, _mm_set1_epi8(0x1f)), _mm_set1_epi8(0x1f));
+	__m128i quote = _mm_cmpeq_epi8(v, _mm_set1_epi8('"'));
+	__m128i back = _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'));
+	return (unsigned)_mm_movemask_epi8(_mm_or_si128(low, _mm_or_si128(quote, back)));
 }
 
 /*
- * Writes s as the inside of a JSON string (needs 6*len bytes of room) and
- * returns the end; when check is set, s is also validated as UTF-8 on the way,
- * and NULL comes back when it is not valid (what was written is garbage then).
- * One pass instead of a validation pass and an escaping pass: ASCII (terminal
- * output, mostly) is proven valid by the same 16-byte loads that escape it;
- * from the first byte >= 0x80 on, the rest is validated once with
- * fl_utf8_valid (everything before it was ASCII, so it starts a character).
+ * Sixteen bytes at a time from *pi while 16 are left: copy them blindly, then
+ * keep as many as come before the first byte that needs escaping, escape it,
+ * and so on; *pi moves. *check and the result as in escape_avx2.
  */
-static char *put_escaped_checked(char *o, const uint8_t *s, size_t len, int check)
+static char *escape_sse2(char *o, const uint8_t *s, size_t len, size_t *pi, int *check)
 {
-	const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
-	size_t i = 0;
-#ifdef __SSE2__
-	/*
-	 * Sixteen bytes at a time: copy them blindly, then keep as many as come
-	 * before the first byte that needs escaping, escape it, and go on from
-	 * the byte after it.
-	 */
+	size_t i = *pi;
 	while (i + 16 <= len) {
 		__m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
 		_mm_storeu_si128((__m128i *)(void *)o, v);
-		if (check && _mm_movemask_epi8(v)) {
+		if (*check && _mm_movemask_epi8(v)) {
 			if (!fl_utf8_valid(s + i, len - i))
 				return NULL;
-			check = 0;
+			*check = 0;
 		}
-		__m128i low = _mm_cmpeq_epi8(_mm_max_epu8(v, _mm_set1_epi8(0x1f)), _mm_set1_epi8(0x1f));
-		__m128i quote = _mm_cmpeq_epi8(v, _mm_set1_epi8('"'));
-		__m128i back = _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'));
-		unsigned m = (unsigned)_mm_movemask_epi8(_mm_or_si128(low, _mm_or_si128(quote, back)));
+		unsigned m = esc_mask16(v);
 		if (!m) {
 			o += 16;
 			i += 16;
 			continue;
 		}
-		unsigned k = (unsigned)__builtin_ctz(m);
-		o = put_escape1(o + k, s[i + k]);
-		i += k + 1;
+		/*
+		 * Every escape of the block from the one mask: the clean bytes before
+		 * it are in place, and after it the rest of the block is stored again
+		 * from s, as long as 16 bytes can be read there; else the loop goes on
+		 * from the byte after the escape.
+		 */
+		unsigned at = 0; /* bytes of the block written */
+		for (;;) {
+			unsigned k = (unsigned)__builtin_ctz(m);
+			o = put_escape1(o + (k - at), s[i + k]);
+			at = k + 1;
+			m &= m - 1;
+			if (i + at + 16 > len)
+				break;
+			_mm_storeu_si128((__m128i *)(void *)o,
+					 _mm_loadu_si128((const __m128i *)(const void *)(s + i + at)));
+			if (!m) {
+				o += 16 - at;
+				at = 16;
+				break;
+			}
+		}
+		i += at;
 	}
-#endif
-	if (check && !fl_utf8_valid(s + i, len - i))
+	*pi = i;
+	return o;
+}
+
+/*
+ * The last 1..15 bytes from *pi through the same test, from a padded copy:
+ * a clean tail (the common case) costs no byte loop and no separate
+ * validation. Sets *done and returns the end when the tail was clean;
+ * otherwise returns o for the byte loop, or NULL for invalid UTF-8. Clears
+ * *check either way: the tail is ASCII or was just validated.
+ */
+static char *escape_tail_sse2(char *o, const uint8_t *s, size_t len, size_t i, int *check, int *done)
+{
+	size_t rem = len - i;
+	uint8_t pad[16];
+	_mm_storeu_si128((__m128i *)(void *)pad, _mm_set1_epi8('a'));
+	memcpy(pad, s + i, rem);
+	__m128i v = _mm_loadu_si128((const __m128i *)(const void *)pad);
+	if (*check && _mm_movemask_epi8(v) && !fl_utf8_valid(s + i, rem))
 		return NULL;
+	*check = 0;
+	if (esc_mask16(v))
+		return o;
+	_mm_storeu_si128((__m128i *)(void *)o, v);
+	*done = 1;
+	return o + rem;
+}
+#endif
+
+/* Escapes s[i..len) eight bytes at a time while they are clean, else byte by byte; returns the end. */
+static char *escape_scalar(char *o, const uint8_t *s, size_t i, size_t len)
+{
+	const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
 	while (i < len) {
 		/* eight bytes at a time while none is below 0x20, '"' or '\\' (exact SWAR tests) */
 		while (i + 8 <= len) {
@@ -307,7 +428,39 @@ static char *put_escaped_checked(char *o, const uint8_t *s, size_t len, int chec
 	return o;
 }
 
-/* Writes the valid UTF-8 s as the inside of a JSON string; needs 6*len bytes of room. */
+/*
+ * Writes s as the inside of a JSON string (needs 6*len + 16 bytes of room) and
+ * returns the end; when check is set, s is also validated as UTF-8 on the way,
+ * and NULL comes back when it is not valid (what was written is garbage then).
+ * One pass instead of a validation pass and an escaping pass: ASCII (terminal
+ * output, mostly) is proven valid by the same vector loads that escape it;
+ * from the first byte >= 0x80 on, the rest is validated once with
+ * fl_utf8_valid (everything before it was ASCII, so it starts a character).
+ */
+static char *put_escaped_checked(char *o, const uint8_t *s, size_t len, int check)
+{
+	size_t i = 0;
+#ifdef FL_ESCAPE_AVX2
+	if (len >= 64 && __builtin_cpu_supports("avx2") && !(o = escape_avx2(o, s, len, &i, &check)))
+		return NULL;
+#endif
+#ifdef __SSE2__
+	if (!(o = escape_sse2(o, s, len, &i, &check)))
+		return NULL;
+	if (i < len) {
+		int done = 0;
+		if (!(o = escape_tail_sse2(o, s, len, i, &check, &done)))
+			return NULL;
+		if (done)
+			return o;
+	}
+#endif
+	if (check && !fl_utf8_valid(s + i, len - i))
+		return NULL;
+	return escape_scalar(o, s, i, len);
+}
+
+/* Writes the valid UTF-8 s as the inside of a JSON string; needs 6*len + 16 bytes of room. */
 static char *put_escaped(char *o, const uint8_t *s, size_t len)
 {
 	return put_escaped_checked(o, s, len, 0);
@@ -319,11 +472,16 @@ static size_t text_room(size_t keylen, size_t len)
 	return keylen + 16 + (len > SIZE_MAX / 8 ? SIZE_MAX / 2 : len * 6);
 }
 
-/* ,"key":"text" or ,"key_b64":"base64"; first says whether to leave out the comma. */
-static int put_text(struct fl_jbuf *b, int first, const char *key, const void *p, size_t len)
+/* fl_jbuf_reserve with its common case inline: the buffer is reused for every line. */
+static inline int reserve(struct fl_jbuf *b, size_t more)
 {
-	size_t klen = strlen(key);
-	int rc = fl_jbuf_reserve(b, text_room(klen, len));
+	return b->cap - b->len >= more ? 0 : fl_jbuf_reserve(b, more);
+}
+
+/* ,"key":"text" or ,"key_b64":"base64"; first says whether to leave out the comma. */
+static int put_text(struct fl_jbuf *b, int first, const char *key, size_t klen, const void *p, size_t len)
+{
+	int rc = reserve(b, text_room(klen, len));
 	if (rc < 0)
 		return rc;
 	char *o = b->p + b->len;
@@ -344,10 +502,8 @@ static int put_text(struct fl_jbuf *b, int first, const char *key, const void *p
 	return 0;
 }
 
-static int put_cstr(struct fl_jbuf *b, int first, const char *key, const char *s)
-{
-	return put_text(b, first, key, s, s ? strlen(s) : 0);
-}
+/* keys are literals: their length is known when compiling */
+#define put_cstr(b, key, s) put_text((b), 0, (key), sizeof(key) - 1, (s), (s) ? strlen(s) : 0)
 
 /*
  * ,"key":["a","b"] when every element is valid UTF-8, else ,"key_b64":[...] with
@@ -364,7 +520,7 @@ static int put_cstr_array(struct fl_jbuf *b, const char *key, char *const *v, si
 		if (valid && v[i])
 			valid = fl_utf8_valid((const uint8_t *)v[i], l);
 	}
-	int rc = fl_jbuf_reserve(b, room);
+	int rc = reserve(b, room);
 	if (rc < 0)
 		return rc;
 	char *o = b->p + b->len;
@@ -391,10 +547,9 @@ static int put_cstr_array(struct fl_jbuf *b, const char *key, char *const *v, si
  * strings (protobuf's JSON mapping), because jq 1.6 and JavaScript read JSON
  * numbers as doubles and round anything above 2^53.
  */
-static int put_num(struct fl_jbuf *b, const char *key, uint64_t u, int is_signed, int quoted)
+static int put_num(struct fl_jbuf *b, const char *key, size_t klen, uint64_t u, int is_signed, int quoted)
 {
-	size_t klen = strlen(key);
-	int rc = fl_jbuf_reserve(b, klen + 32);
+	int rc = reserve(b, klen + 32);
 	if (rc < 0)
 		return rc;
 	char *o = b->p + b->len;
@@ -409,14 +564,13 @@ static int put_num(struct fl_jbuf *b, const char *key, uint64_t u, int is_signed
 	return 0;
 }
 
-#define NUM(key, v) put_num(b, (key), (uint64_t)(v), 0, 0)
-#define INT(key, v) put_num(b, (key), (uint64_t)(int64_t)(v), 1, 0)
-#define U64(key, v) put_num(b, (key), (uint64_t)(v), 0, 1)
+#define NUM(key, v) put_num(b, (key), sizeof(key) - 1, (uint64_t)(v), 0, 0)
+#define INT(key, v) put_num(b, (key), sizeof(key) - 1, (uint64_t)(int64_t)(v), 1, 0)
+#define U64(key, v) put_num(b, (key), sizeof(key) - 1, (uint64_t)(v), 0, 1)
 
-static int put_raw(struct fl_jbuf *b, const char *s)
+static int put_raw(struct fl_jbuf *b, const char *s, size_t n)
 {
-	size_t n = strlen(s);
-	int rc = fl_jbuf_reserve(b, n);
+	int rc = reserve(b, n);
 	if (rc < 0)
 		return rc;
 	memcpy(b->p + b->len, s, n);
@@ -424,22 +578,26 @@ static int put_raw(struct fl_jbuf *b, const char *s)
 	return 0;
 }
 
-static int put_level_name(struct fl_jbuf *b, const char *key, uint32_t level)
+#define PUT_RAW(b, lit) put_raw((b), (lit), sizeof(lit) - 1)
+
+static int put_level_name(struct fl_jbuf *b, const char *key, size_t klen, uint32_t level)
 {
-	if (level >= FL_LEVEL_SPAWNS && level <= FL_LEVEL_FULL)
-		return put_cstr(b, 0, key, fl_level_name((int)level));
-	int rc = put_raw(b, ",\"");
+	if (level >= FL_LEVEL_SPAWNS && level <= FL_LEVEL_FULL) {
+		const char *name = fl_level_name((int)level);
+		return put_text(b, 0, key, klen, name, strlen(name));
+	}
+	int rc = PUT_RAW(b, ",\"");
 	if (!rc)
-		rc = put_raw(b, key);
-	return rc ? rc : put_raw(b, "\":null");
+		rc = put_raw(b, key, klen);
+	return rc ? rc : PUT_RAW(b, "\":null");
 }
 
 /* The data object of each kind: every field, always, so the schema never depends on values. */
 static int put_data(struct fl_jbuf *b, const Fugue__Event *ev)
 {
 	int rc = 0;
-#define T(key, s) (rc = rc ? rc : put_cstr(b, 0, (key), (s)))
-#define TB(key, bin) (rc = rc ? rc : put_text(b, 0, (key), (bin).data, (bin).len))
+#define T(key, s) (rc = rc ? rc : put_cstr(b, (key), (s)))
+#define TB(key, bin) (rc = rc ? rc : put_text(b, 0, (key), sizeof(key) - 1, (bin).data, (bin).len))
 #define N(key, v) (rc = rc ? rc : NUM((key), (v)))
 #define I(key, v) (rc = rc ? rc : INT((key), (v)))
 #define Q(key, v) (rc = rc ? rc : U64((key), (v)))
@@ -454,7 +612,9 @@ static int put_data(struct fl_jbuf *b, const Fugue__Event *ev)
 		I("status", ev->exit->status);
 		I("signal", ev->exit->signal);
 		Q("duration_ns", ev->exit->duration_ns);
-		rc = rc ? rc : put_raw(b, ev->exit->abandoned ? ",\"abandoned\":true" : ",\"abandoned\":false");
+		rc =
+		    rc ? rc
+		       : (ev->exit->abandoned ? PUT_RAW(b, ",\"abandoned\":true") : PUT_RAW(b, ",\"abandoned\":false"));
 		break;
 	case FUGUE__EVENT__BODY_ACTION:
 		T("action", ev->action->action);
@@ -491,8 +651,8 @@ static int put_data(struct fl_jbuf *b, const Fugue__Event *ev)
 		TB("data", ev->input->data);
 		break;
 	case FUGUE__EVENT__BODY_LEVEL:
-		rc = put_level_name(b, "old", ev->level->old);
-		rc = rc ? rc : put_level_name(b, "new", ev->level->new_);
+		rc = put_level_name(b, "old", 3, ev->level->old);
+		rc = rc ? rc : put_level_name(b, "new", 3, ev->level->new_);
 		Q("changes", ev->level->changes);
 		break;
 	case FUGUE__EVENT__BODY_DROPPED:
@@ -510,6 +670,69 @@ static int put_data(struct fl_jbuf *b, const Fugue__Event *ev)
 	return rc;
 }
 
+/* memcmp(a, b, n) == 0 for the few bytes of a session id, inline: the call cost more than the compare. */
+static inline int same(const char *a, const char *b, size_t n)
+{
+	size_t k = 0;
+	for (; k + 8 <= n; k += 8) {
+		uint64_t x, y;
+		memcpy(&x, a + k, 8);
+		memcpy(&y, b + k, 8);
+		if (x != y)
+			return 0;
+	}
+	for (; k < n; k++)
+		if (a[k] != b[k])
+			return 0;
+	return 1;
+}
+
+/* ,"session":"..." from the cache when it is the same id as last time (every line of a batch is). */
+static int put_session(struct fl_jbuf *b, struct fl_tsfmt *tc, const char *session)
+{
+	size_t n = strlen(session);
+	if (n && n == tc->sess_len && same(session, tc->sess, n)) {
+		/* in whole 32-byte steps: a short copy of variable length became a slow rep movs */
+		int rc = reserve(b, (size_t)tc->sess_jlen + 32);
+		if (rc == 0) {
+			for (size_t k = 0; k < tc->sess_jlen; k += 32)
+				memcpy(b->p + b->len + k, tc->sess_json + k, 32);
+			b->len += tc->sess_jlen;
+		}
+		return rc;
+	}
+	size_t at = b->len;
+	int rc = put_text(b, 0, "session", 7, session, n);
+	if (rc == 0 && n && n <= FL_TSFMT_SESSION_MAX && b->len - at <= sizeof tc->sess_json) {
+		memcpy(tc->sess, session, n);
+		memcpy(tc->sess_json, b->p + at, b->len - at);
+		tc->sess_len = (uint8_t)n;
+		tc->sess_jlen = (uint16_t)(b->len - at);
+	}
+	return rc;
+}
+
+/* Caches the run from "class" to the opening quote of "id" for this kind (it has a name), pid and tid. */
+static void put_middle(struct fl_tsfmt *tc, int kind, uint32_t pid, uint32_t tid)
+{
+	const char *name = fl_kind_name(kind), *lvl = fl_level_name(fl_kind_min_level(kind));
+	char *o = tc->mid;
+	o = fl_kind_class(kind) == FL_CLASS_USER ? PUTS(o, ",\"class\":\"user\",\"event\":\"")
+						 : PUTS(o, ",\"class\":\"system\",\"event\":\"");
+	o = put(o, name, strlen(name));
+	o = PUTS(o, "\",\"level\":\"");
+	o = put(o, lvl, strlen(lvl));
+	o = PUTS(o, "\",\"pid\":");
+	o = put_u32(o, pid);
+	o = PUTS(o, ",\"tid\":");
+	o = put_u32(o, tid);
+	o = PUTS(o, ",\"id\":\"");
+	tc->mid_len = (uint32_t)(o - tc->mid);
+	tc->mid_kind = kind;
+	tc->mid_pid = pid;
+	tc->mid_tid = tid;
+}
+
 int fl_jsonl_render(struct fl_jbuf *b, struct fl_tsfmt *tc, const Fugue__Event *ev, const char *session, uint64_t seq)
 {
 	int kind = (int)ev->body_case - 5;
@@ -518,35 +741,34 @@ int fl_jsonl_render(struct fl_jbuf *b, struct fl_tsfmt *tc, const Fugue__Event *
 	if (!name || !ev->spawn)
 		return -EINVAL;
 	size_t start = b->len;
-	int cls = fl_kind_class(kind);
-	const char *lvl = fl_level_name(fl_kind_min_level(kind));
-	int rc = fl_jbuf_reserve(b, 64 + 32);
+	/* ts, ts_ns and seq */
+	int rc = reserve(b, 96);
 	if (rc < 0)
 		return rc;
 	char *o = b->p + b->len;
 	o = PUTS(o, "{\"ts\":\"");
+	char *ts = o;
 	o += fl_jsonl_time(tc, ev->ts_ns, o);
 	o = PUTS(o, "\",\"ts_ns\":\"");
-	o = put_u64(o, ev->ts_ns > (uint64_t)INT64_MAX ? (uint64_t)INT64_MAX : ev->ts_ns);
+	/* ts_ns is the second's cached digits and the nine fraction digits ts has just written */
+	if (tc->sec) {
+		memcpy(o, tc->secd, sizeof tc->secd); /* fixed size: a few moves, not a rep movs */
+		o = put(o + tc->secn, ts + 20, 9);
+	} else
+		o = put_u64(o, ev->ts_ns > (uint64_t)INT64_MAX ? (uint64_t)INT64_MAX : ev->ts_ns);
 	o = PUTS(o, "\",\"seq\":");
 	o = put_u64(o, seq);
 	b->len = (size_t)(o - b->p);
-	rc = put_cstr(b, 0, "session", session);
+	rc = put_session(b, tc, session);
 	/* the fixed middle of the line in one go: kind and level names are short, numbers at most 20 digits */
 	if (!rc)
-		rc = fl_jbuf_reserve(b, 256);
+		rc = reserve(b, 256);
 	if (!rc) {
 		o = b->p + b->len;
-		o = cls == FL_CLASS_USER ? PUTS(o, ",\"class\":\"user\",\"event\":\"")
-					 : PUTS(o, ",\"class\":\"system\",\"event\":\"");
-		o = put(o, name, strlen(name));
-		o = PUTS(o, "\",\"level\":\"");
-		o = put(o, lvl, strlen(lvl));
-		o = PUTS(o, "\",\"pid\":");
-		o = put_u64(o, ev->pid);
-		o = PUTS(o, ",\"tid\":");
-		o = put_u64(o, ev->tid);
-		o = PUTS(o, ",\"id\":\"");
+		if (tc->mid_kind != kind || tc->mid_pid != ev->pid || tc->mid_tid != ev->tid)
+			put_middle(tc, kind, ev->pid, ev->tid);
+		memcpy(o, tc->mid, sizeof tc->mid); /* all of it: a fixed size copies in a few moves */
+		o += tc->mid_len;
 		o = put_u64(o, ev->id);
 		o = PUTS(o, "\",\"ref\":\"");
 		o = put_u64(o, ev->ref);
@@ -560,10 +782,10 @@ int fl_jsonl_render(struct fl_jbuf *b, struct fl_tsfmt *tc, const Fugue__Event *
 		if (!rc && b->len > data_at)
 			b->p[data_at] = '{';
 		else if (!rc)
-			rc = put_raw(b, "{");
+			rc = PUT_RAW(b, "{");
 	}
 	if (!rc)
-		rc = put_raw(b, "}}\n");
+		rc = PUT_RAW(b, "}}\n");
 	if (rc < 0)
 		b->len = start;
 	return rc;

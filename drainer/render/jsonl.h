@@ -21,14 +21,29 @@ int fl_jbuf_reserve(struct fl_jbuf *b, size_t more);
 /* Frees the bytes and zeroes b. */
 void fl_jbuf_free(struct fl_jbuf *b);
 
+#define FL_TSFMT_SESSION_MAX 64 /* longest session id whose rendered key is cached */
+
 /*
  * Cache of the formatted date and time of one second, so a burst of events in
- * the same second costs no gmtime_r. {0} is empty. One per thread.
+ * the same second costs no gmtime_r, and of what the lines of a batch repeat:
+ * the session's rendered "session" key and the run from "class" to "id" of
+ * the last kind, pid and tid. {0} is empty. One per
+ * thread.
  */
 struct fl_tsfmt {
 	int64_t sec;
 	int valid;
 	char text[24]; /* "YYYY-MM-DDTHH:MM:SS." */
+	char secd[20]; /* sec in decimal: ts_ns without its nine fraction digits */
+	uint8_t secn;
+	uint8_t sess_len;			       /* 0 = nothing cached */
+	uint16_t sess_jlen;			       /* bytes of sess_json */
+	char sess[FL_TSFMT_SESSION_MAX];	       /* the id (not terminated) */
+	char sess_json[32 + 6 * FL_TSFMT_SESSION_MAX]; /* ,"session":"..." as put_text writes it; copied in
+							* 32-byte steps */
+	int mid_kind;				       /* 0 = nothing cached */
+	uint32_t mid_pid, mid_tid, mid_len;
+	char mid[128]; /* ,"class":...,"tid":N,"id":" of the last kind, pid and tid */
 };
 
 /*

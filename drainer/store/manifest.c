@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* manifest.c: renders session.json and replaces it atomically with temp + rename. */
+/* manifest.c: renders session.json, replaces it atomically with temp + rename, and loads it back. */
 #define _GNU_SOURCE
 #include "manifest.h"
 
@@ -15,6 +15,7 @@
 #include "fuguelog.h"
 #include "jsonl.h"
 #include "segread.h"
+#include "sysutil.h"
 
 #define TMP_NAME ".session.json.tmp"
 #define NAME "session.json"
@@ -110,36 +111,32 @@ static int render(struct fl_jbuf *b, const struct fl_manifest *m)
 	return rc ? rc : add(b, "}\n");
 }
 
+/* Writes text to dirfd/tmp, then renames it over session.json; durable adds fsync of the file and the directory. */
+static int replace(int dirfd, const char *tmp, const char *text, size_t len, int durable)
+{
+	int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	int rc = fl_write_full(fd, text, len);
+	if (!rc && durable && fsync(fd) < 0)
+		rc = -errno;
+	close(fd);
+	if (!rc && renameat(dirfd, tmp, dirfd, NAME) < 0)
+		rc = -errno;
+	if (rc)
+		unlinkat(dirfd, tmp, 0);
+	else if (durable && fsync(dirfd) < 0)
+		rc = -errno;
+	return rc;
+}
+
 int fl_manifest_write(int dirfd, const struct fl_manifest *m, int durable)
 {
 	struct fl_jbuf b = {0};
 	int rc = render(&b, m);
-	if (rc < 0) {
-		fl_jbuf_free(&b);
-		return rc;
-	}
-	int fd = openat(dirfd, TMP_NAME, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		rc = -errno;
-		fl_jbuf_free(&b);
-		return rc;
-	}
-	size_t off = 0;
-	while (off < b.len && !rc) {
-		ssize_t n = write(fd, b.p + off, b.len - off);
-		if (n < 0 && errno != EINTR)
-			rc = -errno;
-		else if (n > 0)
-			off += (size_t)n;
-	}
-	if (!rc && durable && fsync(fd) < 0)
-		rc = -errno;
-	close(fd);
+	if (!rc)
+		rc = replace(dirfd, TMP_NAME, b.p, b.len, durable);
 	fl_jbuf_free(&b);
-	if (!rc && renameat(dirfd, TMP_NAME, dirfd, NAME) < 0)
-		rc = -errno;
-	if (!rc && durable && fsync(dirfd) < 0)
-		rc = -errno;
 	return rc;
 }
 
@@ -162,6 +159,12 @@ int fl_manifest_u64(const char *obj, size_t len, const char *key, uint64_t *v)
 	}
 	*v = x;
 	return 0;
+}
+
+int fl_manifest_rewrite(int dirfd, const char *text, size_t len)
+{
+	/* '@' cannot start a name the drainer uses, so this temp never meets the drainer's own */
+	return replace(dirfd, "@session.json.tmp", text, len, 1);
 }
 
 int fl_manifest_load(int dirfd, char **buf, size_t *len)
@@ -191,4 +194,18 @@ int fl_manifest_load(int dirfd, char **buf, size_t *len)
 	*buf = b;
 	*len = got;
 	return 0;
+}
+
+int fl_manifest_over(int dirfd)
+{
+	char *buf;
+	size_t len;
+	const char *v;
+	size_t vlen;
+	if (fl_manifest_load(dirfd, &buf, &len) < 0 || !buf)
+		return 0;
+	int over = fl_json_field(buf, len, "state", &v, &vlen) == 0 &&
+		   ((vlen == 7 && !memcmp(v, "\"ended\"", 7)) || (vlen == 11 && !memcmp(v, "\"abandoned\"", 11)));
+	free(buf);
+	return over;
 }

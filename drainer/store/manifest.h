@@ -41,6 +41,13 @@ struct fl_manifest {
  */
 int fl_manifest_write(int dirfd, const struct fl_manifest *m, int durable);
 
+/*
+ * Replaces dirfd/session.json with text, durably, for a rewriter that is not
+ * the drainer (retention bringing the segment list in line with the disk):
+ * its temp file is not the drainer's. Returns 0 or -errno.
+ */
+int fl_manifest_rewrite(int dirfd, const char *text, size_t len);
+
 /* "live", "ended" or "abandoned". */
 const char *fl_manifest_state_name(uint32_t end);
 
@@ -60,5 +67,11 @@ int fl_manifest_load(int dirfd, char **buf, size_t *len);
  * key is absent or null, -EBADMSG when it is no unsigned integer.
  */
 int fl_manifest_u64(const char *obj, size_t len, const char *key, uint64_t *v);
+
+/*
+ * 1 when dirfd/session.json says the session is over ("state" is "ended" or
+ * "abandoned"); 0 when it says "live", or there is no readable manifest.
+ */
+int fl_manifest_over(int dirfd);
 
 #endif

@@ -18,6 +18,7 @@
 
 #include "archive.h"
 #include "fuguelog.h"
+#include "grow.h"
 #include "manifest.h"
 #include "segindex.h"
 #include "segread.h"
@@ -212,21 +213,6 @@ static int remove_session_dir(int root_fd, const char *id, uint64_t *files)
 	return rc;
 }
 
-/* "live", "ended", "abandoned" from session.json; 1 live, 0 ended, 1 when unknown. */
-static int manifest_live(int dirfd)
-{
-	char *buf;
-	size_t len;
-	const char *v;
-	size_t vlen;
-	if (fl_manifest_load(dirfd, &buf, &len) < 0 || !buf)
-		return 1;
-	int live = fl_json_field(buf, len, "state", &v, &vlen) < 0 ||
-		   !((vlen == 7 && !memcmp(v, "\"ended\"", 7)) || (vlen == 11 && !memcmp(v, "\"abandoned\"", 11)));
-	free(buf);
-	return live;
-}
-
 struct seg {
 	char name[FL_SEG_NAME_MAX];
 	char cls[16];
@@ -290,19 +276,16 @@ static int load_session(int root_fd, const char *id, struct sess *s, const struc
 			continue;
 		if (kind != FL_SEG_LZ4)
 			s->pending = 1;
-		if (s->nsegs == cap) {
-			cap = cap ? cap * 2 : 16;
-			struct seg *ns = realloc(s->segs, cap * sizeof *ns);
-			if (!ns) {
-				closedir(d);
-				close(s->dirfd);
-				free(s->segs);
-				s->segs = NULL;
-				s->dirfd = -1;
-				return -ENOMEM;
-			}
-			s->segs = ns;
+		struct seg *ns = fl_grow(s->segs, &cap, s->nsegs, sizeof *ns, 16);
+		if (!ns) {
+			closedir(d);
+			close(s->dirfd);
+			free(s->segs);
+			s->segs = NULL;
+			s->dirfd = -1;
+			return -ENOMEM;
 		}
+		s->segs = ns;
 		struct seg *g = &s->segs[s->nsegs++];
 		memset(g, 0, sizeof *g);
 		snprintf(g->name, sizeof g->name, "%s", e->d_name);
@@ -322,7 +305,7 @@ static int load_session(int root_fd, const char *id, struct sess *s, const struc
 				g->eligible = 0;
 	}
 	int live = h && h->live ? h->live(h->arg, id) : -1;
-	s->live = live >= 0 ? live : manifest_live(s->dirfd);
+	s->live = live >= 0 ? live : !fl_manifest_over(s->dirfd);
 	/* a sweep of thousands of sessions must not hold a directory fd for each: reopened when acted on */
 	close(s->dirfd);
 	s->dirfd = -1;
@@ -471,15 +454,12 @@ static int scan_root(struct run *r)
 		struct stat sst;
 		if (fstatat(r->root_fd, e->d_name, &sst, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(sst.st_mode))
 			continue;
-		if (r->ns == cap) {
-			cap = cap ? cap * 2 : 16;
-			struct sess *n2 = realloc(r->ss, cap * sizeof *n2);
-			if (!n2) {
-				rc = -ENOMEM;
-				break;
-			}
-			r->ss = n2;
+		struct sess *n2 = fl_grow(r->ss, &cap, r->ns, sizeof *n2, 16);
+		if (!n2) {
+			rc = -ENOMEM;
+			break;
 		}
+		r->ss = n2;
 		if (load_session(r->root_fd, e->d_name, &r->ss[r->ns], r->h) == 0)
 			r->ns++;
 	}

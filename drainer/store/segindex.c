@@ -16,9 +16,9 @@
 
 #include "archive.h"
 #include "config.h"
+#include "grow.h"
 #include "manifest.h"
 #include "segread.h"
-#include "sysutil.h"
 
 /* The end of the JSON value starting at p (object, array, string or scalar), or NULL when it does not end. */
 static const char *value_end(const char *p, const char *e)
@@ -87,15 +87,12 @@ int fl_segindex_load(int dirfd, struct fl_segindex *idx)
 	const char *p = arr + 1, *e = arr + alen - 1, *o;
 	size_t cap = 0, olen;
 	while ((rc = next_object(&p, e, &o, &olen)) > 0) {
-		if (idx->n == cap) {
-			cap = cap ? cap * 2 : 32;
-			struct fl_segindex_ent *nv = realloc(idx->v, cap * sizeof *nv);
-			if (!nv) {
-				rc = -ENOMEM;
-				break;
-			}
-			idx->v = nv;
+		struct fl_segindex_ent *nv = fl_grow(idx->v, &cap, idx->n, sizeof *nv, 32);
+		if (!nv) {
+			rc = -ENOMEM;
+			break;
 		}
+		idx->v = nv;
 		struct fl_segindex_ent *s = &idx->v[idx->n];
 		memset(s, 0, sizeof *s);
 		uint64_t a, b;
@@ -231,26 +228,6 @@ static int refresh_entry(int dirfd, struct rebuilt *r, const char *o, size_t n)
 	return put(&r->b, &r->len, &r->cap, o, n);
 }
 
-/* Replaces session.json with text, durably (temp, fsync, rename, fsync of the directory). */
-static int replace_manifest(int dirfd, const char *text, size_t len)
-{
-	/* '@' cannot start a name the drainer uses, so this temp never meets its own */
-	int fd = openat(dirfd, "@session.json.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return -errno;
-	int rc = fl_write_full(fd, text, len);
-	if (!rc && fsync(fd) < 0)
-		rc = -errno;
-	close(fd);
-	if (!rc && renameat(dirfd, "@session.json.tmp", dirfd, "session.json") < 0)
-		rc = -errno;
-	if (rc)
-		unlinkat(dirfd, "@session.json.tmp", 0);
-	else
-		fsync(dirfd);
-	return rc;
-}
-
 int fl_segindex_refresh(int dirfd)
 {
 	char *buf;
@@ -276,7 +253,7 @@ int fl_segindex_refresh(int dirfd)
 	if (!rc)
 		rc = put(&r.b, &r.len, &r.cap, arr + alen - 1, got - (size_t)(arr + alen - 1 - buf));
 	if (!rc && r.changed)
-		rc = replace_manifest(dirfd, r.b, r.len);
+		rc = fl_manifest_rewrite(dirfd, r.b, r.len);
 done:
 	free(buf);
 	free(r.b);

@@ -2,6 +2,7 @@
 /* segread.c: line reader over plain and lz4-framed log segments, segment listing, top-level JSON field lookup. */
 #define _GNU_SOURCE
 #include "segread.h"
+#include "grow.h"
 #include "why.h"
 
 #include <ctype.h>
@@ -336,14 +337,10 @@ static int seg_list_add(struct seg_list *l, uint64_t num, int lz4, const char *n
 {
 	if (strlen(name) >= sizeof l->v->name)
 		return 0;
-	if (l->n == l->cap) {
-		size_t nc = l->cap ? l->cap * 2 : 16;
-		struct fl_seg *nv = realloc(l->v, nc * sizeof *nv);
-		if (!nv)
-			return -ENOMEM;
-		l->v = nv;
-		l->cap = nc;
-	}
+	struct fl_seg *nv = fl_grow(l->v, &l->cap, l->n, sizeof *nv, 16);
+	if (!nv)
+		return -ENOMEM;
+	l->v = nv;
 	struct fl_seg *s = &l->v[l->n++];
 	s->num = num;
 	s->lz4 = lz4;

@@ -19,10 +19,12 @@
 #include "jsonl.h"
 
 #define SINK_BUF (64u * 1024) /* per class: one write() per this many bytes of lines; small enough for 32 sessions */
+#define SINK_BUF_MIN 1024u    /* a class's buffer at its first line: thousands of quiet sessions stay small */
 
 struct sink_file {
 	int fd;
-	size_t used, cap; /* cap grows past SINK_BUF only while the file refuses bytes (fl_sink_append) */
+	/* no buffer until the first line; cap doubles up to SINK_BUF, past it only while the file refuses bytes */
+	size_t used, cap;
 	char *buf;
 };
 
@@ -215,11 +217,11 @@ static int open_session_dir(int root_fd, const char *id, char *why, size_t whyle
 static int open_class_file(struct fl_sink *s, int c, const char *id, char *why, size_t whylen)
 {
 	struct sink_file *f = &s->f[c];
-	f->buf = malloc(SINK_BUF);
-	f->cap = SINK_BUF;
+	f->buf = NULL;
+	f->cap = 0;
 	f->fd = openat(s->dirfd, names[c], O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (!f->buf || f->fd < 0) {
-		int rc = f->buf ? -errno : -ENOMEM;
+	if (f->fd < 0) {
+		int rc = -errno;
 		fl_why(why, whylen, "cannot open %s/%s: %s", id, names[c], strerror(-rc));
 		return rc;
 	}
@@ -331,7 +333,7 @@ static int buffer_room(struct sink_file *f, size_t len)
 {
 	if (len <= f->cap - f->used)
 		return 0;
-	size_t cap = f->cap;
+	size_t cap = f->cap ? f->cap : SINK_BUF_MIN;
 	while (cap - f->used < len)
 		cap *= 2;
 	char *n = realloc(f->buf, cap);
@@ -504,7 +506,8 @@ int fl_sink_append(struct fl_sink *s, int cls, const char *line, size_t len, uin
 		if (rc == 0 && (rc = rotate(s, cls)) < 0)
 			return rc;
 	}
-	if (len > f->cap - f->used) {
+	/* a buffer short of SINK_BUF grows instead: the write() per SINK_BUF bytes stays */
+	if (len > (f->cap > SINK_BUF ? f->cap : SINK_BUF) - f->used) {
 		int rc = flush_one(s, cls);
 		if (rc < 0 && !fl_sink_write_error_waits(rc))
 			return rc;
