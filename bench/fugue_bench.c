@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -197,6 +198,7 @@ static void drainer_start(struct drainer *d, struct bsession **ss, int n)
 	char root[4200];
 	snprintf(root, sizeof root, "%s/logs", d->root);
 	fflush(NULL);
+	pid_t parent = getpid();
 	d->pid = fork();
 	if (d->pid < 0)
 		die("fork: %s", strerror(errno));
@@ -205,8 +207,14 @@ static void drainer_start(struct drainer *d, struct bsession **ss, int n)
 		char log[4300];
 		snprintf(log, sizeof log, "%s/fugue-logd.stderr", d->root);
 		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-		if (fd >= 0)
+		if (fd >= 0) {
+			dup2(fd, 1); /* not our stdout: a reader of it (check_json.py) waits for its end */
 			dup2(fd, 2);
+		}
+		/* a bench that dies (die() exits at once) takes its drainer with it */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if (getppid() != parent)
+			_exit(1);
 		setenv("FUGUE_SHM_PREFIX", opt.prefix, 1);
 		setenv("FUGUE_LOG_DIR", root, 1);
 		execl(opt.logd, opt.logd, "--root", root, "--config", conf, "--foreground", (char *)NULL);
