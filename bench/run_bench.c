@@ -212,7 +212,9 @@ static void scen_run(void)
 		snprintf(fugue_log, sizeof fugue_log, "%.*s/fugue-log", (int)(slash - opt.logd), opt.logd);
 	if (!opt.logd[0] || access(fugue_log, X_OK) != 0) {
 		for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
-			fl_fig_absent(keys[i], "x", "%s", "fugue-logd and fugue-log not found (build drainer/)");
+			fl_fig_absent(keys[i], "x", "%s",
+				      opt.logd[0] ? "no fugue-log beside fugue-logd (build the fugue-log target)"
+						  : "fugue-logd not found (build drainer/)");
 		return;
 	}
 	char scriptbuf[4200];

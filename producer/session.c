@@ -567,6 +567,28 @@ int fl_session_stats(const fl_session *s, struct fl_stats *st)
 /* ---- emit --------------------------------------------------------------------------- */
 
 /* Bytes of an event without its body: ts, id, ref, pid and tid, and the body's tag and length. */
+/*
+ * Room for a len-byte record in lane: 0 with res filled, or -EMSGSIZE (over the
+ * ring's record limit) / -ENOBUFS (full, after the bounded wait in blocking
+ * mode), each counted as a drop in the lane so the drainer sees the gap.
+ */
+static inline __attribute__((always_inline)) int64_t claim(fl_session *s, uint32_t lane, size_t len,
+							   struct fl_reservation *res)
+{
+	int64_t ret = -EMSGSIZE;
+	if (__builtin_expect(len <= s->max_record, 1)) {
+		ret = fl_lane_reserve(&s->ring, lane, (uint32_t)len, res);
+		if (__builtin_expect(ret < 0, 0) && s->block &&
+		    fl_lane_wait_room(&s->ring, lane, (uint32_t)len, s->block_timeout_ns) == 0)
+			ret = fl_lane_reserve(&s->ring, lane, (uint32_t)len, res);
+		if (__builtin_expect(ret < 0, 0))
+			ret = -ENOBUFS;
+	}
+	if (__builtin_expect(ret < 0, 0))
+		fl_lane_drop(&s->ring, lane);
+	return ret;
+}
+
 static inline size_t head_size(const struct tls_slot *t, uint64_t id, uint64_t ref, unsigned body_field, size_t body)
 {
 	return 9 + 1 + pb_varint_size(id) + (ref ? 1 + pb_varint_size(ref) : 0) + t->who_len +
@@ -616,19 +638,8 @@ static int64_t emit(fl_session *s, int kind, uint64_t ref, const struct fl_field
 	int64_t ret;
 	struct fl_reservation res = {0};
 
-	if (len > s->max_record) {
-		fl_lane_drop(&s->ring, lane);
-		ret = -EMSGSIZE;
+	if (__builtin_expect((ret = claim(s, lane, len, &res)) < 0, 0))
 		goto out;
-	}
-	int rc = fl_lane_reserve(&s->ring, lane, (uint32_t)len, &res);
-	if (rc < 0 && s->block && fl_lane_wait_room(&s->ring, lane, (uint32_t)len, s->block_timeout_ns) == 0)
-		rc = fl_lane_reserve(&s->ring, lane, (uint32_t)len, &res);
-	if (rc < 0) {
-		fl_lane_drop(&s->ring, lane);
-		ret = -ENOBUFS;
-		goto out;
-	}
 	uint8_t *p = put_head(res.payload, len, s, t, id, ref, body_field, body);
 	fl_fields_write(p, f, nf);
 	fl_lane_commit(&s->ring, &res);
@@ -659,20 +670,8 @@ static inline __attribute__((always_inline)) int64_t emit_data(fl_session *s, in
 	int64_t ret;
 	struct fl_reservation res;
 
-	if (__builtin_expect(len > s->max_record, 0)) {
-		fl_lane_drop(&s->ring, lane);
-		ret = -EMSGSIZE;
+	if (__builtin_expect((ret = claim(s, lane, len, &res)) < 0, 0))
 		goto out;
-	}
-	int rc = fl_lane_reserve(&s->ring, lane, (uint32_t)len, &res);
-	if (__builtin_expect(rc < 0, 0) && s->block &&
-	    fl_lane_wait_room(&s->ring, lane, (uint32_t)len, s->block_timeout_ns) == 0)
-		rc = fl_lane_reserve(&s->ring, lane, (uint32_t)len, &res);
-	if (__builtin_expect(rc < 0, 0)) {
-		fl_lane_drop(&s->ring, lane);
-		ret = -ENOBUFS;
-		goto out;
-	}
 	uint8_t *p = put_head(res.payload, len, s, t, id, ref, body_field, body);
 	if (num1) {
 		*p++ = (uint8_t)pb_tag(1, PB_VARINT);
