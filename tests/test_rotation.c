@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "jsonl.h"
 #include "fl_test.h"
 #include "fl_itest.h"
 #include "archive.h"

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "jsonl.h"
 #include "cli.h"
 #include "fuguelog.h"
 #include "ring.h"

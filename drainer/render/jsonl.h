@@ -71,4 +71,11 @@ int fl_utf8_valid(const uint8_t *s, size_t len);
 /* Standard base64 (RFC 4648, with padding) of s into out, which holds 4*((len+2)/3) bytes; returns that. */
 size_t fl_base64(const uint8_t *s, size_t len, char *out);
 
+/*
+ * The "ts" of a line, read back: "2026-11-25T16:33:33.123456789Z" (fraction optional, 1-9
+ * digits) to ns since the epoch; -EINVAL if it is not that form. The inverse of what
+ * fl_jsonl_render writes, so the time format has one owner.
+ */
+int fl_ts_parse(const char *s, size_t len, uint64_t *ns);
+
 #endif

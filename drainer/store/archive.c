@@ -2,9 +2,9 @@
 /* archive.c: segment scanning, crash-safe lz4 archiving of closed segments, and the compressor thread. */
 #define _GNU_SOURCE
 #include "archive.h"
+#include "jsonl.h"
 #include "sysutil.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -33,51 +33,6 @@ static void archive_prefs(LZ4F_preferences_t *p, uint64_t content_size)
 	p->frameInfo.contentChecksumFlag = LZ4F_contentChecksumEnabled;
 	p->frameInfo.contentSize = content_size;
 	p->compressionLevel = 0; /* the fast default: the drainer shares two cores with the sessions it logs */
-}
-
-static int digits(const char *s, int n, int *out)
-{
-	int v = 0;
-	for (int i = 0; i < n; i++) {
-		if (!isdigit((unsigned char)s[i]))
-			return -1;
-		v = v * 10 + (s[i] - '0');
-	}
-	*out = v;
-	return 0;
-}
-
-int fl_ts_parse(const char *s, size_t len, uint64_t *ns)
-{
-	int Y, M, D, h, m, sec;
-	if (len < 20 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') || s[13] != ':' ||
-	    s[16] != ':')
-		return -EINVAL;
-	if (digits(s, 4, &Y) || digits(s + 5, 2, &M) || digits(s + 8, 2, &D) || digits(s + 11, 2, &h) ||
-	    digits(s + 14, 2, &m) || digits(s + 17, 2, &sec))
-		return -EINVAL;
-	if (Y < 1970 || M < 1 || M > 12 || D < 1 || D > 31 || h > 23 || m > 59 || sec > 60)
-		return -EINVAL;
-	size_t i = 19;
-	uint64_t frac = 0;
-	if (i < len && s[i] == '.') {
-		size_t nd = 0;
-		for (i++; i < len && isdigit((unsigned char)s[i]); i++, nd++)
-			if (nd < 9)
-				frac = frac * 10 + (uint64_t)(s[i] - '0');
-		if (nd == 0)
-			return -EINVAL;
-		for (; nd < 9; nd++)
-			frac *= 10;
-	}
-	if (i + 1 != len || (s[i] != 'Z' && s[i] != 'z'))
-		return -EINVAL;
-	struct tm tm = {.tm_year = Y - 1900, .tm_mon = M - 1, .tm_mday = D, .tm_hour = h, .tm_min = m, .tm_sec = sec};
-	time_t t = timegm(&tm);
-	if (t < 0)
-		return -EINVAL;
-	*ns = (uint64_t)t * 1000000000ull + frac;
-	return 0;
 }
 
 static int open_seg(int dirfd, const char *name)

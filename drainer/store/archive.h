@@ -32,9 +32,6 @@ struct fl_seg_info {
  */
 int fl_seg_scan(int dirfd, const char *name, struct fl_seg_info *info);
 
-/* Parses "2026-11-25T16:33:33.123456789Z" (fraction optional, 1-9 digits) to ns since the epoch. -EINVAL if bad. */
-int fl_ts_parse(const char *s, size_t len, uint64_t *ns);
-
 /* Decodes an archive completely; 0 when every frame is whole and its checksums match, sets *plain_bytes. */
 int fl_archive_verify(int dirfd, const char *lz4_name, uint64_t *plain_bytes);
 

@@ -2,6 +2,7 @@
 /* segindex.c: reads session.json's segment list and decides which segments a time range can skip; parses time
  * arguments. */
 #define _GNU_SOURCE
+#include "jsonl.h"
 #include "segindex.h"
 
 #include <ctype.h>
