@@ -690,6 +690,19 @@ struct line_counter {
 	char *buf;
 };
 
+/* One blocking session at full, a fugue-logd draining it, and a counter of the lines it writes. */
+static void lossless_open(struct bsession *s, struct drainer *d, struct line_counter *lc, uint32_t lanes,
+			  uint64_t lane_size)
+{
+	bs_open(s, FL_LEVEL_FULL, lanes, lane_size, 1);
+	struct bsession *ss[] = {s};
+	drainer_start(d, ss, 1);
+	memset(lc, 0, sizeof *lc);
+	if (!(lc->buf = malloc(1 << 20)))
+		die("out of memory");
+	snprintf(lc->path, sizeof lc->path, "%s/%s/system.jsonl", d->root, s->id);
+}
+
 static void lc_poll(struct line_counter *lc)
 {
 	int fd = open(lc->path, O_RDONLY | O_CLOEXEC);
@@ -716,14 +729,9 @@ static void lc_poll(struct line_counter *lc)
 static void e2e_run(const char *key, int small, long n, int rounds)
 {
 	struct bsession s;
-	bs_open(&s, FL_LEVEL_FULL, 4, 4 << 20, 1);
-	struct bsession *ss[] = {&s};
 	struct drainer d;
-	drainer_start(&d, ss, 1);
-	struct line_counter lc = {.buf = malloc(1 << 20)};
-	if (!lc.buf)
-		die("out of memory");
-	snprintf(lc.path, sizeof lc.path, "%s/%s/system.jsonl", d.root, s.id);
+	struct line_counter lc;
+	lossless_open(&s, &d, &lc, 4, 4 << 20);
 	char k[96];
 	struct fl_fig *f = fl_fig(key, small ? "events/s" : "MB/s");
 	snprintf(k, sizeof k, "%s.drainer_cpu", key);
@@ -1478,14 +1486,9 @@ static double wake_half_rate(void)
 	if (e2e > 0)
 		return e2e / 2;
 	struct bsession s;
-	bs_open(&s, FL_LEVEL_FULL, 1, 1u << 20, 1);
-	struct bsession *ss[] = {&s};
 	struct drainer d;
-	drainer_start(&d, ss, 1);
-	struct line_counter lc = {.buf = malloc(1 << 20)};
-	if (!lc.buf)
-		die("out of memory");
-	snprintf(lc.path, sizeof lc.path, "%s/%s/system.jsonl", d.root, s.id);
+	struct line_counter lc;
+	lossless_open(&s, &d, &lc, 1, 1u << 20);
 	long n = opt.quick ? 50000 : 300000;
 	uint64_t t0 = fl_bench_mono_ns(), deadline = t0 + 120 * 1000000000ull;
 	for (long i = 0; i < n; i++) /* e2e.small's events: the line counter counts transcripts */

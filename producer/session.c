@@ -589,6 +589,16 @@ static inline __attribute__((always_inline)) int64_t claim(fl_session *s, uint32
 	return ret;
 }
 
+/*
+ * The producer-unique id of the record a lane numbers seq: the lane's next
+ * sequence number above the lane (at most 64 lanes). Never 0, which means "no
+ * ref". The id is also the call's return value.
+ */
+static inline uint64_t record_id(uint64_t seq, uint32_t lane)
+{
+	return ((seq + 1) << 6) | lane;
+}
+
 static inline size_t head_size(const struct tls_slot *t, uint64_t id, uint64_t ref, unsigned body_field, size_t body)
 {
 	return 9 + 1 + pb_varint_size(id) + (ref ? 1 + pb_varint_size(ref) : 0) + t->who_len +
@@ -633,7 +643,7 @@ static int64_t emit(fl_session *s, int kind, uint64_t ref, const struct fl_field
 	unsigned body_field = (unsigned)kind + 5;
 	int locked = lane_enter(s, t);
 	uint64_t seq = fl_load_relaxed(&s->ring.lanes[lane].seq); /* ours while entered */
-	uint64_t id = ((seq + 1) << 6) | lane;			  /* never 0: 0 means no ref */
+	uint64_t id = record_id(seq, lane);
 	size_t len = head_size(t, id, ref, body_field, body) + body;
 	int64_t ret;
 	struct fl_reservation res = {0};
@@ -665,7 +675,7 @@ static inline __attribute__((always_inline)) int64_t emit_data(fl_session *s, in
 	unsigned body_field = (unsigned)kind + 5;
 	int locked = lane_enter(s, t);
 	uint64_t seq = fl_load_relaxed(&s->ring.lanes[lane].seq); /* ours while entered */
-	uint64_t id = ((seq + 1) << 6) | lane;			  /* never 0: 0 means no ref */
+	uint64_t id = record_id(seq, lane);
 	size_t len = head_size(t, id, ref, body_field, body) + body;
 	int64_t ret;
 	struct fl_reservation res;
@@ -834,7 +844,7 @@ static int64_t capture(fl_session *s, int kind, uint64_t ref, uint32_t stream, s
 	uint32_t tid = tls_tid;
 	int locked = lane_enter(s, t);
 	uint64_t seq = fl_load_relaxed(&s->ring.lanes[lane].seq); /* ours while entered */
-	uint64_t id = ((seq + 1) << 6) | lane;
+	uint64_t id = record_id(seq, lane);
 	/* data field: tag, five-byte length; transcript adds its stream before it */
 	size_t inner = (kind == FL_KIND_TRANSCRIPT && stream ? 1 + pb_varint_size(stream) : 0) + 1 + 5;
 	size_t idw = pb_varint_size(id), pidw = pb_varint_size(s->pid), tidw = pb_varint_size(tid);
@@ -920,7 +930,7 @@ int64_t fl_capture_commit(fl_session *s, struct fl_capture *c, size_t n)
 		cp->res.len = len;
 		uint64_t seq = cp->res.seq;
 		fl_lane_commit(&s->ring, &cp->res);
-		ret = (int64_t)(((seq + 1) << 6) | cp->res.lane);
+		ret = (int64_t)record_id(seq, cp->res.lane);
 	}
 	/* abandoned: head never moved, so the bytes written are invisible and the seq is unspent */
 	lane_leave(s, &t, (int)cp->locked);
