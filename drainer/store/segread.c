@@ -357,18 +357,75 @@ static int seg_list_one(void *arg, const struct fl_seg_ent *e)
 	return seg_list_add(l, e->n, e->kind == FL_SEG_LZ4, e->name);
 }
 
-/* The active file's inode, 0 when there is none. */
-static ino_t active_ino(int dirfd, const char *name)
+/* Two sorted walks found the same names. */
+static int seg_list_equal(const struct seg_list *a, const struct seg_list *b)
 {
-	struct stat st;
-	return fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 ? st.st_ino : 0;
+	if (a->n != b->n)
+		return 0;
+	for (size_t i = 0; i < a->n; i++)
+		if (a->v[i].num != b->v[i].num || a->v[i].lz4 != b->v[i].lz4 || strcmp(a->v[i].name, b->v[i].name))
+			return 0;
+	return 1;
 }
 
 /*
- * The active file is looked at before and after the directory walk: a rotation
- * in between renames it to a segment the walk may not have seen, while the
- * active name already holds the next file, so a reader would skip a whole
- * segment. Such a listing is made again.
+ * The active file as it was when a listing began, held open (O_PATH, the name
+ * itself even when it is a symlink) so that its inode cannot be freed and
+ * handed to a newer file: the same inode under the name later means the very
+ * same file. fd -1 when there was none.
+ */
+struct active_hold {
+	int fd;
+	dev_t dev;
+	ino_t ino;
+};
+
+static int active_hold(int dirfd, const char *name, struct active_hold *h)
+{
+	h->fd = openat(dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	h->dev = 0;
+	h->ino = 0;
+	if (h->fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	struct stat st;
+	if (fstat(h->fd, &st) < 0) {
+		int e = -errno;
+		close(h->fd);
+		h->fd = -1;
+		return e;
+	}
+	h->dev = st.st_dev;
+	h->ino = st.st_ino;
+	return 0;
+}
+
+static void active_release(struct active_hold *h)
+{
+	if (h->fd >= 0)
+		close(h->fd);
+	h->fd = -1;
+}
+
+/* 1 when the name still holds the held file (or still nothing), 0 when it changed (a rotation), or -errno. */
+static int active_same(int dirfd, const char *name, const struct active_hold *h)
+{
+	struct stat st;
+	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return errno == ENOENT ? h->fd < 0 : -errno;
+	return h->fd >= 0 && st.st_dev == h->dev && st.st_ino == h->ino;
+}
+
+/*
+ * A directory walk that runs while names change may miss them: a segment
+ * renamed from the active file behind the walk's position, or a segment whose
+ * archive appeared behind it and whose plain file went before the walk got
+ * there. A listing is therefore only taken as the answer when two walks in a
+ * row found the same names while the active name held one and the same file
+ * (checked after every walk). Then no rotation happened since the first walk
+ * began (a rotation renames the held file away), so every segment existed
+ * before it; a segment both walks missed would have to have changed form
+ * during each, but its archive, once there, stays until retention removes the
+ * segment for good, so the second walk would have seen it and differed.
  */
 int fl_segments_list(int dirfd, const char *cls, struct fl_seg **out)
 {
@@ -376,38 +433,57 @@ int fl_segments_list(int dirfd, const char *cls, struct fl_seg **out)
 	char active[FL_SEG_NAME_MAX];
 	if (snprintf(active, sizeof active, "%s.jsonl", cls) >= (int)sizeof active)
 		return -ENAMETOOLONG;
-	struct seg_list l = {.cls = cls};
-	ino_t ino = 0;
-	int rc = 0;
-	for (int attempt = 0;; attempt++) {
-		l.n = 0;
-		ino_t before = active_ino(dirfd, active);
-		rc = fl_seg_each(dirfd, seg_list_one, &l);
-		ino = active_ino(dirfd, active);
-		/* a directory that rotates faster than it can be listed still gets an answer */
-		if (rc < 0 || ino == before || attempt == 64)
+	struct seg_list prev = {.cls = cls}, cur = {.cls = cls};
+	struct active_hold h;
+	int rc = active_hold(dirfd, active, &h), have_prev = 0;
+	for (int walk = 0; rc == 0; walk++) {
+		if (walk == FL_SEG_LIST_WALKS) {
+			rc = -EAGAIN;
 			break;
+		}
+		cur.n = 0;
+		if ((rc = fl_seg_each(dirfd, seg_list_one, &cur)) < 0)
+			break;
+		if (cur.n > 1)
+			qsort(cur.v, cur.n, sizeof *cur.v, seg_cmp);
+		if ((rc = active_same(dirfd, active, &h)) < 0)
+			break;
+		if (rc == 0) {
+			/* rotated: what was walked so far proves nothing about the new active file */
+			active_release(&h);
+			rc = active_hold(dirfd, active, &h);
+			have_prev = 0;
+			continue;
+		}
+		rc = 0;
+		if (have_prev && seg_list_equal(&prev, &cur))
+			break;
+		struct seg_list t = prev;
+		prev = cur;
+		cur = t;
+		have_prev = 1;
 	}
+	ino_t ino = h.fd >= 0 ? h.ino : 0;
+	active_release(&h);
+	free(prev.v);
 	if (!rc && ino) {
-		rc = seg_list_add(&l, FL_SEG_ACTIVE, 0, active);
+		rc = seg_list_add(&cur, FL_SEG_ACTIVE, 0, active);
 		if (!rc)
-			l.v[l.n - 1].ino = ino;
+			cur.v[cur.n - 1].ino = ino;
 	}
 	if (rc < 0) {
-		free(l.v);
+		free(cur.v);
 		return rc;
 	}
-	if (l.n > 1)
-		qsort(l.v, l.n, sizeof *l.v, seg_cmp);
 	size_t k = 0;
-	for (size_t i = 0; i < l.n; i++)
-		if (!k || l.v[k - 1].num != l.v[i].num)
-			l.v[k++] = l.v[i];
+	for (size_t i = 0; i < cur.n; i++)
+		if (!k || cur.v[k - 1].num != cur.v[i].num)
+			cur.v[k++] = cur.v[i];
 	if (!k) {
-		free(l.v);
-		l.v = NULL;
+		free(cur.v);
+		cur.v = NULL;
 	}
-	*out = l.v;
+	*out = cur.v;
 	return (int)k;
 }
 

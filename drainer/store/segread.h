@@ -112,13 +112,30 @@ struct fl_seg {
 
 #define FL_SEG_ACTIVE UINT64_MAX
 
+/* Directory walks fl_segments_list makes at most before it gives up with -EAGAIN. */
+#define FL_SEG_LIST_WALKS 4096
+
 /*
  * Lists the files of class cls ("system", "user") in dirfd in reading order:
  * segments by number (the plain one when both exist), then the active file if
- * present (segments found by fl_seg_each). Other names are ignored. No segment
- * rotated before the listed active file is missing; a reader that opens the
- * active name and finds another inode than ino must list again (it rotated).
- * Returns the count and *out (free() it; NULL when 0), or -errno.
+ * present (segments found by fl_seg_each). Other names are ignored.
+ *
+ * The listing is complete for the moment it was taken: every segment that
+ * existed while it was being taken is in it (a segment that retention removed
+ * meanwhile may be listed or not), and when the active file is listed, no
+ * segment rotated before it is missing, also while fugue-logd rotates and the
+ * archiver replaces plain segments with .lz4 ones. To make sure, the
+ * directory is walked until two walks in a row agree while the active name
+ * held one file: two walks when nothing changes. A directory that keeps
+ * changing faster than that gets -EAGAIN after FL_SEG_LIST_WALKS walks, never
+ * a listing that might miss a segment; the caller may list again later.
+ *
+ * After the call, files move on: a listed plain segment may since have been
+ * replaced by its archive (try the name with ".lz4"), and a reader that opens
+ * the active name and finds another inode than ino must list again (it
+ * rotated; the segment it became is then listed before the new active file).
+ * Returns the count and *out (free() it; NULL when 0), -EAGAIN as above, or
+ * -errno.
  */
 int fl_segments_list(int dirfd, const char *cls, struct fl_seg **out);
 
