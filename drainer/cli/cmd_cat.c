@@ -77,6 +77,8 @@ static int line_in_range(const char *line, size_t len)
 	return (int64_t)ts >= cat_since && (int64_t)ts <= cat_until;
 }
 
+static int cat_follow; /* --follow */
+
 /* --output: 0 the JSON lines as stored, else fl_cat_render's text or transcript */
 static int cat_output;
 
@@ -113,6 +115,17 @@ static int open_next(struct stream *st)
 	for (int attempt = 0; attempt < 4; attempt++) {
 		struct fl_seg *v;
 		int n = fl_segments_list(st->dirfd, st->cls, &v);
+		if (n == -EAGAIN && cat_follow)
+			return 0; /* rotating faster than it can be listed: the next wake-up lists again */
+		if (n == -EAGAIN) {
+			fprintf(stderr,
+				"fugue-log cat: the session directory kept changing while it was listed (rotating "
+				"faster than it can be listed); the %s lines stop here: run the command again\n",
+				st->cls);
+			st->errors++;
+			st->dead = 1;
+			return n;
+		}
 		if (n < 0) {
 			fprintf(stderr, "fugue-log cat: cannot list the session directory: %s\n", strerror(-n));
 			st->errors++;
@@ -541,6 +554,7 @@ int fl_cmd_cat(int argc, char **argv)
 		sv[ns].last_seg = -1;
 		ns++;
 	}
+	cat_follow = a.follow;
 	int ifd = a.follow ? watch_dir(dirfd) : -1;
 	merge_out(sv, ns, dirfd, ifd, &a, cfg.root);
 

@@ -33,6 +33,15 @@ struct fl_sessread {
 	size_t ccap;
 };
 
+static void list_why(char *why, size_t whylen, const char *dir, int rc)
+{
+	if (rc == -EAGAIN)
+		snprintf(why, whylen,
+			 "cannot list %s: it kept changing (rotating faster than it can be listed); try again", dir);
+	else
+		snprintf(why, whylen, "cannot list %s: %s", dir, strerror(-rc));
+}
+
 int fl_sessread_open(struct fl_sessread **out, const char *root, const char *id, char *why, size_t whylen)
 {
 	char path[4200];
@@ -54,7 +63,7 @@ int fl_sessread_open(struct fl_sessread **out, const char *root, const char *id,
 	for (int i = 0; i < 2; i++) {
 		int n = fl_segments_list(fd, r->c[i].name, &r->c[i].segs);
 		if (n < 0) {
-			snprintf(why, whylen, "cannot list %s: %s", path, strerror(-n));
+			list_why(why, whylen, path, n);
 			fl_sessread_close(r);
 			return n;
 		}
@@ -69,13 +78,16 @@ int fl_sessread_open(struct fl_sessread **out, const char *root, const char *id,
  * inode): list again and go on after the last segment opened, so the segment
  * it became is read first.
  */
-static int relist(struct fl_sessread *r, struct cls *c)
+static int relist(struct fl_sessread *r, struct cls *c, char *why, size_t whylen)
 {
 	free(c->segs);
 	c->segs = NULL;
+	c->nseg = c->next = 0;
 	int n = fl_segments_list(r->dirfd, c->name, &c->segs);
-	if (n < 0)
+	if (n < 0) {
+		list_why(why, whylen, c->name, n);
 		return n;
+	}
 	c->nseg = n;
 	for (c->next = 0; c->next < n && c->segs[c->next].num <= c->last_num; c->next++)
 		;
@@ -88,6 +100,12 @@ static int open_next(struct fl_sessread *r, struct cls *c, char *why, size_t why
 	for (int attempt = 0; c->next < c->nseg; attempt++) {
 		const struct fl_seg *sg = &c->segs[c->next++];
 		int rc = fl_segread_open(&c->rd, r->dirfd, sg->name, why, whylen);
+		if (rc == -ENOENT && sg->num != FL_SEG_ACTIVE && !sg->lz4) {
+			/* archived and removed since the listing: its archive holds the same lines */
+			char lz[sizeof sg->name + 8];
+			snprintf(lz, sizeof lz, "%s.lz4", sg->name);
+			rc = fl_segread_open(&c->rd, r->dirfd, lz, why, whylen);
+		}
 		if (rc < 0)
 			return rc;
 		if (sg->num != FL_SEG_ACTIVE) {
@@ -95,11 +113,16 @@ static int open_next(struct fl_sessread *r, struct cls *c, char *why, size_t why
 			return 1;
 		}
 		struct stat sb;
-		if (attempt == 8 || (fl_segread_stat(c->rd, &sb) == 0 && sb.st_ino == sg->ino))
+		if (fl_segread_stat(c->rd, &sb) == 0 && sb.st_ino == sg->ino)
 			return 1;
 		fl_segread_close(c->rd);
 		c->rd = NULL;
-		if ((rc = relist(r, c)) < 0)
+		if (attempt == 8) {
+			/* reading the newer file would skip the segments rotated in between */
+			snprintf(why, whylen, "%s: kept rotating while it was opened; try again", sg->name);
+			return -EAGAIN;
+		}
+		if ((rc = relist(r, c, why, whylen)) < 0)
 			return rc;
 	}
 	return 0;

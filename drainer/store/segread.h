@@ -112,7 +112,7 @@ struct fl_seg {
 
 #define FL_SEG_ACTIVE UINT64_MAX
 
-/* Directory walks fl_segments_list makes at most before it gives up with -EAGAIN. */
+/* Directory walks fl_segments_list makes at most before it gives up with -EAGAIN (it naps 1 ms every 64). */
 #define FL_SEG_LIST_WALKS 4096
 
 /*
@@ -127,8 +127,10 @@ struct fl_seg {
  * archiver replaces plain segments with .lz4 ones. To make sure, the
  * directory is walked until two walks in a row agree while the active name
  * held one file: two walks when nothing changes. A directory that keeps
- * changing faster than that gets -EAGAIN after FL_SEG_LIST_WALKS walks, never
- * a listing that might miss a segment; the caller may list again later.
+ * changing faster than that gets -EAGAIN after FL_SEG_LIST_WALKS walks (some
+ * 70 ms of them), never a listing that might miss a segment; the caller may
+ * list again later or report it. May sleep: for readers, not for the drainer's
+ * hot paths.
  *
  * After the call, files move on: a listed plain segment may since have been
  * replaced by its archive (try the name with ".lz4"), and a reader that opens
