@@ -108,11 +108,14 @@ static ino_t segread_ino(const struct fl_segread *rd)
 	return fl_segread_stat(rd, &sb) == 0 ? sb.st_ino : 0;
 }
 
+/* Listings open_next takes when each time the file it picked moved before it could be opened. */
+#define OPEN_TRIES 64
+
 /* Opens the next file of the class: the first rotated segment after last_seg, else the active file. */
 static int open_next(struct stream *st)
 {
 	char why[300];
-	for (int attempt = 0; attempt < 4; attempt++) {
+	for (int attempt = 0; attempt < OPEN_TRIES; attempt++) {
 		struct fl_seg *v;
 		int n = fl_segments_list(st->dirfd, st->cls, &v);
 		if (n == -EAGAIN && cat_follow)
@@ -139,7 +142,7 @@ static int open_next(struct stream *st)
 			     !(cat_timed && fl_segindex_skip(&cat_idx, st->cls, v[i].num, cat_since, cat_until))))
 				pick = &v[i];
 		if (!pick) {
-			free(v);
+			fl_segments_free(v, n);
 			return 0;
 		}
 		int rc = fl_segread_open(&st->rd, st->dirfd, pick->name, why, sizeof why);
@@ -150,11 +153,12 @@ static int open_next(struct stream *st)
 			rc = fl_segread_open(&st->rd, st->dirfd, lz, why, sizeof why);
 		}
 		uint64_t num = pick->num;
-		ino_t listed = pick->ino;
-		free(v);
+		/* compared while the listing still holds the listed active file, so its inode is not reused */
+		int moved = rc == 0 && num == FL_SEG_ACTIVE && segread_ino(st->rd) != pick->ino;
+		fl_segments_free(v, n);
 		if (rc == -ENOENT)
 			continue; /* rotated or removed under us: list again */
-		if (rc == 0 && num == FL_SEG_ACTIVE && segread_ino(st->rd) != listed) {
+		if (moved) {
 			/* rotated since the listing: the segment it became comes first */
 			fl_segread_close(st->rd);
 			st->rd = NULL;
@@ -181,7 +185,15 @@ static int open_next(struct stream *st)
 		}
 		return 1;
 	}
-	return 0;
+	if (cat_follow)
+		return 0; /* the next wake-up tries again */
+	fprintf(stderr,
+		"fugue-log cat: the %s files kept rotating while they were opened; the %s lines stop here: run the "
+		"command again\n",
+		st->cls, st->cls);
+	st->errors++;
+	st->dead = 1;
+	return -EAGAIN;
 }
 
 /* The active file we read from is no longer the one under the active name: it was rotated. */

@@ -80,7 +80,7 @@ int fl_sessread_open(struct fl_sessread **out, const char *root, const char *id,
  */
 static int relist(struct fl_sessread *r, struct cls *c, char *why, size_t whylen)
 {
-	free(c->segs);
+	fl_segments_free(c->segs, c->nseg);
 	c->segs = NULL;
 	c->nseg = c->next = 0;
 	int n = fl_segments_list(r->dirfd, c->name, &c->segs);
@@ -207,7 +207,7 @@ void fl_sessread_close(struct fl_sessread *r)
 		return;
 	for (int i = 0; i < 2; i++) {
 		fl_segread_close(r->c[i].rd);
-		free(r->c[i].segs);
+		fl_segments_free(r->c[i].segs, r->c[i].nseg);
 		free(r->c[i].pend);
 	}
 	free(r->cur);

@@ -346,6 +346,7 @@ static int seg_list_add(struct seg_list *l, uint64_t num, int lz4, const char *n
 	s->num = num;
 	s->lz4 = lz4;
 	s->ino = 0;
+	s->pin = -1;
 	snprintf(s->name, sizeof s->name, "%s", name);
 	return 0;
 }
@@ -427,6 +428,10 @@ static int active_same(int dirfd, const char *name, const struct active_hold *h)
  * before it; a segment both walks missed would have to have changed form
  * during each, but its archive, once there, stays until retention removes the
  * segment for good, so the second walk would have seen it and differed.
+ * Without an active file there is nothing to hold; a rotation then goes
+ * unseen only if the file is created, filled and renamed away within one walk
+ * with the name empty at both ends (fugue-logd creates the next file right
+ * after each rename, so the name is empty only for that instant).
  */
 int fl_segments_list(int dirfd, const char *cls, struct fl_seg **out)
 {
@@ -467,14 +472,16 @@ int fl_segments_list(int dirfd, const char *cls, struct fl_seg **out)
 		cur = t;
 		have_prev = 1;
 	}
-	ino_t ino = h.fd >= 0 ? h.ino : 0;
-	active_release(&h);
 	free(prev.v);
-	if (!rc && ino) {
+	if (!rc && h.fd >= 0) {
 		rc = seg_list_add(&cur, FL_SEG_ACTIVE, 0, active);
-		if (!rc)
-			cur.v[cur.n - 1].ino = ino;
+		if (!rc) {
+			cur.v[cur.n - 1].ino = h.ino;
+			cur.v[cur.n - 1].pin = h.fd;
+			h.fd = -1;
+		}
 	}
+	active_release(&h);
 	if (rc < 0) {
 		free(cur.v);
 		return rc;
@@ -489,6 +496,14 @@ int fl_segments_list(int dirfd, const char *cls, struct fl_seg **out)
 	}
 	*out = cur.v;
 	return (int)k;
+}
+
+void fl_segments_free(struct fl_seg *v, int n)
+{
+	for (int i = 0; v && i < n; i++)
+		if (v[i].pin >= 0)
+			close(v[i].pin);
+	free(v);
 }
 
 /* ---- JSON ----------------------------------------------------------------------------- */

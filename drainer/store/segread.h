@@ -108,6 +108,7 @@ struct fl_seg {
 	int lz4;      /* 1 for <class>.NNNNNN.jsonl.lz4 */
 	char name[96];
 	ino_t ino; /* the active file's inode when listed (0 for segments): opened by name, compare st_ino */
+	int pin;   /* the active file held (O_PATH) until fl_segments_free, so ino is never another file's; -1 */
 };
 
 #define FL_SEG_ACTIVE UINT64_MAX
@@ -120,26 +121,31 @@ struct fl_seg {
  * segments by number (the plain one when both exist), then the active file if
  * present (segments found by fl_seg_each). Other names are ignored.
  *
- * The listing is complete for the moment it was taken: every segment that
- * existed while it was being taken is in it (a segment that retention removed
- * meanwhile may be listed or not), and when the active file is listed, no
- * segment rotated before it is missing, also while fugue-logd rotates and the
- * archiver replaces plain segments with .lz4 ones. To make sure, the
- * directory is walked until two walks in a row agree while the active name
- * held one file: two walks when nothing changes. A directory that keeps
- * changing faster than that gets -EAGAIN after FL_SEG_LIST_WALKS walks (some
- * 70 ms of them), never a listing that might miss a segment; the caller may
- * list again later or report it. May sleep: for readers, not for the drainer's
- * hot paths.
+ * The listing is complete: every segment that existed when it began is in it
+ * (one that retention removed meanwhile may be listed or not), and when the
+ * active file is listed, no segment rotated before it is missing, also while
+ * fugue-logd rotates and the archiver replaces plain segments with .lz4
+ * ones. To make sure, the directory is walked until two walks in a row agree
+ * while the active name held one file: two walks when nothing changes. A
+ * directory that keeps changing faster than that gets -EAGAIN after
+ * FL_SEG_LIST_WALKS walks (some 70 ms of them), never a listing that might
+ * miss a segment; the caller may list again later or report it. May sleep:
+ * for readers, not for the drainer's hot paths. Any thread may call it, any
+ * number at once.
  *
  * After the call, files move on: a listed plain segment may since have been
  * replaced by its archive (try the name with ".lz4"), and a reader that opens
  * the active name and finds another inode than ino must list again (it
  * rotated; the segment it became is then listed before the new active file).
- * Returns the count and *out (free() it; NULL when 0), -EAGAIN as above, or
- * -errno.
+ * The listing holds the active file (one fd) until fl_segments_free, so that
+ * comparison cannot be fooled by a newer file that got the inode number of a
+ * rotated and removed one: compare before freeing the listing.
+ * Returns the count and *out (NULL when 0), -EAGAIN as above, or -errno.
  */
 int fl_segments_list(int dirfd, const char *cls, struct fl_seg **out);
+
+/* Frees a listing of n files from fl_segments_list and lets its active file go. NULL is fine. */
+void fl_segments_free(struct fl_seg *v, int n);
 
 /*
  * Finds the value of top-level key in one JSON object line: *val and *vlen span
