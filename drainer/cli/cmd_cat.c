@@ -108,6 +108,23 @@ static ino_t segread_ino(const struct fl_segread *rd)
 	return fl_segread_stat(rd, &sb) == 0 ? sb.st_ino : 0;
 }
 
+/* open_next's answer when the class's files could not be listed. */
+static int list_failed(struct stream *st, int n)
+{
+	if (n == -EAGAIN && cat_follow)
+		return 0; /* rotating faster than it can be listed: the next wake-up lists again */
+	if (n == -EAGAIN)
+		fprintf(stderr,
+			"fugue-log cat: the session directory kept changing while it was listed (rotating faster than "
+			"it can be listed); the %s lines stop here: run the command again\n",
+			st->cls);
+	else
+		fprintf(stderr, "fugue-log cat: cannot list the session directory: %s\n", strerror(-n));
+	st->errors++;
+	st->dead = 1;
+	return n;
+}
+
 /* Listings open_next takes when each time the file it picked moved before it could be opened. */
 #define OPEN_TRIES 64
 
@@ -118,23 +135,8 @@ static int open_next(struct stream *st)
 	for (int attempt = 0; attempt < OPEN_TRIES; attempt++) {
 		struct fl_seg *v;
 		int n = fl_segments_list(st->dirfd, st->cls, &v);
-		if (n == -EAGAIN && cat_follow)
-			return 0; /* rotating faster than it can be listed: the next wake-up lists again */
-		if (n == -EAGAIN) {
-			fprintf(stderr,
-				"fugue-log cat: the session directory kept changing while it was listed (rotating "
-				"faster than it can be listed); the %s lines stop here: run the command again\n",
-				st->cls);
-			st->errors++;
-			st->dead = 1;
-			return n;
-		}
-		if (n < 0) {
-			fprintf(stderr, "fugue-log cat: cannot list the session directory: %s\n", strerror(-n));
-			st->errors++;
-			st->dead = 1;
-			return n;
-		}
+		if (n < 0)
+			return list_failed(st, n);
 		const struct fl_seg *pick = NULL;
 		for (int i = 0; i < n && !pick; i++)
 			if (v[i].num == FL_SEG_ACTIVE ||
