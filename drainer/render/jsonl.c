@@ -51,28 +51,6 @@ static const char pairs[201] = "000102030405060708091011121314151617181920212223
 			       "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
 			       "8081828384858687888990919293949596979899";
 
-/* The decimal digits of v < 2^32: counted first, then written from the end two at a time. */
-static char *put_u32(char *o, uint32_t v)
-{
-	static const uint32_t pow10[10] = {1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000, 1000000000};
-	/* bits * 1233 / 4096 is floor(log10(2^bits)): the count, or one less */
-	unsigned n = (unsigned)(32 - __builtin_clz(v | 1)) * 1233 >> 12;
-	n += n < 10 && v >= pow10[n];
-	n += !n;
-	char *e = o + n, *p = e;
-	while (v >= 100) {
-		unsigned r = v % 100;
-		v /= 100;
-		p -= 2;
-		memcpy(p, pairs + 2 * r, 2);
-	}
-	if (v >= 10)
-		memcpy(p - 2, pairs + 2 * v, 2);
-	else
-		p[-1] = (char)('0' + v);
-	return e;
-}
-
 /* Exactly eight digits of v < 10^8, leading zeros included, in 32-bit arithmetic. */
 static char *put_8(char *o, uint32_t v)
 {
@@ -82,6 +60,38 @@ static char *put_8(char *o, uint32_t v)
 	memcpy(o + 4, pairs + 2 * (b / 100), 2);
 	memcpy(o + 6, pairs + 2 * (b % 100), 2);
 	return o + 8;
+}
+
+/*
+ * The decimal digits of v < 2^32: counted first, then the low eight written
+ * at once with their leading zeros and moved into place with one fixed-size
+ * copy (a loop of divisions cost twice as much for the 6-8 digit seq and id).
+ * Writes up to 8 bytes past the digits, which the callers' room covers.
+ */
+static char *put_u32(char *o, uint32_t v)
+{
+	static const uint32_t pow10[10] = {1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000, 1000000000};
+	if (v < 10) { /* ref 0, stream 1, small data fields */
+		*o = (char)('0' + v);
+		return o + 1;
+	}
+	/* bits * 1233 / 4096 is floor(log10(2^bits)): the count, or one less */
+	unsigned n = (unsigned)(32 - __builtin_clz(v)) * 1233 >> 12;
+	n += n < 10 && v >= pow10[n];
+	char t[16];
+	if (n > 8) { /* 9 or 10 digits */
+		uint32_t hi = v / 100000000;
+		if (hi >= 10)
+			memcpy(o, pairs + 2 * hi, 2);
+		else
+			*o = (char)('0' + hi);
+		put_8(o + n - 8, v % 100000000);
+		return o + n;
+	}
+	put_8(t, v);
+	memset(t + 8, 0, 8);
+	memcpy(o, t + 8 - n, 8);
+	return o + n;
 }
 
 /* Decimal digits: numbers are most of a small event's line, and most of them fit 32 bits. */
@@ -265,51 +275,67 @@ static inline char *put_escape1(char *o, uint8_t c)
 #if defined(__SSE2__) && defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 #define FL_ESCAPE_AVX2 1
+/* The bytes of v that need escaping (below 0x20, '"', '\\'), one bit each, for CPUs with AVX2. */
+__attribute__((target("avx2"))) static inline unsigned esc_mask32(__m256i v)
+{
+	/* '"' and '\\' by their low nibble; every other entry is a control byte, caught anyway */
+	const __m256i quotes = _mm256_setr_epi8(0, 1, '"', 3, 4, 5, 6, 7, 8, 9, 10, 11, '\\', 13, 14, 15, 0, 1, '"', 3,
+						4, 5, 6, 7, 8, 9, 10, 11, '\\', 13, 14, 15);
+	__m256i low = _mm256_cmpeq_epi8(_mm256_max_epu8(v, _mm256_set1_epi8(0x1f)), _mm256_set1_epi8(0x1f));
+	/* pshufb gives 0 for bytes >= 0x80, which never equal it */
+	__m256i qb = _mm256_cmpeq_epi8(v, _mm256_shuffle_epi8(quotes, v));
+	return (unsigned)_mm256_movemask_epi8(_mm256_or_si256(low, qb));
+}
+
 /*
- * The 16-byte loop of put_escaped_checked (below) 32 bytes at a time, for
- * CPUs with AVX2: long transcript chunks are mostly clean runs. Runs while
- * 32 bytes are left from *pi and moves it; *check as there; returns NULL for
- * invalid UTF-8.
+ * The 16-byte loop of put_escaped_checked (below) 64 bytes at a time, for
+ * CPUs with AVX2: long transcript chunks are mostly clean runs with an escape
+ * (ESC, CR, LF) every few dozen bytes. Runs while 64 bytes are left from *pi
+ * and moves it; *check as there; returns NULL for invalid UTF-8.
  */
 __attribute__((target("avx2"))) static char *escape_avx2(char *o, const uint8_t *s, size_t len, size_t *pi, int *check)
 {
 	size_t i = *pi;
-	while (i + 32 <= len) {
-		__m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(s + i));
-		_mm256_storeu_si256((__m256i *)(void *)o, v);
-		if (*check && _mm256_movemask_epi8(v)) {
+	int chk = *check; /* a local: the stores through o could alias *check */
+	while (i + 64 <= len) {
+		__m256i a = _mm256_loadu_si256((const __m256i *)(const void *)(s + i));
+		__m256i b = _mm256_loadu_si256((const __m256i *)(const void *)(s + i + 32));
+		_mm256_storeu_si256((__m256i *)(void *)o, a);
+		_mm256_storeu_si256((__m256i *)(void *)(o + 32), b);
+		if (chk && _mm256_movemask_epi8(_mm256_or_si256(a, b))) {
 			if (!fl_utf8_valid(s + i, len - i))
 				return NULL;
-			*check = 0;
+			chk = 0;
 		}
-		__m256i low = _mm256_cmpeq_epi8(_mm256_max_epu8(v, _mm256_set1_epi8(0x1f)), _mm256_set1_epi8(0x1f));
-		__m256i quote = _mm256_cmpeq_epi8(v, _mm256_set1_epi8('"'));
-		__m256i back = _mm256_cmpeq_epi8(v, _mm256_set1_epi8('\\'));
-		unsigned m = (unsigned)_mm256_movemask_epi8(_mm256_or_si256(low, _mm256_or_si256(quote, back)));
+		uint64_t m = esc_mask32(a) | (uint64_t)esc_mask32(b) << 32;
 		if (!m) {
-			o += 32;
-			i += 32;
+			o += 64;
+			i += 64;
 			continue;
 		}
-		unsigned at = 0; /* as in the 16-byte loop */
+		/* as in the 16-byte loop: every escape of the block from the one mask */
+		size_t at = 0;
 		for (;;) {
-			unsigned k = (unsigned)__builtin_ctz(m);
+			size_t k = (size_t)__builtin_ctzll(m);
 			o = put_escape1(o + (k - at), s[i + k]);
 			at = k + 1;
 			m &= m - 1;
-			if (i + at + 32 > len)
+			if (i + at + 64 > len)
 				break;
 			_mm256_storeu_si256((__m256i *)(void *)o,
 					    _mm256_loadu_si256((const __m256i *)(const void *)(s + i + at)));
+			_mm256_storeu_si256((__m256i *)(void *)(o + 32),
+					    _mm256_loadu_si256((const __m256i *)(const void *)(s + i + at + 32)));
 			if (!m) {
-				o += 32 - at;
-				at = 32;
+				o += 64 - at;
+				at = 64;
 				break;
 			}
 		}
 		i += at;
 	}
 	*pi = i;
+	*check = chk;
 	return o;
 }
 #endif
@@ -332,13 +358,14 @@ static inline unsigned esc_mask16(__m128i v)
 static char *escape_sse2(char *o, const uint8_t *s, size_t len, size_t *pi, int *check)
 {
 	size_t i = *pi;
+	int chk = *check; /* as in escape_avx2 */
 	while (i + 16 <= len) {
 		__m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
 		_mm_storeu_si128((__m128i *)(void *)o, v);
-		if (*check && _mm_movemask_epi8(v)) {
+		if (chk && _mm_movemask_epi8(v)) {
 			if (!fl_utf8_valid(s + i, len - i))
 				return NULL;
-			*check = 0;
+			chk = 0;
 		}
 		unsigned m = esc_mask16(v);
 		if (!m) {
@@ -371,6 +398,7 @@ static char *escape_sse2(char *o, const uint8_t *s, size_t len, size_t *pi, int 
 		i += at;
 	}
 	*pi = i;
+	*check = chk;
 	return o;
 }
 
@@ -713,6 +741,26 @@ static int put_session(struct fl_jbuf *b, struct fl_tsfmt *tc, const char *sessi
 	return rc;
 }
 
+/*
+ * The digits of seq: the lines of a session come with seq one up from the
+ * last, so the cached text is counted up in place (a carry past the last
+ * digit, or another seq, formats it anew). Copies all of seqd: needs 24 bytes.
+ */
+static char *put_seq(struct fl_tsfmt *tc, char *o, uint64_t seq)
+{
+	int k = -1;
+	if (tc->seqn && seq && seq == tc->seq + 1)
+		for (k = (int)tc->seqn - 1; k >= 0 && tc->seqd[k] == '9'; k--)
+			tc->seqd[k] = '0';
+	if (k >= 0)
+		tc->seqd[k]++;
+	else
+		tc->seqn = (uint8_t)(put_u64(tc->seqd, seq) - tc->seqd);
+	tc->seq = seq;
+	memcpy(o, tc->seqd, sizeof tc->seqd);
+	return o + tc->seqn;
+}
+
 /* Caches the run from "class" to the opening quote of "id" for this kind (it has a name), pid and tid. */
 static void put_middle(struct fl_tsfmt *tc, int kind, uint32_t pid, uint32_t tid)
 {
@@ -743,7 +791,7 @@ int fl_jsonl_render(struct fl_jbuf *b, struct fl_tsfmt *tc, const Fugue__Event *
 		return -EINVAL;
 	size_t start = b->len;
 	/* ts, ts_ns and seq */
-	int rc = reserve(b, 96);
+	int rc = reserve(b, 128);
 	if (rc < 0)
 		return rc;
 	char *o = b->p + b->len;
@@ -758,7 +806,7 @@ int fl_jsonl_render(struct fl_jbuf *b, struct fl_tsfmt *tc, const Fugue__Event *
 	} else
 		o = put_u64(o, ev->ts_ns > (uint64_t)INT64_MAX ? (uint64_t)INT64_MAX : ev->ts_ns);
 	o = PUTS(o, "\",\"seq\":");
-	o = put_u64(o, seq);
+	o = put_seq(tc, o, seq);
 	b->len = (size_t)(o - b->p);
 	rc = put_session(b, tc, session);
 	/* the fixed middle of the line in one go: kind and level names are short, numbers at most 20 digits */
