@@ -57,7 +57,8 @@ static size_t ref_b64(const uint8_t *s, size_t n, char *o)
 	static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 	size_t k = 0;
 	for (size_t i = 0; i < n; i += 3) {
-		uint32_t v = (uint32_t)s[i] << 16 | (i + 1 < n ? (uint32_t)s[i + 1] << 8 : 0) | (i + 2 < n ? s[i + 2] : 0);
+		uint32_t v =
+		    (uint32_t)s[i] << 16 | (i + 1 < n ? (uint32_t)s[i + 1] << 8 : 0) | (i + 2 < n ? s[i + 2] : 0);
 		o[k++] = a[v >> 18];
 		o[k++] = a[v >> 12 & 63];
 		o[k++] = i + 1 < n ? a[v >> 6 & 63] : '=';
@@ -79,7 +80,14 @@ static size_t ref_text(char *o, const char *key, const uint8_t *s, size_t n)
 	k += (size_t)sprintf(o, ",\"%s\":\"", key);
 	for (size_t i = 0; i < n; i++) {
 		uint8_t c = s[i];
-		const char *e = c == '"' ? "\\\"" : c == '\\' ? "\\\\" : c == '\b' ? "\\b" : c == '\f' ? "\\f" : c == '\n' ? "\\n" : c == '\r' ? "\\r" : c == '\t' ? "\\t" : NULL;
+		const char *e = c == '"'    ? "\\\""
+				: c == '\\' ? "\\\\"
+				: c == '\b' ? "\\b"
+				: c == '\f' ? "\\f"
+				: c == '\n' ? "\\n"
+				: c == '\r' ? "\\r"
+				: c == '\t' ? "\\t"
+					    : NULL;
 		if (e)
 			k += (size_t)sprintf(o + k, "%s", e);
 		else if (c < 0x20)
@@ -98,13 +106,15 @@ static size_t ref_line(char *o, const Fugue__Event *ev, const char *sid, uint64_
 	time_t t = (time_t)(ns / 1000000000u);
 	struct tm tm;
 	gmtime_r(&t, &tm);
-	size_t k = (size_t)sprintf(o, "{\"ts\":\"%04d-%02d-%02dT%02d:%02d:%02d.%09uZ\",\"ts_ns\":\"%" PRIu64 "\",\"seq\":%" PRIu64,
-				   tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-				   (unsigned)(ns % 1000000000u), ns, seq);
+	size_t k = (size_t)sprintf(
+	    o, "{\"ts\":\"%04d-%02d-%02dT%02d:%02d:%02d.%09uZ\",\"ts_ns\":\"%" PRIu64 "\",\"seq\":%" PRIu64,
+	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+	    (unsigned)(ns % 1000000000u), ns, seq);
 	k += ref_text(o + k, "session", (const uint8_t *)sid, strlen(sid));
 	k += (size_t)sprintf(o + k,
 			     ",\"class\":\"system\",\"event\":\"transcript\",\"level\":\"full\",\"pid\":%" PRIu32
-			     ",\"tid\":%" PRIu32 ",\"id\":\"%" PRIu64 "\",\"ref\":\"%" PRIu64 "\",\"data\":{\"stream\":%" PRIu32,
+			     ",\"tid\":%" PRIu32 ",\"id\":\"%" PRIu64 "\",\"ref\":\"%" PRIu64
+			     "\",\"data\":{\"stream\":%" PRIu32,
 			     ev->pid, ev->tid, ev->id, ev->ref, ev->transcript->stream);
 	k += ref_text(o + k, "data", ev->transcript->data.data, ev->transcript->data.len);
 	k += (size_t)sprintf(o + k, "}}\n");
@@ -116,8 +126,9 @@ static size_t ref_line(char *o, const Fugue__Event *ev, const char *sid, uint64_
 /* Terminal-like bytes: printable runs, ESC sequences, CR LF, quotes, UTF-8, and now and then an invalid byte. */
 static size_t random_bytes(uint8_t *p, size_t n, int invalid)
 {
-	static const char *const pieces[] = {"\033[32m", "\033[0m", "\r\n", "\"", "\\", "\t", "\xc3\xa9", "\xe2\x94\x80",
-					     "\xf0\x9f\x98\x80", "\x7f", "\x01", "\b", "\f", "\x1f", " "};
+	static const char *const pieces[] = {
+	    "\033[32m",		"\033[0m", "\r\n", "\"", "\\", "\t",   "\xc3\xa9", "\xe2\x94\x80",
+	    "\xf0\x9f\x98\x80", "\x7f",	   "\x01", "\b", "\f", "\x1f", " "};
 	size_t k = 0;
 	while (k < n) {
 		uint64_t r = next();
@@ -191,8 +202,8 @@ static void test_render_matches_reference(void **state)
 		size_t at = b.len;
 		assert_int_equal(fl_jsonl_render(&b, &tc, &ev, sid, seq), 0);
 		if (b.len - at != wn || memcmp(b.p + at, want, wn)) {
-			fprintf(stderr, "event %d: got  %.*s\n         want %.*s\n", i, (int)(b.len - at), b.p + at, (int)wn,
-				want);
+			fprintf(stderr, "event %d: got  %.*s\n         want %.*s\n", i, (int)(b.len - at), b.p + at,
+				(int)wn, want);
 			fail();
 		}
 	}
@@ -238,7 +249,8 @@ static void test_decode_bytes_bodies(void **state)
 		uint8_t body[3100];
 		size_t bl = 0;
 		uint64_t stream = next() % 4 == 0 ? random_u64() : next() % 3;
-		int skew = (int)(next() % 8); /* 0: plain form; else a variant the fast path must leave alone or get right */
+		int skew =
+		    (int)(next() % 8); /* 0: plain form; else a variant the fast path must leave alone or get right */
 		if (field == 14 && (stream || skew == 1)) {
 			body[bl++] = 1 << 3;
 			bl += put_varint(body + bl, stream);
@@ -286,7 +298,8 @@ static void test_decode_bytes_bodies(void **state)
 		assert_int_equal(rc, 1);
 		taken++;
 		assert_int_equal(got->body_case, ref->body_case);
-		assert_true(got->ts_ns == ref->ts_ns && got->id == ref->id && got->pid == ref->pid && got->tid == ref->tid);
+		assert_true(got->ts_ns == ref->ts_ns && got->id == ref->id && got->pid == ref->pid &&
+			    got->tid == ref->tid);
 		const ProtobufCBinaryData *gd, *rd;
 		if (field == 14) {
 			assert_int_equal(got->transcript->stream, ref->transcript->stream);
