@@ -282,16 +282,22 @@ static inline int set_body(Fugue__Event *ev, unsigned field, void *m)
 }
 
 /*
- * The body of a transcript, input or prompt record that ends the record
- * (p..end) in the producer's order: a stream varint (transcript only), then
- * the bytes, each optional, nothing else. Hangs it on ev: 1, or 0 for any
- * other form, which the general loop then reads from the start of the body.
+ * The rest of a record, p..end, when it is just the body of a transcript,
+ * input or prompt in the producer's order: a stream varint (transcript only),
+ * then the bytes, each optional, nothing else. Hangs it on ev: 1, or 0 for
+ * any other form, which the general loop then reads from p.
  */
-static int bytes_body(unsigned field, const uint8_t *p, const uint8_t *end, union flat_body *m, Fugue__Event *ev)
+static int bytes_body(const uint8_t *p, const uint8_t *end, union flat_body *m, Fugue__Event *ev)
 {
 	ProtobufCBinaryData bd = {0, NULL};
 	uint64_t v = 0;
 	size_t n;
+	if (p >= end || (p[0] != (FUGUE__EVENT__BODY_TRANSCRIPT << 3 | 2) &&
+			 p[0] != (FUGUE__EVENT__BODY_INPUT << 3 | 2) && p[0] != (FUGUE__EVENT__BODY_PROMPT << 3 | 2)))
+		return 0;
+	unsigned field = *p++ >> 3;
+	if (!length(&p, end, &n) || n != (size_t)(end - p))
+		return 0;
 	unsigned data_tag = field == FUGUE__EVENT__BODY_TRANSCRIPT ? (2 << 3 | 2) : (1 << 3 | 2);
 	if (field == FUGUE__EVENT__BODY_TRANSCRIPT && p < end && p[0] == (1 << 3) && (p++, !varint(&p, end, &v, NULL)))
 		return 0;
@@ -352,14 +358,9 @@ int fl_event_decode(const uint8_t *p, size_t len, ProtobufCAllocator *a, Fugue__
 	HEAD(5, ev->tid, uint32_t)
 #undef HEAD
 	/* the bytes kinds, most records by count and nearly all by bytes, without the loop's dispatch */
-	if (p < end && (p[0] == (FUGUE__EVENT__BODY_TRANSCRIPT << 3 | 2) ||
-			p[0] == (FUGUE__EVENT__BODY_INPUT << 3 | 2) || p[0] == (FUGUE__EVENT__BODY_PROMPT << 3 | 2))) {
-		const uint8_t *q = p + 1;
-		size_t n;
-		if (length(&q, end, &n) && n == (size_t)(end - q) && bytes_body(p[0] >> 3, q, end, &blk->body, ev)) {
-			*out = ev;
-			return 1;
-		}
+	if (bytes_body(p, end, &blk->body, ev)) {
+		*out = ev;
+		return 1;
 	}
 	while (p < end) {
 		unsigned t = tag(&p, end), field = t >> 3, wt = t & 7;
