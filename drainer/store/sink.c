@@ -18,9 +18,9 @@
 #include "archive.h"
 #include "jsonl.h"
 
-/* per class: one write() once this many bytes of lines are buffered; a write() costs ~1.8 us here besides
- * its copy, 10% of the kernel's time at 64 KiB, 3% at this */
-#define SINK_BUF (256u * 1024)
+/* per class: one write() once this many bytes of lines are buffered; 32, 128 and 256 KiB cost the kernel more
+ * (e2e 4 KiB chunks): the buffer and the page-cache pages it is copied to no longer stay in L2 */
+#define SINK_BUF (64u * 1024)
 #define SINK_BUF_MIN 1024u	     /* a class's buffer at its first line: thousands of quiet sessions stay small */
 #define SINK_BUF_KEEP (4 * SINK_BUF) /* a buffer grown past this (a huge line, an outage) is freed once empty */
 

@@ -16,7 +16,7 @@ struct fl_jbuf; /* jsonl.h */
  * that is not ours, or that group or others can write, is refused too.
  *
  * Lines are buffered per class (rendered straight into the buffer:
- * fl_sink_line_buf) and reach the files with one write() per 256 KiB;
+ * fl_sink_line_buf) and reach the files with one write() per 64 KiB;
  * fl_sink_flush writes what is buffered; fl_sink_trim frees empty buffers. The state (sizes, line
  * counts, seq and time ranges of the active files) is what the checkpoint
  * stores: reopening with a state truncates each active file back to its size,
@@ -87,7 +87,7 @@ struct fl_jbuf *fl_sink_line_buf(struct fl_sink *s, int cls);
 /*
  * Accounts the line that fl_sink_line_buf's buffer holds from at to its end,
  * as fl_sink_append does: rotation before it when due, its seq and ts_ns, and
- * a write() once the buffer holds 256 KiB. Returns 0 or -errno as fl_sink_append.
+ * a write() once the buffer holds 64 KiB. Returns 0 or -errno as fl_sink_append.
  */
 int fl_sink_commit_line(struct fl_sink *s, int cls, size_t at, uint64_t seq, int64_t ts_ns);
 
