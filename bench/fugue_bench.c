@@ -7,6 +7,7 @@
 #include <inttypes.h>
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdarg.h>
@@ -370,6 +371,7 @@ static void scen_emit(void)
 	struct bsession *ss[] = {&filt, &full};
 	struct drainer d;
 	drainer_start(&d, ss, 2);
+	pid_t dpid = d.logd ? d.pid : d.c.pid;
 	char path[4200];
 	snprintf(path, sizeof path, "%s/fprintf.log", opt.tmp);
 	FILE *out = fopen(path, "w");
@@ -382,7 +384,10 @@ static void scen_emit(void)
 		      *fs = fl_fig("emit.small", "ns"), *ft = fl_fig("emit.transcript4k", "ns"),
 		      *fps = fl_fig("fprintf.small", "ns"), *fpt = fl_fig("fprintf.transcript4k", "ns"),
 		      *rf = fl_fig("ratio.filtered", "x"), *fsp = fl_fig("emit.small.percall", "ns"),
-		      *crt = fl_fig("clock.realtime", "ns"), *ctsc = fl_fig("clock.tsc", "ns");
+		      *crt = fl_fig("clock.realtime", "ns"), *ctsc = fl_fig("clock.tsc", "ns"),
+		      *fsq = fl_fig("emit.small.paused", "ns");
+	fl_fig_note(fsq, "emit.small with the drainer stopped (SIGSTOP) for the samples: what its work beside the "
+			 "session costs the call");
 	fl_fig_note(crt, "clock_gettime(CLOCK_REALTIME), what every admitted emit pays today");
 	fl_fig_note(ctsc, "a plain rdtsc, for comparison (x86 only)");
 	fl_fig_target(rf, '<', 1.1);
@@ -403,8 +408,10 @@ static void scen_emit(void)
 	int rounds = opt.quick ? 10 : 200;
 	for (int r = 0; r < rounds; r++) {
 		double e_sum = 0, f_sum = 0;
-		for (int v0 = 0; v0 < 8; v0++) {
-			int v = (v0 + r) % 8; /* rotate the order so drift spreads evenly */
+		for (int v0 = 0; v0 < 9; v0++) {
+			int v = (v0 + r) % 9; /* rotate the order so drift spreads evenly */
+			if (v == 8)
+				kill(dpid, SIGSTOP);
 			for (int b = 0; b < 16; b++) {
 				switch (v) {
 				case 0: {
@@ -439,8 +446,13 @@ static void scen_emit(void)
 					fl_fig_add(ctsc, time_clock(1, 256));
 #endif
 					break;
+				case 8:
+					fl_fig_add(fsq, time_emit(full.s, small_payload, SMALL, 64, &errs));
+					break;
 				}
 			}
+			if (v == 8)
+				kill(dpid, SIGCONT);
 		}
 		fl_fig_add(rf, f_sum / e_sum);
 		/* the ring holds a round; empty it before the next so nothing is ever dropped */
@@ -997,6 +1009,77 @@ static double lim_pagecache_gbs(const char *path, const char *buf, size_t total)
 	return (double)total / secs / 1e9;
 }
 
+/* A loop of register arithmetic: no memory traffic, so all it takes from another CPU is a shared core. */
+static __attribute__((noreturn)) void lim_spin(void)
+{
+	uint64_t x = 1;
+	for (;;)
+		__asm__ __volatile__("imul %0, %0\n\tadd $1, %0" : "+r"(x));
+}
+
+/*
+ * Whether this CPU shares its core with another: limit.emit_core and the
+ * ratio scenario's plain session work, each timed with a pure arithmetic loop
+ * pinned to another CPU running and stopped (SIGSTOP), alternating. Separate
+ * cores: both ratios are 1. Hyperthreads of one core (or vCPUs a hypervisor
+ * runs so): both rise, and so does every figure measured while fugue-logd
+ * works beside the session.
+ */
+static void lim_sibling(struct lim_prod *pa, int rounds)
+{
+	const char *kc = "limit.emit_core.sibling_busy", *kw = "limit.work.sibling_busy";
+	int here = sched_getcpu(), other = -1;
+	cpu_set_t mine, one;
+	if (here < 0 || sched_getaffinity(0, sizeof mine, &mine) < 0) {
+		fl_fig_absent(kc, "ns", "sched_getcpu: %s", strerror(errno));
+		fl_fig_absent(kw, "x", "sched_getcpu: %s", strerror(errno));
+		return;
+	}
+	for (int c = 0; c < CPU_SETSIZE && other < 0; c++)
+		if (c != here && CPU_ISSET(c, &mine))
+			other = c;
+	if (other < 0) {
+		fl_fig_absent(kc, "ns", "one CPU only: no other CPU to load");
+		fl_fig_absent(kw, "x", "one CPU only: no other CPU to load");
+		return;
+	}
+	CPU_ZERO(&one);
+	CPU_SET(here, &one);
+	sched_setaffinity(0, sizeof one, &one); /* stay where the spinner is not */
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid < 0)
+		die("fork: %s", strerror(errno));
+	if (pid == 0) {
+		CPU_ZERO(&one);
+		CPU_SET(other, &one);
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (sched_setaffinity(0, sizeof one, &one) < 0)
+			_exit(1);
+		lim_spin();
+	}
+	kill(pid, SIGSTOP);
+	struct fl_fig *sib = fl_fig(kc, "ns"), *wk = fl_fig(kw, "x");
+	fl_fig_note(sib, "limit.emit_core while another CPU runs register arithmetic: above limit.emit_core "
+			 "when the two CPUs share a core");
+	fl_fig_note(wk, "the ratio scenario's plain work (128 chunks) with that loop running / stopped, per round");
+	for (int r = 0; r < rounds; r++) {
+		double t[2];
+		for (int v0 = 0; v0 < 2; v0++) {
+			int busy = (v0 + r) % 2;
+			kill(pid, busy ? SIGCONT : SIGSTOP);
+			usleep(2000); /* the spinner is running, or stopped */
+			t[busy] = session_loop_plain(128);
+			for (int b = 0; busy && b < 16; b++)
+				fl_fig_add(sib, lim_time(pa, 64));
+		}
+		fl_fig_add(wk, t[1] / t[0]);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	sched_setaffinity(0, sizeof mine, &mine);
+}
+
 static void scen_limits(void)
 {
 	struct fl_fig *core = fl_fig("limit.emit_core", "ns"), *ring = fl_fig("limit.ring_batched", "ns"),
@@ -1034,6 +1117,7 @@ static void scen_limits(void)
 					fl_fig_add(core, lim_time(&pa, 64));
 			}
 	atomic_store_explicit(&sh->stop, 1, memory_order_release);
+	lim_sibling(&pa, rounds);
 	int st = 0;
 	waitpid(pid, &st, 0);
 	uint64_t got = atomic_load(&sh->records), want = pb.head;

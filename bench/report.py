@@ -120,7 +120,14 @@ METHOD = """\
   whole and moves the tail once per batch; interleaved with `limit.emit_core`
   round by round. `limit.pagecache`: `write(2)` of 64 KiB buffers into a fresh
   file in the benchmark's scratch directory (256 MiB per round, 16 MiB in
-  `--quick`), GB/s.
+  `--quick`), GB/s. `limit.emit_core.sibling_busy` and
+  `limit.work.sibling_busy` tell whether this CPU shares its core: the one-core
+  call, and the ratio scenario's plain session work (128 chunks, as a ratio per
+  round), each with a loop of register arithmetic pinned to another CPU running
+  and stopped (SIGSTOP), alternating. On separate cores both equal the idle
+  figures; on two hyperthreads of one core (what a 2-vCPU cloud machine usually
+  is) they rise, and so does every figure taken while fugue-logd works beside
+  the session.
 - **Ratios to the limits.** After every scenario, each of issue 15's targets is
   also reported against its limit from the same run, as a ratio of medians (one
   sample, so `runs` is 1): `emit.small.vs_limit` = `emit.small` /
@@ -399,6 +406,8 @@ def main():
             "ctsc": stat(doc, "clock.tsc") or 0,
             "ring": stat(doc, "limit.ring_batched") or 0,
             "core": stat(doc, "limit.emit_core") or 0,
+            "csib": stat(doc, "limit.emit_core.sibling_busy") or 0,
+            "wsib": stat(doc, "limit.work.sibling_busy") or 0,
             "vr": stat(doc, "emit.small.vs_ring") or 0,
             "lb": stat(doc, "lttng.bulk.small") or 0,
             "flb": stat(doc, "lttng.fl.bulk.small") or 0,
