@@ -21,8 +21,10 @@
 /* per class: one write() once this many bytes of lines are buffered; 32, 128 and 256 KiB cost the kernel more
  * (e2e 4 KiB chunks): the buffer and the page-cache pages it is copied to no longer stay in L2 */
 #define SINK_BUF (64u * 1024)
-#define SINK_BUF_MIN 1024u	     /* a class's buffer at its first line: thousands of quiet sessions stay small */
-#define SINK_BUF_KEEP (4 * SINK_BUF) /* a buffer grown past this (a huge line, an outage) is freed once empty */
+#define SINK_BUF_MIN 1024u /* a class's buffer at its first line: thousands of quiet sessions stay small */
+/* a buffer grown past this (a huge line, an outage) is freed once empty; big enough for the room a 64 KiB
+ * record's line needs (fugue-log run reads up to that), so those do not allocate and fault in per write() */
+#define SINK_BUF_KEEP (1024u * 1024)
 
 struct sink_file {
 	int fd;
