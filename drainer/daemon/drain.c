@@ -39,17 +39,14 @@ void fl_drain_worker_free(struct fl_drain_worker *w)
 		return;
 	fl_arena_destroy(&w->arena);
 	free(w->items);
-	fl_jbuf_free(&w->line);
 	free(w);
 }
 
 void fl_drain_worker_idle(struct fl_drain_worker *w)
 {
-	if (w->arena.cap <= ARENA_KEEP && w->line.cap <= ARENA_KEEP)
+	if (w->arena.cap <= ARENA_KEEP)
 		return;
 	fl_arena_trim(&w->arena, ARENA_KEEP);
-	if (w->line.cap > ARENA_KEEP)
-		fl_jbuf_free(&w->line);
 	fl_budget_trim();
 }
 
@@ -557,8 +554,11 @@ int fl_drain_step(struct fl_drain_worker *w, struct fl_dsess *s, const char *roo
 	/* sessions wait for fd slots: hand ours back; the checkpoint is written, a reopen resumes exactly */
 	if (fl_budget_pressure())
 		fl_dsess_close_files(s);
-	if (s->idle)
+	if (s->idle) {
+		if (s->sink)
+			fl_sink_trim(s->sink); /* a quiet session keeps no line buffers */
 		fl_drain_worker_idle(w);
+	}
 	return total;
 }
 

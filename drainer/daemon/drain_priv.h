@@ -37,7 +37,6 @@ struct fl_drain_worker {
 	uint64_t tails[FL_RING_MAX_LANES];
 	uint64_t level_word; /* read after this batch's heads */
 	int whole;	     /* the batch read every lane up to its head */
-	struct fl_jbuf line;
 	struct fl_tsfmt tc;
 	struct fl_clock_cal cal; /* TSC rings: this worker's calibration (clock.h) */
 };

@@ -31,13 +31,19 @@ int fl_emit_line(struct fl_drain_worker *w, struct fl_dsess *s, const struct fl_
 {
 	Fugue__Event *ev = it->ev;
 	uint64_t seq = s->ck.next_seq;
-	w->line.len = 0;
-	int rc = fl_jsonl_render(&w->line, &w->tc, ev, s->id, seq);
-	if (rc < 0)
-		return rc;
 	int kind = fl_event_kind(ev);
 	int cls = fl_kind_class(kind);
-	rc = fl_sink_append(s->sink, cls, w->line.p, w->line.len, seq, (int64_t)ev->ts_ns);
+	if (cls < 0)
+		return -EINVAL; /* as the renderer says of a kind it does not know */
+	/* rendered straight into the sink's buffer: no copy of the line */
+	struct fl_jbuf *b = fl_sink_line_buf(s->sink, cls);
+	if (!b)
+		return -ENOMEM;
+	size_t at = b->len;
+	int rc = fl_jsonl_render(b, &w->tc, ev, s->id, seq);
+	if (rc < 0)
+		return rc;
+	rc = fl_sink_commit_line(s->sink, cls, at, seq, (int64_t)ev->ts_ns);
 	if (rc < 0)
 		return rc;
 	s->ck.next_seq++;

@@ -51,37 +51,60 @@ static const char pairs[201] = "000102030405060708091011121314151617181920212223
 			       "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
 			       "8081828384858687888990919293949596979899";
 
-/* The decimal digits of v < 2^32: counted first, then written from the end two at a time. */
+/*
+ * Exactly eight digits of v < 10^8, leading zeros included, in 32-bit
+ * arithmetic, as the eight bytes of a register (the first digit in the low
+ * byte): stored once, never stored in pieces and read back wider, which
+ * stalls on store forwarding.
+ */
+static inline uint64_t digits8(uint32_t v)
+{
+	uint32_t a = v / 10000, b = v % 10000;
+	uint16_t p[4];
+	memcpy(&p[0], pairs + 2 * (a / 100), 2);
+	memcpy(&p[1], pairs + 2 * (a % 100), 2);
+	memcpy(&p[2], pairs + 2 * (b / 100), 2);
+	memcpy(&p[3], pairs + 2 * (b % 100), 2);
+	return (uint64_t)p[0] | (uint64_t)p[1] << 16 | (uint64_t)p[2] << 32 | (uint64_t)p[3] << 48;
+}
+
+static char *put_8(char *o, uint32_t v)
+{
+	uint64_t d = digits8(v);
+	memcpy(o, &d, 8);
+	return o + 8;
+}
+
+/*
+ * The decimal digits of v < 2^32: counted first, then eight digits with
+ * their leading zeros made in a register and shifted into place, one store
+ * (a loop of divisions cost twice as much for the 6-8 digit ids; digits
+ * stored and read back wider stalled on store forwarding). Writes up to 8
+ * bytes past the digits, which the callers' room covers.
+ */
 static char *put_u32(char *o, uint32_t v)
 {
 	static const uint32_t pow10[10] = {1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000, 1000000000};
-	/* bits * 1233 / 4096 is floor(log10(2^bits)): the count, or one less */
-	unsigned n = (unsigned)(32 - __builtin_clz(v | 1)) * 1233 >> 12;
-	n += n < 10 && v >= pow10[n];
-	n += !n;
-	char *e = o + n, *p = e;
-	while (v >= 100) {
-		unsigned r = v % 100;
-		v /= 100;
-		p -= 2;
-		memcpy(p, pairs + 2 * r, 2);
+	if (v < 10) { /* ref 0, stream 1, small data fields */
+		*o = (char)('0' + v);
+		return o + 1;
 	}
-	if (v >= 10)
-		memcpy(p - 2, pairs + 2 * v, 2);
-	else
-		p[-1] = (char)('0' + v);
-	return e;
-}
-
-/* Exactly eight digits of v < 10^8, leading zeros included, in 32-bit arithmetic. */
-static char *put_8(char *o, uint32_t v)
-{
-	uint32_t a = v / 10000, b = v % 10000;
-	memcpy(o, pairs + 2 * (a / 100), 2);
-	memcpy(o + 2, pairs + 2 * (a % 100), 2);
-	memcpy(o + 4, pairs + 2 * (b / 100), 2);
-	memcpy(o + 6, pairs + 2 * (b % 100), 2);
-	return o + 8;
+	/* bits * 1233 / 4096 is floor(log10(2^bits)): the count, or one less */
+	unsigned n = (unsigned)(32 - __builtin_clz(v)) * 1233 >> 12;
+	n += n < 10 && v >= pow10[n];
+	if (n > 8) { /* 9 or 10 digits */
+		uint32_t hi = v / 100000000;
+		if (hi >= 10)
+			memcpy(o, pairs + 2 * hi, 2);
+		else
+			*o = (char)('0' + hi);
+		put_8(o + n - 8, v % 100000000);
+		return o + n;
+	}
+	/* little-endian: the first digit is the low byte; drop the 8 - n leading zeros */
+	uint64_t d = digits8(v) >> 8 * (8 - n);
+	memcpy(o, &d, 8);
+	return o + n;
 }
 
 /* Decimal digits: numbers are most of a small event's line, and most of them fit 32 bits. */
@@ -143,7 +166,8 @@ static void ts_second(struct fl_tsfmt *tc, int64_t sec)
 	tc->valid = 1;
 }
 
-size_t fl_jsonl_time(struct fl_tsfmt *tc, uint64_t ns, char *out)
+/* The second of ns in tc, and its nine fraction digits: the first, and the other eight as digits8 gives them. */
+static inline void ts_parts(struct fl_tsfmt *tc, uint64_t ns, char *f0, uint64_t *f8)
 {
 	if (ns > (uint64_t)INT64_MAX)
 		ns = (uint64_t)INT64_MAX; /* year 2262: still four digits */
@@ -151,10 +175,25 @@ size_t fl_jsonl_time(struct fl_tsfmt *tc, uint64_t ns, char *out)
 	uint32_t frac = (uint32_t)(ns % 1000000000u);
 	if (!tc->valid || tc->sec != sec)
 		ts_second(tc, sec);
+	*f0 = (char)('0' + frac / 100000000);
+	*f8 = digits8(frac % 100000000);
+}
+
+/* "YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ" from the parts; 30 bytes. */
+static inline void put_ts(const struct fl_tsfmt *tc, char f0, uint64_t f8, char *out)
+{
 	memcpy(out, tc->text, 20);
-	out[20] = (char)('0' + frac / 100000000);
-	put_8(out + 21, frac % 100000000);
+	out[20] = f0;
+	memcpy(out + 21, &f8, 8);
 	out[29] = 'Z';
+}
+
+size_t fl_jsonl_time(struct fl_tsfmt *tc, uint64_t ns, char *out)
+{
+	char f0;
+	uint64_t f8;
+	ts_parts(tc, ns, &f0, &f8);
+	put_ts(tc, f0, f8, out);
 	out[30] = 0;
 	return 30;
 }
@@ -265,49 +304,94 @@ static inline char *put_escape1(char *o, uint8_t c)
 #if defined(__SSE2__) && defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 #define FL_ESCAPE_AVX2 1
+/* The bytes of v that need escaping (below 0x20, '"', '\\'), one bit each, for CPUs with AVX2. */
+__attribute__((target("avx2"))) static inline unsigned esc_mask32(__m256i v)
+{
+	/* '"' and '\\' by their low nibble; every other entry is a control byte, caught anyway */
+	const __m256i quotes = _mm256_setr_epi8(0, 1, '"', 3, 4, 5, 6, 7, 8, 9, 10, 11, '\\', 13, 14, 15, 0, 1, '"', 3,
+						4, 5, 6, 7, 8, 9, 10, 11, '\\', 13, 14, 15);
+	__m256i low = _mm256_cmpeq_epi8(_mm256_max_epu8(v, _mm256_set1_epi8(0x1f)), _mm256_set1_epi8(0x1f));
+	/* pshufb gives 0 for bytes >= 0x80, which never equal it */
+	__m256i qb = _mm256_cmpeq_epi8(v, _mm256_shuffle_epi8(quotes, v));
+	return (unsigned)_mm256_movemask_epi8(_mm256_or_si256(low, qb));
+}
+
 /*
- * The 16-byte loop of put_escaped_checked (below) 32 bytes at a time, for
- * CPUs with AVX2: long transcript chunks are mostly clean runs. Runs while
- * 32 bytes are left from *pi and moves it; *check as there; returns NULL for
- * invalid UTF-8.
+ * The 16-byte loop of put_escaped_checked (below) 64 bytes at a time, for
+ * CPUs with AVX2: long transcript chunks are mostly clean runs with an escape
+ * (ESC, CR, LF) every few dozen bytes. Runs while 64 bytes are left from *pi
+ * and moves it; *check as there; returns NULL for invalid UTF-8.
  */
 __attribute__((target("avx2"))) static char *escape_avx2(char *o, const uint8_t *s, size_t len, size_t *pi, int *check)
 {
-	size_t i = *pi;
-	while (i + 32 <= len) {
-		__m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(s + i));
-		_mm256_storeu_si256((__m256i *)(void *)o, v);
-		if (*check && _mm256_movemask_epi8(v)) {
-			if (!fl_utf8_valid(s + i, len - i))
-				return NULL;
-			*check = 0;
+	size_t i = *pi, i0 = i;
+	__m256i high = _mm256_setzero_si256(); /* every byte seen, or'ed: UTF-8 is checked once, after */
+	/* while a whole block follows this one, the rest of a block after an escape is always readable */
+	while (i + 128 <= len) {
+		__m256i a = _mm256_loadu_si256((const __m256i *)(const void *)(s + i));
+		__m256i b = _mm256_loadu_si256((const __m256i *)(const void *)(s + i + 32));
+		_mm256_storeu_si256((__m256i *)(void *)o, a);
+		_mm256_storeu_si256((__m256i *)(void *)(o + 32), b);
+		high = _mm256_or_si256(high, _mm256_or_si256(a, b));
+		uint64_t m = esc_mask32(a) | (uint64_t)esc_mask32(b) << 32;
+		if (m) {
+			/* as in the 16-byte loop: every escape of the block from the one mask */
+			size_t at = 0;
+			do {
+				size_t k = (size_t)__builtin_ctzll(m);
+				o = put_escape1(o + (k - at), s[i + k]);
+				at = k + 1;
+				m &= m - 1;
+				_mm256_storeu_si256((__m256i *)(void *)o,
+						    _mm256_loadu_si256((const __m256i *)(const void *)(s + i + at)));
+				_mm256_storeu_si256(
+				    (__m256i *)(void *)(o + 32),
+				    _mm256_loadu_si256((const __m256i *)(const void *)(s + i + at + 32)));
+			} while (m);
+			o -= at;
 		}
-		__m256i low = _mm256_cmpeq_epi8(_mm256_max_epu8(v, _mm256_set1_epi8(0x1f)), _mm256_set1_epi8(0x1f));
-		__m256i quote = _mm256_cmpeq_epi8(v, _mm256_set1_epi8('"'));
-		__m256i back = _mm256_cmpeq_epi8(v, _mm256_set1_epi8('\\'));
-		unsigned m = (unsigned)_mm256_movemask_epi8(_mm256_or_si256(low, _mm256_or_si256(quote, back)));
-		if (!m) {
-			o += 32;
-			i += 32;
-			continue;
-		}
-		unsigned at = 0; /* as in the 16-byte loop */
-		for (;;) {
-			unsigned k = (unsigned)__builtin_ctz(m);
-			o = put_escape1(o + (k - at), s[i + k]);
-			at = k + 1;
-			m &= m - 1;
-			if (i + at + 32 > len)
-				break;
-			_mm256_storeu_si256((__m256i *)(void *)o,
-					    _mm256_loadu_si256((const __m256i *)(const void *)(s + i + at)));
-			if (!m) {
-				o += 32 - at;
-				at = 32;
-				break;
+		o += 64;
+		i += 64;
+	}
+	/* the last whole block, with the bounds test per escape */
+	if (i + 64 <= len) {
+		__m256i a = _mm256_loadu_si256((const __m256i *)(const void *)(s + i));
+		__m256i b = _mm256_loadu_si256((const __m256i *)(const void *)(s + i + 32));
+		_mm256_storeu_si256((__m256i *)(void *)o, a);
+		_mm256_storeu_si256((__m256i *)(void *)(o + 32), b);
+		high = _mm256_or_si256(high, _mm256_or_si256(a, b));
+		uint64_t m = esc_mask32(a) | (uint64_t)esc_mask32(b) << 32;
+		size_t at = 64;
+		if (m) {
+			at = 0;
+			for (;;) {
+				size_t k = (size_t)__builtin_ctzll(m);
+				o = put_escape1(o + (k - at), s[i + k]);
+				at = k + 1;
+				m &= m - 1;
+				if (i + at + 64 > len)
+					break;
+				_mm256_storeu_si256((__m256i *)(void *)o,
+						    _mm256_loadu_si256((const __m256i *)(const void *)(s + i + at)));
+				_mm256_storeu_si256(
+				    (__m256i *)(void *)(o + 32),
+				    _mm256_loadu_si256((const __m256i *)(const void *)(s + i + at + 32)));
+				if (!m) {
+					o += 64 - at;
+					at = 64;
+					break;
+				}
 			}
-		}
+		} else
+			o += 64;
 		i += at;
+	}
+	if (*check && _mm256_movemask_epi8(high)) {
+		/* a byte >= 0x80 in what was read: everything from here on gets checked (a character may
+		 * straddle where the loop stopped), once */
+		if (!fl_utf8_valid(s + i0, len - i0))
+			return NULL;
+		*check = 0;
 	}
 	*pi = i;
 	return o;
@@ -332,13 +416,14 @@ static inline unsigned esc_mask16(__m128i v)
 static char *escape_sse2(char *o, const uint8_t *s, size_t len, size_t *pi, int *check)
 {
 	size_t i = *pi;
+	int chk = *check; /* as in escape_avx2 */
 	while (i + 16 <= len) {
 		__m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
 		_mm_storeu_si128((__m128i *)(void *)o, v);
-		if (*check && _mm_movemask_epi8(v)) {
+		if (chk && _mm_movemask_epi8(v)) {
 			if (!fl_utf8_valid(s + i, len - i))
 				return NULL;
-			*check = 0;
+			chk = 0;
 		}
 		unsigned m = esc_mask16(v);
 		if (!m) {
@@ -371,6 +456,7 @@ static char *escape_sse2(char *o, const uint8_t *s, size_t len, size_t *pi, int 
 		i += at;
 	}
 	*pi = i;
+	*check = chk;
 	return o;
 }
 
@@ -392,6 +478,33 @@ static char *escape_tail_sse2(char *o, const uint8_t *s, size_t len, size_t i, i
 		return NULL;
 	*check = 0;
 	if (esc_mask16(v))
+		return o;
+	_mm_storeu_si128((__m128i *)(void *)o, v);
+	*done = 1;
+	return o + rem;
+}
+#endif
+
+#ifdef FL_ESCAPE_AVX2
+/*
+ * escape_tail_sse2 for a string of at least 16 bytes on a CPU with AVX2: the
+ * last 16 bytes of s loaded in one go (already escaped ones included) and
+ * shifted down by the ones done, instead of a padded copy, whose pieces the
+ * load had to wait for.
+ */
+__attribute__((target("avx2"))) static char *escape_tail_avx2(char *o, const uint8_t *s, size_t len, size_t i,
+							      int *check, int *done)
+{
+	size_t rem = len - i;
+	const __m128i iota = _mm_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+	__m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + len - 16));
+	/* lane j takes byte 16 - rem + j; the lanes from rem on hold leftovers, never looked at */
+	v = _mm_shuffle_epi8(v, _mm_add_epi8(iota, _mm_set1_epi8((char)(16 - rem))));
+	unsigned keep = (1u << rem) - 1;
+	if (*check && (_mm_movemask_epi8(v) & keep) && !fl_utf8_valid(s + i, rem))
+		return NULL;
+	*check = 0;
+	if (esc_mask16(v) & keep)
 		return o;
 	_mm_storeu_si128((__m128i *)(void *)o, v);
 	*done = 1;
@@ -442,7 +555,8 @@ static char *put_escaped_checked(char *o, const uint8_t *s, size_t len, int chec
 {
 	size_t i = 0;
 #ifdef FL_ESCAPE_AVX2
-	if (len >= 64 && __builtin_cpu_supports("avx2") && !(o = escape_avx2(o, s, len, &i, &check)))
+	int avx2 = __builtin_cpu_supports("avx2");
+	if (len >= 64 && avx2 && !(o = escape_avx2(o, s, len, &i, &check)))
 		return NULL;
 #endif
 #ifdef __SSE2__
@@ -450,7 +564,13 @@ static char *put_escaped_checked(char *o, const uint8_t *s, size_t len, int chec
 		return NULL;
 	if (i < len) {
 		int done = 0;
-		if (!(o = escape_tail_sse2(o, s, len, i, &check, &done)))
+#ifdef FL_ESCAPE_AVX2
+		if (len >= 16 && avx2)
+			o = escape_tail_avx2(o, s, len, i, &check, &done);
+		else
+#endif
+			o = escape_tail_sse2(o, s, len, i, &check, &done);
+		if (!o)
 			return NULL;
 		if (done)
 			return o;
@@ -713,6 +833,30 @@ static int put_session(struct fl_jbuf *b, struct fl_tsfmt *tc, const char *sessi
 	return rc;
 }
 
+/*
+ * The digits of seq: the lines of a session come with seq one up from the
+ * last, so the cached text is copied out and counted up in both places, the
+ * copy first (reading back a byte just stored in the cache would stall the
+ * copy); a carry past the first digit, or another seq, formats it anew.
+ * Needs 24 bytes of room.
+ */
+static char *put_seq(struct fl_tsfmt *tc, char *o, uint64_t seq)
+{
+	memcpy(o, tc->seqd, sizeof tc->seqd);
+	int k = -1;
+	if (tc->seqn && seq && seq == tc->seq + 1)
+		for (k = (int)tc->seqn - 1; k >= 0 && tc->seqd[k] == '9'; k--)
+			o[k] = tc->seqd[k] = '0';
+	if (k >= 0) {
+		o[k] = ++tc->seqd[k];
+	} else {
+		tc->seqn = (uint8_t)(put_u64(tc->seqd, seq) - tc->seqd);
+		memcpy(o, tc->seqd, sizeof tc->seqd);
+	}
+	tc->seq = seq;
+	return o + tc->seqn;
+}
+
 /* Caches the run from "class" to the opening quote of "id" for this kind (it has a name), pid and tid. */
 static void put_middle(struct fl_tsfmt *tc, int kind, uint32_t pid, uint32_t tid)
 {
@@ -743,22 +887,27 @@ int fl_jsonl_render(struct fl_jbuf *b, struct fl_tsfmt *tc, const Fugue__Event *
 		return -EINVAL;
 	size_t start = b->len;
 	/* ts, ts_ns and seq */
-	int rc = reserve(b, 96);
+	int rc = reserve(b, 128);
 	if (rc < 0)
 		return rc;
 	char *o = b->p + b->len;
 	o = PUTS(o, "{\"ts\":\"");
-	char *ts = o;
-	o += fl_jsonl_time(tc, ev->ts_ns, o);
-	o = PUTS(o, "\",\"ts_ns\":\"");
-	/* ts_ns is the second's cached digits and the nine fraction digits ts has just written */
+	char f0;
+	uint64_t f8;
+	ts_parts(tc, ev->ts_ns, &f0, &f8);
+	put_ts(tc, f0, f8, o);
+	o = PUTS(o + 30, "\",\"ts_ns\":\"");
+	/* ts_ns is the second's cached digits and the same nine fraction digits */
 	if (tc->sec) {
 		memcpy(o, tc->secd, sizeof tc->secd); /* fixed size: a few moves, not a rep movs */
-		o = put(o + tc->secn, ts + 20, 9);
+		o += tc->secn;
+		*o = f0;
+		memcpy(o + 1, &f8, 8);
+		o += 9;
 	} else
 		o = put_u64(o, ev->ts_ns > (uint64_t)INT64_MAX ? (uint64_t)INT64_MAX : ev->ts_ns);
 	o = PUTS(o, "\",\"seq\":");
-	o = put_u64(o, seq);
+	o = put_seq(tc, o, seq);
 	b->len = (size_t)(o - b->p);
 	rc = put_session(b, tc, session);
 	/* the fixed middle of the line in one go: kind and level names are short, numbers at most 20 digits */

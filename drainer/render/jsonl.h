@@ -26,9 +26,9 @@ void fl_jbuf_free(struct fl_jbuf *b);
 /*
  * Cache of the formatted date and time of one second, so a burst of events in
  * the same second costs no gmtime_r, and of what the lines of a batch repeat:
- * the session's rendered "session" key and the run from "class" to "id" of
- * the last kind, pid and tid. {0} is empty. One per
- * thread.
+ * the session's rendered "session" key, the run from "class" to "id" of
+ * the last kind, pid and tid, and the digits of the last seq. {0} is empty.
+ * One per thread.
  */
 struct fl_tsfmt {
 	int64_t sec;
@@ -44,6 +44,9 @@ struct fl_tsfmt {
 	int mid_kind;				       /* 0 = nothing cached */
 	uint32_t mid_pid, mid_tid, mid_len;
 	char mid[128]; /* ,"class":...,"tid":N,"id":" of the last kind, pid and tid */
+	uint64_t seq;  /* the last seq written, in decimal in seqd (seqn digits; 0 = nothing cached): */
+	uint8_t seqn;  /* the next line's seq is that plus one, counted up in the text */
+	char seqd[24];
 };
 
 /*

@@ -18,14 +18,23 @@
 #include "archive.h"
 #include "jsonl.h"
 
-#define SINK_BUF (64u * 1024) /* per class: one write() per this many bytes of lines; small enough for 32 sessions */
-#define SINK_BUF_MIN 1024u    /* a class's buffer at its first line: thousands of quiet sessions stay small */
+/* per class: one write() once this many bytes of lines are buffered; 32, 128 and 256 KiB cost the kernel more
+ * (e2e 4 KiB chunks): the buffer and the page-cache pages it is copied to no longer stay in L2 */
+#define SINK_BUF (64u * 1024)
+#define SINK_BUF_MIN 1024u /* a class's buffer at its first line: thousands of quiet sessions stay small */
+/* a buffer grown past this (a huge line, an outage) is freed once empty; big enough for the room a 64 KiB
+ * record's line needs (fugue-log run reads up to that), so those do not allocate and fault in per write() */
+#define SINK_BUF_KEEP (1024u * 1024)
 
 struct sink_file {
 	int fd;
-	/* no buffer until the first line; cap doubles up to SINK_BUF, past it only while the file refuses bytes */
-	size_t used, cap;
-	char *buf;
+	/*
+	 * The lines not yet written; the drainer renders each line straight into
+	 * it (fl_sink_line_buf). No bytes until the first line; it grows by
+	 * doubling to what SINK_BUF bytes plus one line's room need, and past it
+	 * only for a huge line or while the file refuses bytes.
+	 */
+	struct fl_jbuf b;
 };
 
 struct fl_sink {
@@ -217,8 +226,7 @@ static int open_session_dir(int root_fd, const char *id, char *why, size_t whyle
 static int open_class_file(struct fl_sink *s, int c, const char *id, char *why, size_t whylen)
 {
 	struct sink_file *f = &s->f[c];
-	f->buf = NULL;
-	f->cap = 0;
+	memset(&f->b, 0, sizeof f->b);
 	f->fd = openat(s->dirfd, names[c], O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (f->fd < 0) {
 		int rc = -errno;
@@ -281,7 +289,7 @@ int fl_sink_open(struct fl_sink **out, int root_fd, const char *id, const struct
 		rc = open_class_file(s, c, id, why, whylen);
 	if (rc < 0) {
 		for (int c = 0; c < FL_SINK_CLASSES; c++)
-			s->f[c].used = 0; /* nothing to flush */
+			s->f[c].b.len = 0; /* nothing to flush */
 		fl_sink_close(s);
 		return rc;
 	}
@@ -290,17 +298,17 @@ int fl_sink_open(struct fl_sink **out, int root_fd, const char *id, const struct
 }
 
 /*
- * Writes what is buffered. On a failure what was written is gone from the
- * buffer and the rest stays, so the next try goes on exactly where the file
- * stopped: the file is only ever appended to, never cut back.
+ * Writes the first n buffered bytes (the lines before the last keep bytes).
+ * On a failure what was written is gone from the buffer and the rest stays,
+ * so the next try goes on exactly where the file stopped: the file is only
+ * ever appended to, never cut back.
  */
-static int flush_one(struct fl_sink *s, int c)
+static int write_head(struct sink_file *f, size_t n)
 {
-	struct sink_file *f = &s->f[c];
 	size_t done = 0;
 	int rc = 0;
-	while (done < f->used) {
-		ssize_t w = write(f->fd, f->buf + done, f->used - done);
+	while (done < n) {
+		ssize_t w = write(f->fd, f->b.p + done, n - done);
 		if (w < 0) {
 			if (errno == EINTR)
 				continue;
@@ -309,18 +317,18 @@ static int flush_one(struct fl_sink *s, int c)
 		}
 		done += (size_t)w;
 	}
-	if (done && done < f->used)
-		memmove(f->buf, f->buf + done, f->used - done);
-	f->used -= done;
-	if (!f->used && f->cap > SINK_BUF) {
-		/* the outage that grew it is over */
-		char *small = realloc(f->buf, SINK_BUF);
-		if (small) {
-			f->buf = small;
-			f->cap = SINK_BUF;
-		}
-	}
+	if (done && done < f->b.len)
+		memmove(f->b.p, f->b.p + done, f->b.len - done);
+	f->b.len -= done;
+	if (!f->b.len && f->b.cap > SINK_BUF_KEEP)
+		fl_jbuf_free(&f->b); /* the huge line or the outage that grew it is over */
 	return rc;
+}
+
+/* Writes everything buffered for class c. */
+static int flush_one(struct fl_sink *s, int c)
+{
+	return write_head(&s->f[c], s->f[c].b.len);
 }
 
 int fl_sink_write_error_waits(int rc)
@@ -328,28 +336,16 @@ int fl_sink_write_error_waits(int rc)
 	return rc == -ENOSPC || rc == -EDQUOT || rc == -EFBIG || rc == -EIO || rc == -EAGAIN || rc == -EINTR;
 }
 
-/* Room for len more bytes in the buffer, growing it; -ENOMEM. */
-static int buffer_room(struct sink_file *f, size_t len)
-{
-	if (len <= f->cap - f->used)
-		return 0;
-	size_t cap = f->cap ? f->cap : SINK_BUF_MIN;
-	while (cap - f->used < len)
-		cap *= 2;
-	char *n = realloc(f->buf, cap);
-	if (!n)
-		return -ENOMEM;
-	f->buf = n;
-	f->cap = cap;
-	return 0;
-}
-
-/* Closes the active file of cls as the next segment and opens a new one; see fl_sink_set_rotation. */
-static int rotate(struct fl_sink *s, int cls)
+/*
+ * Closes the active file of cls as the next segment and opens a new one; see
+ * fl_sink_set_rotation. The buffered lines but the last keep bytes (the line
+ * that starts the new file) go to the old file first.
+ */
+static int rotate(struct fl_sink *s, int cls, size_t keep)
 {
 	struct sink_file *f = &s->f[cls];
 	struct fl_sink_state *st = &s->st;
-	int rc = flush_one(s, cls);
+	int rc = write_head(f, f->b.len - keep);
 	if (rc < 0)
 		return rc;
 	if (fdatasync(f->fd) < 0)
@@ -493,49 +489,28 @@ char *fl_sink_segments_json(const struct fl_sink *s)
 	return b.p;
 }
 
-int fl_sink_append(struct fl_sink *s, int cls, const char *line, size_t len, uint64_t seq, int64_t ts_ns)
+struct fl_jbuf *fl_sink_line_buf(struct fl_sink *s, int cls)
 {
 	struct sink_file *f = &s->f[cls];
+	/* the first line's buffer is small; fl_jbuf_reserve doubles it from there */
+	if (!f->b.cap && fl_jbuf_reserve(&f->b, SINK_BUF_MIN) < 0)
+		return NULL;
+	return &f->b;
+}
+
+int fl_sink_commit_line(struct fl_sink *s, int cls, size_t at, uint64_t seq, int64_t ts_ns)
+{
+	struct sink_file *f = &s->f[cls];
+	size_t len = f->b.len - at;
 	uint64_t max = atomic_load_explicit(&rot_max, memory_order_relaxed);
 	if (max && s->st.size[cls] && s->st.size[cls] + len > max) {
-		/* a file that refuses bytes keeps them buffered (flush_one): rotation waits until it takes them */
-		int rc = flush_one(s, cls);
+		/* a file that refuses bytes keeps them buffered (write_head): rotation waits until it takes them */
+		int rc = write_head(f, at);
 		if (rc < 0 && !fl_sink_write_error_waits(rc))
 			return rc;
 		/* once the rename is done a failure is undone only by the reopen: rotate's errors never wait */
-		if (rc == 0 && (rc = rotate(s, cls)) < 0)
+		if (rc == 0 && (rc = rotate(s, cls, len)) < 0)
 			return rc;
-	}
-	/* a buffer short of SINK_BUF grows instead: the write() per SINK_BUF bytes stays */
-	if (len > (f->cap > SINK_BUF ? f->cap : SINK_BUF) - f->used) {
-		int rc = flush_one(s, cls);
-		if (rc < 0 && !fl_sink_write_error_waits(rc))
-			return rc;
-	}
-	if (len > SINK_BUF && !f->used) {
-		/* a big line straight from the caller; what the file does not take is buffered */
-		size_t done = 0;
-		while (done < len) {
-			ssize_t w = write(f->fd, line + done, len - done);
-			if (w < 0 && errno == EINTR)
-				continue;
-			if (w < 0) {
-				int rc = -errno;
-				if (!fl_sink_write_error_waits(rc))
-					return rc;
-				break;
-			}
-			done += (size_t)w;
-		}
-		line += done;
-		len -= done;
-	}
-	if (len) {
-		int rc = buffer_room(f, len);
-		if (rc < 0)
-			return rc;
-		memcpy(f->buf + f->used, line, len);
-		f->used += len;
 	}
 	struct fl_sink_state *st = &s->st;
 	if (!st->lines[cls]) {
@@ -552,7 +527,31 @@ int fl_sink_append(struct fl_sink *s, int cls, const char *line, size_t len, uin
 	st->lines[cls]++;
 	st->size[cls] += len;
 	st->total_bytes += len;
+	if (f->b.len >= SINK_BUF) {
+		/* one write() per SINK_BUF bytes; a file that refuses them keeps them buffered */
+		int rc = flush_one(s, cls);
+		if (rc < 0 && !fl_sink_write_error_waits(rc))
+			return rc;
+	}
 	return 0;
+}
+
+int fl_sink_append(struct fl_sink *s, int cls, const char *line, size_t len, uint64_t seq, int64_t ts_ns)
+{
+	struct fl_jbuf *b = fl_sink_line_buf(s, cls);
+	if (!b || fl_jbuf_reserve(b, len) < 0)
+		return -ENOMEM;
+	size_t at = b->len;
+	memcpy(b->p + at, line, len);
+	b->len += len;
+	return fl_sink_commit_line(s, cls, at, seq, ts_ns);
+}
+
+void fl_sink_trim(struct fl_sink *s)
+{
+	for (int c = 0; c < FL_SINK_CLASSES; c++)
+		if (!s->f[c].b.len)
+			fl_jbuf_free(&s->f[c].b);
 }
 
 int fl_sink_flush(struct fl_sink *s)
@@ -594,7 +593,7 @@ void fl_sink_close(struct fl_sink *s)
 	for (int c = 0; c < FL_SINK_CLASSES; c++) {
 		if (s->f[c].fd >= 0)
 			close(s->f[c].fd);
-		free(s->f[c].buf);
+		fl_jbuf_free(&s->f[c].b);
 	}
 	if (s->segfd >= 0)
 		close(s->segfd);

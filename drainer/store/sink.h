@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct fl_jbuf; /* jsonl.h */
+
 /*
  * One sink per session directory. Every file operation is relative to the
  * session directory's fd (opened O_DIRECTORY|O_NOFOLLOW under the root), every
@@ -13,8 +15,9 @@
  * planted in the log tree is refused rather than followed. A directory or file
  * that is not ours, or that group or others can write, is refused too.
  *
- * Lines are buffered per class and reach the files with one write() per
- * buffer; fl_sink_flush writes what is buffered. The state (sizes, line
+ * Lines are buffered per class (rendered straight into the buffer:
+ * fl_sink_line_buf) and reach the files with one write() per 64 KiB;
+ * fl_sink_flush writes what is buffered; fl_sink_trim frees empty buffers. The state (sizes, line
  * counts, seq and time ranges of the active files) is what the checkpoint
  * stores: reopening with a state truncates each active file back to its size,
  * so lines written after the last checkpoint disappear and are written again.
@@ -68,8 +71,28 @@ int fl_sink_check_private(int fd, const char *what, char *why, size_t whylen);
  * Appends one complete line (ending in '\n') of class cls with its seq and
  * ts_ns. Buffered; returns 0 or the -errno of a failed write that cannot wait
  * (the sink must then be closed and reopened from the last checkpoint).
+ * A copy into the buffer; fl_sink_line_buf saves it.
  */
 int fl_sink_append(struct fl_sink *s, int cls, const char *line, size_t len, uint64_t seq, int64_t ts_ns);
+
+/*
+ * The buffer of class cls's lines not yet written, so the next line can be
+ * rendered straight into it: append one complete line at its end (growing it
+ * with fl_jbuf_reserve), then call fl_sink_commit_line with the length the
+ * buffer had before, or put that length back to drop the line. NULL when out
+ * of memory. Nothing else may change the buffer.
+ */
+struct fl_jbuf *fl_sink_line_buf(struct fl_sink *s, int cls);
+
+/*
+ * Accounts the line that fl_sink_line_buf's buffer holds from at to its end,
+ * as fl_sink_append does: rotation before it when due, its seq and ts_ns, and
+ * a write() once the buffer holds 64 KiB. Returns 0 or -errno as fl_sink_append.
+ */
+int fl_sink_commit_line(struct fl_sink *s, int cls, size_t at, uint64_t seq, int64_t ts_ns);
+
+/* Frees the buffers that hold nothing, for a session gone quiet; the next line allocates again. */
+void fl_sink_trim(struct fl_sink *s);
 
 /*
  * Writes every buffered byte. Returns 0 or -errno. A write error that can pass
