@@ -56,7 +56,9 @@ METHOD = """\
   the rings to JSON lines on disk while the producer is timed. Lanes are large
   enough to hold a round; after each round the benchmark waits (untimed) until
   every tail has caught up, so nothing is dropped and the drop counters must say 0
-  (`emit.drops`, `ratio.drops`, `emit.threads.drops`).
+  (`emit.drops`, `ratio.drops`, `emit.threads.drops`). `emit.small.paused` is
+  `emit.small` with fugue-logd stopped (SIGSTOP) for its samples, one more
+  variant of the emit rounds: what the drainer's work beside the call costs it.
 - **Filtered.** `fl_emit_transcript` on a session at `spawns`: the inline level
   check only. `emit.empty` is the same loop without the call; `ratio.filtered` is
   their ratio per round. Both loops are 64-byte aligned (`-falign-loops=64` for
@@ -157,18 +159,25 @@ LIMITS = {
     "emit.small": """\
 **Admitted event median ({v:.1f} ns > {goal:g} ns).** The call is 210
 instructions under callgrind (369 before the transcript/input/prompt fast path,
-bench/limits.md). Two costs sit outside them on this guest: the unfenced
-`rdtsc` is {ctsc:.1f} ns here (`clock.tsc`; with the stamp replaced by a
-constant the call lost 10-13 ns), and with fugue-logd on the other core the
-record's cache lines are taken back on each lap: the bare cross-process ring,
-read in batches, costs {ring:.1f} ns per record here (`limit.ring_batched`),
-the one-core call {core:.1f} ns (`limit.emit_core`). A drainer that reads a lane
-only past 32 KiB pending, or naps 50 us after a small pass, measured no
-difference (bench/limits.md).""",
+bench/limits.md); the one-core limit is about 40. Two costs sit outside them
+on this guest: the unfenced `rdtsc` is {ctsc:.1f} ns here (`clock.tsc`; with
+the stamp replaced by a constant the call lost 10-13 ns), and the emit
+scenario's 8 MiB lanes (a round of 4 KiB chunks has to fit) are written
+through cold: the same loop with a reader on the same thread costs 37-41 ns on
+a 1 MiB lane and 51 ns on an 8 MiB one. fugue-logd's own work beside the call
+is not the gap: with it stopped (SIGSTOP) for the samples the median is
+{pz:.1f} ns (`emit.small.paused`). For scale: the bare cross-process ring, read
+in batches, costs {ring:.1f} ns per record here (`limit.ring_batched`), the
+one-core call {core:.1f} ns (`limit.emit_core`), and {csib:.1f} ns while a
+register-only loop runs on the other CPU (`limit.emit_core.sibling_busy`).
+Tried and measured without a gain (bench/limits.md): a drainer that reads a
+lane only past 32 KiB pending or sleeps after a short pass, `prefetchw` 1-8 KiB
+ahead, non-temporal stores, a lock-free owner path (5% fewer instructions),
+and the default 1 MiB lane for these samples.""",
     "emit.small.vs_limit": """\
-**Against the one-core limit ({v:.2f}x > {goal:g}x).** The limit has the lane
-to itself; `emit.small` shares its lines with fugue-logd on the other core (see
-the median above). Against the cross-process ring it is {vr:.2f}x.""",
+**Against the one-core limit ({v:.2f}x > {goal:g}x).** The limit is about 40
+instructions into a private 1 MiB buffer; the call is 210 into an 8 MiB lane
+(see the median above). Against the cross-process ring it is {vr:.2f}x.""",
     "emit.small.vs_ring": """\
 **Against the batched cross-process ring ({v:.2f}x > {goal:g}x).** The ring
 limit writes a 16-byte header and copies 100 bytes; the call also encodes the
@@ -227,13 +236,14 @@ are the cost; script(1) measured {s1sc:.2f}x.""",
     "e2e.small": """\
 **End to end, small events ({v:.3g}/s < {goal:.3g}/s).** The producer is not
 the limit (one thread emits {thr:.1f}M admitted events/s); fugue-logd is, at
-{cpu:.0f} ns of drainer CPU per event. About half of that is the kernel's
-`write()` copying the 344-byte line into the page cache (150-170 ns); the rest is
-decoding, reading the ring, rendering and escaping (bench/limits.md). 200 ns per
-event needs shorter lines, which is a schema change not made here.""",
+{cpu:.0f} ns of drainer CPU per event. About 130 ns of that is the kernel's
+`write()` copying the 350-byte line into the page cache; the rest is about 1460
+instructions of merging, decoding, rendering and escaping (bench/limits.md has
+the profile). 200 ns per event needs shorter lines, which is a schema change not
+made here.""",
     "e2e.small.drainer_cpu": """\
 **Drainer CPU per small event ({v:.0f} ns > {goal:g} ns).** See the paragraph
-above: the kernel's copy of the line is 150-170 ns of it.""",
+above: the kernel's copy of the line is about 130 ns of it.""",
     "e2e.small.vs_pagecache": """\
 **Small events against the page cache ({v:.3f}x < {goal:g}x).** The drainer
 writes {disk:.0f} MB/s of JSON against {pc:.2f} GB/s for large bare writes; per
@@ -242,8 +252,10 @@ line it also decodes and renders, which the bare write does not.""",
 **End to end, 4 KiB chunks ({v:.0f} MB/s < {goal:g} MB/s).** Each chunk
 becomes a JSON string: every byte is checked for escaping and terminal output is
 full of escape sequences (`\\u001b`); the drainer spends {cpu:.0f} ns per chunk
-({mbs:.0f} MB/s of input per drainer core), of which the kernel's write of the
-{grow:.2f} bytes per input byte is about 1.7 us, escaping about 0.7 us.""",
+({mbs:.0f} MB/s of input per drainer core): about 1.8 us in the kernel writing
+the {grow:.2f} bytes per input byte, 1.6 us in user space, where a 29% cut in
+instructions per chunk barely moved the time: what is left is memory traffic,
+mostly the copy of each record out of the ring.""",
     "e2e.transcript4k.vs_pagecache": """\
 **4 KiB transcripts against the page cache ({v:.3f}x < {goal:g}x).** The same
 per-chunk costs as above, against {pc:.2f} GB/s of bare writes.""",
@@ -407,6 +419,7 @@ def main():
             "ring": stat(doc, "limit.ring_batched") or 0,
             "core": stat(doc, "limit.emit_core") or 0,
             "csib": stat(doc, "limit.emit_core.sibling_busy") or 0,
+            "pz": stat(doc, "emit.small.paused") or 0,
             "wsib": stat(doc, "limit.work.sibling_busy") or 0,
             "vr": stat(doc, "emit.small.vs_ring") or 0,
             "lb": stat(doc, "lttng.bulk.small") or 0,
