@@ -631,47 +631,51 @@ static inline uint8_t *put_head(uint8_t *p, size_t len, const fl_session *s, con
 	return pb_varint(p, body);
 }
 
-/* Encodes Event{ts,id,ref,pid,tid,body} straight into the lane. */
-static int64_t emit(fl_session *s, int kind, uint64_t ref, const struct fl_field *f, int nf)
+/*
+ * An event's body: the generic field list (f, nf), or, for transcript, input
+ * and prompt, an optional varint field 1 and one bytes field, written without
+ * the field loops for the calls a session makes most.
+ */
+struct body {
+	const struct fl_field *f;
+	int nf;
+	uint64_t num1;
+	unsigned data_field;
+	const void *data;
+	uint32_t dlen;
+};
+
+static inline __attribute__((always_inline)) size_t body_size(const struct body *b, int generic)
+{
+	if (generic)
+		return fl_fields_size(b->f, b->nf);
+	return (b->num1 ? 1 + pb_varint_size(b->num1) : 0) + (b->dlen ? pb_len_size(b->data_field, b->dlen) : 0);
+}
+
+static inline __attribute__((always_inline)) void body_write(uint8_t *p, const struct body *b, int generic)
+{
+	if (generic) {
+		fl_fields_write(p, b->f, b->nf);
+		return;
+	}
+	if (b->num1) {
+		*p++ = (uint8_t)pb_tag(1, PB_VARINT);
+		p = pb_varint(p, b->num1);
+	}
+	if (b->dlen)
+		pb_len(p, b->data_field, b->data, b->dlen);
+}
+
+/* Encodes Event{ts,id,ref,pid,tid,body} straight into the lane; generic is a constant at each call. */
+static inline __attribute__((always_inline)) int64_t emit_body(fl_session *s, int kind, uint64_t ref,
+							       const struct body *b, int generic)
 {
 	/* after fork(): the lanes and their locks belong to the parent */
 	if (__builtin_expect(s->pid != atomic_load_explicit(&proc_pid, memory_order_relaxed), 0))
 		return -ECHILD;
 	struct tls_slot *t = lane_for(s);
 	uint32_t lane = t->lane;
-	size_t body = fl_fields_size(f, nf);
-	unsigned body_field = (unsigned)kind + 5;
-	int locked = lane_enter(s, t);
-	uint64_t seq = fl_load_relaxed(&s->ring.lanes[lane].seq); /* ours while entered */
-	uint64_t id = record_id(seq, lane);
-	size_t len = head_size(t, id, ref, body_field, body) + body;
-	int64_t ret;
-	struct fl_reservation res = {0};
-
-	if (__builtin_expect((ret = claim(s, lane, len, &res)) < 0, 0))
-		goto out;
-	uint8_t *p = put_head(res.payload, len, s, t, id, ref, body_field, body);
-	fl_fields_write(p, f, nf);
-	fl_lane_commit(&s->ring, &res);
-	ret = (int64_t)id;
-out:
-	lane_leave(s, t, locked);
-	return ret;
-}
-
-/*
- * emit() for the kinds whose body is an optional varint field 1 and one bytes
- * field (transcript, input, prompt): the same bytes, without the generic
- * field loops, for the calls a session makes most.
- */
-static inline __attribute__((always_inline)) int64_t emit_data(fl_session *s, int kind, uint64_t ref, uint64_t num1,
-							       unsigned data_field, const void *data, uint32_t dlen)
-{
-	if (__builtin_expect(s->pid != atomic_load_explicit(&proc_pid, memory_order_relaxed), 0))
-		return -ECHILD;
-	struct tls_slot *t = lane_for(s);
-	uint32_t lane = t->lane;
-	size_t body = (num1 ? 1 + pb_varint_size(num1) : 0) + (dlen ? pb_len_size(data_field, dlen) : 0);
+	size_t body = body_size(b, generic);
 	unsigned body_field = (unsigned)kind + 5;
 	int locked = lane_enter(s, t);
 	uint64_t seq = fl_load_relaxed(&s->ring.lanes[lane].seq); /* ours while entered */
@@ -682,18 +686,25 @@ static inline __attribute__((always_inline)) int64_t emit_data(fl_session *s, in
 
 	if (__builtin_expect((ret = claim(s, lane, len, &res)) < 0, 0))
 		goto out;
-	uint8_t *p = put_head(res.payload, len, s, t, id, ref, body_field, body);
-	if (num1) {
-		*p++ = (uint8_t)pb_tag(1, PB_VARINT);
-		p = pb_varint(p, num1);
-	}
-	if (dlen)
-		pb_len(p, data_field, data, dlen);
+	body_write(put_head(res.payload, len, s, t, id, ref, body_field, body), b, generic);
 	fl_lane_commit(&s->ring, &res);
 	ret = (int64_t)id;
 out:
 	lane_leave(s, t, locked);
 	return ret;
+}
+
+static int64_t emit(fl_session *s, int kind, uint64_t ref, const struct fl_field *f, int nf)
+{
+	const struct body b = {.f = f, .nf = nf};
+	return emit_body(s, kind, ref, &b, 1);
+}
+
+static inline __attribute__((always_inline)) int64_t emit_data(fl_session *s, int kind, uint64_t ref, uint64_t num1,
+							       unsigned data_field, const void *data, uint32_t dlen)
+{
+	const struct body b = {.num1 = num1, .data_field = data_field, .data = data, .dlen = dlen};
+	return emit_body(s, kind, ref, &b, 0);
 }
 
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "fixed64 timestamps are copied as is");
