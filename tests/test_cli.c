@@ -936,6 +936,68 @@ static void test_segments_list_during_rotation(void **state)
 	assert_int_equal(missed, 0);
 }
 
+/* Runs fugue-log with FLT_FLAPDIR preloaded, hiding name on every other directory walk. */
+static int run_flapping(const char *name, char **argv)
+{
+	char asan[1024];
+	const char *was = getenv("ASAN_OPTIONS");
+	snprintf(asan, sizeof asan, "%s%sverify_asan_link_order=0", was ? was : "", was && *was ? ":" : "");
+	char *keep = was ? strdup(was) : NULL;
+	setenv("ASAN_OPTIONS", asan, 1);
+	setenv("LD_PRELOAD", FLT_FLAPDIR, 1);
+	setenv("FLT_FLAP_NAME", name, 1);
+	int rc = run_argv(NULL, argv);
+	unsetenv("LD_PRELOAD");
+	unsetenv("FLT_FLAP_NAME");
+	if (keep)
+		setenv("ASAN_OPTIONS", keep, 1);
+	else
+		unsetenv("ASAN_OPTIONS");
+	free(keep);
+	return rc;
+}
+
+/*
+ * A directory that differs on every walk (a segment there, then not: the shim
+ * stands in for rotation faster than a listing) makes the segment lister give
+ * up with -EAGAIN instead of returning a listing that may miss a segment; cat
+ * and replay say so and fail, and the class that could be listed is still printed.
+ */
+static void test_cat_listing_gives_up(void **state)
+{
+	(void)state;
+	make_session_dir("flap");
+	lz4_in("system.000001.jsonl.lz4", line(0, "system"), 0);
+	file_in("system.000002.jsonl", line(2, "system"));
+	file_in("system.jsonl", line(3, "system"));
+	file_in("user.jsonl", line(1, "user"));
+	file_in("session.json", "{\"id\":\"flap\",\"state\":\"live\"}\n");
+	file_in("notes.txt", "not a segment\n");
+	char want[1024];
+	snprintf(want, sizeof want, "%s%s%s%s", line(0, "system"), line(1, "user"), line(2, "system"),
+		 line(3, "system"));
+
+	/* without the shim the same directory lists and prints whole: the shim is what fails the runs below */
+	char *cat[] = {(char *)cli_path(), "cat", "--root", root, "flap", NULL};
+	assert_int_equal(run_argv(NULL, cat), 0);
+	assert_string_equal(out_buf, want);
+
+	assert_int_equal(run_flapping("system.000001.jsonl.lz4", cat), 1);
+	if (!strstr(err_buf, "kept changing while it was listed") || !strstr(err_buf, "the system lines stop here"))
+		fail_msg("cat said: %s", err_buf);
+	assert_string_equal(out_buf, line(1, "user"));
+
+	/* a name the lister ignores changes nothing */
+	assert_int_equal(run_flapping("notes.txt", cat), 0);
+	assert_string_equal(out_buf, want);
+
+	char *replay[] = {(char *)cli_path(), "replay", "--root", root, "--no-timing", "flap", NULL};
+	assert_int_not_equal(run_flapping("system.000002.jsonl", replay), 0);
+	if (!strstr(err_buf, "kept changing (rotating faster than it can be listed)"))
+		fail_msg("replay said: %s", err_buf);
+	assert_string_equal(out_buf, "");
+}
+
 static void test_cat_real_drainer(void **state)
 {
 	(void)state;
@@ -1309,6 +1371,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(test_cat_real_drainer, setup, teardown),
     cmocka_unit_test_setup_teardown(test_cat_follow_real_drainer, setup, teardown),
     cmocka_unit_test_setup_teardown(test_segments_list_during_rotation, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_cat_listing_gives_up, setup, teardown),
     cmocka_unit_test_setup_teardown(test_root_relative_refused, setup, teardown),
     cmocka_unit_test_setup_teardown(test_root_tilde_every_source, setup, teardown),
     cmocka_unit_test_setup_teardown(test_gc_json_matches_log, setup, teardown),
