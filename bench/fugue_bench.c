@@ -28,6 +28,7 @@
 #include "fuguelog.h"
 #include "doorbell.h"
 #include "ring.h"
+#include "sink.h"
 
 #ifndef FL_BENCH_LOGD
 #define FL_BENCH_LOGD ""
@@ -1007,8 +1008,8 @@ static double lim_pagecache_gbs(const char *path, const char *buf, size_t total)
 	if (fd < 0)
 		die("limits: cannot create %s: %s", path, strerror(errno));
 	uint64_t t0 = fl_bench_mono_ns();
-	for (size_t done = 0; done < total; done += 64 << 10)
-		if (write(fd, buf, 64 << 10) != 64 << 10)
+	for (size_t done = 0; done < total; done += FL_SINK_WRITE) /* the drainer's write size */
+		if (write(fd, buf, FL_SINK_WRITE) != FL_SINK_WRITE)
 			die("limits: write to %s: %s", path, strerror(errno));
 	double secs = (double)(fl_bench_mono_ns() - t0) / 1e9;
 	close(fd);
@@ -1094,7 +1095,9 @@ static void scen_limits(void)
 	fl_fig_note(core, "level check + timestamp as the library reads it + 16 B header + 100 B copy + release "
 			  "store, private buffer, one core");
 	fl_fig_note(ring, "the same into a shared anonymous mapping, a forked consumer reading in 32 KiB batches");
-	fl_fig_note(pc, "write(2) of 64 KiB buffers into a fresh file in the bench's scratch dir");
+	fl_fig_note(pc,
+		    "write(2) of FL_SINK_WRITE (256 KiB) buffers, the drainer's write size, into a fresh file in the "
+		    "bench's scratch dir");
 	struct lim_ctl *own = aligned_alloc(64, sizeof *own);
 	struct lim_ctl *sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (!own || sh == MAP_FAILED)
@@ -1135,10 +1138,10 @@ static void scen_limits(void)
 	munmap(sh, sizeof *sh);
 	free(own);
 
-	char path[4200], *buf = malloc(64 << 10);
+	char path[4200], *buf = malloc(FL_SINK_WRITE);
 	if (!buf)
 		die("limits: out of memory");
-	for (int i = 0; i < 16; i++)
+	for (size_t i = 0; i < FL_SINK_WRITE / CHUNK; i++)
 		memcpy(buf + i * CHUNK, chunks[i % NCHUNKS], CHUNK);
 	snprintf(path, sizeof path, "%s/limits.pagecache", opt.tmp);
 	size_t total = opt.quick ? (16u << 20) : (256u << 20);

@@ -120,7 +120,8 @@ METHOD = """\
   into a 1 MiB byte ring (free-running head and tail) in a shared anonymous
   mapping, read by a forked consumer that waits for 32 KiB, reads every record
   whole and moves the tail once per batch; interleaved with `limit.emit_core`
-  round by round. `limit.pagecache`: `write(2)` of 64 KiB buffers into a fresh
+  round by round. `limit.pagecache`: `write(2)` of 256 KiB buffers (the drainer's
+  write size, `FL_SINK_WRITE`) into a fresh
   file in the benchmark's scratch directory (256 MiB per round, 16 MiB in
   `--quick`), GB/s. `limit.emit_core.sibling_busy` and
   `limit.work.sibling_busy` tell whether this CPU shares its core: the one-core

@@ -18,9 +18,6 @@
 #include "archive.h"
 #include "jsonl.h"
 
-/* per class: one write() once this many bytes of lines are buffered; 32, 128 and 256 KiB cost the kernel more
- * (e2e 4 KiB chunks): the buffer and the page-cache pages it is copied to no longer stay in L2 */
-#define SINK_BUF (64u * 1024)
 #define SINK_BUF_MIN 1024u /* a class's buffer at its first line: thousands of quiet sessions stay small */
 /* a buffer grown past this (a huge line, an outage) is freed once empty; big enough for the room a 64 KiB
  * record's line needs (fugue-log run reads up to that), so those do not allocate and fault in per write() */
@@ -31,7 +28,7 @@ struct sink_file {
 	/*
 	 * The lines not yet written; the drainer renders each line straight into
 	 * it (fl_sink_line_buf). No bytes until the first line; it grows by
-	 * doubling to what SINK_BUF bytes plus one line's room need, and past it
+	 * doubling to what FL_SINK_WRITE bytes plus one line's room need, and past it
 	 * only for a huge line or while the file refuses bytes.
 	 */
 	struct fl_jbuf b;
@@ -527,8 +524,8 @@ int fl_sink_commit_line(struct fl_sink *s, int cls, size_t at, uint64_t seq, int
 	st->lines[cls]++;
 	st->size[cls] += len;
 	st->total_bytes += len;
-	if (f->b.len >= SINK_BUF) {
-		/* one write() per SINK_BUF bytes; a file that refuses them keeps them buffered */
+	if (f->b.len >= FL_SINK_WRITE) {
+		/* one write() per FL_SINK_WRITE bytes; a file that refuses them keeps them buffered */
 		int rc = flush_one(s, cls);
 		if (rc < 0 && !fl_sink_write_error_waits(rc))
 			return rc;

@@ -16,7 +16,7 @@ struct fl_jbuf; /* jsonl.h */
  * that is not ours, or that group or others can write, is refused too.
  *
  * Lines are buffered per class (rendered straight into the buffer:
- * fl_sink_line_buf) and reach the files with one write() per 64 KiB;
+ * fl_sink_line_buf) and reach the files with one write() per FL_SINK_WRITE bytes;
  * fl_sink_flush writes what is buffered; fl_sink_trim frees empty buffers. The state (sizes, line
  * counts, seq and time ranges of the active files) is what the checkpoint
  * stores: reopening with a state truncates each active file back to its size,
@@ -27,6 +27,16 @@ struct fl_jbuf; /* jsonl.h */
  */
 
 enum { FL_SINK_SYSTEM = 0, FL_SINK_USER = 1, FL_SINK_CLASSES = 2 }; /* == enum fl_class */
+
+/*
+ * Per class, one write() once this many bytes of lines are buffered (and at
+ * the end of every batch). On Linux 6.18/ext4 (AMD EPYC guest), against
+ * 64 KiB: 256 KiB cut e2e.small's drainer CPU 240 -> 220 ns per event and
+ * raised 4 KiB chunks 1460-1515 -> 1590-1620 MB/s; 512 KiB and 1 MiB gained
+ * 2-5 ns more for twice and four times the memory of a busy session
+ * (bench/limits.md). fugue-bench's limit.pagecache writes in the same size.
+ */
+#define FL_SINK_WRITE (256u * 1024)
 
 /* Checkpointed state of the active files; {0} is a fresh session. Fixed layout: it is stored on disk. */
 struct fl_sink_state {
