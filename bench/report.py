@@ -162,10 +162,13 @@ LIMITS = {
 instructions under callgrind (369 before the transcript/input/prompt fast path,
 bench/limits.md); the one-core limit is about 40. Two costs sit outside them
 on this guest: the unfenced `rdtsc` is {ctsc:.1f} ns here (`clock.tsc`; with
-the stamp replaced by a constant the call lost 10-13 ns), and the emit
+the stamp replaced by a constant the call lost 10-13 ns on the Intel guest of
+earlier sessions and 8 TSC ticks, about 3.6 ns, on the AMD EPYC guest of
+2026-12-02, where the call's own instructions are the rest), and the emit
 scenario's 8 MiB lanes (a round of 4 KiB chunks has to fit) are written
-through cold: the same loop with a reader on the same thread costs 37-41 ns on
-a 1 MiB lane and 51 ns on an 8 MiB one. fugue-logd's own work beside the call
+through cold on the Intel guest (37-41 ns on a 1 MiB lane, 51 ns on 8 MiB,
+with a reader on the same thread; the AMD guest showed no difference from
+64 KiB to 8 MiB). fugue-logd's own work beside the call
 is not the gap: with it stopped (SIGSTOP) for the samples the median is
 {pz:.1f} ns (`emit.small.paused`). For scale: the bare cross-process ring, read
 in batches, costs {ring:.1f} ns per record here (`limit.ring_batched`), the
@@ -237,14 +240,15 @@ are the cost; script(1) measured {s1sc:.2f}x.""",
     "e2e.small": """\
 **End to end, small events ({v:.3g}/s < {goal:.3g}/s).** The producer is not
 the limit (one thread emits {thr:.1f}M admitted events/s); fugue-logd is, at
-{cpu:.0f} ns of drainer CPU per event. About 130 ns of that is the kernel's
-`write()` copying the 350-byte line into the page cache; the rest is about 1460
-instructions of merging, decoding, rendering and escaping (bench/limits.md has
-the profile). 200 ns per event needs shorter lines, which is a schema change not
+{cpu:.0f} ns of drainer CPU per event. About half of that is the kernel's
+`write()` of the 350-byte line into the page cache (its copy, then ext4's
+allocation per page); the rest is about 1460 instructions of merging, decoding,
+rendering and escaping, spread over some fifteen functions (bench/limits.md has
+the profiles). 200 ns per event needs shorter lines, which is a schema change not
 made here.""",
     "e2e.small.drainer_cpu": """\
 **Drainer CPU per small event ({v:.0f} ns > {goal:g} ns).** See the paragraph
-above: the kernel's copy of the line is about 130 ns of it.""",
+above: the kernel's `write()` of the line is about half of it.""",
     "e2e.small.vs_pagecache": """\
 **Small events against the page cache ({v:.3f}x < {goal:g}x).** The drainer
 writes {disk:.0f} MB/s of JSON against {pc:.2f} GB/s for large bare writes; per
