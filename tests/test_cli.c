@@ -100,19 +100,28 @@ static int run_prog(const char *prog, ...)
 /* run("ls", "--json", NULL): fugue-log with these arguments. */
 #define run(...) run_prog(cli_path(), __VA_ARGS__)
 
-/* Starts argv (NULL-terminated) in the background with its stdout in out_path; returns its pid. */
-static pid_t spawn_to(const char *out_path, const char *const *argv)
+/* Starts argv (NULL-terminated) in the background with its stdout in out_path (and its stderr in err_path
+ * unless NULL); returns its pid. */
+static pid_t spawn_to_err(const char *out_path, const char *err_path, const char *const *argv)
 {
 	pid_t pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
 		int fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 		dup2(fd, 1);
+		if (err_path) {
+			int fe = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+			if (fe < 0)
+				_exit(126);
+			dup2(fe, 2);
+		}
 		execv(argv[0], (char *const *)argv);
 		_exit(127);
 	}
 	return pid;
 }
+
+#define spawn_to(out_path, argv) spawn_to_err((out_path), NULL, (argv))
 
 /* Removes every shm object of this test's prefix (sessions opened by the CLI stay after close). */
 static void shm_cleanup(void)
@@ -1038,17 +1047,8 @@ static void test_cat_follow_listing_gives_up(void **state)
 	flap_env_set("system.000001.jsonl.lz4");
 	setenv("FLT_FLAP_STOP", stop, 1);
 	setenv("FLT_FLAP_SEEN", seen, 1);
-	pid_t pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		int fo = open(outp, O_WRONLY | O_CREAT | O_TRUNC, 0600),
-		    fe = open(errp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-		if (fo < 0 || fe < 0)
-			_exit(126);
-		dup2(fo, 1), dup2(fe, 2);
-		execl(cli_path(), cli_path(), "cat", "--root", root, "-f", "flapf", (char *)NULL);
-		_exit(127);
-	}
+	const char *cat_argv[] = {cli_path(), "cat", "--root", root, "-f", "flapf", NULL};
+	pid_t pid = spawn_to_err(outp, errp, cat_argv);
 	child = pid;
 	flap_env_clear();
 	/* cat lists again on its own wake-ups (timer or inotify) until the shim has seen two give-ups */
@@ -1065,8 +1065,7 @@ static void test_cat_follow_listing_gives_up(void **state)
 	char more[512];
 	snprintf(more, sizeof more, "%s%s", line(2, "user"), line(5, "user"));
 	file_in("user.jsonl", more);
-	int n = 0;
-	for (int i = 0; i < 3000 && (n = count_lines(outp)) < 5; i++)
+	for (int i = 0; i < 3000 && count_lines(outp) < 5; i++)
 		usleep(10000);
 	kill(pid, SIGINT);
 	int st;

@@ -19,7 +19,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#define FLT_FLAP_PROOF 8192
+#include "segread.h"
+
+#define FLT_FLAP_PROOF (2 * FL_SEG_LIST_WALKS)
 
 static atomic_ulong seen; /* walks that reached the name: odd ones do not see it */
 
