@@ -359,9 +359,15 @@ static struct tls_slot *claim_lane(fl_session *s)
 
 static inline struct tls_slot *lane_for(fl_session *s)
 {
+	/*
+	 * The slots' address once: in the shared library (general-dynamic TLS)
+	 * GCC otherwise called __tls_get_addr again for every slot it compared.
+	 */
+	struct tls_slot *slots = tls_slots;
+	__asm__("" : "+r"(slots));
 	for (unsigned i = 0; i < TLS_SLOTS; i++)
-		if (tls_slots[i].s == s && tls_slots[i].gen == s->gen)
-			return &tls_slots[i];
+		if (slots[i].s == s && slots[i].gen == s->gen)
+			return &slots[i];
 	return claim_lane(s);
 }
 
