@@ -641,6 +641,120 @@ static __attribute__((noinline)) double session_loop_logged(fl_session *s, int n
 	return fl_bench_ticks_ns(fl_bench_ticks() - t0);
 }
 
+/*
+ * The floor of the no-slowdown figures on this machine: the same work, with
+ * its chunks ending up in a 1 MiB shared mapping that a forked reader reads
+ * whole as soon as each is published, as fugue-logd reads a lane. The
+ * mapping's lines then move between the cores, which no logging call that
+ * hands bytes to another process avoids; a private buffer (session_loop_window)
+ * keeps them in one core's cache. copy: the work on an L1-hot buffer, then a
+ * copy into the window (what fl_emit_transcript does); else the work in place
+ * (zero-copy capture).
+ */
+#define WIN_SIZE (1u << 20)
+#define WIN_STEP (CHUNK + 56) /* a record's data, header and padding */
+#define WIN_WRAP (WIN_SIZE - 2 * CHUNK)
+#define WIN_SLOTS 240u /* unread chunks at most: fewer than WIN_WRAP / WIN_STEP, so none is overwritten */
+
+struct shwin {
+	_Alignas(64) _Atomic uint64_t head; /* chunks published */
+	_Alignas(64) _Atomic uint64_t tail; /* chunks read */
+	_Atomic int stop;
+	_Alignas(64) char data[WIN_SIZE];
+};
+
+struct shwin_prod {
+	struct shwin *w;
+	pid_t pid;
+	size_t off;
+	uint64_t head, tail; /* the producer's count and its cached copy of the reader's */
+};
+
+/* The forked reader: every published chunk read whole, then the tail moved; naps when idle for a while. */
+static void shwin_read(struct shwin *w)
+{
+	uint64_t t = 0, sum = 0;
+	size_t off = 0;
+	for (unsigned idle = 0;;) {
+		uint64_t h = atomic_load_explicit(&w->head, memory_order_acquire);
+		if (t == h) {
+			if (atomic_load_explicit(&w->stop, memory_order_acquire))
+				break;
+			if (++idle < 200) { /* about 10-30 us: a chunk of work is 2 us */
+				__builtin_ia32_pause();
+			} else {
+				usleep(50); /* do not take the CPU from fugue-logd in the other variants */
+				idle = 0;
+			}
+			continue;
+		}
+		idle = 0;
+		for (; t != h; t++) {
+			for (size_t i = 0; i < CHUNK; i += 8) {
+				uint64_t v;
+				memcpy(&v, w->data + off + i, 8);
+				sum += v;
+			}
+			off = (off + WIN_STEP) % WIN_WRAP;
+			atomic_store_explicit(&w->tail, t + 1, memory_order_release);
+		}
+	}
+	__asm__ __volatile__("" ::"r"(sum));
+	_exit(0);
+}
+
+static void shwin_open(struct shwin_prod *p)
+{
+	memset(p, 0, sizeof *p);
+	p->w = mmap(NULL, sizeof *p->w, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (p->w == MAP_FAILED)
+		die("shared window: mmap: %s", strerror(errno));
+	memset(p->w, 0, sizeof *p->w);
+	fflush(NULL);
+	if ((p->pid = fork()) < 0)
+		die("fork: %s", strerror(errno));
+	if (p->pid == 0)
+		shwin_read(p->w);
+}
+
+/* Untimed, before a round: the reader has read everything, as the ring is emptied before a logged round. */
+static void shwin_wait_read(struct shwin_prod *p)
+{
+	while (atomic_load_explicit(&p->w->tail, memory_order_acquire) != p->head)
+		usleep(20);
+	p->tail = p->head;
+}
+
+static void shwin_close(struct shwin_prod *p)
+{
+	atomic_store_explicit(&p->w->stop, 1, memory_order_release);
+	int st = 0;
+	waitpid(p->pid, &st, 0);
+	if (!WIFEXITED(st) || WEXITSTATUS(st))
+		die("shared window: the reader failed (status %#x)", st);
+	munmap(p->w, sizeof *p->w);
+}
+
+static __attribute__((noinline)) double session_loop_shared(struct shwin_prod *p, int n, int copy)
+{
+	static char dst[CHUNK];
+	uint64_t t0 = fl_bench_ticks();
+	for (int i = 0; i < n; i++) {
+		while (p->head - p->tail >= WIN_SLOTS)
+			p->tail = atomic_load_explicit(&p->w->tail, memory_order_acquire);
+		char *at = p->w->data + p->off;
+		if (copy) {
+			copy_and_parse(dst, chunks[i % NCHUNKS]);
+			memcpy(at, dst, CHUNK);
+		} else {
+			copy_and_parse(at, chunks[i % NCHUNKS]);
+		}
+		p->off = (p->off + WIN_STEP) % WIN_WRAP;
+		atomic_store_explicit(&p->w->head, ++p->head, memory_order_release);
+	}
+	return fl_bench_ticks_ns(fl_bench_ticks() - t0);
+}
+
 static void scen_ratio(void)
 {
 	struct bsession sp, fu;
@@ -651,8 +765,13 @@ static void scen_ratio(void)
 	struct drainer d;
 	drainer_start(&d, ss, 2);
 	struct fl_fig *rs = fl_fig("ratio.spawns", "x"), *rfu = fl_fig("ratio.full", "x"),
-		      *rp = fl_fig("ratio.full.paused", "x"), *wk = fl_fig("ratio.work", "ns/chunk");
+		      *rp = fl_fig("ratio.full.paused", "x"), *wk = fl_fig("ratio.work", "ns/chunk"),
+		      *rfl = fl_fig("ratio.full.floor", "x");
 	fl_fig_note(rp, "c/a with the drainer stopped (SIGSTOP) while the round runs: the emit cost alone");
+	fl_fig_note(rfl, "f/a: a's work, then each chunk copied into a 1 MiB shared mapping that another process "
+			 "reads as it is published; no logging call");
+	struct shwin_prod win;
+	shwin_open(&win);
 	fl_fig_target(rs, '<', 1.01);
 	fl_fig_target(rfu, '<', 1.05);
 	fl_fig_note(rs, "b/a per round of 128 chunks; a = no logging call compiled in");
@@ -665,21 +784,26 @@ static void scen_ratio(void)
 	}
 	pid_t dpid = d.logd ? d.pid : d.c.pid;
 	for (int r = 0; r < rounds; r++) {
-		double t[4];
-		for (int v0 = 0; v0 < 4; v0++) {
-			int v = (v0 + r) % 4;
+		double t[5];
+		for (int v0 = 0; v0 < 5; v0++) {
+			int v = (v0 + r) % 5;
 			/* each round at full must fit the lane on its own: start it empty (untimed) */
-			if (v >= 2 && bs_wait_drained(&fu, 30) < 0)
+			if ((v == 2 || v == 3) && bs_wait_drained(&fu, 30) < 0)
 				die("the drainer did not keep up within 30 s");
 			if (v == 3)
 				kill(dpid, SIGSTOP);
-			t[v] = v == 0 ? session_loop_plain(n) : session_loop_logged(v == 1 ? sp.s : fu.s, n);
+			if (v == 4)
+				shwin_wait_read(&win);
+			t[v] = v == 0	? session_loop_plain(n)
+			       : v == 4 ? session_loop_shared(&win, n, 1)
+					: session_loop_logged(v == 1 ? sp.s : fu.s, n);
 			if (v == 3)
 				kill(dpid, SIGCONT);
 		}
 		fl_fig_add(rs, t[1] / t[0]);
 		fl_fig_add(rfu, t[2] / t[0]);
 		fl_fig_add(rp, t[3] / t[0]);
+		fl_fig_add(rfl, t[4] / t[0]);
 		fl_fig_add(wk, t[0] / n);
 		if (bs_wait_drained(&fu, 30) < 0)
 			die("the drainer did not keep up within 30 s");
@@ -687,6 +811,7 @@ static void scen_ratio(void)
 	struct fl_fig *fd = fl_fig("ratio.drops", "events");
 	fl_fig_add(fd, (double)bs_dropped(&fu));
 	fl_fig_target(fd, '<', 0);
+	shwin_close(&win);
 	bs_close(&sp);
 	bs_close(&fu);
 	drainer_stop(&d);
@@ -856,12 +981,12 @@ static __attribute__((noinline)) double session_loop_captured(fl_session *s, int
  */
 static __attribute__((noinline)) double session_loop_window(int n)
 {
-	static char win[1 << 20] __attribute__((aligned(64)));
+	static char win[WIN_SIZE] __attribute__((aligned(64)));
 	static size_t off;
 	uint64_t t0 = fl_bench_ticks();
 	for (int i = 0; i < n; i++) {
 		work_chunk(NULL, 0, chunks[i % NCHUNKS], win + off);
-		off = (off + CHUNK + 56) % (sizeof win - 2 * CHUNK); /* a record's data, header and padding */
+		off = (off + WIN_STEP) % WIN_WRAP;
 	}
 	return fl_bench_ticks_ns(fl_bench_ticks() - t0);
 }
@@ -877,24 +1002,34 @@ static void scen_zerocopy(void)
 	fl_fig_target(rz, '<', 1.02);
 	fl_fig_note(rz, "z/a per round of 128 chunks, each read into its reserved record; a = no logging call");
 	fl_fig_note(rw, "w/a: a's work, no logging call, on chunks moving through 1 MiB as records do");
+	struct fl_fig *rzf = fl_fig("ratio.zerocopy.floor", "x");
+	fl_fig_note(rzf, "f/a: a's work done in place in a 1 MiB shared mapping that another process reads as each "
+			 "chunk is published; no logging call");
+	struct shwin_prod win;
+	shwin_open(&win);
 	int n = 128, rounds = opt.quick ? 10 : 300;
 	for (int i = 0; i < 3 * 8; i++) {
 		session_loop_captured(fu.s, n);
 		bs_wait_drained(&fu, 30);
 	}
 	for (int r = 0; r < rounds; r++) {
-		double t[3];
-		for (int v0 = 0; v0 < 3; v0++) {
-			int v = (v0 + r) % 3;
+		double t[4];
+		for (int v0 = 0; v0 < 4; v0++) {
+			int v = (v0 + r) % 4;
 			if (v == 1 && bs_wait_drained(&fu, 30) < 0)
 				die("the drainer did not keep up within 30 s");
+			if (v == 3)
+				shwin_wait_read(&win);
 			t[v] = v == 0	? session_loop_plain(n)
 			       : v == 1 ? session_loop_captured(fu.s, n)
-					: session_loop_window(n);
+			       : v == 2 ? session_loop_window(n)
+					: session_loop_shared(&win, n, 0);
 		}
 		fl_fig_add(rz, t[1] / t[0]);
 		fl_fig_add(rw, t[2] / t[0]);
+		fl_fig_add(rzf, t[3] / t[0]);
 	}
+	shwin_close(&win);
 	if (bs_wait_drained(&fu, 30) < 0)
 		die("the drainer did not keep up within 30 s");
 	struct fl_fig *fd = fl_fig("ratio.zerocopy.drops", "events");
@@ -1186,7 +1321,8 @@ static void limit_ratio(const char *key, const char *num, const char *den, doubl
 	}
 	struct fl_fig *f = fl_fig(key, "x");
 	fl_fig_add(f, a / b);
-	fl_fig_target(f, op, target);
+	if (op) /* 0: a figure to read beside its target's, no verdict of its own */
+		fl_fig_target(f, op, target);
 	fl_fig_note(f, "%s", note);
 }
 
@@ -1202,6 +1338,14 @@ static void limits_finish(void)
 	for (size_t i = 0; i < fl_fig_count(); i++)
 		if (!strcmp(fl_fig_at(i)->key, "lttng.speedup.small") && !fl_fig_at(i)->absent[0])
 			fl_fig_target(fl_fig_at(i), '>', 5);
+	/* beside ratio.full and ratio.full.zerocopy, when their scenario ran */
+	if (!isnan(fig_median("ratio.full.floor")))
+		limit_ratio("ratio.full.vs_floor", "ratio.full", "ratio.full.floor", 1, 0, 0,
+			    "ratio.full / ratio.full.floor, medians: the call's cost over the cross-core floor");
+	if (!isnan(fig_median("ratio.zerocopy.floor")))
+		limit_ratio(
+		    "ratio.full.zerocopy.vs_floor", "ratio.full.zerocopy", "ratio.zerocopy.floor", 1, 0, 0,
+		    "ratio.full.zerocopy / ratio.zerocopy.floor, medians: capture's cost over the cross-core floor");
 	if (isnan(fig_median("limit.emit_core")))
 		return;
 	limit_ratio("emit.small.vs_limit", "emit.small", "limit.emit_core", 1, '<', 1.5,

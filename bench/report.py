@@ -70,8 +70,13 @@ METHOD = """\
   output, a copy, a parse (newlines and escape sequences) and a 64-bit checksum
   (`ratio.work` ns per chunk): (a) compiled without the logging call, (b) with
   `fl_emit_transcript` on a session at `spawns`, (c) at `full` with `fugue-logd`
-  running. Each round times 256 chunks of each; `ratio.spawns` = b/a and
-  `ratio.full` = c/a per round.
+  running. Each round times 128 chunks of each; `ratio.spawns` = b/a and
+  `ratio.full` = c/a per round. (f), the floor: a's work, then each chunk
+  copied into a 1 MiB shared mapping that a forked process reads as each chunk
+  is published (no logging call); `ratio.full.floor` = f/a. The zerocopy
+  scenario's rounds do the work in the reserved record (`ratio.full.zerocopy`),
+  in a private 1 MiB window (`ratio.zerocopy.window`) and in place in the
+  shared mapping (`ratio.zerocopy.floor`). `.vs_floor` divides the medians.
 - **Threads.** 1, 2 and 4 threads emit 100-byte events into one session of 8
   lanes; `emit.small.tN` is per-call ns from each thread's batches,
   `throughput.small.tN` the aggregate events per second of a round.
@@ -217,14 +222,19 @@ from the other processes on this shared machine (compare p99 and min).""",
     "ratio.full": """\
 **No-slowdown c/a ({v:.3f} > {goal:g}).** A 4 KiB chunk at `full` is copied
 into the ring, against a budget of 5% of {w:.0f} ns = {w5:.0f} ns. With
-the drainer stopped for the round (`ratio.full.paused`) the ratio is {p:.3f};
-the rest is fugue-logd reading the lane from the other core, so each line is
-taken back from its cache on the next lap. The zero-copy variant (the work
-done on the reserved record, `ratio.full.zerocopy` {zc:.3f}) is bounded by
-the same work with no logging at all on chunks moving through 1 MiB of memory
-(`ratio.zerocopy.window` {zw:.3f}). Non-temporal stores, `prefetchw` ahead of
-the head and flushing consumed lines in the drainer were measured and did not
-help (below).""",
+the drainer stopped for the round (`ratio.full.paused`) the ratio is {p:.3f}.
+The floor is what any hand-off to another process costs: the same work with
+no logging call, each chunk then copied into a 1 MiB shared mapping that
+another process reads as it is published, is {ff:.3f} here
+(`ratio.full.floor`), so the call itself adds {vf:.3f}x over it
+(`ratio.full.vs_floor`). Each line the reader took has to be taken back from
+its core on the next lap. The zero-copy variant (the work done on the
+reserved record, `ratio.full.zerocopy` {zc:.3f}) has the same kind of floor:
+{zf:.3f} with the work done in place in the shared mapping
+(`ratio.zerocopy.floor`), and {zw:.3f} in a private one
+(`ratio.zerocopy.window`). Non-temporal stores, `prefetchw` ahead of the head
+and flushing consumed lines in the drainer were measured and did not help
+(below).""",
     "run.overhead.cat.wall": """\
 **`fugue-log run`, `cat` of 256 MiB ({v:.2f}x wall > {goal:g}x).** Any PTY
 recorder pushes every byte through a second PTY: util-linux `script` in the same
@@ -435,6 +445,9 @@ def main():
             "flb": stat(doc, "lttng.fl.bulk.small") or 0,
             "zc": stat(doc, "ratio.full.zerocopy") or 0,
             "zw": stat(doc, "ratio.zerocopy.window") or 0,
+            "ff": stat(doc, "ratio.full.floor") or 0,
+            "vf": stat(doc, "ratio.full.vs_floor") or 0,
+            "zf": stat(doc, "ratio.zerocopy.floor") or 0,
             "s1w": stat(doc, "script1.overhead.cat.wall") or 0,
             "s1c": stat(doc, "script1.overhead.cat.cpu") or 0,
             "s1sw": stat(doc, "script1.overhead.seq.wall") or 0,
