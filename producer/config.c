@@ -35,6 +35,7 @@ void fl_config_defaults(struct fl_config *c)
 	c->max_file_size = 10ull << 20;
 	c->retention_s = 7ull * 86400;
 	c->max_session_size = 1ull << 30;
+	c->nice = FL_CONFIG_NICE;
 }
 
 /* The leading decimal of s (no sign); *end points after it. */
@@ -101,6 +102,16 @@ int fl_parse_bool(const char *s, int *out)
 			return *out = 0, 0;
 	}
 	return -EINVAL;
+}
+
+int fl_parse_nice(const char *s, int *out)
+{
+	char *end;
+	long v = s ? strtol(s, &end, 10) : -1;
+	if (!s || !*s || *end || v < 0 || v > 19)
+		return -EINVAL;
+	*out = (int)v;
+	return 0;
 }
 
 int fl_config_root_check(const char *value, const char *source, char *out, size_t outlen, char *why, size_t whylen)
@@ -209,10 +220,13 @@ static int handler(void *user, const char *section, const char *key, const char 
 	} else if (!strcmp(key, "cleanup_on_exit")) {
 		if (fl_parse_bool(value, &c->cleanup_on_exit) < 0)
 			return refuse(l, key, value, "use yes or no");
+	} else if (!strcmp(key, "nice")) {
+		if (fl_parse_nice(value, &c->nice) < 0)
+			return refuse(l, key, value, FL_NICE_ALLOWED);
 	} else {
 		return refuse(l, key, value,
 			      "unknown key; known: default_level, root, workers, max_file_size, retention, "
-			      "max_session_size, max_total_size, cleanup_on_exit");
+			      "max_session_size, max_total_size, cleanup_on_exit, nice");
 	}
 	return 1;
 }

@@ -26,7 +26,15 @@ struct fl_config {
 	uint64_t max_session_size; /* bytes; default 1G; 0 = off */
 	uint64_t max_total_size;   /* bytes; default 0 = off */
 	int cleanup_on_exit;	   /* 0/1; default 0 */
+	int nice;		   /* fugue-logd's niceness, 0..19; default FL_CONFIG_NICE */
 };
+
+/*
+ * fugue-logd yields to the sessions it records: on a CPU it shares with a busy
+ * session it takes about a tenth of it, and the scheduler moves it to an idle
+ * CPU (docs/configuration.md, 'nice').
+ */
+#define FL_CONFIG_NICE 10
 
 /* What fl_level_parse accepts, for messages that refuse a level. */
 #define FL_LEVEL_ALLOWED "spawns, signals, prompts or full (or 1-4; any case)"
@@ -61,5 +69,9 @@ int fl_parse_duration(const char *s, uint64_t *out_s);
 
 /* "yes/no/true/false/on/off/1/0". -EINVAL if bad. */
 int fl_parse_bool(const char *s, int *out);
+
+/* A niceness for fugue-logd: 0..19 (a negative one, more CPU than the sessions get, needs privilege). */
+int fl_parse_nice(const char *s, int *out);
+#define FL_NICE_ALLOWED "use 0 (compete with the sessions as an equal) to 19 (yield the most); default 10"
 
 #endif

@@ -163,6 +163,8 @@ struct fl_itd {
  */
 static inline void fl_it_drainer_start_nofile(struct fl_itd *d, const char *root, const char *const *extra,
 					      long nofile);
+static inline void fl_it_drainer_start_via(struct fl_itd *d, const char *root, const char *const *via,
+					   const char *const *extra, long nofile);
 
 static inline void fl_it_drainer_start(struct fl_itd *d, const char *root, const char *const *extra)
 {
@@ -172,6 +174,13 @@ static inline void fl_it_drainer_start(struct fl_itd *d, const char *root, const
 /* fl_it_drainer_start with RLIMIT_NOFILE (soft and hard) set to nofile in the drainer, when nofile > 0. */
 static inline void fl_it_drainer_start_nofile(struct fl_itd *d, const char *root, const char *const *extra, long nofile)
 {
+	fl_it_drainer_start_via(d, root, NULL, extra, nofile);
+}
+
+/* The same, started through the command via (NULL-terminated: "nice", "-n", "15", NULL), which execs the rest. */
+static inline void fl_it_drainer_start_via(struct fl_itd *d, const char *root, const char *const *via,
+					   const char *const *extra, long nofile)
+{
 	char bin[1024];
 	fl_it_build_path(bin, sizeof bin, "drainer/fugue-logd");
 	snprintf(d->root, sizeof d->root, "%s", root);
@@ -180,9 +189,14 @@ static inline void fl_it_drainer_start_nofile(struct fl_itd *d, const char *root
 	int cfd = open(d->config, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 	assert_true(cfd >= 0);
 	close(cfd);
-	const char *argv[32] = {bin, "--foreground", "--root", d->root, "--config", d->config};
-	int n = 6;
-	for (int i = 0; extra && extra[i] && n < 31; i++)
+	const char *argv[48];
+	int n = 0;
+	for (int i = 0; via && via[i] && n < 16; i++)
+		argv[n++] = via[i];
+	const char *own[] = {bin, "--foreground", "--root", d->root, "--config", d->config};
+	for (size_t i = 0; i < sizeof own / sizeof own[0]; i++)
+		argv[n++] = own[i];
+	for (int i = 0; extra && extra[i] && n < 47; i++)
 		argv[n++] = extra[i];
 	argv[n] = NULL;
 	/*
@@ -208,7 +222,10 @@ static inline void fl_it_drainer_start_nofile(struct fl_itd *d, const char *root
 		struct rlimit rl = {(rlim_t)nofile, (rlim_t)nofile};
 		if (nofile > 0 && setrlimit(RLIMIT_NOFILE, &rl) < 0)
 			_exit(126);
-		execv(bin, (char *const *)argv);
+		if (via && via[0])
+			execvp(argv[0], (char *const *)argv);
+		else
+			execv(bin, (char *const *)argv);
 		_exit(127);
 	}
 }

@@ -59,7 +59,7 @@ static void test_file_and_env(void **state)
 	unsetenv("FUGUE_LOG_DIR");
 	unsetenv("FUGUE_SESSION_LOG");
 	const char *p = write_conf("# comment\ndefault_level = full\nroot = /tmp/flroot\nmax_file_size = 64K\n"
-				   "[fuguelog]\nretention = 2h\ncleanup_on_exit = yes\nworkers = 3\n");
+				   "[fuguelog]\nretention = 2h\ncleanup_on_exit = yes\nworkers = 3\nnice = 0\n");
 	assert_int_equal(fl_config_load(&c, p, why, sizeof why), 0);
 	assert_int_equal(c.default_level, 4);
 	assert_string_equal(c.root, "/tmp/flroot");
@@ -67,7 +67,10 @@ static void test_file_and_env(void **state)
 	assert_int_equal(c.retention_s, 7200);
 	assert_int_equal(c.cleanup_on_exit, 1);
 	assert_int_equal(c.workers, 3);
+	assert_int_equal(c.nice, 0);
 	assert_int_equal(c.max_session_size, 1u << 30);
+	fl_config_defaults(&c);
+	assert_int_equal(c.nice, FL_CONFIG_NICE);
 	setenv("FUGUE_LOG_DIR", "/tmp/other", 1);
 	setenv("FUGUE_SESSION_LOG", "prompts", 1);
 	assert_int_equal(fl_config_load(&c, p, why, sizeof why), 0);
@@ -94,6 +97,19 @@ static void test_bad_values_refused(void **state)
 	assert_non_null(strstr(why, "unknown key"));
 	assert_int_equal(fl_config_load(&c, write_conf("retention = soon\n"), why, sizeof why), -EINVAL);
 	assert_non_null(strstr(why, "retention=soon"));
+	static const char *const nices[] = {"nice = 20\n", "nice = -5\n", "nice = low\n", "nice = 5x\n", "nice =\n"};
+	for (size_t i = 0; i < sizeof nices / sizeof nices[0]; i++) {
+		why[0] = 0;
+		if (fl_config_load(&c, write_conf(nices[i]), why, sizeof why) != -EINVAL || !strstr(why, ":1: nice=") ||
+		    !strstr(why, "use 0 (compete with the sessions as an equal) to 19"))
+			fail_msg("'%s' gave '%s'", nices[i], why);
+	}
+	int n = -1;
+	assert_int_equal(fl_parse_nice("19", &n), 0);
+	assert_int_equal(n, 19);
+	assert_int_equal(fl_parse_nice("", &n), -EINVAL);
+	assert_int_equal(fl_parse_nice(NULL, &n), -EINVAL);
+	assert_int_equal(n, 19);
 	assert_int_equal(fl_config_load(&c, "/nonexistent/fugue.conf", why, sizeof why), -ENOENT);
 }
 

@@ -7,9 +7,12 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <dirent.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 
 #include "fuguelog.h"
+#include "config.h"
 #include "checkpoint.h"
 #include "jsonl.h"
 #include "sink.h"
@@ -765,6 +768,111 @@ static void test_options_daemon_sighup(void **state)
 	check("after-hup", extra);
 }
 
+/* ---- niceness ---------------------------------------------------------------------------------- */
+
+/* How many of pid's threads run at a niceness other than want (field 19 of /proc/<pid>/task/<tid>/stat); -1 unreadable.
+ */
+static int threads_not_at(pid_t pid, int want, int *threads)
+{
+	char dir[64];
+	snprintf(dir, sizeof dir, "/proc/%d/task", (int)pid);
+	DIR *d = opendir(dir);
+	if (!d)
+		return -1;
+	int off = 0;
+	*threads = 0;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		char path[600], buf[1024];
+		snprintf(path, sizeof path, "%s/%s/stat", dir, e->d_name);
+		FILE *f = fopen(path, "r");
+		size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+		if (f)
+			fclose(f);
+		buf[n] = 0;
+		const char *p = strrchr(buf, ')'); /* the name may hold spaces; fields 3.. follow it */
+		int field = 2, nice = 99;
+		for (; p && *p; p++)
+			if (*p == ' ' && ++field == 19) {
+				nice = atoi(p + 1);
+				break;
+			}
+		if (n == 0) /* a thread that ended while we looked */
+			continue;
+		(*threads)++;
+		off += nice != want;
+	}
+	closedir(d);
+	return off;
+}
+
+struct nice_arg {
+	pid_t pid;
+	int want;
+};
+
+static int all_at_nice(void *a)
+{
+	struct nice_arg *na = a;
+	int threads = 0;
+	return threads_not_at(na->pid, na->want, &threads) == 0 && threads > 1;
+}
+
+/* Every thread of fugue-logd at the niceness asked for: 10 by default, then the file's at SIGHUP, --nice over it. */
+static void test_nice(void **state)
+{
+	(void)state;
+	errno = 0;
+	int base = getpriority(PRIO_PROCESS, 0);
+	if (base > 10) {
+		print_message("this test runs at nice %d, above the default of 10: skipped\n", base);
+		skip();
+	}
+	fresh();
+	struct fl_itd d;
+	fl_it_drainer_start(&d, root, NULL);
+	assert_true(log_says(d.log, "at nice 10"));
+	struct nice_arg na = {d.pid, FL_CONFIG_NICE};
+	assert_true(fl_it_wait(all_at_nice, &na, 30)); /* every worker and the housekeeping threads */
+	/* a session drained while niced: its lines are all there */
+	struct kinds_arg ka = {.id = "niced", .level = FL_LEVEL_FULL, .rounds = 2};
+	assert_int_equal(child_status(spawn_child(kinds_child, &ka)), 0);
+	assert_true(fl_it_wait_state(root, "niced", "ended", 60));
+	/* SIGHUP: a new value reaches the threads already running; a refused one changes nothing */
+	write_text(d.config, "nice = 13\n");
+	assert_int_equal(kill(d.pid, SIGHUP), 0);
+	na.want = 13;
+	assert_true(fl_it_wait(all_at_nice, &na, 30));
+	write_text(d.config, "nice = 25\n");
+	assert_int_equal(kill(d.pid, SIGHUP), 0);
+	assert_true(log_says(d.log, "nice=25 is refused: use 0"));
+	int threads = 0;
+	assert_int_equal(threads_not_at(d.pid, 13, &threads), 0);
+	assert_int_equal(fl_it_drainer_stop(&d), 0);
+	const char *extra[] = {"--state", "ended", "--expect=total=20", NULL};
+	check("niced", extra);
+
+	/* --nice over the file */
+	write_text(d.config, "nice = 13\n");
+	const char *over[] = {"--nice", "11", NULL};
+	fl_it_drainer_start(&d, root, over);
+	assert_true(log_says(d.log, "at nice 11"));
+	na = (struct nice_arg){d.pid, 11};
+	assert_true(fl_it_wait(all_at_nice, &na, 30));
+	assert_int_equal(fl_it_drainer_stop(&d), 0);
+
+	/* started at nice 15 without the right to lower it: it says so and drains at 15 */
+	const char *via[] = {"setpriv", "--bounding-set", "-sys_nice", "nice", "-n", "15", NULL};
+	fl_it_drainer_start_via(&d, root, via, over, 0);
+	assert_true(log_says(d.log, "cannot set nice 11"));
+	assert_true(log_says(d.log, "staying at nice 15"));
+	assert_true(log_says(d.log, "at nice 15"));
+	fl_it_assert_alive(&d);
+	assert_int_equal(fl_it_drainer_stop(&d), 0);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_render_line),
     cmocka_unit_test(test_checkpoint_slots),
@@ -775,6 +883,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_producer_killed),
     cmocka_unit_test(test_32_sessions),
     cmocka_unit_test_teardown(test_options_daemon_sighup, kill_daemon),
+    cmocka_unit_test(test_nice),
 };
 
 FL_TEST_MAIN("drainer", tests)

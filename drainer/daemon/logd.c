@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <stddef.h>
+#include <dirent.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/stat.h>
@@ -31,7 +33,7 @@
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_CONFIG = 3, EXIT_RUNNING = 4 };
 
 static const char usage[] =
-    "usage: fugue-logd [--root DIR] [--config FILE] [--foreground] [--workers N]\n"
+    "usage: fugue-logd [--root DIR] [--config FILE] [--foreground] [--workers N] [--nice N]\n"
     "\n"
     "Drains every fugue session ring in /dev/shm into <root>/<session>/{system,user}.jsonl\n"
     "and session.json (see docs/layout.md and docs/schema.md).\n"
@@ -42,6 +44,8 @@ static const char usage[] =
     "  --foreground   stay attached and log to stderr (default: daemonize, log to <root>/fugue-logd.log,\n"
     "                 pid in <root>/fugue-logd.pid)\n"
     "  --workers N    drain threads (default: config 'workers', else one per core, at most 4)\n"
+    "  --nice N       scheduling niceness 0..19 of every thread (default: config 'nice', else 10: a CPU\n"
+    "                 shared with a busy session goes mostly to the session)\n"
     "  -h, --help     this text\n"
     "\n"
     "Signals: SIGTERM/SIGINT drain what the rings hold, checkpoint and exit 0; SIGHUP reloads the config.\n"
@@ -75,9 +79,20 @@ static unsigned default_workers(void)
 	return n > 4 ? 4 : (unsigned)n;
 }
 
+/* What the command line asked for; NULL/0 = not given. */
+struct args {
+	const char *root, *config;
+	int foreground;
+	unsigned workers;
+	int nice;				       /* -1: not given */
+	char root_abs[PATH_MAX], config_abs[PATH_MAX]; /* what root and config point to once resolved */
+};
+
 /* Loads the config and applies the command line over it. */
-static int load_config(struct fl_config *c, const char *path, const char *root, unsigned workers)
+static int load_config(struct fl_config *c, const struct args *a)
 {
+	const char *path = a->config, *root = a->root;
+	unsigned workers = a->workers;
 	char why[1024];
 	int rc = fl_config_load(c, path, why, sizeof why);
 	if (rc < 0) {
@@ -90,7 +105,41 @@ static int load_config(struct fl_config *c, const char *path, const char *root, 
 		c->workers = workers;
 	if (!c->workers)
 		c->workers = default_workers();
+	if (a->nice >= 0)
+		c->nice = a->nice;
 	return 0;
+}
+
+/*
+ * Every thread of the daemon at niceness n (on Linux it is per thread: the
+ * ones started later inherit it). Lowering it needs CAP_SYS_NICE or
+ * RLIMIT_NICE; without them the daemon says so and keeps what it has.
+ */
+static void apply_nice(int n)
+{
+	errno = 0;
+	int now = getpriority(PRIO_PROCESS, 0);
+	if (errno == 0 && now == n)
+		return;
+	int failed = 0, err = 0;
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *e;
+	while (d && (e = readdir(d))) {
+		char *end;
+		long tid = strtol(e->d_name, &end, 10);
+		if (*end || tid <= 0)
+			continue;
+		if (setpriority(PRIO_PROCESS, (id_t)tid, n) < 0 && errno != ESRCH)
+			failed++, err = errno;
+	}
+	if (d)
+		closedir(d);
+	else if (setpriority(PRIO_PROCESS, 0, n) < 0)
+		failed++, err = errno;
+	if (failed)
+		fl_drain_log("cannot set nice %d (%s): staying at nice %d; a lower niceness than the current one needs "
+			     "CAP_SYS_NICE or a higher RLIMIT_NICE (or set 'nice' to %d or more)",
+			     n, strerror(err), now, now);
 }
 
 /*
@@ -195,22 +244,19 @@ static int daemonize(const char *root)
 	return 0;
 }
 
-/* What the command line asked for; NULL/0 = not given. */
-struct args {
-	const char *root, *config;
-	int foreground;
-	unsigned workers;
-	char root_abs[PATH_MAX], config_abs[PATH_MAX]; /* what root and config point to once resolved */
-};
-
 /* Parses the command line; returns -1 to go on, else the exit code (help, bad usage, bad root). */
 static int parse_args(int argc, char **argv, struct args *a)
 {
 	static const struct option opts[] = {
-	    {"root", required_argument, NULL, 'r'}, {"config", required_argument, NULL, 'c'},
-	    {"foreground", no_argument, NULL, 'f'}, {"workers", required_argument, NULL, 'w'},
-	    {"help", no_argument, NULL, 'h'},	    {NULL, 0, NULL, 0},
+	    {"root", required_argument, NULL, 'r'},
+	    {"config", required_argument, NULL, 'c'},
+	    {"foreground", no_argument, NULL, 'f'},
+	    {"workers", required_argument, NULL, 'w'},
+	    {"nice", required_argument, NULL, 'n'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
+	a->nice = -1;
 	int c;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
@@ -233,6 +279,12 @@ static int parse_args(int argc, char **argv, struct args *a)
 			a->workers = (unsigned)v;
 			break;
 		}
+		case 'n':
+			if (fl_parse_nice(optarg, &a->nice) < 0) {
+				fprintf(stderr, "fugue-logd: --nice: '%s' is refused: %s\n", optarg, FL_NICE_ALLOWED);
+				return EXIT_USAGE;
+			}
+			break;
 		case 'h':
 			fputs(usage, stdout);
 			return EXIT_OK;
@@ -281,7 +333,7 @@ static int start_up(const struct args *a, struct fl_config *cfg)
 	if (grc < 0)
 		fl_drain_log("cannot install the SIGBUS guard (%s): a truncated ring would kill the drainer",
 			     strerror(-grc));
-	if (load_config(cfg, a->config, a->root, a->workers) < 0)
+	if (load_config(cfg, a) < 0)
 		return -EXIT_CONFIG;
 	char why[512];
 	int rfd = fl_sink_open_root(cfg->root, why, sizeof why);
@@ -297,6 +349,7 @@ static int start_up(const struct args *a, struct fl_config *cfg)
 		close(lock);
 		return -EXIT_FAIL;
 	}
+	apply_nice(cfg->nice); /* before any other thread starts: they inherit it */
 	return lock;
 }
 
@@ -304,7 +357,7 @@ static int start_up(const struct args *a, struct fl_config *cfg)
 static void reload(const struct args *a, struct fl_config *cfg, struct fl_registry *reg, struct fl_housekeep *hk)
 {
 	struct fl_config next;
-	if (load_config(&next, a->config, a->root, a->workers) < 0) {
+	if (load_config(&next, a) < 0) {
 		fl_drain_log("SIGHUP: config refused, keeping the old one");
 		return;
 	}
@@ -316,6 +369,8 @@ static void reload(const struct args *a, struct fl_config *cfg, struct fl_regist
 	}
 	snprintf(next.shm_prefix, sizeof next.shm_prefix, "%s", cfg->shm_prefix);
 	next.workers = cfg->workers;
+	if (next.nice != cfg->nice)
+		apply_nice(next.nice);
 	*cfg = next;
 	fl_housekeep_reconfigure(hk, cfg);
 	fl_drain_log("SIGHUP: config reloaded (%s)", cfg->path[0] ? cfg->path : "defaults");
@@ -369,8 +424,8 @@ int main(int argc, char **argv)
 		fl_drain_log("cannot start: %s", strerror(-rc));
 		return EXIT_FAIL;
 	}
-	fl_drain_log("draining shm prefix '%s' into %s with %u worker%s", cfg.shm_prefix, cfg.root, cfg.workers,
-		     cfg.workers == 1 ? "" : "s");
+	fl_drain_log("draining shm prefix '%s' into %s with %u worker%s at nice %d", cfg.shm_prefix, cfg.root,
+		     cfg.workers, cfg.workers == 1 ? "" : "s", getpriority(PRIO_PROCESS, 0));
 	serve(&set, &a, &cfg, reg, hk);
 	rc = fl_registry_stop(reg);
 	fl_housekeep_stop(hk); /* after the workers: the archives queued by their last checkpoints are finished */
