@@ -91,18 +91,16 @@ struct args {
 /* Loads the config and applies the command line over it. */
 static int load_config(struct fl_config *c, const struct args *a)
 {
-	const char *path = a->config, *root = a->root;
-	unsigned workers = a->workers;
 	char why[1024];
-	int rc = fl_config_load(c, path, why, sizeof why);
+	int rc = fl_config_load(c, a->config, why, sizeof why);
 	if (rc < 0) {
 		fl_drain_log("config: %s", why);
 		return rc;
 	}
-	if (root)
-		snprintf(c->root, sizeof c->root, "%s", root);
-	if (workers)
-		c->workers = workers;
+	if (a->root)
+		snprintf(c->root, sizeof c->root, "%s", a->root);
+	if (a->workers)
+		c->workers = a->workers;
 	if (!c->workers)
 		c->workers = default_workers();
 	if (a->nice >= 0)
