@@ -140,6 +140,10 @@ def tests():
             check(inp == stdin, "input: the piped bytes are recorded as input at full (%r)" % inp)
         if name == "printf":
             check_exports("same-printf", got)
+        if name == "seq":
+            sizes = [len(raw(e["data"])) for e in evs if e["event"] == "transcript"]
+            # FL_PTY_CHUNK (drainer/cli/pty.h): two PTY reads per record and per write to stdout, at most
+            check(max(sizes) <= 8192, "seq: no transcript record above 8 KiB (largest %d)" % max(sizes))
 
     for code, cmd in ((0, "true"), (3, "exit 3"), (130, "kill -INT $$"), (137, "kill -9 $$")):
         sid = "exit-%d" % code

@@ -213,7 +213,7 @@ int fl_cmd_run(int argc, char **argv)
 		return rc;
 	/* a record must fit a quarter lane: read the PTY in chunks that do */
 	uint64_t ls = a.lane_size ? a.lane_size : (1ull << 20);
-	struct fl_pty_opts po = {.chunk = ls / 4 - 128 < (64 << 10) ? ls / 4 - 128 : (64 << 10)};
+	struct fl_pty_opts po = {.chunk = ls / 4 - 128 < FL_PTY_CHUNK ? ls / 4 - 128 : FL_PTY_CHUNK};
 	struct fl_pty_hooks hooks = {&r, on_started, on_reserve, on_commit, on_resize, on_error};
 	struct fl_pty_result res = {0};
 	uint64_t t0 = now_ns();

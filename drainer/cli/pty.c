@@ -99,10 +99,10 @@ static void copy_out(struct relay *r, const uint8_t *p, size_t n)
 
 /*
  * Reads what the PTY has, into one reservation: the line discipline hands out
- * at most 4 KiB a read, so a program writing fast fills it with several reads
- * and the record and the write to stdout carry up to a chunk at once, not a
- * system call and an event per 4 KiB. Returns 1 got bytes, 0 nothing now, -1
- * closed (EIO once every slave fd is gone).
+ * at most 4 KiB a read, so a program writing fast fills it with two reads and
+ * the record and the write to stdout carry up to a chunk (FL_PTY_CHUNK) at
+ * once. Returns 1 got bytes, 0 nothing now, -1 closed (EIO once every slave
+ * fd is gone).
  */
 static int pump_output(struct relay *r)
 {
@@ -352,7 +352,7 @@ int fl_pty_run(char *const argv[], const struct fl_pty_opts *opts, const struct 
 {
 	static const struct fl_pty_hooks none;
 	struct relay r = {.h = hooks ? hooks : &none, .out_ok = 1, .master = -1, .slave = -1, .sfd = -1};
-	r.chunk = opts && opts->chunk ? opts->chunk : 64 << 10;
+	r.chunk = opts && opts->chunk ? opts->chunk : FL_PTY_CHUNK;
 	r.buf = malloc(r.chunk);
 	if (!r.buf)
 		return -ENOMEM;

@@ -32,8 +32,17 @@ struct fl_pty_hooks {
 	void (*error)(void *ctx, int code, const char *what); /* code is -errno */
 };
 
+/*
+ * Most bytes of output read into one record and written on in one write(2):
+ * two of the 4 KiB the line discipline hands out per read. Larger chunks keep
+ * the inner PTY waiting while a big write to the terminal drains: `run -- cat`
+ * of 64 MiB took 1.64-1.72 s with 8 KiB, 2.0 s with 16 KiB and 2.3-2.5 s with
+ * 64 KiB (bare cat 1.28 s, script(1) 1.45 s; bench/limits.md, 2026-12-03).
+ */
+#define FL_PTY_CHUNK (8u << 10)
+
 struct fl_pty_opts {
-	size_t chunk; /* most bytes per output/input reservation: 0 means 64 KiB */
+	size_t chunk; /* most bytes per output/input reservation: 0 means FL_PTY_CHUNK */
 };
 
 /* How the child ended. */
