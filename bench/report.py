@@ -239,8 +239,10 @@ and flushing consumed lines in the drainer were measured and did not help
 **`fugue-log run`, `cat` of 256 MiB ({v:.2f}x wall > {goal:g}x).** Any PTY
 recorder pushes every byte through a second PTY: util-linux `script` in the same
 run is {s1w:.2f}x wall and {s1c:.2f}x CPU. The kernel hands out at most 4 KiB per
-PTY read; `run` reads straight into the ring record (up to 64 KiB per write),
-and fugue-logd spent {rdc:.2f} s of CPU rendering the 256 MiB.""",
+PTY read; `run` reads straight into the ring record, two reads (8 KiB) per
+record and per write to the terminal (64 KiB per write was slower: the program
+waits while a big write drains), and fugue-logd spent {rdc:.2f} s of CPU
+rendering the 256 MiB.""",
     "run.overhead.cat.cpu": """\
 **Same, CPU ({v:.2f}x > {goal:g}x).** The relay's reads and writes of the
 second PTY and fugue-logd's JSON are work the bare program does not do; CPU can
