@@ -260,7 +260,11 @@ the limit (one thread emits {thr:.1f}M admitted events/s); fugue-logd is, at
 `write()` of the 350-byte line into the page cache (its copy, then ext4's
 allocation per page); the rest is about 1460 instructions of merging, decoding,
 rendering and escaping, spread over some fifteen functions (bench/limits.md has
-the profiles). 200 ns per event needs shorter lines, which is a schema change not
+the profiles). Its five rounds cost the drainer {cmin:.0f} to {cmax:.0f} ns per
+event in this run. In a full run, after the scenarios before it have written
+gigabytes, some rounds cost several times the others (bench/limits.md, "e2e
+rounds"); `fugue-bench e2e` alone gave 305-375 ns on the Intel guest of
+2026-12-03. 200 ns per event needs shorter lines, which is a schema change not
 made here.""",
     "e2e.small.drainer_cpu": """\
 **Drainer CPU per small event ({v:.0f} ns > {goal:g} ns).** See the paragraph
@@ -457,6 +461,8 @@ def main():
             "rdc": stat(doc, "run.fl.cat.drainer_cpu") or 0,
             "pc": stat(doc, "limit.pagecache") or 0,
             "disk": stat(doc, "e2e.small.disk") or 0,
+            "cmin": stat(doc, "e2e.small.drainer_cpu", "min") or 0,
+            "cmax": stat(doc, "e2e.small.drainer_cpu", "max") or 0,
         }
         ctx["w5"] = ctx["w"] * 0.05
         for key, v, goal in missed:
