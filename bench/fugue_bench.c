@@ -713,8 +713,10 @@ static void shwin_open(struct shwin_prod *p)
 	fflush(NULL);
 	if ((p->pid = fork()) < 0)
 		die("fork: %s", strerror(errno));
-	if (p->pid == 0)
+	if (p->pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL); /* a bench that dies takes its reader along */
 		shwin_read(p->w);
+	}
 }
 
 /* Untimed, before a round: the reader has read everything, as the ring is emptied before a logged round. */
@@ -1254,8 +1256,10 @@ static void scen_limits(void)
 	pid_t pid = fork();
 	if (pid < 0)
 		die("fork: %s", strerror(errno));
-	if (pid == 0)
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		lim_consume(sh);
+	}
 	int tsc = fl_tsc_usable() > 0;
 	struct lim_prod pa = {.c = own, .tsc = tsc}, pb = {.c = sh, .tsc = tsc, .shared = 1};
 	for (int i = 0; i < 4 * (int)(LIM_DATA / LIM_REC); i++) { /* fault both in, start the consumer's loop */
