@@ -261,11 +261,8 @@ the limit (one thread emits {thr:.1f}M admitted events/s); fugue-logd is, at
 allocation per page); the rest is about 1460 instructions of merging, decoding,
 rendering and escaping, spread over some fifteen functions (bench/limits.md has
 the profiles). Its five rounds cost the drainer {cmin:.0f} to {cmax:.0f} ns per
-event in this run. In a full run, after the scenarios before it have written
-gigabytes, some rounds cost several times the others (bench/limits.md, "e2e
-rounds"); `fugue-bench e2e` alone gave 305-375 ns on the Intel guest of
-2026-12-03. 200 ns per event needs shorter lines, which is a schema change not
-made here.""",
+event in this run. 200 ns per event needs shorter lines, which is a schema
+change not made here.""",
     "e2e.small.drainer_cpu": """\
 **Drainer CPU per small event ({v:.0f} ns > {goal:g} ns).** See the paragraph
 above: the kernel's `write()` of the line is about half of it.""",
