@@ -222,10 +222,7 @@ static inline void fl_it_drainer_start_via(struct fl_itd *d, const char *root, c
 		struct rlimit rl = {(rlim_t)nofile, (rlim_t)nofile};
 		if (nofile > 0 && setrlimit(RLIMIT_NOFILE, &rl) < 0)
 			_exit(126);
-		if (via && via[0])
-			execvp(argv[0], (char *const *)argv);
-		else
-			execv(bin, (char *const *)argv);
+		execvp(argv[0], (char *const *)argv); /* bin has a '/': no PATH search for it */
 		_exit(127);
 	}
 }

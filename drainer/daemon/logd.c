@@ -115,11 +115,7 @@ static int load_config(struct fl_config *c, const struct args *a)
  */
 static void apply_nice(int n)
 {
-	errno = 0;
-	int now = getpriority(PRIO_PROCESS, 0);
-	if (errno == 0 && now == n)
-		return;
-	int failed = 0, err = 0;
+	int now = getpriority(PRIO_PROCESS, 0), failed = 0, err = 0;
 	DIR *d = opendir("/proc/self/task");
 	struct dirent *e;
 	while (d && (e = readdir(d))) {
