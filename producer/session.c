@@ -65,6 +65,15 @@ struct tls_slot {
 
 static __thread struct tls_slot tls_slots[TLS_SLOTS];
 static __thread unsigned tls_next;
+/*
+ * The slot of this thread's last emit, in initial-exec TLS: one %fs-relative
+ * load, where the slots above (general-dynamic TLS in the shared library) cost
+ * a call to __tls_get_addr on every emit. Eight bytes, well within the static
+ * TLS that glibc keeps for libraries loaded later with dlopen(). A slot that
+ * is cleared or reused no longer matches its session, so the pointer is never
+ * stale in a way that matters.
+ */
+static __thread struct tls_slot *tls_last __attribute__((tls_model("initial-exec")));
 static __thread uint32_t tls_tid;
 static __thread int tls_registered;
 
@@ -357,7 +366,8 @@ static struct tls_slot *claim_lane(fl_session *s)
 	return t;
 }
 
-static inline struct tls_slot *lane_for(fl_session *s)
+/* lane_for's slow path: this thread's slot for s among all of them, else a new one. */
+static __attribute__((noinline)) struct tls_slot *lane_lookup(fl_session *s)
 {
 	/*
 	 * The slots' address once: in the shared library (general-dynamic TLS)
@@ -365,10 +375,22 @@ static inline struct tls_slot *lane_for(fl_session *s)
 	 */
 	struct tls_slot *slots = tls_slots;
 	__asm__("" : "+r"(slots));
-	for (unsigned i = 0; i < TLS_SLOTS; i++)
+	struct tls_slot *t = NULL;
+	for (unsigned i = 0; i < TLS_SLOTS && !t; i++)
 		if (slots[i].s == s && slots[i].gen == s->gen)
-			return &slots[i];
-	return claim_lane(s);
+			t = &slots[i];
+	if (!t)
+		t = claim_lane(s);
+	tls_last = t;
+	return t;
+}
+
+static inline struct tls_slot *lane_for(fl_session *s)
+{
+	struct tls_slot *t = tls_last;
+	if (__builtin_expect(t && t->s == s && t->gen == s->gen, 1))
+		return t;
+	return lane_lookup(s);
 }
 
 /* Enter the lane: the owner raises busy and checks shared; sharers take the lock. */
