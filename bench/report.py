@@ -132,7 +132,17 @@ METHOD = """\
   round by round. `limit.pagecache`: `write(2)` of 256 KiB buffers (the drainer's
   write size, `FL_SINK_WRITE`) into a fresh
   file in the benchmark's scratch directory (256 MiB per round, 16 MiB in
-  `--quick`), GB/s. `limit.emit_core.sibling_busy` and
+  `--quick`), GB/s. `limit.pagecache.reported`: the same for 1 GiB, 6 s after
+  the last write. On a VM with free page reporting (Firecracker guests boot
+  with `page_reporting.page_reporting_order=11`) the host takes freed memory
+  back within seconds, and a write that needs page cache beyond what the guest
+  touched lately faults it in again, in the writer's system time: 0.45 GB/s
+  against 4.1 GB/s on the AMD guest of 2026-12-03. So every `e2e` round, and
+  every `fugue-log run` round of the `run` scenario, first writes and removes
+  a scratch file of about the size the round will write (`warm_page_cache`):
+  the drainer's CPU is then its own, not the host's. Before that, the rounds of
+  `e2e.small.drainer_cpu` ranged 295-1160 ns, and after it 255-390 ns, in back
+  to back runs. `limit.emit_core.sibling_busy` and
   `limit.work.sibling_busy` tell whether this CPU shares its core: the one-core
   call, and the ratio scenario's plain session work (128 chunks, as a ratio per
   round), each with a loop of register arithmetic pinned to another CPU running
