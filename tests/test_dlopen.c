@@ -102,8 +102,8 @@ static void test_dlopen_emit(void **state)
 	api.open = (int (*)(fl_session **, const struct fl_session_opts *, char *, size_t))sym(h, "fl_session_open");
 	api.close = (int (*)(fl_session *))sym(h, "fl_session_close");
 	api.id = (const char *(*)(const fl_session *))sym(h, "fl_session_id");
-	api.transcript = (int64_t(*)(fl_session *, uint64_t, uint32_t, const void *, size_t))sym(
-	    h, "fl__emit_transcript");
+	api.transcript =
+	    (int64_t(*)(fl_session *, uint64_t, uint32_t, const void *, size_t))sym(h, "fl__emit_transcript");
 	api.stats = (int (*)(const fl_session *, struct fl_stats *))sym(h, "fl_session_stats");
 
 	struct fl_ring r[SESSIONS];
