@@ -10,14 +10,8 @@ struct fl_arena_extra {
 	max_align_t data[];
 };
 
-void *fl_arena_alloc(struct fl_arena *a, size_t n)
+void *fl_arena_alloc_extra(struct fl_arena *a, size_t n)
 {
-	n = (n + 15) & ~(size_t)15;
-	if (n <= a->cap - a->used) {
-		void *p = a->base + a->used;
-		a->used += n;
-		return p;
-	}
 	struct fl_arena_extra *e = malloc(sizeof *e + n);
 	if (!e)
 		return NULL;

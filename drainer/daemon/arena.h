@@ -23,8 +23,20 @@ struct fl_arena {
 	struct fl_arena_extra *extra;
 };
 
-/* 16-byte aligned room for n bytes until the next reset, or NULL. */
-void *fl_arena_alloc(struct fl_arena *a, size_t n);
+/* fl_arena_alloc's way out when the main block is full: an extra block for n (a multiple of 16) bytes. */
+void *fl_arena_alloc_extra(struct fl_arena *a, size_t n);
+
+/* 16-byte aligned room for n bytes until the next reset, or NULL. Inline: a record takes two. */
+static inline void *fl_arena_alloc(struct fl_arena *a, size_t n)
+{
+	n = (n + 15) & ~(size_t)15;
+	if (n <= a->cap - a->used) {
+		void *p = a->base + a->used;
+		a->used += n;
+		return p;
+	}
+	return fl_arena_alloc_extra(a, n);
+}
 char *fl_arena_strdup(struct fl_arena *a, const char *s);
 /* Forgets every allocation, growing the main block to what the last batch needed. */
 void fl_arena_reset(struct fl_arena *a);

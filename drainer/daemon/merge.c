@@ -8,12 +8,6 @@
 
 #include "fuguelog.h"
 
-int fl_event_kind(const Fugue__Event *ev)
-{
-	/* the body's field numbers are the kinds' plus 5 (proto/fugue_event.proto) */
-	return (int)ev->body_case - 5;
-}
-
 /* A level line goes into .levels at its index, so a batch written again after a crash overwrites it. */
 static int record_level(struct fl_dsess *s, const Fugue__Event *ev, uint64_t seq)
 {

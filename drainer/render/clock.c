@@ -22,7 +22,8 @@ uint64_t fl_clock_mult(uint64_t ns, uint64_t ticks, unsigned shift)
 	return m > UINT64_MAX ? 0 : (uint64_t)m;
 }
 
-int64_t fl_clock_from_anchor(uint64_t tsc, uint64_t anchor_tsc, int64_t anchor_rt, uint64_t mult, unsigned shift)
+/* fl_clock_from_anchor, inlined into fl_clock_convert: it runs once per record. */
+static inline int64_t from_anchor(uint64_t tsc, uint64_t anchor_tsc, int64_t anchor_rt, uint64_t mult, unsigned shift)
 {
 	if (tsc >= anchor_tsc) {
 		uint64_t d = fl_clock_scale(tsc - anchor_tsc, mult, shift);
@@ -34,6 +35,11 @@ int64_t fl_clock_from_anchor(uint64_t tsc, uint64_t anchor_tsc, int64_t anchor_r
 	/* anchor_rt - d >= INT64_MIN  <=>  d <= anchor_rt - INT64_MIN, computed in uint64 */
 	uint64_t room = (uint64_t)anchor_rt - (uint64_t)INT64_MIN;
 	return d > room ? INT64_MIN : (int64_t)((uint64_t)anchor_rt - d);
+}
+
+int64_t fl_clock_from_anchor(uint64_t tsc, uint64_t anchor_tsc, int64_t anchor_rt, uint64_t mult, unsigned shift)
+{
+	return from_anchor(tsc, anchor_tsc, anchor_rt, mult, shift);
 }
 
 /* The tightest of a few rdtsc / clock_gettime(c) / rdtsc brackets; TSC at its middle. */
@@ -146,9 +152,9 @@ uint64_t fl_clock_convert(struct fl_clock_cal *cal, struct fl_clock_sess *cs, ui
 		fl_clock_refresh(cal);
 	int64_t rt;
 	if (cs->have_anchor && dist(raw, cs->anchor_tsc) < dist(raw, cal->anchor_tsc))
-		rt = fl_clock_from_anchor(raw, cs->anchor_tsc, cs->anchor_rt, cal->mult, FL_CLOCK_SHIFT);
+		rt = from_anchor(raw, cs->anchor_tsc, cs->anchor_rt, cal->mult, FL_CLOCK_SHIFT);
 	else
-		rt = fl_clock_from_anchor(raw, cal->anchor_tsc, cal->anchor_rt, cal->mult, FL_CLOCK_SHIFT);
+		rt = from_anchor(raw, cal->anchor_tsc, cal->anchor_rt, cal->mult, FL_CLOCK_SHIFT);
 	uint64_t out = rt < 0 ? 0 : (uint64_t)rt;
 	if (lane < FL_RING_MAX_LANES) {
 		if (out < (uint64_t)cs->last[lane])

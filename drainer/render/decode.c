@@ -163,6 +163,13 @@ static inline unsigned tag(const uint8_t **pp, const uint8_t *end)
 static inline int length(const uint8_t **pp, const uint8_t *end, size_t *n)
 {
 	const uint8_t *p = *pp;
+	if (p < end && p[0] < 0x80) { /* one byte: every small event's */
+		if (p[0] > end - p - 1)
+			return 0;
+		*n = p[0];
+		*pp = p + 1;
+		return 1;
+	}
 	uint64_t v = 0;
 	for (unsigned i = 0; i < 5 && p < end; i++) {
 		uint8_t b = *p++;

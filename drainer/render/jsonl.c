@@ -47,25 +47,21 @@ static inline char *put(char *o, const char *s, size_t n)
 
 #define PUTS(o, lit) put((o), (lit), sizeof(lit) - 1)
 
-static const char pairs[201] = "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
-			       "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
-			       "8081828384858687888990919293949596979899";
-
 /*
- * Exactly eight digits of v < 10^8, leading zeros included, in 32-bit
- * arithmetic, as the eight bytes of a register (the first digit in the low
- * byte): stored once, never stored in pieces and read back wider, which
- * stalls on store forwarding.
+ * Exactly eight digits of v < 10^8, leading zeros included, as the eight
+ * bytes of a register (the first digit in the low byte): stored once, never
+ * stored in pieces and read back wider, which stalls on store forwarding.
+ * Split in lanes, not looked up: the two halves of four digits each in 32-bit
+ * lanes, their hundreds in 16-bit lanes, their tens in bytes, each step one
+ * multiply by a reciprocal that is exact for the lane's range.
  */
 static inline uint64_t digits8(uint32_t v)
 {
-	uint32_t a = v / 10000, b = v % 10000;
-	uint16_t p[4];
-	memcpy(&p[0], pairs + 2 * (a / 100), 2);
-	memcpy(&p[1], pairs + 2 * (a % 100), 2);
-	memcpy(&p[2], pairs + 2 * (b / 100), 2);
-	memcpy(&p[3], pairs + 2 * (b % 100), 2);
-	return (uint64_t)p[0] | (uint64_t)p[1] << 16 | (uint64_t)p[2] << 32 | (uint64_t)p[3] << 48;
+	uint64_t x = v / 10000 | (uint64_t)(v % 10000) << 32;	/* < 10^4 each */
+	uint64_t h = (x * 10486 >> 20) & 0x0000007f0000007full; /* x / 100 */
+	uint64_t y = h | (x - h * 100) << 16;			/* < 100 each */
+	uint64_t t = (y * 103 >> 10) & 0x000f000f000f000full;	/* y / 10 */
+	return (t | (y - t * 10) << 8) + 0x3030303030303030ull;
 }
 
 static char *put_8(char *o, uint32_t v)
@@ -94,9 +90,10 @@ static char *put_u32(char *o, uint32_t v)
 	n += n < 10 && v >= pow10[n];
 	if (n > 8) { /* 9 or 10 digits */
 		uint32_t hi = v / 100000000;
-		if (hi >= 10)
-			memcpy(o, pairs + 2 * hi, 2);
-		else
+		if (hi >= 10) {
+			o[0] = (char)('0' + hi / 10);
+			o[1] = (char)('0' + hi % 10);
+		} else
 			*o = (char)('0' + hi);
 		put_8(o + n - 8, v % 100000000);
 		return o + n;
@@ -315,87 +312,6 @@ __attribute__((target("avx2"))) static inline unsigned esc_mask32(__m256i v)
 	__m256i qb = _mm256_cmpeq_epi8(v, _mm256_shuffle_epi8(quotes, v));
 	return (unsigned)_mm256_movemask_epi8(_mm256_or_si256(low, qb));
 }
-
-/*
- * The 16-byte loop of put_escaped_checked (below) 64 bytes at a time, for
- * CPUs with AVX2: long transcript chunks are mostly clean runs with an escape
- * (ESC, CR, LF) every few dozen bytes. Runs while 64 bytes are left from *pi
- * and moves it; *check as there; returns NULL for invalid UTF-8.
- */
-__attribute__((target("avx2"))) static char *escape_avx2(char *o, const uint8_t *s, size_t len, size_t *pi, int *check)
-{
-	size_t i = *pi, i0 = i;
-	__m256i high = _mm256_setzero_si256(); /* every byte seen, or'ed: UTF-8 is checked once, after */
-	/* while a whole block follows this one, the rest of a block after an escape is always readable */
-	while (i + 128 <= len) {
-		__m256i a = _mm256_loadu_si256((const __m256i *)(const void *)(s + i));
-		__m256i b = _mm256_loadu_si256((const __m256i *)(const void *)(s + i + 32));
-		_mm256_storeu_si256((__m256i *)(void *)o, a);
-		_mm256_storeu_si256((__m256i *)(void *)(o + 32), b);
-		high = _mm256_or_si256(high, _mm256_or_si256(a, b));
-		uint64_t m = esc_mask32(a) | (uint64_t)esc_mask32(b) << 32;
-		if (m) {
-			/* as in the 16-byte loop: every escape of the block from the one mask */
-			size_t at = 0;
-			do {
-				size_t k = (size_t)__builtin_ctzll(m);
-				o = put_escape1(o + (k - at), s[i + k]);
-				at = k + 1;
-				m &= m - 1;
-				_mm256_storeu_si256((__m256i *)(void *)o,
-						    _mm256_loadu_si256((const __m256i *)(const void *)(s + i + at)));
-				_mm256_storeu_si256(
-				    (__m256i *)(void *)(o + 32),
-				    _mm256_loadu_si256((const __m256i *)(const void *)(s + i + at + 32)));
-			} while (m);
-			o -= at;
-		}
-		o += 64;
-		i += 64;
-	}
-	/* the last whole block, with the bounds test per escape */
-	if (i + 64 <= len) {
-		__m256i a = _mm256_loadu_si256((const __m256i *)(const void *)(s + i));
-		__m256i b = _mm256_loadu_si256((const __m256i *)(const void *)(s + i + 32));
-		_mm256_storeu_si256((__m256i *)(void *)o, a);
-		_mm256_storeu_si256((__m256i *)(void *)(o + 32), b);
-		high = _mm256_or_si256(high, _mm256_or_si256(a, b));
-		uint64_t m = esc_mask32(a) | (uint64_t)esc_mask32(b) << 32;
-		size_t at = 64;
-		if (m) {
-			at = 0;
-			for (;;) {
-				size_t k = (size_t)__builtin_ctzll(m);
-				o = put_escape1(o + (k - at), s[i + k]);
-				at = k + 1;
-				m &= m - 1;
-				if (i + at + 64 > len)
-					break;
-				_mm256_storeu_si256((__m256i *)(void *)o,
-						    _mm256_loadu_si256((const __m256i *)(const void *)(s + i + at)));
-				_mm256_storeu_si256(
-				    (__m256i *)(void *)(o + 32),
-				    _mm256_loadu_si256((const __m256i *)(const void *)(s + i + at + 32)));
-				if (!m) {
-					o += 64 - at;
-					at = 64;
-					break;
-				}
-			}
-		} else
-			o += 64;
-		i += at;
-	}
-	if (*check && _mm256_movemask_epi8(high)) {
-		/* a byte >= 0x80 in what was read: everything from here on gets checked (a character may
-		 * straddle where the loop stopped), once */
-		if (!fl_utf8_valid(s + i0, len - i0))
-			return NULL;
-		*check = 0;
-	}
-	*pi = i;
-	return o;
-}
 #endif
 
 #ifdef __SSE2__
@@ -411,12 +327,14 @@ static inline unsigned esc_mask16(__m128i v)
 /*
  * Sixteen bytes at a time from *pi while 16 are left: copy them blindly, then
  * keep as many as come before the first byte that needs escaping, escape it,
- * and so on; *pi moves. *check and the result as in escape_avx2.
+ * and so on; *pi moves. While *check is set, the first block with a byte
+ * >= 0x80 has everything from there validated, once (a character may straddle
+ * blocks), and clears it; returns NULL for invalid UTF-8.
  */
 static char *escape_sse2(char *o, const uint8_t *s, size_t len, size_t *pi, int *check)
 {
 	size_t i = *pi;
-	int chk = *check; /* as in escape_avx2 */
+	int chk = *check;
 	while (i + 16 <= len) {
 		__m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
 		_mm_storeu_si128((__m128i *)(void *)o, v);
@@ -486,29 +404,166 @@ static char *escape_tail_sse2(char *o, const uint8_t *s, size_t len, size_t i, i
 #endif
 
 #ifdef FL_ESCAPE_AVX2
-/*
- * escape_tail_sse2 for a string of at least 16 bytes on a CPU with AVX2: the
- * last 16 bytes of s loaded in one go (already escaped ones included) and
- * shifted down by the ones done, instead of a padded copy, whose pieces the
- * load had to wait for.
- */
-__attribute__((target("avx2"))) static char *escape_tail_avx2(char *o, const uint8_t *s, size_t len, size_t i,
-							      int *check, int *done)
+/* Loads and stores of 32 bytes, the casts in one place. */
+__attribute__((target("avx2"))) static inline __m256i load32(const uint8_t *p)
 {
-	size_t rem = len - i;
-	const __m128i iota = _mm_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-	__m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + len - 16));
-	/* lane j takes byte 16 - rem + j; the lanes from rem on hold leftovers, never looked at */
-	v = _mm_shuffle_epi8(v, _mm_add_epi8(iota, _mm_set1_epi8((char)(16 - rem))));
-	unsigned keep = (1u << rem) - 1;
-	if (*check && (_mm_movemask_epi8(v) & keep) && !fl_utf8_valid(s + i, rem))
+	return _mm256_loadu_si256((const __m256i *)(const void *)p);
+}
+
+__attribute__((target("avx2"))) static inline void store32(char *o, __m256i v)
+{
+	_mm256_storeu_si256((__m256i *)(void *)o, v);
+}
+
+/*
+ * One block of 64 bytes at p (a and b its two halves, m its bytes to escape)
+ * escaped into o: stored blindly, then after each escape the rest of the block
+ * stored again from the byte after it, so clean runs cost no loop. Reads 128
+ * bytes from p, writes up to 64 past the end.
+ */
+__attribute__((target("avx2"))) static inline char *escape_block(char *o, const uint8_t *p, __m256i a, __m256i b,
+								 uint64_t m)
+{
+	store32(o, a);
+	store32(o + 32, b);
+	/* byte k of the block goes to ob + k; each escape moves ob on by its length less one */
+	char *ob = o;
+	while (m) {
+		unsigned k = (unsigned)__builtin_ctzll(m);
+		ob = put_escape1(ob + k, p[k]) - k - 1;
+		store32(ob + k + 1, load32(p + k + 1));
+		store32(ob + k + 33, load32(p + k + 33));
+		m &= m - 1;
+	}
+	return ob + 64;
+}
+
+/* The n < 128 bytes at s to o in at most two overlapping copies of one fixed size: no call, no loop. */
+__attribute__((target("avx2"))) static inline void copy_short(char *o, const uint8_t *s, size_t n)
+{
+	if (n >= 64) {
+		__m256i a = load32(s), b = load32(s + 32), c = load32(s + n - 64), d = load32(s + n - 32);
+		store32(o, a);
+		store32(o + 32, b);
+		store32(o + n - 64, c);
+		store32(o + n - 32, d);
+	} else if (n >= 32) {
+		__m256i a = load32(s), b = load32(s + n - 32);
+		store32(o, a);
+		store32(o + n - 32, b);
+	} else if (n >= 16) {
+		__m128i a = _mm_loadu_si128((const __m128i *)(const void *)s);
+		__m128i b = _mm_loadu_si128((const __m128i *)(const void *)(s + n - 16));
+		_mm_storeu_si128((__m128i *)(void *)o, a);
+		_mm_storeu_si128((__m128i *)(void *)(o + n - 16), b);
+	} else if (n >= 8) {
+		uint64_t a, b;
+		memcpy(&a, s, 8);
+		memcpy(&b, s + n - 8, 8);
+		memcpy(o, &a, 8);
+		memcpy(o + n - 8, &b, 8);
+	} else if (n >= 4) {
+		uint32_t a, b;
+		memcpy(&a, s, 4);
+		memcpy(&b, s + n - 4, 4);
+		memcpy(o, &a, 4);
+		memcpy(o + n - 4, &b, 4);
+	} else if (n) {
+		char a = (char)s[0], b = (char)s[n / 2], c = (char)s[n - 1];
+		o[0] = a;
+		o[n / 2] = b;
+		o[n - 1] = c;
+	}
+}
+
+/*
+ * The bytes to escape among the n < 128 at p, one bit each (m[0] for bytes
+ * 0-63, m[1] for 64-127), from loads in place that overlap rather than go past
+ * the end; returns nonzero when one of the bytes is >= 0x80.
+ */
+__attribute__((target("avx2"))) static inline unsigned tail_mask(const uint8_t *p, size_t n, uint64_t m[2])
+{
+	m[1] = 0;
+	if (n >= 64) {
+		__m256i a = load32(p), b = load32(p + 32), c = load32(p + n - 64), d = load32(p + n - 32);
+		m[0] = esc_mask32(a) | (uint64_t)esc_mask32(b) << 32;
+		/* bit j of the last 64 bytes is byte n - 64 + j: bytes from 64 on are bits from 128 - n on */
+		uint64_t e = esc_mask32(c) | (uint64_t)esc_mask32(d) << 32;
+		m[1] = n > 64 ? e >> (128 - n) : 0;
+		return (unsigned)_mm256_movemask_epi8(_mm256_or_si256(_mm256_or_si256(a, b), _mm256_or_si256(c, d)));
+	}
+	if (n >= 32) {
+		__m256i a = load32(p), c = load32(p + n - 32);
+		m[0] = esc_mask32(a) | ((uint64_t)esc_mask32(c) >> (64 - n)) << 32;
+		return (unsigned)_mm256_movemask_epi8(_mm256_or_si256(a, c));
+	}
+	if (n >= 16) {
+		__m128i a = _mm_loadu_si128((const __m128i *)(const void *)p);
+		__m128i c = _mm_loadu_si128((const __m128i *)(const void *)(p + n - 16));
+		m[0] = esc_mask16(a) | ((uint64_t)esc_mask16(c) >> (32 - n)) << 16;
+		return (unsigned)_mm_movemask_epi8(_mm_or_si128(a, c));
+	}
+	/* a short text from a zeroed copy: a load of what was just stored waits, but only once */
+	uint8_t pad[16] = {0};
+	copy_short((char *)pad, p, n);
+	__m128i a = _mm_loadu_si128((const __m128i *)(const void *)pad);
+	m[0] = esc_mask16(a) & ((1u << n) - 1); /* the zeros are not the text's to escape */
+	return (unsigned)_mm_movemask_epi8(a);
+}
+
+/* The escapes in bits (bytes base to base + 63 of p), each after the clean run before it from *at on. */
+__attribute__((target("avx2"))) static inline char *escape_runs(char *o, const uint8_t *p, size_t *at, uint64_t bits,
+								unsigned base)
+{
+	size_t a = *at;
+	for (; bits; bits &= bits - 1) {
+		size_t k = base + (unsigned)__builtin_ctzll(bits);
+		copy_short(o, p + a, k - a);
+		o = put_escape1(o + (k - a), p[k]);
+		a = k + 1;
+	}
+	*at = a;
+	return o;
+}
+
+/*
+ * The last n < 128 bytes of a text, p, with m0 and m1 their bytes to escape
+ * (as tail_mask gives them), escaped into o: each clean run copied in one or
+ * two loads from p in place, then its escape. Writes at most 6 bytes past the end.
+ */
+__attribute__((target("avx2"))) static inline char *escape_tail(char *o, const uint8_t *p, size_t n, uint64_t m0,
+								uint64_t m1)
+{
+	size_t at = 0; /* bytes of p written */
+	o = escape_runs(o, p, &at, m0, 0);
+	o = escape_runs(o, p, &at, m1, 64);
+	copy_short(o, p + at, n - at);
+	return o + (n - at);
+}
+
+/*
+ * put_escaped_checked (below) for CPUs with AVX2, 64 bytes at a time: long
+ * transcript chunks are mostly clean runs with an escape (ESC, CR, LF) every
+ * few dozen bytes. Blocks are read in place while the 128 bytes an escape may
+ * re-read are there; the last bytes (all of a short text) by escape_tail. No
+ * load reads what was just stored (it would wait for it), but for texts under
+ * 16 bytes. Needs 6*len + 64 bytes of room; NULL for invalid UTF-8.
+ */
+__attribute__((target("avx2"))) static char *escape_avx2(char *o, const uint8_t *s, size_t len, int check)
+{
+	__m256i high = _mm256_setzero_si256(); /* every byte seen, or'ed: UTF-8 is checked once, after */
+	size_t i = 0;
+	for (; i + 128 <= len; i += 64) {
+		__m256i a = load32(s + i), b = load32(s + i + 32);
+		high = _mm256_or_si256(high, _mm256_or_si256(a, b));
+		o = escape_block(o, s + i, a, b, esc_mask32(a) | (uint64_t)esc_mask32(b) << 32);
+	}
+	uint64_t m[2];
+	unsigned tail_high = tail_mask(s + i, len - i, m);
+	o = escape_tail(o, s + i, len - i, m[0], m[1]);
+	if (check && (_mm256_movemask_epi8(high) || tail_high) && !fl_utf8_valid(s, len))
 		return NULL;
-	*check = 0;
-	if (esc_mask16(v) & keep)
-		return o;
-	_mm_storeu_si128((__m128i *)(void *)o, v);
-	*done = 1;
-	return o + rem;
+	return o;
 }
 #endif
 
@@ -543,33 +598,26 @@ static char *escape_scalar(char *o, const uint8_t *s, size_t i, size_t len)
 }
 
 /*
- * Writes s as the inside of a JSON string (needs 6*len + 16 bytes of room) and
+ * Writes s as the inside of a JSON string (needs 6*len + 64 bytes of room) and
  * returns the end; when check is set, s is also validated as UTF-8 on the way,
  * and NULL comes back when it is not valid (what was written is garbage then).
  * One pass instead of a validation pass and an escaping pass: ASCII (terminal
  * output, mostly) is proven valid by the same vector loads that escape it;
- * from the first byte >= 0x80 on, the rest is validated once with
- * fl_utf8_valid (everything before it was ASCII, so it starts a character).
+ * only text with a byte >= 0x80 is validated, once, with fl_utf8_valid.
  */
-static char *put_escaped_checked(char *o, const uint8_t *s, size_t len, int check)
+static inline char *put_escaped_checked(char *o, const uint8_t *s, size_t len, int check)
 {
-	size_t i = 0;
 #ifdef FL_ESCAPE_AVX2
-	int avx2 = __builtin_cpu_supports("avx2");
-	if (len >= 64 && avx2 && !(o = escape_avx2(o, s, len, &i, &check)))
-		return NULL;
+	if (__builtin_cpu_supports("avx2"))
+		return escape_avx2(o, s, len, check);
 #endif
+	size_t i = 0;
 #ifdef __SSE2__
 	if (!(o = escape_sse2(o, s, len, &i, &check)))
 		return NULL;
 	if (i < len) {
 		int done = 0;
-#ifdef FL_ESCAPE_AVX2
-		if (len >= 16 && avx2)
-			o = escape_tail_avx2(o, s, len, i, &check, &done);
-		else
-#endif
-			o = escape_tail_sse2(o, s, len, i, &check, &done);
+		o = escape_tail_sse2(o, s, len, i, &check, &done);
 		if (!o)
 			return NULL;
 		if (done)
@@ -581,7 +629,7 @@ static char *put_escaped_checked(char *o, const uint8_t *s, size_t len, int chec
 	return escape_scalar(o, s, i, len);
 }
 
-/* Writes the valid UTF-8 s as the inside of a JSON string; needs 6*len + 16 bytes of room. */
+/* Writes the valid UTF-8 s as the inside of a JSON string; needs 6*len + 64 bytes of room. */
 static char *put_escaped(char *o, const uint8_t *s, size_t len)
 {
 	return put_escaped_checked(o, s, len, 0);
@@ -590,7 +638,7 @@ static char *put_escaped(char *o, const uint8_t *s, size_t len)
 /* Room a field needs at most: key, quotes, escapes or base64, separators. */
 static size_t text_room(size_t keylen, size_t len)
 {
-	return keylen + 16 + (len > SIZE_MAX / 8 ? SIZE_MAX / 2 : len * 6);
+	return keylen + 80 + (len > SIZE_MAX / 8 ? SIZE_MAX / 2 : len * 6);
 }
 
 /* fl_jbuf_reserve with its common case inline: the buffer is reused for every line. */
@@ -791,21 +839,27 @@ static int put_data(struct fl_jbuf *b, const Fugue__Event *ev)
 	return rc;
 }
 
-/* memcmp(a, b, n) == 0 for the few bytes of a session id, inline: the call cost more than the compare. */
+/*
+ * memcmp(a, b, n) == 0 for the few bytes of a session id, inline: the call
+ * cost more than the compare. In words, the last one overlapping the one
+ * before it rather than a byte loop for the rest (a UUID is 36 bytes).
+ */
 static inline int same(const char *a, const char *b, size_t n)
 {
-	size_t k = 0;
-	for (; k + 8 <= n; k += 8) {
-		uint64_t x, y;
+	uint64_t x, y, diff = 0;
+	if (n < 8) {
+		for (size_t k = 0; k < n; k++)
+			diff |= (uint64_t)(a[k] ^ b[k]);
+		return !diff;
+	}
+	for (size_t k = 0; k + 8 < n; k += 8) {
 		memcpy(&x, a + k, 8);
 		memcpy(&y, b + k, 8);
-		if (x != y)
-			return 0;
+		diff |= x ^ y;
 	}
-	for (; k < n; k++)
-		if (a[k] != b[k])
-			return 0;
-	return 1;
+	memcpy(&x, a + n - 8, 8);
+	memcpy(&y, b + n - 8, 8);
+	return !(diff | (x ^ y));
 }
 
 /* ,"session":"..." from the cache when it is the same id as last time (every line of a batch is). */
@@ -881,9 +935,8 @@ static void put_middle(struct fl_tsfmt *tc, int kind, uint32_t pid, uint32_t tid
 int fl_jsonl_render(struct fl_jbuf *b, struct fl_tsfmt *tc, const Fugue__Event *ev, const char *session, uint64_t seq)
 {
 	int kind = (int)ev->body_case - 5;
-	const char *name = fl_kind_name(kind);
 	/* a set body_case with a NULL message cannot come from unpack, but the renderer is fuzzed directly */
-	if (!name || !ev->spawn)
+	if (!fl_kind_name(kind) || !ev->spawn)
 		return -EINVAL;
 	size_t start = b->len;
 	/* ts, ts_ns and seq */
