@@ -268,11 +268,14 @@ are the cost; script(1) measured {s1sc:.2f}x.""",
 the limit (one thread emits {thr:.1f}M admitted events/s); fugue-logd is, at
 {cpu:.0f} ns of drainer CPU per event. About half of that is the kernel's
 `write()` of the 350-byte line into the page cache (its copy, then ext4's
-allocation per page); the rest is about 1460 instructions of merging, decoding,
-rendering and escaping, spread over some fifteen functions (bench/limits.md has
-the profiles). Its five rounds cost the drainer {cmin:.0f} to {cmax:.0f} ns per
-event in this run. 200 ns per event needs shorter lines, which is a schema
-change not made here.""",
+allocation per page); the rest is about 1465 instructions of merging, decoding,
+rendering and escaping (callgrind; 1641 before 2026-12-03), spread over some
+fifteen functions (bench/limits.md has the profiles). Its five rounds cost the
+drainer {cmin:.0f} to {cmax:.0f} ns per event in this run, each round into page
+cache the bench has just warmed: on a VM whose host takes freed memory back,
+new page cache costs a fault from the host in the writer's system time
+(`limit.pagecache.reported`, {pcr:.2f} GB/s against {pc:.2f}). 200 ns per event
+needs shorter lines, which is a schema change not made here.""",
     "e2e.small.drainer_cpu": """\
 **Drainer CPU per small event ({v:.0f} ns > {goal:g} ns).** See the paragraph
 above: the kernel's `write()` of the line is about half of it.""",
@@ -467,6 +470,7 @@ def main():
             "s1sc": stat(doc, "script1.overhead.seq.cpu") or 0,
             "rdc": stat(doc, "run.fl.cat.drainer_cpu") or 0,
             "pc": stat(doc, "limit.pagecache") or 0,
+            "pcr": stat(doc, "limit.pagecache.reported") or 0,
             "disk": stat(doc, "e2e.small.disk") or 0,
             "cmin": stat(doc, "e2e.small.drainer_cpu", "min") or 0,
             "cmax": stat(doc, "e2e.small.drainer_cpu", "max") or 0,
