@@ -309,8 +309,11 @@ static int lane_drained(const struct fl_lane_ctl *c)
 	return fl_load_acquire(&c->head) == fl_load_acquire(&c->tail);
 }
 
-/* Slow path of the first emit of a thread into a session. */
-static struct tls_slot *claim_lane(fl_session *s)
+/*
+ * Slow path of the first emit of a thread into a session. Out of line: inlined
+ * into lane_lookup, GCC's -Wtsan refuses its fence in the TSan build.
+ */
+static __attribute__((noinline)) struct tls_slot *claim_lane(fl_session *s)
 {
 	uint32_t me = my_tid();
 	uint32_t n = s->ring.lane_count;
