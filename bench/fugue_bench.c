@@ -838,6 +838,22 @@ struct line_counter {
 };
 
 /* One blocking session at full, a fugue-logd draining it, and a counter of the lines it writes. */
+/* Writes total bytes of buf, FL_SINK_WRITE at a time, into a new file at path, removes it; GB/s. */
+static double lim_pagecache_gbs(const char *path, const char *buf, size_t total)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		die("cannot create %s: %s", path, strerror(errno));
+	uint64_t t0 = fl_bench_mono_ns();
+	for (size_t done = 0; done < total; done += FL_SINK_WRITE) /* the drainer's write size */
+		if (write(fd, buf, FL_SINK_WRITE) != FL_SINK_WRITE)
+			die("write to %s: %s", path, strerror(errno));
+	double secs = (double)(fl_bench_mono_ns() - t0) / 1e9;
+	close(fd);
+	unlink(path);
+	return (double)total / secs / 1e9;
+}
+
 /*
  * Writes and removes bytes of scratch file in the bench's scratch dir, so the
  * page cache a round is about to fill comes from memory this guest touched a
@@ -851,17 +867,10 @@ struct line_counter {
  */
 static void warm_page_cache(uint64_t bytes)
 {
+	static char buf[FL_SINK_WRITE];
 	char path[4200];
 	snprintf(path, sizeof path, "%s/warm.page-cache", opt.tmp);
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	static char buf[1 << 20];
-	if (fd < 0)
-		die("cannot create %s: %s", path, strerror(errno));
-	for (uint64_t done = 0; done < bytes; done += sizeof buf)
-		if (write(fd, buf, sizeof buf) != (ssize_t)sizeof buf)
-			die("write to %s: %s", path, strerror(errno));
-	close(fd);
-	unlink(path);
+	lim_pagecache_gbs(path, buf, bytes);
 }
 
 static void lossless_open(struct bsession *s, struct drainer *d, struct line_counter *lc, uint32_t lanes,
@@ -1181,21 +1190,6 @@ static void lim_consume(struct lim_ctl *c)
 	}
 	__asm__ __volatile__("" ::"r"(sum));
 	_exit(0);
-}
-
-static double lim_pagecache_gbs(const char *path, const char *buf, size_t total)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0)
-		die("limits: cannot create %s: %s", path, strerror(errno));
-	uint64_t t0 = fl_bench_mono_ns();
-	for (size_t done = 0; done < total; done += FL_SINK_WRITE) /* the drainer's write size */
-		if (write(fd, buf, FL_SINK_WRITE) != FL_SINK_WRITE)
-			die("limits: write to %s: %s", path, strerror(errno));
-	double secs = (double)(fl_bench_mono_ns() - t0) / 1e9;
-	close(fd);
-	unlink(path);
-	return (double)total / secs / 1e9;
 }
 
 /* A loop of register arithmetic: no memory traffic, so all it takes from another CPU is a shared core. */

@@ -73,7 +73,8 @@ static __thread unsigned tls_next;
  * is cleared or reused no longer matches its session, so the pointer is never
  * stale in a way that matters.
  */
-static __thread struct tls_slot *tls_last __attribute__((tls_model("initial-exec")));
+static const struct tls_slot no_slot; /* matches no session: tls_last needs no NULL test */
+static __thread struct tls_slot *tls_last __attribute__((tls_model("initial-exec"))) = (struct tls_slot *)&no_slot;
 static __thread uint32_t tls_tid;
 static __thread int tls_registered;
 
@@ -391,7 +392,7 @@ static __attribute__((noinline)) struct tls_slot *lane_lookup(fl_session *s)
 static inline struct tls_slot *lane_for(fl_session *s)
 {
 	struct tls_slot *t = tls_last;
-	if (__builtin_expect(t && t->s == s && t->gen == s->gen, 1))
+	if (__builtin_expect(t->s == s && t->gen == s->gen, 1))
 		return t;
 	return lane_lookup(s);
 }
