@@ -416,26 +416,25 @@ __attribute__((target("avx2"))) static inline void store32(char *o, __m256i v)
 }
 
 /*
- * One block of 64 bytes at p (a and b its two halves, m its bytes to escape)
- * escaped into o: stored blindly, then after each escape the rest of the block
- * stored again from the byte after it, so clean runs cost no loop. Reads 128
- * bytes from p, writes up to 64 past the end.
+ * Thirty-two bytes at p (a, with m its bytes to escape) escaped into o: stored
+ * blindly, then after each escape the rest of them stored again from the byte
+ * after it, so clean runs cost no loop. Reads 64 bytes from p, writes up to 32
+ * past the end. Halves, not 64-byte blocks: an escape then re-stores one
+ * vector, not two (4 KiB of terminal output with 104 escapes, AMD EPYC
+ * guest: 388 -> 340 ns, best of 8 interleaved runs).
  */
-__attribute__((target("avx2"))) static inline char *escape_block(char *o, const uint8_t *p, __m256i a, __m256i b,
-								 uint64_t m)
+__attribute__((target("avx2"))) static inline char *escape_half(char *o, const uint8_t *p, __m256i a, unsigned m)
 {
 	store32(o, a);
-	store32(o + 32, b);
-	/* byte k of the block goes to ob + k; each escape moves ob on by its length less one */
+	/* byte k of the half goes to ob + k; each escape moves ob on by its length less one */
 	char *ob = o;
 	while (m) {
-		unsigned k = (unsigned)__builtin_ctzll(m);
+		unsigned k = (unsigned)__builtin_ctz(m);
 		ob = put_escape1(ob + k, p[k]) - k - 1;
 		store32(ob + k + 1, load32(p + k + 1));
-		store32(ob + k + 33, load32(p + k + 33));
 		m &= m - 1;
 	}
-	return ob + 64;
+	return ob + 32;
 }
 
 /* The n < 128 bytes at s to o in at most two overlapping copies of one fixed size: no call, no loop. */
@@ -556,7 +555,8 @@ __attribute__((target("avx2"))) static char *escape_avx2(char *o, const uint8_t 
 	for (; i + 128 <= len; i += 64) {
 		__m256i a = load32(s + i), b = load32(s + i + 32);
 		high = _mm256_or_si256(high, _mm256_or_si256(a, b));
-		o = escape_block(o, s + i, a, b, esc_mask32(a) | (uint64_t)esc_mask32(b) << 32);
+		o = escape_half(o, s + i, a, esc_mask32(a));
+		o = escape_half(o, s + i + 32, b, esc_mask32(b));
 	}
 	uint64_t m[2];
 	unsigned tail_high = tail_mask(s + i, len - i, m);
