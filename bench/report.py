@@ -130,7 +130,8 @@ METHOD = """\
   mapping, read by a forked consumer that waits for 32 KiB, reads every record
   whole and moves the tail once per batch; interleaved with `limit.emit_core`
   round by round. `limit.pagecache`: `write(2)` of 256 KiB buffers (the drainer's
-  write size, `FL_SINK_WRITE`) into a fresh
+  write size, `FL_SINK_WRITE`, with its blocks allocated 1 MiB ahead as the
+  drainer does, `FL_SINK_PREALLOC`) into a fresh
   file in the benchmark's scratch directory (256 MiB per round, 16 MiB in
   `--quick`), GB/s. `limit.pagecache.reported`: the same for 1 GiB, 6 s after
   the last write. On a VM with free page reporting (Firecracker guests boot

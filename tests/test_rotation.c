@@ -579,6 +579,105 @@ static void test_sink_undo_rotation(void **state)
 	close(rfd);
 }
 
+/* Bytes of blocks name (under dirfd) holds past its size, rounded up to a block. */
+static long long blocks_past_end(int dirfd, const char *name)
+{
+	struct stat st;
+	assert_int_equal(fstatat(dirfd, name, &st, 0), 0);
+	long long used = (long long)st.st_blocks * 512, size = ((long long)st.st_size + 4095) / 4096 * 4096;
+	return used - size;
+}
+
+/* Appends system lines of 1000 bytes to s until it has taken bytes more; *seq moves on. */
+static void append_bytes(struct fl_sink *s, uint64_t *seq, size_t bytes)
+{
+	char line[1000];
+	memset(line, 'x', sizeof line);
+	line[0] = '{';
+	line[sizeof line - 2] = '}';
+	line[sizeof line - 1] = '\n';
+	for (size_t done = 0; done < bytes; done += sizeof line, ++*seq)
+		assert_int_equal(fl_sink_append(s, FL_SINK_SYSTEM, line, sizeof line, *seq, (int64_t)*seq), 0);
+}
+
+/*
+ * The sink allocates blocks ahead of a busy file (fallocate, SINK_PREALLOC)
+ * and gives back what is past the end: a rotated segment, a quiet session's
+ * file, a closed one, and the file of a drainer that died without closing
+ * (given back at reopen) hold no block past their size, and no byte is lost.
+ */
+static void test_sink_prealloc_given_back(void **state)
+{
+	(void)state;
+	char root[1100], why[256];
+	int rfd = fresh_dir("prealloc", root, sizeof root);
+	struct fl_sink *s;
+	uint64_t seq = 1;
+	fl_sink_set_rotation((3u << 20) / 2 + 4321, NULL);
+	assert_int_equal(fl_sink_open(&s, rfd, "p", NULL, why, sizeof why), 0);
+	int d = openat(rfd, "p", O_RDONLY | O_DIRECTORY);
+	assert_true(d >= 0);
+
+	append_bytes(s, &seq, 1u << 20);
+	/* busy: blocks ahead, where the file system has fallocate (ext4, xfs, tmpfs do) */
+	long long ahead = blocks_past_end(d, "system.jsonl");
+	fprintf(stderr, "ahead of a busy file: %lld bytes\n", ahead);
+	fl_sink_trim(s); /* quiet */
+	assert_true(blocks_past_end(d, "system.jsonl") < 64 * 1024);
+
+	append_bytes(s, &seq, 12u << 20); /* rotations at every phase of the allocation ahead */
+	assert_int_equal(fl_sink_flush(s), 0);
+	int segs = 0;
+	for (int n = 1; n < 100; n++) {
+		char name[64];
+		snprintf(name, sizeof name, "system.%06d.jsonl", n);
+		struct stat seg;
+		if (fstatat(d, name, &seg, 0) < 0)
+			break;
+		assert_true(blocks_past_end(d, name) < 64 * 1024);
+		segs++;
+	}
+	assert_true(segs >= 6);
+	fl_sink_close(s);
+	assert_true(blocks_past_end(d, "system.jsonl") < 64 * 1024);
+
+	/* a drainer killed while busy: its child writes, takes the state, and dies without closing */
+	int pfd[2];
+	assert_int_equal(pipe(pfd), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct fl_sink *c;
+		struct fl_sink_state st = {0};
+		if (fl_sink_open(&c, rfd, "p", NULL, why, sizeof why) == 0) {
+			uint64_t q = 1;
+			append_bytes(c, &q, 1u << 20);
+			fl_sink_flush(c);
+			fl_sink_get_state(c, &st);
+		}
+		_exit(write(pfd[1], &st, sizeof st) == (ssize_t)sizeof st ? 0 : 1);
+	}
+	struct fl_sink_state ck;
+	assert_int_equal(read(pfd[0], &ck, sizeof ck), (ssize_t)sizeof ck);
+	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	assert_true(ck.size[FL_SINK_SYSTEM] >= 1u << 20);
+	if (ahead >= 64 * 1024) /* the same writes as above: blocks ahead again, which the reopen must give back */
+		assert_true(blocks_past_end(d, "system.jsonl") >= 64 * 1024);
+	assert_int_equal(fl_sink_open(&s, rfd, "p", &ck, why, sizeof why), 0);
+	assert_true(blocks_past_end(d, "system.jsonl") < 64 * 1024);
+	struct stat act;
+	assert_int_equal(fstatat(d, "system.jsonl", &act, 0), 0);
+	assert_int_equal((uint64_t)act.st_size, ck.size[FL_SINK_SYSTEM]);
+	fl_sink_close(s);
+	fl_sink_set_rotation(0, NULL);
+	close(pfd[0]);
+	close(pfd[1]);
+	close(d);
+	close(rfd);
+}
+
 /* ---- with the real fugue-logd ---------------------------------------------------------- */
 
 /* The drainer of the running case, killed by the teardown when an assertion ends the case early. */
@@ -972,6 +1071,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_archive_sigkill),
     cmocka_unit_test(test_cat_time_range),
     cmocka_unit_test(test_sink_undo_rotation),
+    cmocka_unit_test(test_sink_prealloc_given_back),
     cmocka_unit_test_teardown(test_rotation_full_speed, kill_drainer),
     cmocka_unit_test_teardown(test_sigkill_during_compression, kill_drainer),
     cmocka_unit_test_teardown(test_daemon_retention, kill_drainer),

@@ -25,6 +25,9 @@
 
 struct sink_file {
 	int fd;
+	uint64_t written;  /* the file's size: bytes write() took */
+	uint64_t prealloc; /* blocks are allocated up to here (fallocate, past the size); 0 = none */
+	int no_prealloc;   /* fallocate failed for this file: not tried again until it rotates */
 	/*
 	 * The lines not yet written; the drainer renders each line straight into
 	 * it (fl_sink_line_buf). No bytes until the first line; it grows by
@@ -245,8 +248,12 @@ static int open_class_file(struct fl_sink *s, int c, const char *id, char *why, 
 		       names[c], (long long)st.st_size, (unsigned long long)s->st.size[c]);
 		return -EBADMSG;
 	}
-	/* lines past the checkpoint were never acknowledged to the ring: they are written again */
-	if ((uint64_t)st.st_size != s->st.size[c] && ftruncate(f->fd, (off_t)s->st.size[c]) < 0) {
+	/* lines past the checkpoint were never acknowledged to the ring: they are written again; and
+	   blocks allocated past the size (FL_SINK_PREALLOC) by a drainer that did not stop cleanly go */
+	f->written = s->st.size[c];
+	if (((uint64_t)st.st_size != s->st.size[c] ||
+	     (uint64_t)st.st_blocks * 512 > s->st.size[c] + FL_SINK_PREALLOC / 4) &&
+	    ftruncate(f->fd, (off_t)s->st.size[c]) < 0) {
 		rc = -errno;
 		fl_why(why, whylen, "cannot truncate %s/%s: %s", id, names[c], strerror(-rc));
 		return rc;
@@ -294,6 +301,29 @@ int fl_sink_open(struct fl_sink **out, int root_fd, const char *id, const struct
 	return 0;
 }
 
+/* Blocks ahead for a big write into f (best effort: a failure only stops the trying). */
+static void prealloc(struct sink_file *f, size_t n)
+{
+	if (n < FL_SINK_WRITE / 2 || f->no_prealloc || f->written + n <= f->prealloc)
+		return;
+	uint64_t from = f->written > f->prealloc ? f->written : f->prealloc;
+	uint64_t to = f->written + n + FL_SINK_PREALLOC;
+	if (fallocate(f->fd, FALLOC_FL_KEEP_SIZE, (off_t)from, (off_t)(to - from)) == 0)
+		f->prealloc = to;
+	else
+		f->no_prealloc = 1; /* not supported here, or the disk is short: the write alone decides */
+}
+
+/* Gives back the blocks past the file's size that prealloc took. */
+static void prealloc_trim(struct sink_file *f)
+{
+	struct stat st;
+	/* to the size it has (never shorter): ext4 frees the blocks past it */
+	if (f->prealloc > f->written && f->fd >= 0 && fstat(f->fd, &st) == 0)
+		(void)!ftruncate(f->fd, st.st_size);
+	f->prealloc = 0;
+}
+
 /*
  * Writes the first n buffered bytes (the lines before the last keep bytes).
  * On a failure what was written is gone from the buffer and the rest stays,
@@ -304,6 +334,7 @@ static int write_head(struct sink_file *f, size_t n)
 {
 	size_t done = 0;
 	int rc = 0;
+	prealloc(f, n);
 	while (done < n) {
 		ssize_t w = write(f->fd, f->b.p + done, n - done);
 		if (w < 0) {
@@ -314,6 +345,7 @@ static int write_head(struct sink_file *f, size_t n)
 		}
 		done += (size_t)w;
 	}
+	f->written += done;
 	if (done && done < f->b.len)
 		memmove(f->b.p, f->b.p + done, f->b.len - done);
 	f->b.len -= done;
@@ -345,6 +377,7 @@ static int rotate(struct fl_sink *s, int cls, size_t keep)
 	int rc = write_head(f, f->b.len - keep);
 	if (rc < 0)
 		return rc;
+	prealloc_trim(f); /* a closed segment holds no blocks past its end */
 	if (fdatasync(f->fd) < 0)
 		return -errno;
 	if (s->npending == s->pending_cap) {
@@ -382,6 +415,8 @@ static int rotate(struct fl_sink *s, int cls, size_t keep)
 		return -errno;
 	close(f->fd);
 	f->fd = nfd;
+	f->written = 0;
+	f->no_prealloc = 0;
 	if (fsync(s->dirfd) < 0)
 		return -errno;
 	st->next_segment = n + 1;
@@ -546,9 +581,11 @@ int fl_sink_append(struct fl_sink *s, int cls, const char *line, size_t len, uin
 
 void fl_sink_trim(struct fl_sink *s)
 {
-	for (int c = 0; c < FL_SINK_CLASSES; c++)
+	for (int c = 0; c < FL_SINK_CLASSES; c++) {
 		if (!s->f[c].b.len)
 			fl_jbuf_free(&s->f[c].b);
+		prealloc_trim(&s->f[c]);
+	}
 }
 
 int fl_sink_flush(struct fl_sink *s)
@@ -588,6 +625,7 @@ void fl_sink_close(struct fl_sink *s)
 		return;
 	fl_sink_flush(s);
 	for (int c = 0; c < FL_SINK_CLASSES; c++) {
+		prealloc_trim(&s->f[c]);
 		if (s->f[c].fd >= 0)
 			close(s->f[c].fd);
 		fl_jbuf_free(&s->f[c].b);
