@@ -837,7 +837,6 @@ struct line_counter {
 	char *buf;
 };
 
-/* One blocking session at full, a fugue-logd draining it, and a counter of the lines it writes. */
 /* Writes total bytes of buf into a new file at path as the sink does (FL_SINK_WRITE at a time, blocks
  * FL_SINK_PREALLOC ahead), removes it; GB/s. */
 static double lim_pagecache_gbs(const char *path, const char *buf, size_t total)
@@ -847,11 +846,7 @@ static double lim_pagecache_gbs(const char *path, const char *buf, size_t total)
 		die("cannot create %s: %s", path, strerror(errno));
 	uint64_t t0 = fl_bench_mono_ns(), ahead = 0;
 	for (size_t done = 0; done < total; done += FL_SINK_WRITE) { /* the drainer's write size and allocation */
-		if (done + FL_SINK_WRITE > ahead) {
-			uint64_t to = done + FL_SINK_WRITE + FL_SINK_PREALLOC;
-			if (fallocate(fd, FALLOC_FL_KEEP_SIZE, (off_t)ahead, (off_t)(to - ahead)) == 0)
-				ahead = to;
-		}
+		(void)fl_sink_alloc_ahead(fd, done, FL_SINK_WRITE, &ahead); /* without it, the write alone */
 		if (write(fd, buf, FL_SINK_WRITE) != FL_SINK_WRITE)
 			die("write to %s: %s", path, strerror(errno));
 	}
@@ -880,6 +875,7 @@ static void warm_page_cache(uint64_t bytes)
 	lim_pagecache_gbs(path, buf, bytes);
 }
 
+/* One blocking session at full, a fugue-logd draining it, and a counter of the lines it writes. */
 static void lossless_open(struct bsession *s, struct drainer *d, struct line_counter *lc, uint32_t lanes,
 			  uint64_t lane_size)
 {

@@ -301,16 +301,21 @@ int fl_sink_open(struct fl_sink **out, int root_fd, const char *id, const struct
 	return 0;
 }
 
+int fl_sink_alloc_ahead(int fd, uint64_t at, size_t n, uint64_t *ahead)
+{
+	if (at + n <= *ahead)
+		return 0;
+	uint64_t from = at > *ahead ? at : *ahead, to = at + n + FL_SINK_PREALLOC;
+	if (fallocate(fd, FALLOC_FL_KEEP_SIZE, (off_t)from, (off_t)(to - from)) < 0)
+		return -errno;
+	*ahead = to;
+	return 0;
+}
+
 /* Blocks ahead for a big write into f (best effort: a failure only stops the trying). */
 static void prealloc(struct sink_file *f, size_t n)
 {
-	if (n < FL_SINK_WRITE / 2 || f->no_prealloc || f->written + n <= f->prealloc)
-		return;
-	uint64_t from = f->written > f->prealloc ? f->written : f->prealloc;
-	uint64_t to = f->written + n + FL_SINK_PREALLOC;
-	if (fallocate(f->fd, FALLOC_FL_KEEP_SIZE, (off_t)from, (off_t)(to - from)) == 0)
-		f->prealloc = to;
-	else
+	if (n >= FL_SINK_WRITE / 2 && !f->no_prealloc && fl_sink_alloc_ahead(f->fd, f->written, n, &f->prealloc) < 0)
 		f->no_prealloc = 1; /* not supported here, or the disk is short: the write alone decides */
 }
 

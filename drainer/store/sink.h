@@ -50,6 +50,15 @@ enum { FL_SINK_SYSTEM = 0, FL_SINK_USER = 1, FL_SINK_CLASSES = 2 }; /* == enum f
  */
 #define FL_SINK_PREALLOC (1024u * 1024)
 
+/*
+ * The sink's allocation ahead for a write of n bytes at offset at of fd: when
+ * it would pass *ahead (how far blocks are allocated; 0 at first), blocks up to
+ * FL_SINK_PREALLOC past its end, and *ahead moves there. Returns 0 or the
+ * -errno of fallocate (*ahead unchanged). fugue-bench's limit.pagecache writes
+ * through it too.
+ */
+int fl_sink_alloc_ahead(int fd, uint64_t at, size_t n, uint64_t *ahead);
+
 /* Checkpointed state of the active files; {0} is a fresh session. Fixed layout: it is stored on disk. */
 struct fl_sink_state {
 	uint64_t size[FL_SINK_CLASSES];	     /* bytes in each active file */
